@@ -1,0 +1,1 @@
+"""Static files shipped with colabtray: icons, sign-in result pages, desktop entries."""
