@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     config_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_config_dir(APP_NAME)))
     state_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_state_dir(APP_NAME)))
 
+    @field_validator("access_token", "client_id", "client_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("colab_url", "gapi_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:

@@ -1,0 +1,521 @@
+"""An async client for the Colab backend, speaking it as Google's own clients do.
+
+One class owns request building (hosts, ``authuser=0``, headers), the XSSI prefix, retries
+and the mapping of HTTP outcomes to the typed errors of :mod:`colabtray.colab.errors`.
+The user's Google token goes only to the colab and GAPI hosts; a runtime sees only its own
+proxy token. Nothing here logs a token, a query string or a body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, TypeVar
+
+import httpx
+import stamina
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from colabtray import __version__
+from colabtray.colab import errors
+from colabtray.colab.models import (
+    CPU,
+    HIGH_MEM_ONLY,
+    AssignedRuntime,
+    AssignmentList,
+    AssignTicket,
+    CcuInfo,
+    ComputeUnits,
+    ConsumptionUserInfo,
+    Eligibility,
+    JupyterSession,
+    Kernel,
+    Resources,
+    Runtime,
+    RuntimeProxyInfo,
+    UserInfo,
+    XsrfTicket,
+)
+from colabtray.settings import Settings
+
+log = logging.getLogger(__name__)
+
+XSSI_PREFIX = ")]}'\n"
+RUNTIME_TOKEN_HEADER = "X-Colab-Runtime-Proxy-Token"
+XSRF_HEADER = "X-Goog-Colab-Token"
+
+Host = Literal["colab", "gapi"]
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class TokenSource(Protocol):
+    """Where the client gets the user's Google access token."""
+
+    async def access_token(self) -> str:
+        """A token to use now (refreshed ahead of expiry by the implementation)."""
+        ...
+
+    async def token_rejected(self, token: str) -> str | None:
+        """The backend said 401 to ``token``: a fresh one to retry with once, or ``None``."""
+        ...
+
+
+@dataclass(frozen=True)
+class StaticToken:
+    """A ready bearer token (``COLABTRAY_ACCESS_TOKEN``); it cannot be refreshed."""
+
+    token: str
+
+    async def access_token(self) -> str:
+        return self.token
+
+    async def token_rejected(self, token: str) -> str | None:
+        return None
+
+
+@dataclass(frozen=True)
+class AssignResult:
+    runtime: AssignedRuntime
+    is_new: bool
+
+
+def new_notebook_hash() -> str:
+    """A fresh ``nbh``: a UUID with ``_`` for ``-``, padded with dots to 44 characters."""
+    return str(uuid.uuid4()).replace("-", "_").ljust(44, ".")
+
+
+class _Retryable(Exception):
+    """Raised inside the retry loop for outcomes worth another try; carries the final error."""
+
+    def __init__(self, error: errors.ColabError) -> None:
+        self.error = error
+
+
+ErrorFactory = Callable[[httpx.Response], errors.ColabError]
+
+
+class ColabClient:
+    """Every call colabtray makes to the Colab backend and to its runtimes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tokens: TokenSource,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._settings = settings
+        self._tokens = tokens
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.request_timeout),
+            transport=transport,
+            follow_redirects=False,
+            headers={"User-Agent": f"colabtray/{__version__}"},
+        )
+
+    async def __aenter__(self) -> ColabClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ---- runtimes: list, assign, unassign, keep alive, refresh -----------------------------
+
+    async def list_assignments(self) -> list[Runtime]:
+        """All runtimes assigned to the account, including ones made elsewhere."""
+        if self._settings.listing_api == "gapi":
+            body = await self._backend("GET", "gapi", "/v1/assignments", what="the runtime list")
+        else:
+            body = await self._backend(
+                "GET", "colab", "/tun/m/assignments", what="the runtime list"
+            )
+        return _parse(AssignmentList, body, "the runtime list").assignments
+
+    async def assign(
+        self,
+        variant: str = CPU,
+        accelerator: str | None = None,
+        *,
+        high_mem: bool = False,
+        runtime_version: str | None = None,
+        notebook_hash: str | None = None,
+    ) -> AssignResult:
+        """Assign a runtime (GET for the XSRF ticket, then POST), or return the existing one.
+
+        Raises TooManyRuntimesError (412), AcceleratorUnavailableError (503),
+        QuotaExceededError and DenylistedError (outcomes), and the common errors.
+        """
+        what = "the new runtime"
+        accelerator = accelerator.upper() if accelerator else None
+        params = {"nbh": notebook_hash or new_notebook_hash()}
+        if variant != CPU:
+            params["variant"] = variant
+        if accelerator:
+            params["accelerator"] = accelerator
+        if high_mem and accelerator not in HIGH_MEM_ONLY and variant != "TPU":
+            params["shape"] = "hm"
+        if runtime_version:
+            params["runtime_version_label"] = runtime_version
+
+        first = await self._backend("GET", "colab", "/tun/m/assign", params=params, what=what)
+        ticket = _try_parse(AssignTicket, first)
+        if ticket is None:
+            return AssignResult(_parse(AssignedRuntime, first, what), is_new=False)
+
+        reply = await self._backend(
+            "POST",
+            "colab",
+            "/tun/m/assign",
+            params=params,
+            headers={XSRF_HEADER: ticket.token},
+            what=what,
+            status_errors={
+                412: lambda _: errors.TooManyRuntimesError(),
+                503: lambda _: errors.AcceleratorUnavailableError(accelerator),
+            },
+        )
+        outcome = reply.get("outcome") if isinstance(reply, dict) else None
+        if outcome in (1, 2, 3):
+            raise errors.QuotaExceededError()
+        if outcome == 5:
+            raise errors.DenylistedError()
+        return AssignResult(_parse(AssignedRuntime, reply, what), is_new=True)
+
+    async def unassign(self, endpoint: str) -> None:
+        """Give the runtime back (GET for the XSRF token, then POST)."""
+        what = f"disconnecting runtime {endpoint}"
+        path = f"/tun/m/unassign/{endpoint}"
+        gone = {404: lambda _: errors.RuntimeGoneError(endpoint)}
+        ticket = _parse(
+            XsrfTicket,
+            await self._backend("GET", "colab", path, what=what, status_errors=gone),
+            what,
+        )
+        await self._backend(
+            "POST",
+            "colab",
+            path,
+            headers={XSRF_HEADER: ticket.token},
+            what=what,
+            status_errors=gone,
+            expect_json=False,
+        )
+
+    async def keep_alive(self, endpoint: str) -> None:
+        """Tell Colab the runtime is in use.
+
+        A read timeout counts as success: the front end records the ping when the request
+        arrives and often never answers (CLI notes §1.6). 404 raises RuntimeGoneError.
+        """
+        timeout = self._settings.keepalive_timeout
+        try:
+            await self._backend(
+                "GET",
+                "colab",
+                f"/tun/m/{endpoint}/keep-alive/",
+                headers={"X-Colab-Tunnel": "Google"},
+                what=f"keeping runtime {endpoint} alive",
+                status_errors={404: lambda _: errors.RuntimeGoneError(endpoint)},
+                expect_json=False,
+                retry=False,
+                request_timeout=httpx.Timeout(timeout, connect=timeout),
+                read_timeout_ok=True,
+            )
+        except _ReadTimedOut:
+            log.debug("keep-alive for %s timed out reading; counted as sent", endpoint)
+
+    async def refresh_proxy_token(self, endpoint: str) -> RuntimeProxyInfo:
+        """A fresh runtime proxy token (and URL); RuntimeGoneError if the runtime is gone."""
+        if self._settings.listing_api == "gapi":
+            body = await self._backend(
+                "GET",
+                "gapi",
+                "/v1/runtime-proxy-token",
+                params={"endpoint": endpoint, "port": "8080"},
+                what=f"a new access token for runtime {endpoint}",
+                status_errors={404: lambda _: errors.RuntimeGoneError(endpoint)},
+            )
+            return _parse(RuntimeProxyInfo, body, "the runtime access token")
+        # The colab host mints a fresh token for every runtime on every listing.
+        for runtime in await self.list_assignments():
+            if runtime.endpoint == endpoint and runtime.proxy is not None:
+                return runtime.proxy
+        raise errors.RuntimeGoneError(endpoint)
+
+    # ---- the account ----------------------------------------------------------------------
+
+    async def compute_units(self) -> ComputeUnits:
+        """Balance, burn rate and free quota of the account."""
+        what = "the compute-unit balance"
+        if self._settings.account_api == "gapi":
+            body = await self._backend(
+                "GET",
+                "gapi",
+                "/v1/user-info",
+                params={"get_ccu_consumption_info": "true"},
+                what=what,
+            )
+            return _parse(ConsumptionUserInfo, body, what).compute_units()
+        body = await self._backend("GET", "colab", "/tun/m/ccu-info", what=what)
+        return _parse(CcuInfo, body, what).compute_units()
+
+    async def eligibility(self) -> Eligibility:
+        """Which accelerators this account may and may not assign."""
+        what = "the account's eligible runtimes"
+        if self._settings.account_api == "gapi":
+            body = await self._backend("GET", "gapi", "/v1/user-info", what=what)
+            return _parse(UserInfo, body, what).eligibility()
+        body = await self._backend("GET", "colab", "/tun/m/ccu-info", what=what)
+        return _parse(CcuInfo, body, what).eligibility()
+
+    # ---- the runtime's own server ---------------------------------------------------------
+
+    async def resources(self, runtime: Runtime) -> Resources:
+        """Live RAM, disk and GPU figures of the runtime."""
+        body = await self._runtime("GET", runtime, "api/colab/resources", what="its resources")
+        return _parse(Resources, body, "the runtime's resources")
+
+    async def kernels(self, runtime: Runtime) -> list[Kernel]:
+        body = await self._runtime("GET", runtime, "api/kernels", what="its kernels")
+        return _parse(TypeAdapter(list[Kernel]), body, "the runtime's kernels")
+
+    async def sessions(self, runtime: Runtime) -> list[JupyterSession]:
+        body = await self._runtime("GET", runtime, "api/sessions", what="its sessions")
+        return _parse(TypeAdapter(list[JupyterSession]), body, "the runtime's sessions")
+
+    async def delete_session(self, runtime: Runtime, session_id: str) -> None:
+        await self._runtime(
+            "DELETE", runtime, f"api/sessions/{session_id}", what="closing a session"
+        )
+
+    # ---- plumbing -------------------------------------------------------------------------
+
+    def _url(self, host: Host, path: str) -> str:
+        base = self._settings.colab_url if host == "colab" else self._settings.gapi_url
+        return base + path
+
+    async def _backend(
+        self,
+        method: str,
+        host: Host,
+        path: str,
+        *,
+        what: str,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        status_errors: Mapping[int, ErrorFactory] | None = None,
+        expect_json: bool = True,
+        retry: bool | None = None,
+        request_timeout: httpx.Timeout | None = None,
+        read_timeout_ok: bool = False,
+    ) -> Any:
+        """One call to the colab or GAPI host, with auth, retries and error mapping."""
+        query = dict(params or {})
+        if host == "colab":
+            query["authuser"] = "0"  # on every colab-host request, and on no other
+        base_headers = {
+            "Accept": "application/json",
+            "X-Colab-Client-Agent": self._settings.client_agent,
+            **(headers or {}),
+        }
+        url = self._url(host, path)
+        idempotent = method == "GET" if retry is None else retry
+        own_statuses = set(status_errors or ())
+
+        async def send_once() -> httpx.Response:
+            token = await self._tokens.access_token()
+            response = await self._send(
+                method,
+                url,
+                path,
+                what,
+                query,
+                base_headers,
+                token,
+                request_timeout,
+                read_timeout_ok,
+            )
+            if response.status_code == 401:
+                fresh = await self._tokens.token_rejected(token)
+                if fresh is None:
+                    raise errors.SignedOutError()
+                response = await self._send(
+                    method,
+                    url,
+                    path,
+                    what,
+                    query,
+                    base_headers,
+                    fresh,
+                    request_timeout,
+                    read_timeout_ok,
+                )
+                if response.status_code == 401:
+                    raise errors.SignedOutError()
+            status = response.status_code
+            if (status >= 500 or status == 429) and status not in own_statuses:
+                raise _Retryable(errors.BackendUnavailableError(what, f"HTTP {status}"))
+            return response
+
+        response = await self._with_retries(send_once, idempotent)
+        _raise_for_status(response, what, status_errors or {})
+        if not expect_json:
+            return None
+        return _decode_json(response, what)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        path: str,
+        what: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        token: str,
+        request_timeout: httpx.Timeout | None,
+        read_timeout_ok: bool,
+    ) -> httpx.Response:
+        request_headers = {**headers, "Authorization": f"Bearer {token}"}
+        try:
+            response = await self._http.request(
+                method,
+                url,
+                params=query,
+                headers=request_headers,
+                timeout=request_timeout or self._http.timeout,
+            )
+        except httpx.ReadTimeout as exc:
+            if read_timeout_ok:
+                raise _ReadTimedOut() from None
+            raise _Retryable(errors.BackendUnavailableError(what, "timed out")) from exc
+        except httpx.TimeoutException as exc:
+            raise _Retryable(errors.BackendUnavailableError(what, "timed out")) from exc
+        except httpx.TransportError as exc:
+            raise _Retryable(errors.BackendUnavailableError(what, _transport_detail(exc))) from exc
+        log.debug("%s %s -> %s", method, path, response.status_code)
+        return response
+
+    async def _with_retries(self, send_once: Callable[[], Any], idempotent: bool) -> Any:
+        """Retry idempotent calls on 5xx, 429, timeouts and connection errors, with backoff."""
+        attempts = self._settings.retry_attempts if idempotent else 1
+        try:
+            async for attempt in stamina.retry_context(
+                on=_Retryable,
+                attempts=attempts,
+                wait_initial=self._settings.retry_initial_wait,
+                wait_max=self._settings.retry_max_wait,
+                wait_jitter=self._settings.retry_initial_wait,
+                timeout=None,
+            ):
+                with attempt:
+                    return await send_once()
+        except _Retryable as exc:
+            raise exc.error from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _runtime(self, method: str, runtime: Runtime, path: str, *, what: str) -> Any:
+        """One call to the runtime's Jupyter server, with its proxy token and nothing else."""
+        full_what = f"runtime {runtime.endpoint} ({what})"
+        if runtime.proxy is None:
+            raise errors.RuntimeAccessError(runtime.endpoint, 0)
+        url = runtime.proxy.url.rstrip("/") + "/" + path
+        headers = {
+            RUNTIME_TOKEN_HEADER: runtime.proxy.token.get_secret_value(),
+            "X-Colab-Client-Agent": self._settings.client_agent,
+            "Accept": "application/json",
+        }
+
+        async def send_once() -> httpx.Response:
+            try:
+                response = await self._http.request(method, url, headers=headers)
+            except httpx.TimeoutException as exc:
+                raise _Retryable(errors.BackendUnavailableError(full_what, "timed out")) from exc
+            except httpx.TransportError as exc:
+                raise _Retryable(
+                    errors.BackendUnavailableError(full_what, _transport_detail(exc))
+                ) from exc
+            log.debug("%s runtime %s /%s -> %s", method, runtime.endpoint, path,
+                      response.status_code)  # fmt: skip
+            if response.status_code >= 500:
+                raise _Retryable(
+                    errors.BackendUnavailableError(full_what, f"HTTP {response.status_code}")
+                )
+            return response
+
+        response = await self._with_retries(send_once, idempotent=method == "GET")
+        if response.status_code in (401, 403, 404):
+            raise errors.RuntimeAccessError(runtime.endpoint, response.status_code)
+        _raise_for_status(response, full_what, {})
+        if method == "DELETE" or not response.content:
+            return None
+        return _decode_json(response, full_what)
+
+
+class _ReadTimedOut(Exception):
+    """Internal: a read timeout on a call where that means success (keep-alive)."""
+
+
+def _transport_detail(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        return "connection failed"
+    return "the connection broke"
+
+
+def _raise_for_status(
+    response: httpx.Response, what: str, status_errors: Mapping[int, ErrorFactory]
+) -> None:
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    if status in status_errors:
+        raise status_errors[status](response)
+    if status == 401:
+        raise errors.SignedOutError()
+    hint = ""
+    if status == 403:
+        hint = "This Google account or OAuth client may not be allowed to use Colab this way."
+    raise errors.RequestRejectedError(what, status, hint)
+
+
+def _decode_json(response: httpx.Response, what: str) -> Any:
+    text = response.text
+    if text.startswith(XSSI_PREFIX):
+        text = text[len(XSSI_PREFIX) :]
+    if not text.strip():
+        raise errors.MalformedResponseError(what, "an empty body")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        content_type = response.headers.get("content-type", "").split(";")[0] or "unknown type"
+        detail = "an HTML page" if "html" in content_type else f"not JSON ({content_type})"
+        raise errors.MalformedResponseError(what, detail) from None
+
+
+def _parse(model: type[ModelT] | TypeAdapter[Any], body: Any, what: str) -> Any:
+    """Validate ``body``; a mismatch names the fields, never their values (they may be secret)."""
+    try:
+        if isinstance(model, TypeAdapter):
+            return model.validate_python(body)
+        return model.model_validate(body)
+    except ValidationError as exc:
+        fields = sorted(
+            {
+                ".".join(str(p) for p in e["loc"]) or "the body"
+                for e in exc.errors(include_input=False)
+            }
+        )
+        detail = "missing or invalid: " + ", ".join(fields[:5])
+        raise errors.MalformedResponseError(what, detail) from None
+
+
+def _try_parse(model: type[ModelT], body: Any) -> ModelT | None:
+    try:
+        return model.model_validate(body)
+    except ValidationError:
+        return None

@@ -1,0 +1,109 @@
+"""Typed errors of the Colab backend client.
+
+Every error carries ``message``: one sentence a person can act on. Messages name the
+operation and never contain a token, a query string or a response body.
+"""
+
+from __future__ import annotations
+
+
+class ColabError(Exception):
+    """Base class; ``str(error)`` is the sentence to show the user."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SignedOutError(ColabError):
+    """The backend refused our Google credentials (401), even after a refresh."""
+
+    def __init__(self) -> None:
+        super().__init__("Google no longer accepts this sign-in; sign in again.")
+
+
+class TooManyRuntimesError(ColabError):
+    """Assign answered 412: the account has as many runtimes as it may have."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Colab will not assign another runtime: this account has too many "
+            "(or may not have this kind right now). Disconnect one and try again."
+        )
+
+
+class AcceleratorUnavailableError(ColabError):
+    """Assign answered 503: no machine of that kind is free."""
+
+    def __init__(self, accelerator: str | None) -> None:
+        self.accelerator = accelerator
+        what = f"No {accelerator} is" if accelerator else "No runtime is"
+        super().__init__(f"{what} free on Colab right now; try another kind or try later.")
+
+
+class QuotaExceededError(ColabError):
+    """Assign answered with a quota outcome (1, 2 or the deprecated 3)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Colab says this account has used up its quota for this kind of runtime; "
+            "try a smaller one, wait, or add compute units."
+        )
+
+
+class DenylistedError(ColabError):
+    """Assign answered outcome 5: the account is blocked from Colab runtimes."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Colab has blocked this account from using runtimes (suspected abuse); "
+            "other Google products are not affected. See Colab's usage limits FAQ."
+        )
+
+
+class RuntimeGoneError(ColabError):
+    """The runtime no longer exists on the backend (404, or absent from the listing)."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        super().__init__(f"The Colab runtime {endpoint} is gone (disconnected or reclaimed).")
+
+
+class RuntimeAccessError(ColabError):
+    """The runtime refused its proxy token (expired, or the runtime was just removed)."""
+
+    def __init__(self, endpoint: str, status: int) -> None:
+        self.endpoint = endpoint
+        self.status = status
+        super().__init__(
+            f"The Colab runtime {endpoint} refused the request (HTTP {status}); "
+            "its access token may have expired."
+        )
+
+
+class BackendUnavailableError(ColabError):
+    """5xx, 429, a connection error or a timeout, after the allowed retries."""
+
+    def __init__(self, what: str, detail: str) -> None:
+        self.what = what
+        super().__init__(f"Colab could not be reached for {what} ({detail}); try again later.")
+
+
+class MalformedResponseError(ColabError):
+    """The backend answered 2xx with something that is not the documented JSON."""
+
+    def __init__(self, what: str, detail: str) -> None:
+        self.what = what
+        super().__init__(
+            f"Colab answered {what} with something colabtray cannot read ({detail}); "
+            "the service may be having trouble, or colabtray needs an update."
+        )
+
+
+class RequestRejectedError(ColabError):
+    """Any other 4xx: the backend understood the request and said no."""
+
+    def __init__(self, what: str, status: int, hint: str = "") -> None:
+        self.what = what
+        self.status = status
+        super().__init__(f"Colab refused {what} (HTTP {status}).{(' ' + hint) if hint else ''}")

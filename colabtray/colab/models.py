@@ -1,0 +1,391 @@
+"""The Colab backend's replies, read into typed models.
+
+The backend speaks two dialects (see shared/docs/colab-protocol.md §1.7 and the CLI notes §1.4):
+the colab host (``/tun/m/*``) sends enums as numbers and ``tokenExpiresInSeconds``; the GAPI
+host sends enum names and ``tokenTtl: "3600s"``. Both read into the same normalized values:
+
+- variant: ``"CPU" | "GPU" | "TPU"``, or the wire text of a variant we have never seen;
+- accelerator: upper-cased model (``"T4"``, ``"V5E1"``…) or ``None`` for CPU;
+- shape: ``"standard" | "high-mem"``, or the wire text of an unknown shape;
+- tier: ``"free" | "pro" | "pro_plus"``.
+
+Unknown values are kept as text so that a new accelerator never breaks listing.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+
+CPU, GPU, TPU = "CPU", "GPU", "TPU"
+STANDARD, HIGH_MEM = "standard", "high-mem"
+FREE, PRO, PRO_PLUS = "free", "pro", "pro_plus"
+
+DEFAULT_TOKEN_TTL = 3600.0
+
+# Accelerators that only exist as high-memory machines: never send shape=hm for them.
+HIGH_MEM_ONLY = frozenset({"L4", "V28", "V5E1", "V6E1"})
+
+_VARIANTS = {
+    0: CPU, 1: GPU, 2: TPU,
+    "DEFAULT": CPU, "GPU": GPU, "TPU": TPU,
+    "VARIANT_UNSPECIFIED": CPU, "VARIANT_CPU": CPU, "VARIANT_GPU": GPU, "VARIANT_TPU": TPU,
+}  # fmt: skip
+_SHAPES = {
+    0: STANDARD, 1: HIGH_MEM,
+    "SHAPE_DEFAULT": STANDARD, "SHAPE_UNSPECIFIED": STANDARD, "SHAPE_STANDARD": STANDARD,
+    "SHAPE_HIGH_MEM": HIGH_MEM, "SHAPE_HIGHMEM": HIGH_MEM,
+}  # fmt: skip
+_TIERS = {
+    0: FREE, 1: PRO, 2: PRO_PLUS,
+    "SUBSCRIPTION_TIER_NONE": FREE, "SUBSCRIPTION_TIER_UNSPECIFIED": FREE,
+    "SUBSCRIPTION_TIER_FREE": FREE, "SUBSCRIPTION_TIER_PRO": PRO,
+    "SUBSCRIPTION_TIER_PRO_PLUS": PRO_PLUS,
+}  # fmt: skip
+
+
+def _lookup(table: dict[Any, str], value: Any, *, unknown_prefix: str = "") -> str:
+    if isinstance(value, bool):  # bool is an int in Python; it is never a valid enum here
+        raise ValueError("expected an enum value, got a boolean")
+    if not isinstance(value, int | str):
+        raise ValueError("expected an enum number or name")
+    if value in table:
+        return table[value]
+    text = str(value)
+    return text.removeprefix(unknown_prefix) if unknown_prefix else text
+
+
+def normalize_variant(value: Any) -> str:
+    return _lookup(_VARIANTS, value, unknown_prefix="VARIANT_")
+
+
+def normalize_shape(value: Any) -> str:
+    return _lookup(_SHAPES, value)
+
+
+def normalize_tier(value: Any) -> str:
+    return _lookup(_TIERS, value)
+
+
+def normalize_accelerator(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("expected an accelerator name")
+    model = value.strip().upper()
+    return None if model in ("", "NONE") else model
+
+
+def parse_ttl(value: Any) -> float:
+    """Seconds from ``3600``, ``"3600s"`` or ``"2700.25s"``; odd or non-positive → 3600."""
+    if isinstance(value, bool):
+        return DEFAULT_TOKEN_TTL
+    if isinstance(value, str):
+        value = value.strip().removesuffix("s")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return DEFAULT_TOKEN_TTL
+    return seconds if math.isfinite(seconds) and seconds > 0 else DEFAULT_TOKEN_TTL
+
+
+def _int64(value: Any) -> Any:
+    """ProtoJSON sends int64 as a string; it must still be a safe integer."""
+    if isinstance(value, str):
+        number = int(value)
+        if abs(number) > 2**53 - 1:
+            raise ValueError("integer is too large")
+        return number
+    return value
+
+
+Variant = Annotated[str, BeforeValidator(normalize_variant)]
+Shape = Annotated[str, BeforeValidator(normalize_shape)]
+Tier = Annotated[str, BeforeValidator(normalize_tier)]
+Accelerator = Annotated[str | None, BeforeValidator(normalize_accelerator)]
+AcceleratorList = Annotated[
+    list[str], BeforeValidator(lambda v: [m for m in map(normalize_accelerator, v or []) if m])
+]
+Int64 = Annotated[int, BeforeValidator(_int64)]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class RuntimeProxyInfo(_Wire):
+    """How to reach a runtime's Jupyter server: its URL and its short-lived proxy token."""
+
+    url: str
+    token: SecretStr
+    ttl_seconds: Annotated[float, BeforeValidator(parse_ttl)] = Field(
+        validation_alias=AliasChoices("tokenExpiresInSeconds", "tokenTtl", "ttl_seconds")
+    )
+    received_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.received_at + timedelta(seconds=self.ttl_seconds)
+
+    def expires_within(self, seconds: float) -> bool:
+        return datetime.now(UTC) + timedelta(seconds=seconds) >= self.expires_at
+
+
+class Runtime(_Wire):
+    """One assigned runtime, from an assign reply or either listing form."""
+
+    endpoint: str = Field(min_length=1)
+    variant: Variant
+    accelerator: Accelerator = None
+    shape: Shape = Field(default=STANDARD, validation_alias=AliasChoices("machineShape", "shape"))
+    proxy: RuntimeProxyInfo | None = Field(
+        default=None, validation_alias=AliasChoices("runtimeProxyInfo", "proxy")
+    )
+    notebook_id_hash: str | None = Field(default=None, validation_alias="notebookIdHash")
+    runtime_version: str | None = Field(default=None, validation_alias="runtimeVersionLabel")
+    idle_timeout_seconds: int | None = Field(default=None, validation_alias="fit")
+
+    def with_proxy(self, proxy: RuntimeProxyInfo) -> Runtime:
+        return self.model_copy(update={"proxy": proxy})
+
+
+class AssignedRuntime(Runtime):
+    """The assign POST reply (or the GET's "already assigned" form): proxy info is required."""
+
+    proxy: RuntimeProxyInfo = Field(validation_alias=AliasChoices("runtimeProxyInfo", "proxy"))
+    shape: Shape = Field(validation_alias=AliasChoices("machineShape", "shape"))
+    subscription_tier: Tier | None = Field(default=None, validation_alias="subTier")
+
+
+class AssignTicket(_Wire):
+    """The assign GET reply when nothing is assigned yet: the XSRF token for the POST."""
+
+    acc: str
+    nbh: str
+    token: str
+    variant: str
+    p: bool | None = None
+
+
+class XsrfTicket(_Wire):
+    token: str = Field(min_length=1)
+
+
+class AssignmentList(_Wire):
+    """Both listings; a missing ``assignments`` key means no runtime."""
+
+    assignments: list[Runtime] = Field(default_factory=list)
+
+
+class ComputeUnits(BaseModel):
+    """Compute-unit balance and burn rate; ``None`` where the backend did not say."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tier: str | None = None
+    balance: float | None = None
+    rate_per_hour: float | None = None
+    assignments: int | None = None
+    free_remaining: float | None = None
+    free_refill_at: datetime | None = None
+
+    @property
+    def hours_left(self) -> float | None:
+        """Hours until paid plus free units run out at the current rate, if it burns at all."""
+        if not self.rate_per_hour or self.rate_per_hour <= 0:
+            return None
+        total = (self.balance or 0.0) + (self.free_remaining or 0.0)
+        return total / self.rate_per_hour
+
+
+class Eligibility(BaseModel):
+    """What this account may and may not assign, per variant (``"GPU"``, ``"TPU"``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tier: str = FREE
+    eligible: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    ineligible: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    def may_have(self, variant: str, accelerator: str | None) -> bool:
+        if variant == CPU or accelerator is None:
+            return True
+        return accelerator in self.eligible.get(variant, ())
+
+    def shapes_for(self, accelerator: str | None) -> tuple[str, ...]:
+        """Free accounts get standard machines only; paid ones may ask for High-RAM."""
+        if accelerator in HIGH_MEM_ONLY:
+            return (HIGH_MEM,)
+        return (STANDARD,) if self.tier == FREE else (STANDARD, HIGH_MEM)
+
+
+class _CcuFreeQuota(_Wire):
+    remaining_tokens: Int64 | None = Field(default=None, validation_alias="remainingTokens")
+    next_refill: int | None = Field(default=None, validation_alias="nextRefillTimestampSec")
+
+
+class CcuInfo(_Wire):
+    """``GET /tun/m/ccu-info`` on the colab host (the CLI notes §1.8)."""
+
+    current_balance: float | None = Field(default=None, validation_alias="currentBalance")
+    consumption_rate_hourly: float | None = Field(
+        default=None, validation_alias="consumptionRateHourly"
+    )
+    assignments_count: int | None = Field(default=None, validation_alias="assignmentsCount")
+    eligible_gpus: AcceleratorList = Field(default_factory=list, validation_alias="eligibleGpus")
+    ineligible_gpus: AcceleratorList = Field(
+        default_factory=list, validation_alias="ineligibleGpus"
+    )
+    eligible_tpus: AcceleratorList = Field(default_factory=list, validation_alias="eligibleTpus")
+    ineligible_tpus: AcceleratorList = Field(
+        default_factory=list, validation_alias="ineligibleTpus"
+    )
+    free_quota: _CcuFreeQuota | None = Field(default=None, validation_alias="freeCcuQuotaInfo")
+    subscription_tier: Tier | None = Field(default=None, validation_alias="subscriptionTier")
+
+    def compute_units(self) -> ComputeUnits:
+        return _compute_units(
+            self.subscription_tier,
+            self.current_balance,
+            self.consumption_rate_hourly,
+            self.assignments_count,
+            self.free_quota,
+        )
+
+    def eligibility(self) -> Eligibility:
+        # ccu-info names no tier; paid balance is the best hint that High-RAM is on offer.
+        tier = self.subscription_tier or (PRO if (self.current_balance or 0) > 0 else FREE)
+        return Eligibility(
+            tier=tier,
+            eligible={GPU: tuple(self.eligible_gpus), TPU: tuple(self.eligible_tpus)},
+            ineligible={GPU: tuple(self.ineligible_gpus), TPU: tuple(self.ineligible_tpus)},
+        )
+
+
+class _AcceleratorGroup(_Wire):
+    variant: Variant
+    models: AcceleratorList = Field(default_factory=list)
+
+
+class UserInfo(_Wire):
+    """``GET {gapi}/v1/user-info`` (protocol §2.4 and §2.5)."""
+
+    subscription_tier: Tier = Field(validation_alias="subscriptionTier")
+    paid_balance: float | None = Field(default=None, validation_alias="paidComputeUnitsBalance")
+    eligible_accelerators: list[_AcceleratorGroup] = Field(validation_alias="eligibleAccelerators")
+    ineligible_accelerators: list[_AcceleratorGroup] = Field(
+        validation_alias="ineligibleAccelerators"
+    )
+    consumption_rate_hourly: float | None = Field(
+        default=None, validation_alias="consumptionRateHourly"
+    )
+    assignments_count: int | None = Field(default=None, validation_alias="assignmentsCount")
+    free_quota: _CcuFreeQuota | None = Field(default=None, validation_alias="freeCcuQuotaInfo")
+
+    def eligibility(self) -> Eligibility:
+        def grouped(groups: list[_AcceleratorGroup]) -> dict[str, tuple[str, ...]]:
+            result: dict[str, list[str]] = {}
+            for group in groups:
+                result.setdefault(group.variant, []).extend(group.models)
+            return {variant: tuple(models) for variant, models in result.items()}
+
+        return Eligibility(
+            tier=self.subscription_tier,
+            eligible=grouped(self.eligible_accelerators),
+            ineligible=grouped(self.ineligible_accelerators),
+        )
+
+    def compute_units(self) -> ComputeUnits:
+        return _compute_units(
+            self.subscription_tier,
+            self.paid_balance,
+            self.consumption_rate_hourly,
+            self.assignments_count,
+            self.free_quota,
+        )
+
+
+class ConsumptionUserInfo(UserInfo):
+    """The consumption form (``get_ccu_consumption_info=true``): three more fields required."""
+
+    paid_balance: float = Field(validation_alias="paidComputeUnitsBalance")
+    consumption_rate_hourly: float = Field(validation_alias="consumptionRateHourly")
+    assignments_count: int = Field(validation_alias="assignmentsCount")
+
+
+def _compute_units(
+    tier: str | None,
+    balance: float | None,
+    rate: float | None,
+    assignments: int | None,
+    free_quota: _CcuFreeQuota | None,
+) -> ComputeUnits:
+    remaining = refill = None
+    if free_quota is not None:
+        if free_quota.remaining_tokens is not None:
+            remaining = free_quota.remaining_tokens / 1000  # milli-CCU on the wire
+        if free_quota.next_refill is not None:
+            refill = datetime.fromtimestamp(free_quota.next_refill, UTC)
+    return ComputeUnits(
+        tier=tier,
+        balance=balance,
+        rate_per_hour=rate,
+        assignments=assignments,
+        free_remaining=remaining,
+        free_refill_at=refill,
+    )
+
+
+class _Filesystem(_Wire):
+    label: str = ""
+    total_bytes: int = Field(default=0, validation_alias="totalBytes")
+    used_bytes: int = Field(default=0, validation_alias="usedBytes")
+
+
+class Disk(_Wire):
+    filesystem: _Filesystem = Field(default_factory=_Filesystem)
+
+
+class Memory(_Wire):
+    total_bytes: int = Field(default=0, validation_alias="totalBytes")
+    free_bytes: int = Field(default=0, validation_alias="freeBytes")
+
+
+class Gpu(_Wire):
+    name: str = ""
+    memory_used_bytes: int = Field(default=0, validation_alias="memoryUsedBytes")
+    memory_total_bytes: int = Field(default=0, validation_alias="memoryTotalBytes")
+    gpu_utilization: float = Field(default=0.0, validation_alias="gpuUtilization")
+    memory_utilization: float = Field(default=0.0, validation_alias="memoryUtilization")
+    ever_used: bool = Field(default=False, validation_alias="everUsed")
+
+
+class Resources(_Wire):
+    """``GET <runtime>/api/colab/resources`` (protocol §2.13): ``disks`` is required."""
+
+    memory: Memory = Field(default_factory=Memory)
+    disks: list[Disk]
+    gpus: list[Gpu] = Field(default_factory=list)
+
+
+class Kernel(_Wire):
+    """One entry of the runtime's Jupyter ``GET /api/kernels``."""
+
+    id: str
+    name: str = ""
+    last_activity: datetime | None = None
+    execution_state: str = "unknown"
+    connections: int = 0
+
+
+class JupyterSession(_Wire):
+    """One entry of the runtime's Jupyter ``GET /api/sessions``."""
+
+    id: str
+    name: str = ""
+    path: str = ""
+    type: str = ""
+    kernel: Kernel | None = None

@@ -1,0 +1,102 @@
+"""Human names for runtimes ("T4 GPU", "CPU (1)") that stay put while the runtime lives.
+
+Colab knows runtimes only by endpoint. colabtray names each one after its kind the first
+time it sees it, numbering duplicates the way file managers do ("T4 GPU", "T4 GPU (1)"),
+and keeps the names in a small JSON file in the state directory (nothing secret in it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from colabtray.colab.models import CPU, HIGH_MEM, Runtime
+
+log = logging.getLogger(__name__)
+
+# TPU model names as Colab's web UI shows them.
+_TPU_LABELS = {"V28": "v2-8", "V5E1": "v5e", "V6E1": "v6e"}
+
+
+def kind_label(variant: str, accelerator: str | None) -> str:
+    """What the runtime is, accelerator first: "T4 GPU", "v5e TPU", "CPU"."""
+    if variant == CPU or not accelerator:
+        return variant if variant != CPU else "CPU"
+    model = _TPU_LABELS.get(accelerator, accelerator) if variant == "TPU" else accelerator
+    return f"{model} {variant}"
+
+
+def shape_label(shape: str) -> str:
+    return "High-RAM" if shape == HIGH_MEM else "Standard"
+
+
+def _numbered(base: str, taken: set[str]) -> str:
+    if base not in taken:
+        return base
+    index = 1
+    while f"{base} ({index})" in taken:
+        index += 1
+    return f"{base} ({index})"
+
+
+class RuntimeNames:
+    """Endpoint → name, persisted; names of runtimes that are gone are released."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._names: dict[str, str] = self._load()
+
+    def _load(self) -> dict[str, str]:
+        try:
+            data = json.loads(self._path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.warning("Ignoring unreadable runtime names file %s: %s", self._path, exc)
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {str(k): str(v) for k, v in data.items() if isinstance(v, str)}
+
+    def _save(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".names-")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(self._names, handle, indent=1, sort_keys=True)
+        os.replace(tmp, self._path)
+
+    def name_of(self, runtime: Runtime) -> str:
+        """The runtime's name, giving it one (and saving) if it has none yet."""
+        name = self._names.get(runtime.endpoint)
+        if name is None:
+            name = _numbered(
+                kind_label(runtime.variant, runtime.accelerator), set(self._names.values())
+            )
+            self._names[runtime.endpoint] = name
+            self._save()
+        return name
+
+    def sync(self, runtimes: Iterable[Runtime]) -> dict[str, str]:
+        """Forget runtimes that are gone, name new ones; returns endpoint → name."""
+        runtimes = list(runtimes)
+        live = {r.endpoint for r in runtimes}
+        if set(self._names) - live:
+            self._names = {ep: name for ep, name in self._names.items() if ep in live}
+            self._save()
+        return {r.endpoint: self.name_of(r) for r in runtimes}
+
+    def find(self, name_or_endpoint: str, runtimes: Iterable[Runtime]) -> Runtime | None:
+        """The runtime with that endpoint, or that name (case-insensitive)."""
+        runtimes = list(runtimes)
+        for runtime in runtimes:
+            if runtime.endpoint == name_or_endpoint:
+                return runtime
+        wanted = name_or_endpoint.casefold()
+        for runtime in runtimes:
+            if self.name_of(runtime).casefold() == wanted:
+                return runtime
+        return None
