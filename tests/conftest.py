@@ -1,3 +1,3 @@
 """Shared test set-up: each part of the real world the tests need lives in tests/fixtures/."""
 
-pytest_plugins = ["tests.fixtures.emulator"]
+pytest_plugins = ["tests.fixtures.emulator", "tests.fixtures.scripted_http"]
