@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 
 from colabtray.colab import errors
 from colabtray.settings import Settings
@@ -12,13 +12,13 @@ async def fetch_email(settings: Settings, access_token: str) -> str:
     """The account's email; SignedOutError if Google refuses the token."""
     what = "the account's email"
     try:
-        async with httpx.AsyncClient(timeout=settings.request_timeout) as http:
+        async with httpx2.AsyncClient(timeout=settings.request_timeout) as http:
             response = await http.get(
                 settings.userinfo_url, headers={"Authorization": f"Bearer {access_token}"}
             )
-    except httpx.TimeoutException:
+    except httpx2.TimeoutException:
         raise errors.BackendUnavailableError(what, "timed out") from None
-    except httpx.TransportError:
+    except httpx2.TransportError:
         raise errors.BackendUnavailableError(what, "connection failed") from None
     if response.status_code == 401:
         raise errors.SignedOutError()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
-import httpx
+import httpx2
 import stamina
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -94,7 +94,7 @@ class _Retryable(Exception):
         self.error = error
 
 
-ErrorFactory = Callable[[httpx.Response], errors.ColabError]
+ErrorFactory = Callable[[httpx2.Response], errors.ColabError]
 
 
 class ColabClient:
@@ -105,12 +105,12 @@ class ColabClient:
         settings: Settings,
         tokens: TokenSource,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
         self._settings = settings
         self._tokens = tokens
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.request_timeout),
+        self._http = httpx2.AsyncClient(
+            timeout=httpx2.Timeout(settings.request_timeout),
             transport=transport,
             follow_redirects=False,
             headers={"User-Agent": f"colabtray/{__version__}"},
@@ -224,7 +224,7 @@ class ColabClient:
                 status_errors={404: lambda _: errors.RuntimeGoneError(endpoint)},
                 expect_json=False,
                 retry=False,
-                request_timeout=httpx.Timeout(timeout, connect=timeout),
+                request_timeout=httpx2.Timeout(timeout, connect=timeout),
                 read_timeout_ok=True,
             )
         except _ReadTimedOut:
@@ -312,7 +312,7 @@ class ColabClient:
         status_errors: Mapping[int, ErrorFactory] | None = None,
         expect_json: bool = True,
         retry: bool | None = None,
-        request_timeout: httpx.Timeout | None = None,
+        request_timeout: httpx2.Timeout | None = None,
         read_timeout_ok: bool = False,
     ) -> Any:
         """One call to the colab or GAPI host, with auth, retries and error mapping."""
@@ -328,7 +328,7 @@ class ColabClient:
         idempotent = method == "GET" if retry is None else retry
         own_statuses = set(status_errors or ())
 
-        async def send_once() -> httpx.Response:
+        async def send_once() -> httpx2.Response:
             token = await self._tokens.access_token()
             response = await self._send(
                 method,
@@ -378,9 +378,9 @@ class ColabClient:
         query: Mapping[str, str],
         headers: Mapping[str, str],
         token: str,
-        request_timeout: httpx.Timeout | None,
+        request_timeout: httpx2.Timeout | None,
         read_timeout_ok: bool,
-    ) -> httpx.Response:
+    ) -> httpx2.Response:
         request_headers = {**headers, "Authorization": f"Bearer {token}"}
         try:
             response = await self._http.request(
@@ -390,13 +390,13 @@ class ColabClient:
                 headers=request_headers,
                 timeout=request_timeout or self._http.timeout,
             )
-        except httpx.ReadTimeout as exc:
+        except httpx2.ReadTimeout as exc:
             if read_timeout_ok:
                 raise _ReadTimedOut() from None
             raise _Retryable(errors.BackendUnavailableError(what, "timed out")) from exc
-        except httpx.TimeoutException as exc:
+        except httpx2.TimeoutException as exc:
             raise _Retryable(errors.BackendUnavailableError(what, "timed out")) from exc
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             raise _Retryable(errors.BackendUnavailableError(what, _transport_detail(exc))) from exc
         log.debug("%s %s -> %s", method, path, response.status_code)
         return response
@@ -431,12 +431,12 @@ class ColabClient:
             "Accept": "application/json",
         }
 
-        async def send_once() -> httpx.Response:
+        async def send_once() -> httpx2.Response:
             try:
                 response = await self._http.request(method, url, headers=headers)
-            except httpx.TimeoutException as exc:
+            except httpx2.TimeoutException as exc:
                 raise _Retryable(errors.BackendUnavailableError(full_what, "timed out")) from exc
-            except httpx.TransportError as exc:
+            except httpx2.TransportError as exc:
                 raise _Retryable(
                     errors.BackendUnavailableError(full_what, _transport_detail(exc))
                 ) from exc
@@ -461,14 +461,14 @@ class _ReadTimedOut(Exception):
     """Internal: a read timeout on a call where that means success (keep-alive)."""
 
 
-def _transport_detail(exc: httpx.TransportError) -> str:
-    if isinstance(exc, httpx.ConnectError):
+def _transport_detail(exc: httpx2.TransportError) -> str:
+    if isinstance(exc, httpx2.ConnectError):
         return "connection failed"
     return "the connection broke"
 
 
 def _raise_for_status(
-    response: httpx.Response, what: str, status_errors: Mapping[int, ErrorFactory]
+    response: httpx2.Response, what: str, status_errors: Mapping[int, ErrorFactory]
 ) -> None:
     status = response.status_code
     if 200 <= status < 300:
@@ -483,7 +483,7 @@ def _raise_for_status(
     raise errors.RequestRejectedError(what, status, hint)
 
 
-def _decode_json(response: httpx.Response, what: str) -> Any:
+def _decode_json(response: httpx2.Response, what: str) -> Any:
     text = response.text
     if text.startswith(XSSI_PREFIX):
         text = text[len(XSSI_PREFIX) :]
