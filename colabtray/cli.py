@@ -11,29 +11,25 @@ import asyncio
 import json
 import logging
 import sys
+import webbrowser
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from colabtray import __version__
+from colabtray.auth.errors import NotSignedInError
+from colabtray.auth.tokens import SecretStore
 from colabtray.auth.userinfo import fetch_email
 from colabtray.colab import errors
-from colabtray.colab.client import ColabClient, StaticToken
+from colabtray.colab.client import ColabClient, StaticToken, TokenSource
 from colabtray.colab.models import CPU, GPU, HIGH_MEM, TPU, ComputeUnits, Runtime
 from colabtray.core.naming import RuntimeNames, kind_label, shape_label
+from colabtray.core.session import AccountState, Session
 from colabtray.settings import Settings, load_settings
 
 log = logging.getLogger("colabtray")
 
 # What people type for TPUs → Colab's model names.
 _TPU_ALIASES = {"V5E": "V5E1", "V5E-1": "V5E1", "V6E": "V6E1", "V6E-1": "V6E1", "V2-8": "V28"}
-
-
-class NotSignedInError(errors.ColabError):
-    def __init__(self) -> None:
-        super().__init__(
-            "Not signed in. Set COLABTRAY_ACCESS_TOKEN to a Google access token "
-            "(or run 'colabtray emulator' and export the lines it prints)."
-        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +40,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"colabtray {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    signin = commands.add_parser("signin", help="sign in with Google (opens your browser)")
+    signin.add_argument(
+        "--no-browser", action="store_true", help="print the sign-in URL instead of opening it"
+    )
+    signin.add_argument("--account", metavar="EMAIL", help="suggest this account to Google")
+    signin.add_argument(
+        "--switch", metavar="EMAIL", help="make an account that is signed in already active"
+    )
+
+    signout = commands.add_parser("signout", help="sign out (revokes and forgets the token)")
+    who = signout.add_mutually_exclusive_group()
+    who.add_argument("--account", metavar="EMAIL", help="the account (default: the active one)")
+    who.add_argument("--all", action="store_true", help="every account")
 
     status = commands.add_parser("status", help="show the account and its runtimes")
     status.add_argument("--json", action="store_true", help="print one JSON object")
@@ -84,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:  # each retry is logged as a warning; the final error says enough
         logging.getLogger("stamina").setLevel(logging.ERROR)
     handlers: dict[str, Callable[[argparse.Namespace, Settings], Awaitable[int]]] = {
+        "signin": _signin,
+        "signout": _signout,
         "status": _status,
         "new": _new,
         "remove": _remove,
@@ -102,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"colabtray: {exc.message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        print("colabtray: cancelled.", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: say so in one line, keep the details for --verbose
         log.debug("unexpected error", exc_info=True)
@@ -112,10 +125,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _client(settings: Settings) -> ColabClient:
-    if settings.access_token is None:
+def _session(settings: Settings) -> Session:
+    session = Session(settings, SecretStore())
+    if session.keyring_warning:
+        print(f"colabtray: {session.keyring_warning}", file=sys.stderr)
+    return session
+
+
+def _tokens(settings: Settings) -> TokenSource:
+    """COLABTRAY_ACCESS_TOKEN if set, else the active signed-in account."""
+    if settings.access_token is not None:
+        return StaticToken(settings.access_token.get_secret_value())
+    session = _session(settings)
+    if session.active_email is None:
         raise NotSignedInError()
-    return ColabClient(settings, StaticToken(settings.access_token.get_secret_value()))
+    return session
+
+
+def _client(settings: Settings, tokens: TokenSource | None = None) -> ColabClient:
+    return ColabClient(settings, tokens or _tokens(settings))
 
 
 def _names(settings: Settings) -> RuntimeNames:
@@ -147,17 +175,15 @@ def compute_units_json(units: ComputeUnits) -> dict[str, Any]:
 
 
 async def _status(args: argparse.Namespace, settings: Settings) -> int:
-    async with _client(settings) as client:
+    tokens = _tokens(settings)
+    async with _client(settings, tokens) as client:
         runtimes = await client.list_assignments()
-        email: str | None
-        try:
-            assert settings.access_token is not None
-            email = await fetch_email(settings, settings.access_token.get_secret_value())
-        except errors.SignedOutError:
-            raise
-        except errors.ColabError as exc:
-            log.warning("could not read the account's email: %s", exc.message)
-            email = None
+        if isinstance(tokens, Session):
+            email = tokens.active_email
+            others = [a for a in tokens.accounts() if not a.active]
+        else:
+            email = await _email_of_static_token(settings, tokens)
+            others = []
         units: ComputeUnits | None
         try:
             units = await client.compute_units()
@@ -172,6 +198,7 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
             json.dumps(
                 {
                     "account": {"email": email} if email else None,
+                    "other_accounts": [{"email": a.email, "state": str(a.state)} for a in others],
                     "runtimes": [runtime_json(r, names[r.endpoint]) for r in runtimes],
                     "compute_units": compute_units_json(units) if units else None,
                 },
@@ -180,6 +207,9 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 0
     print(f"Signed in as {email}" if email else "Signed in (account email unknown)")
+    for account in others:
+        note = "sign in again" if account.state == AccountState.NEEDS_SIGN_IN else "signed in"
+        print(f"  also: {account.email} ({note}; colabtray signin --switch {account.email})")
     if not runtimes:
         print("No runtimes. Start one with: colabtray new --gpu T4")
     for runtime in runtimes:
@@ -259,3 +289,52 @@ async def _close_sessions(client: ColabClient, runtime: Runtime) -> None:
             await client.delete_session(runtime, session.id)
     except errors.ColabError as exc:
         log.info("could not close the sessions on %s first: %s", runtime.endpoint, exc.message)
+
+
+async def _email_of_static_token(settings: Settings, tokens: StaticToken) -> str | None:
+    try:
+        return await fetch_email(settings, tokens.token)
+    except errors.SignedOutError:
+        raise
+    except errors.ColabError as exc:
+        log.warning("could not read the account's email: %s", exc.message)
+        return None
+
+
+def _open_in_browser(url: str) -> None:
+    """The platform's standard way; honours $BROWSER. Says where to go if nothing opened."""
+    if not webbrowser.open(url):
+        print(f"Open this URL in your browser to sign in:\n{url}", file=sys.stderr)
+
+
+def _print_url(url: str) -> None:
+    print(f"Open this URL in your browser to sign in:\n{url}", flush=True)
+
+
+async def _signin(args: argparse.Namespace, settings: Settings) -> int:
+    session = _session(settings)
+    if args.switch:
+        session.switch(args.switch)
+        print(f"Active account: {args.switch}")
+        return 0
+    hint = args.account or session.active_email
+    print("Waiting for you to sign in with Google in your browser (Ctrl-C cancels)…",
+          file=sys.stderr)  # fmt: skip
+    email = await session.sign_in(
+        _print_url if args.no_browser else _open_in_browser,
+        login_hint=hint,
+        wait_seconds=settings.signin_timeout,
+    )
+    where = "the system keyring" if not session.keyring_warning else "memory only"
+    print(f"Signed in as {email} (kept in {where}).")
+    return 0
+
+
+async def _signout(args: argparse.Namespace, settings: Settings) -> int:
+    session = _session(settings)
+    gone = await session.sign_out(args.account, everyone=args.all)
+    if not gone:
+        raise NotSignedInError()
+    for email in gone:
+        print(f"Signed out {email}.")
+    return 0

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     client_id: str | None = None
     client_secret: SecretStr | None = None
     scopes: tuple[str, ...] = GOOGLE_SCOPES
+    # How long the sign-in flow waits for the browser's redirect, in seconds.
+    signin_timeout: float = Field(default=300.0, gt=0)
     # A ready bearer token that skips sign-in (scripts, tests, a token printed by gcloud).
     access_token: SecretStr | None = None
 

@@ -7,16 +7,11 @@ and keeps the names in a small JSON file in the state directory (nothing secret 
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from colabtray.colab.models import CPU, HIGH_MEM, Runtime
-
-log = logging.getLogger(__name__)
+from colabtray.core.jsonfile import read_json, write_json
 
 # TPU model names as Colab's web UI shows them.
 _TPU_LABELS = {"V28": "v2-8", "V5E1": "v5e", "V6E1": "v6e"}
@@ -51,23 +46,13 @@ class RuntimeNames:
         self._names: dict[str, str] = self._load()
 
     def _load(self) -> dict[str, str]:
-        try:
-            data = json.loads(self._path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            log.warning("Ignoring unreadable runtime names file %s: %s", self._path, exc)
-            return {}
+        data = read_json(self._path)
         if not isinstance(data, dict):
             return {}
-        return {str(k): str(v) for k, v in data.items() if isinstance(v, str)}
+        return {str(k): v for k, v in data.items() if isinstance(v, str)}
 
     def _save(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".names-")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(self._names, handle, indent=1, sort_keys=True)
-        os.replace(tmp, self._path)
+        write_json(self._path, self._names)
 
     def name_of(self, runtime: Runtime) -> str:
         """The runtime's name, giving it one (and saving) if it has none yet."""

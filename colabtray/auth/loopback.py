@@ -1,0 +1,114 @@
+"""The one-shot loopback receiver that catches Google's redirect after sign-in.
+
+It listens on 127.0.0.1 at a port the OS picks, answers exactly one redirect that carries the
+expected ``state``, and then closes. Anything else a local process or web page sends gets an
+error page and changes nothing: the real redirect still completes afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import html
+import logging
+from importlib import resources
+
+from aiohttp import web
+
+from colabtray.auth.errors import SignInDeclinedError, SignInError
+
+log = logging.getLogger(__name__)
+
+_PAGES = resources.files("colabtray.resources")
+
+
+def _page(name: str, **values: str) -> str:
+    text = (_PAGES / name).read_text(encoding="utf-8")
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", html.escape(value))
+    return text
+
+
+class LoopbackReceiver:
+    """Waits for ``GET /?state=…&code=…`` on ``http://127.0.0.1:PORT/``."""
+
+    def __init__(self, expected_state: str | None = None) -> None:
+        self._state = expected_state
+        self._result: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def expect(self, state: str) -> None:
+        self._state = state
+
+    async def start(self) -> str:
+        """Bind to 127.0.0.1 on a free port; returns the redirect URI."""
+        app = web.Application(client_max_size=64 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # handler_cancellation: a client that hangs up early cancels only its own handler.
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, reuse_address=False)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self.redirect_uri
+
+    async def wait(self) -> str:
+        """The authorization code; SignInDeclinedError or SignInError from the redirect."""
+        return await asyncio.shield(self._result)
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if not self._result.done():
+            self._result.cancel()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if request.method != "GET":
+            return _html(405, _page("signin-error.html", reason="Only GET is allowed here."),
+                         headers={"Allow": "GET"})  # fmt: skip
+        if request.path != "/":
+            return _html(404, _page("signin-error.html", reason="There is nothing here."))
+        if request.host not in (f"127.0.0.1:{self.port}", f"localhost:{self.port}"):
+            return _html(400, _page("signin-error.html", reason="Unexpected Host header."))
+        query = request.query
+        state = query.get("state", "")
+        if self._state is None or not hmac.compare_digest(
+            state.encode("utf-8", "surrogateescape"), self._state.encode()
+        ):
+            log.info("loopback receiver: ignored a request without the expected state")
+            return _html(400, _page("signin-error.html", reason="This sign-in link is not valid."))
+        if self._result.done():
+            return _html(400, _page("signin-error.html", reason="Sign-in has already finished."))
+        error = query.get("error")
+        code = query.get("code", "")
+        if error == "access_denied":
+            self._result.set_exception(SignInDeclinedError())
+            return _html(200, _page("signin-declined.html"))
+        if error or not code:
+            self._result.set_exception(
+                SignInError(f"Google did not sign you in ({(error or 'no code')[:60]}).")
+            )
+            return _html(400, _page("signin-error.html", reason="Google did not sign you in."))
+        self._result.set_result(code)
+        return _html(200, _page("signin-success.html"))
+
+
+def _html(status: int, body: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        text=body,
+        content_type="text/html",
+        headers={
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            "X-Frame-Options": "DENY",
+            **(headers or {}),
+        },
+    )
