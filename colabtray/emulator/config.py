@@ -1,0 +1,175 @@
+"""The emulator's command-line options, parsed into one immutable object."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+from dataclasses import dataclass, field
+from typing import cast
+
+from colabtray.emulator.catalog import TIERS, Tier
+
+DEFAULT_ACCOUNTS: tuple[tuple[str, Tier], ...] = (
+    ("ada@example.com", "pro"),
+    ("free@example.com", "free"),
+    ("plus@example.com", "pro_plus"),
+)
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Everything the emulator is told at start; run-time changes go through the admin API."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    idle_timeout: float = 5400.0
+    proxy_token_ttl: float = 3600.0
+    access_token_ttl: float = 3600.0
+    auto_approve: bool = False
+    fault_rate: float = 0.0
+    latency: float = 0.0
+    max_runtimes: int | None = None
+    # (email, tier); the first one is the default account.
+    accounts: tuple[tuple[str, Tier], ...] = field(default=DEFAULT_ACCOUNTS)
+
+
+def _loopback_host(value: str) -> str:
+    if value == "localhost":
+        return "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an IP address") from None
+    if not address.is_loopback:
+        raise argparse.ArgumentTypeError(f"{value} is not a loopback address; refusing to listen")
+    return str(address)
+
+
+def _non_negative(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return number
+
+
+def _positive(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return number
+
+
+def _rate(value: str) -> float:
+    number = float(value)
+    if not 0 <= number <= 1:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return number
+
+
+def _account(value: str) -> tuple[str, Tier]:
+    email, _, tier = value.partition(":")
+    tier = tier or "pro"
+    if "@" not in email or email.startswith("@") or email.endswith("@"):
+        raise argparse.ArgumentTypeError(f"{email!r} is not an e-mail address")
+    if tier not in TIERS:
+        raise argparse.ArgumentTypeError(f"tier must be one of {', '.join(TIERS)}")
+    return email.lower(), cast(Tier, tier)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="colabtray emulator",
+        description=(
+            "Local stand-in for Google sign-in and the Colab backend; its runtimes are real "
+            "Jupyter servers. Prints `export NAME=value` lines for colabtray, then "
+            "'# colabtray emulator ready', and runs until SIGINT/SIGTERM."
+        ),
+    )
+    parser.add_argument(
+        "--host",
+        type=_loopback_host,
+        default="127.0.0.1",
+        help="loopback address to listen on (default 127.0.0.1)",
+    )
+    parser.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
+    parser.add_argument(
+        "--idle-timeout",
+        type=_positive,
+        default=5400.0,
+        metavar="SECONDS",
+        help="reclaim a runtime after this long without keep-alive (5400)",
+    )
+    parser.add_argument(
+        "--proxy-token-ttl",
+        type=_positive,
+        default=3600.0,
+        metavar="SECONDS",
+        help="lifetime of runtime proxy tokens (3600)",
+    )
+    parser.add_argument(
+        "--access-token-ttl",
+        type=_positive,
+        default=3600.0,
+        metavar="SECONDS",
+        help="lifetime of issued access tokens (3600)",
+    )
+    parser.add_argument(
+        "--auto-approve",
+        action="store_true",
+        help="consent pages approve at once for the default account",
+    )
+    parser.add_argument(
+        "--fault-rate",
+        type=_rate,
+        default=0.0,
+        metavar="FLOAT",
+        help="share of backend requests answered 500/503 (0)",
+    )
+    parser.add_argument(
+        "--latency",
+        type=_non_negative,
+        default=0.0,
+        metavar="SECONDS",
+        help="delay added to backend requests (0)",
+    )
+    parser.add_argument(
+        "--max-runtimes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="runtimes per account, overriding the tier's limit",
+    )
+    parser.add_argument(
+        "--account",
+        type=_account,
+        action="append",
+        default=None,
+        metavar="EMAIL[:free|pro|pro_plus]",
+        help="an account (repeatable; the first is the default; default: "
+        + ", ".join(f"{e}:{t}" for e, t in DEFAULT_ACCOUNTS)
+        + ")",
+    )
+    return parser
+
+
+def parse_config(argv: list[str] | None) -> EmulatorConfig:
+    """Parse the command line; exits with status 2 on bad options (argparse's convention)."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    if ns.max_runtimes is not None and ns.max_runtimes < 0:
+        parser.error("--max-runtimes must not be negative")
+    accounts = tuple(ns.account) if ns.account else DEFAULT_ACCOUNTS
+    if len({email for email, _ in accounts}) != len(accounts):
+        parser.error("each --account must be listed once")
+    return EmulatorConfig(
+        host=ns.host,
+        port=ns.port,
+        idle_timeout=ns.idle_timeout,
+        proxy_token_ttl=ns.proxy_token_ttl,
+        access_token_ttl=ns.access_token_ttl,
+        auto_approve=ns.auto_approve,
+        fault_rate=ns.fault_rate,
+        latency=ns.latency,
+        max_runtimes=ns.max_runtimes,
+        accounts=accounts,
+    )

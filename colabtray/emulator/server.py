@@ -1,0 +1,131 @@
+"""Assemble the emulator: one aiohttp server for every remote party, plus runtime proxies.
+
+Lifecycle: listen, print the ``export`` lines and the ready line, run until SIGINT/SIGTERM/
+SIGHUP, then stop every runtime (Jupyter and kernels) and remove the temp dir. An ``atexit``
+hook repeats the kill and the removal for crash paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import TextIO
+
+from aiohttp import web
+
+from colabtray.emulator.admin import Admin
+from colabtray.emulator.backend import Backend
+from colabtray.emulator.config import EmulatorConfig
+from colabtray.emulator.faults import make_faults
+from colabtray.emulator.guards import rejections
+from colabtray.emulator.oauth import OAuth
+from colabtray.emulator.requestlog import make_request_log
+from colabtray.emulator.runtimes import RuntimeManager
+from colabtray.emulator.state import EmulatorState
+from colabtray.emulator.tokens import KNOWN_SCOPES
+
+log = logging.getLogger("colabtray.emulator")
+
+READY_LINE = "# colabtray emulator ready"
+
+
+def build_app(state: EmulatorState, manager: RuntimeManager) -> web.Application:
+    admin = Admin(state, manager)
+    app = web.Application(
+        middlewares=[admin.guard, make_request_log(state), make_faults(state), rejections]
+    )
+    app.add_routes(OAuth(state).routes())
+    app.add_routes(Backend(state, manager).routes())
+    app.add_routes(admin.routes())
+    return app
+
+
+def exports(state: EmulatorState, access_token: str) -> dict[str, str]:
+    base = state.base_url
+    return {
+        "COLABTRAY_COLAB_URL": base,
+        "COLABTRAY_GAPI_URL": f"{base}/gapi",
+        "COLABTRAY_OAUTH_AUTH_URL": f"{base}/o/oauth2/v2/auth",
+        "COLABTRAY_OAUTH_TOKEN_URL": f"{base}/token",
+        "COLABTRAY_OAUTH_REVOKE_URL": f"{base}/revoke",
+        "COLABTRAY_USERINFO_URL": f"{base}/oauth2/v2/userinfo",
+        "COLABTRAY_CLIENT_ID": state.client_id,
+        "COLABTRAY_CLIENT_SECRET": state.client_secret,
+        "COLABTRAY_ACCESS_TOKEN": access_token,
+        "COLABTRAY_EMULATOR_URL": base,
+    }
+
+
+class _CrashCleanup:
+    """atexit safety net: kill children and remove the temp dir if ``serve`` did not."""
+
+    def __init__(self, manager: RuntimeManager, temp_dir: Path) -> None:
+        self.manager = manager
+        self.temp_dir = temp_dir
+        self.done = False
+
+    def __call__(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        with contextlib.suppress(Exception):
+            self.manager.kill_all_sync()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+async def serve(config: EmulatorConfig, out: TextIO | None = None) -> int:
+    """Run the emulator until a stop signal; returns the process exit status."""
+    out = out or sys.stdout
+    temp_dir = Path(tempfile.mkdtemp(prefix="colabtray-emulator-"))
+    state = EmulatorState(config, temp_dir)
+    manager = RuntimeManager(state)
+    cleanup = _CrashCleanup(manager, temp_dir)
+    atexit.register(cleanup)
+    runner = web.AppRunner(build_app(state, manager), access_log=None, shutdown_timeout=2.0)
+    reclaimer: asyncio.Task[None] | None = None
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, config.host, config.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            log.error("cannot listen on %s:%s: %s", config.host, config.port, exc.strerror)
+            return 1
+        port = runner.addresses[0][1]
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        state.base_url = f"http://{host}:{port}"
+        static = state.tokens.static_token(state.default_email, state.client_id, KNOWN_SCOPES)
+        for name, value in exports(state, static.value).items():
+            print(f"export {name}={shlex.quote(value)}", file=out)
+        print(READY_LINE, file=out, flush=True)
+        log.info(
+            "emulator listening on %s (default account %s)", state.base_url, state.default_email
+        )
+        reclaimer = asyncio.create_task(manager.reclaim_forever())
+        await stop.wait()
+        log.info("stopping")
+        return 0
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        if reclaimer is not None:
+            reclaimer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reclaimer
+        await manager.close()
+        await runner.cleanup()
+        cleanup()
+        atexit.unregister(cleanup)
