@@ -1,0 +1,293 @@
+"""What is assigned: the account's runtimes, kept current by polling and after every change.
+
+The registry polls the backend's listing, diffs it against what it knew and tells its
+listeners what happened (a runtime added, removed by the user or reclaimed behind our back,
+the backend lost and found again: once per episode, never once per poll). It also hands out
+runtimes with a proxy token that is good for a while, refreshing it from the backend when it
+is about to expire. Plain asyncio: the tray, ``--headless`` and the tests all drive it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from colabtray.auth.errors import InvalidGrantError, NotSignedInError
+from colabtray.colab import errors
+from colabtray.colab.client import ColabClient
+from colabtray.colab.models import ComputeUnits, Eligibility, Runtime
+from colabtray.core.naming import RuntimeNames
+
+log = logging.getLogger(__name__)
+
+# Refresh a runtime's proxy token when less than this is left (Google's extension: 5 min).
+TOKEN_REFRESH_AHEAD = 300.0
+
+
+@dataclass(frozen=True)
+class RuntimeAdded:
+    runtime: Runtime
+    name: str
+    by_user: bool  # created through colabtray in this process
+
+
+@dataclass(frozen=True)
+class RuntimeRemoved:
+    endpoint: str
+    name: str
+    by_user: bool  # False: reclaimed by Colab or removed elsewhere
+
+
+@dataclass(frozen=True)
+class BackendLost:
+    message: str
+
+
+@dataclass(frozen=True)
+class BackendBack:
+    pass
+
+
+@dataclass(frozen=True)
+class SignInNeeded:
+    message: str
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    """Anything the tray shows may have changed (names, compute units, tokens…)."""
+
+
+Event = RuntimeAdded | RuntimeRemoved | BackendLost | BackendBack | SignInNeeded | StateChanged
+
+
+@dataclass
+class RegistryState:
+    runtimes: dict[str, Runtime] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+    compute_units: ComputeUnits | None = None
+    eligibility: Eligibility | None = None
+    loaded: bool = False  # a listing has succeeded at least once
+    reachable: bool = True
+    problem: str | None = None  # the sentence to show while something is wrong
+    signed_out: bool = False
+
+
+class RuntimeRegistry:
+    def __init__(
+        self,
+        client: ColabClient,
+        names: RuntimeNames,
+        *,
+        poll_interval: float = 60.0,
+    ) -> None:
+        self._client = client
+        self._names = names
+        self.poll_interval = poll_interval
+        self.state = RegistryState()
+        self._listeners: list[Callable[[Event], None]] = []
+        self._created_here: set[str] = set()
+        self._removing: set[str] = set()
+        self._refresh_lock = asyncio.Lock()
+        self._token_locks: dict[str, asyncio.Lock] = {}
+        self._wake = asyncio.Event()
+
+    @property
+    def client(self) -> ColabClient:
+        return self._client
+
+    def subscribe(self, listener: Callable[[Event], None]) -> None:
+        self._listeners.append(listener)
+
+    def name_of(self, endpoint: str) -> str:
+        return self.state.names.get(endpoint, endpoint)
+
+    def runtimes(self) -> list[tuple[str, Runtime]]:
+        """(name, runtime) pairs in a stable order: by name."""
+        return sorted(
+            ((self.name_of(ep), rt) for ep, rt in self.state.runtimes.items()),
+            key=lambda pair: pair[0].casefold(),
+        )
+
+    # ---- polling --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Poll until cancelled; ``poke()`` polls at once (after wake-up, network back…)."""
+        while True:
+            await self.refresh()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    async def refresh(self) -> None:
+        """One listing (plus compute units); never raises for backend trouble."""
+        async with self._refresh_lock:
+            try:
+                listed = await self._client.list_assignments()
+            except (errors.SignedOutError, InvalidGrantError, NotSignedInError) as exc:
+                self._signed_out(exc.message)
+                return
+            except errors.ColabError as exc:
+                self._lost(exc.message)
+                return
+            self._found()
+            self._apply(listed)
+            await self._refresh_account()
+
+    async def _refresh_account(self) -> None:
+        try:
+            self.state.compute_units = await self._client.compute_units()
+            if self.state.eligibility is None:
+                self.state.eligibility = await self._client.eligibility()
+        except errors.ColabError as exc:
+            log.info("could not read the account's compute units: %s", exc.message)
+        self._emit(StateChanged())
+
+    def _apply(self, listed: list[Runtime]) -> None:
+        before = self.state.runtimes
+        after = {runtime.endpoint: runtime for runtime in listed}
+        names = self._names.sync(listed)
+        removed = [ep for ep in before if ep not in after]
+        added = [ep for ep in after if ep not in before]
+        old_names = self.state.names
+        self.state.runtimes = after
+        self.state.names = names
+        first_load = not self.state.loaded
+        self.state.loaded = True
+        for endpoint in removed:
+            by_user = endpoint in self._removing
+            self._removing.discard(endpoint)
+            self._token_locks.pop(endpoint, None)
+            self._emit(RuntimeRemoved(endpoint, old_names.get(endpoint, endpoint), by_user))
+        for endpoint in added:
+            if first_load:
+                continue  # what was already there at start is not news
+            by_user = endpoint in self._created_here
+            self._emit(RuntimeAdded(after[endpoint], names[endpoint], by_user))
+
+    # ---- changes the user makes -----------------------------------------------------------
+
+    async def create(
+        self,
+        variant: str,
+        accelerator: str | None = None,
+        *,
+        high_mem: bool = False,
+        runtime_version: str | None = None,
+    ) -> tuple[str, Runtime]:
+        """Assign a runtime and list again; typed errors reach the caller as they are."""
+        result = await self._client.assign(
+            variant, accelerator, high_mem=high_mem, runtime_version=runtime_version
+        )
+        runtime = result.runtime
+        self._created_here.add(runtime.endpoint)
+        await self.refresh()
+        if runtime.endpoint not in self.state.runtimes:  # listing lagging or failing
+            self.state.runtimes[runtime.endpoint] = runtime
+            self.state.names[runtime.endpoint] = self._names.name_of(runtime)
+            self._emit(RuntimeAdded(runtime, self.state.names[runtime.endpoint], True))
+        return self.name_of(runtime.endpoint), self.state.runtimes[runtime.endpoint]
+
+    async def remove(self, endpoint: str) -> None:
+        """Close its sessions (best effort), unassign, and list again."""
+        runtime = self.state.runtimes.get(endpoint)
+        self._removing.add(endpoint)
+        if runtime is not None:
+            await self._close_sessions(runtime)
+        try:
+            await self._client.unassign(endpoint)
+        except errors.RuntimeGoneError:
+            pass  # already gone: that is what the user wanted
+        except errors.ColabError:
+            self._removing.discard(endpoint)
+            raise
+        await self.refresh()
+        if endpoint in self.state.runtimes:  # the listing still has it; trust the unassign
+            self._apply([rt for ep, rt in self.state.runtimes.items() if ep != endpoint])
+            self._emit(StateChanged())
+
+    async def _close_sessions(self, runtime: Runtime) -> None:
+        try:
+            fresh = await self.fresh_runtime(runtime.endpoint)
+            for session in await self._client.sessions(fresh):
+                await self._client.delete_session(fresh, session.id)
+        except errors.ColabError as exc:
+            log.info("could not close sessions on %s first: %s", runtime.endpoint, exc.message)
+
+    # ---- runtime proxy tokens -------------------------------------------------------------
+
+    async def fresh_runtime(
+        self, endpoint: str, *, force: bool = False, ahead: float = TOKEN_REFRESH_AHEAD
+    ) -> Runtime:
+        """The runtime with a proxy token valid for at least ``ahead`` seconds.
+
+        Raises RuntimeGoneError if the backend no longer has it (and forgets it).
+        """
+        lock = self._token_locks.setdefault(endpoint, asyncio.Lock())
+        async with lock:
+            runtime = self.state.runtimes.get(endpoint)
+            if runtime is None:
+                raise errors.RuntimeGoneError(endpoint)
+            if not force and runtime.proxy is not None and not runtime.proxy.expires_within(ahead):
+                return runtime
+            try:
+                proxy = await self._client.refresh_proxy_token(endpoint)
+            except errors.RuntimeGoneError:
+                self.forget(endpoint)
+                raise
+            refreshed = runtime.with_proxy(proxy)
+            if endpoint in self.state.runtimes:
+                self.state.runtimes[endpoint] = refreshed
+            return refreshed
+
+    def forget(self, endpoint: str) -> None:
+        """The runtime is known to be gone (a 404 from keep-alive, say)."""
+        if endpoint in self.state.runtimes:
+            self._apply([rt for ep, rt in self.state.runtimes.items() if ep != endpoint])
+            self._emit(StateChanged())
+
+    # ---- episodes -------------------------------------------------------------------------
+
+    def _lost(self, message: str) -> None:
+        self.state.problem = message
+        if self.state.reachable:
+            self.state.reachable = False
+            self._emit(BackendLost(message))
+        self._emit(StateChanged())
+
+    def _found(self) -> None:
+        was_down = not self.state.reachable
+        self.state.reachable = True
+        self.state.problem = None
+        if self.state.signed_out:
+            self.state.signed_out = False
+        if was_down:
+            self._emit(BackendBack())
+
+    def _signed_out(self, message: str) -> None:
+        self.state.problem = message
+        if not self.state.signed_out:
+            self.state.signed_out = True
+            self._emit(SignInNeeded(message))
+        self._emit(StateChanged())
+
+    def reset(self) -> None:
+        """Forget everything (another account became active)."""
+        self.state = RegistryState()
+        self._created_here.clear()
+        self._removing.clear()
+        self._token_locks.clear()
+        self._emit(StateChanged())
+
+    def _emit(self, event: Event) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # one broken listener must not stop the others
+                log.exception("a registry listener failed")
