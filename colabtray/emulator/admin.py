@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from colabtray.emulator.catalog import ACCELERATORS, TIER_INFO, TIERS
+from colabtray.emulator.oauth import OAuth
 from colabtray.emulator.runtimes import RuntimeManager
 from colabtray.emulator.state import EmulatorState
 
@@ -51,9 +52,10 @@ def _number(body: dict[str, Any], key: str, low: float, high: float | None = Non
 class Admin:
     """Handlers of the admin API."""
 
-    def __init__(self, state: EmulatorState, manager: RuntimeManager) -> None:
+    def __init__(self, state: EmulatorState, manager: RuntimeManager, oauth: OAuth) -> None:
         self.state = state
         self.manager = manager
+        self.oauth = oauth
 
     def routes(self) -> list[web.RouteDef]:
         p = PREFIX
@@ -65,6 +67,7 @@ class Admin:
             web.post(f"{p}/runtimes/{{endpoint}}/reclaim", self.reclaim),
             web.post(f"{p}/tokens/revoke", self.revoke_tokens),
             web.post(f"{p}/tokens/expire-access", self.expire_access),
+            web.post(f"{p}/tokens/expire-codes", self.expire_codes),
             web.get(f"{p}/requests", self.get_requests),
             web.delete(f"{p}/requests", self.clear_requests),
         ]
@@ -229,6 +232,9 @@ class Admin:
             include_static=bool(body.get("include_static", False)),
         )
         return web.json_response({"expired": count})
+
+    async def expire_codes(self, request: web.Request) -> web.Response:
+        return web.json_response({"expired": self.oauth.expire_codes()})
 
     async def get_requests(self, request: web.Request) -> web.Response:
         try:

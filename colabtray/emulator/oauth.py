@@ -214,6 +214,14 @@ class OAuth:
             query["state"] = auth.state
         raise web.HTTPFound(str(URL(auth.redirect_uri).update_query(query)))
 
+    def expire_codes(self) -> int:
+        """Make every unredeemed authorization code expire now (admin API); returns how many."""
+        now = time.monotonic()
+        live = [c for c in self._codes.values() if c.expires_at > now]
+        for code in live:
+            code.expires_at = now
+        return len(live)
+
     def _prune(self) -> None:
         now = time.monotonic()
         self._requests = {k: r for k, r in self._requests.items() if r.expires_at > now}

@@ -38,11 +38,12 @@ READY_LINE = "# colabtray emulator ready"
 
 
 def build_app(state: EmulatorState, manager: RuntimeManager) -> web.Application:
-    admin = Admin(state, manager)
+    oauth = OAuth(state)
+    admin = Admin(state, manager, oauth)
     app = web.Application(
         middlewares=[admin.guard, make_request_log(state), make_faults(state), rejections]
     )
-    app.add_routes(OAuth(state).routes())
+    app.add_routes(oauth.routes())
     app.add_routes(Backend(state, manager).routes())
     app.add_routes(admin.routes())
     return app
