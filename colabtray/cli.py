@@ -24,6 +24,7 @@ from colabtray.colab.client import ColabClient, StaticToken, TokenSource
 from colabtray.colab.models import CPU, GPU, HIGH_MEM, TPU, ComputeUnits, Runtime
 from colabtray.core.naming import RuntimeNames, kind_label, shape_label
 from colabtray.core.session import AccountState, Session
+from colabtray.logs import configure_logging
 from colabtray.settings import Settings, load_settings
 
 log = logging.getLogger("colabtray")
@@ -87,12 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return emulator_main(argv[1:])
 
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    if not args.verbose:  # each retry is logged as a warning; the final error says enough
-        logging.getLogger("stamina").setLevel(logging.ERROR)
+    configure_logging(args.verbose)
     handlers: dict[str, Callable[[argparse.Namespace, Settings], Awaitable[int]]] = {
         "signin": _signin,
         "signout": _signout,

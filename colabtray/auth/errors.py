@@ -39,3 +39,13 @@ class InvalidGrantError(SignInError):
 class NotSignedInError(SignInError):
     def __init__(self) -> None:
         super().__init__("Not signed in. Run 'colabtray signin' (or set COLABTRAY_ACCESS_TOKEN).")
+
+
+class SignInAgainError(NotSignedInError):
+    """The account is listed but has no usable refresh token any more."""
+
+    def __init__(self, email: str) -> None:
+        self.email = email
+        SignInError.__init__(
+            self, f"{email} needs to sign in again: run 'colabtray signin' or use the tray."
+        )

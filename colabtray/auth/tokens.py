@@ -50,7 +50,7 @@ class SecretStore:
         self._memory: dict[str, str] = {}
         self.warning: str | None = None if self._backend else NO_KEYRING
         if self._backend is None:
-            log.warning("no usable keyring backend (%s)", type(candidate).__name__)
+            log.info("no usable keyring backend (%s)", type(candidate).__name__)
 
     @property
     def persistent(self) -> bool:

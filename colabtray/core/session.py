@@ -15,7 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from colabtray.auth.errors import InvalidGrantError, NotSignedInError, SignInTimeoutError
+from colabtray.auth.errors import (
+    InvalidGrantError,
+    NotSignedInError,
+    SignInAgainError,
+    SignInTimeoutError,
+)
 from colabtray.auth.loopback import LoopbackReceiver
 from colabtray.auth.oauth import GoogleOAuth, Grant
 from colabtray.auth.tokens import SecretStore
@@ -162,8 +167,10 @@ class Session:
 
     async def access_token(self) -> str:
         email = self._active
-        if email is None or email in self._needs_sign_in:
+        if email is None:
             raise NotSignedInError()
+        if email in self._needs_sign_in:
+            raise SignInAgainError(email)
         grant = self._grants.get(email)
         if grant is None or grant.expires_within(REFRESH_AHEAD_SECONDS):
             grant = await self._refresh(email)
@@ -195,7 +202,7 @@ class Session:
         refresh_token = await self._store.aget(email)
         if refresh_token is None:
             self._mark_needs_sign_in(email)
-            raise NotSignedInError()
+            raise SignInAgainError(email)
         try:
             grant = await self._require_oauth().refresh(refresh_token)
         except InvalidGrantError:
