@@ -10,7 +10,11 @@ fails this test instead of killing pytest. It serves:
 - an aiohttp app, as the app's own servers are: streamed responses, an aiohttp reverse proxy
   in front of them (like the runtime proxy), echoed request bodies and a WebSocket echo.
 
-This process drives both at once and checks every round came back whole.
+This process drives both at once and checks every round came back whole. The abort comes
+from a reference to None lost on each socket-notifier callback, until None is deallocated; so
+the server also reports how many references to None it lost under the load, which fails the
+test even where the load is too light to abort. That needs Python 3.11: from 3.12 on None is
+immortal, its count does not move, and 6.12.0 survived this load there.
 
 To try a PySide6 release before raising the pin in pyproject.toml, point the server half at
 another interpreter (a venv with that PySide6, qasync and aiohttp)::
@@ -54,7 +58,11 @@ HTTP_ROUNDS = 300
 WS_MESSAGES = 20
 POST_BODY = os.urandom(64 * 1024)
 
-DRIVE_TIMEOUT = 120.0  # seconds; about 10 s on PySide6 6.11.3
+# References to None the server may lose under the load (6.11.3: it gains 500 to 1,800;
+# 6.12.0 loses about 9,000 in a quarter of the load, and aborts at about 21,000).
+NONE_REFS_LOST_LIMIT = 2000
+
+DRIVE_TIMEOUT = 120.0  # seconds; about 8 s on PySide6 6.11.3
 SERVER_DEADLINE = DRIVE_TIMEOUT + 30.0  # the server stops by itself after this
 
 
@@ -66,7 +74,11 @@ def _line(i: int) -> bytes:
 
 
 async def _serve() -> int:
-    """Serve until POST /shutdown (exit 0) or SERVER_DEADLINE (exit 3)."""
+    """Serve until POST /shutdown (exit 0) or SERVER_DEADLINE (exit 3).
+
+    Prints the ports as a JSON line when ready, and how many references to None were lost
+    in between as another one at the end.
+    """
     shutdown = asyncio.Event()
 
     async def line_source(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -144,8 +156,10 @@ async def _serve() -> int:
     async with aiohttp.ClientSession(auto_decompress=False) as session:
         ready = {"relay_port": relay_server.sockets[0].getsockname()[1], "http_port": http_port}
         print(json.dumps(ready), flush=True)
+        none_refs = sys.getrefcount(None)
         try:
             await asyncio.wait_for(shutdown.wait(), SERVER_DEADLINE)
+            print(json.dumps({"none_refs_lost": none_refs - sys.getrefcount(None)}), flush=True)
         except TimeoutError:
             print(f"no shutdown within {SERVER_DEADLINE:.0f} s", file=sys.stderr)
             return 3
@@ -227,6 +241,7 @@ class Outcome:
     returncode: int | None
     counts: Counts
     seconds: float
+    none_refs_lost: int | None = None
     error: str = ""
     stderr: str = field(default="", repr=False)
 
@@ -236,13 +251,16 @@ class Outcome:
             self.returncode == 0
             and not self.error
             and self.counts == Counts(CONNECTIONS * ROUNDS, HTTP_ROUNDS)
+            and self.none_refs_lost is not None
+            and self.none_refs_lost < NONE_REFS_LOST_LIMIT
         )
 
     def report(self) -> str:
         lines = [
             f"server exit code {self.returncode} after {self.seconds:.1f} s; "
             f"relay rounds {self.counts.relay_rounds}/{CONNECTIONS * ROUNDS}, "
-            f"HTTP rounds {self.counts.http_rounds}/{HTTP_ROUNDS}",
+            f"HTTP rounds {self.counts.http_rounds}/{HTTP_ROUNDS}; "
+            f"references to None lost {self.none_refs_lost} (limit {NONE_REFS_LOST_LIMIT})",
         ]
         if self.error:
             lines.append(f"client: {self.error}")
@@ -254,6 +272,7 @@ class Outcome:
 async def stress(python: str = sys.executable) -> Outcome:
     """Start the server half under ``python``, drive it, shut it down; never raises."""
     counts = Counts()
+    none_refs_lost = None
     error = ""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONFAULTHANDLER": "1"}
     started = time.monotonic()
@@ -280,6 +299,8 @@ async def stress(python: str = sys.executable) -> Outcome:
                 session.post(f"http://{HOST}:{ready['http_port']}/shutdown") as response,
             ):
                 await response.read()
+            end = json.loads(await asyncio.wait_for(server.stdout.read(), 30) or "{}")
+            none_refs_lost = end.get("none_refs_lost")
             await asyncio.wait_for(server.wait(), 30)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
@@ -291,7 +312,8 @@ async def stress(python: str = sys.executable) -> Outcome:
                 await server.wait()
             stderr.seek(0)
             stderr_text = stderr.read().decode(errors="replace")
-    return Outcome(server.returncode, counts, time.monotonic() - started, error, stderr_text)
+    seconds = time.monotonic() - started
+    return Outcome(server.returncode, counts, seconds, none_refs_lost, error, stderr_text)
 
 
 @pytest.mark.slow
