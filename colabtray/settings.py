@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     retry_initial_wait: float = Field(default=0.3, ge=0)
     retry_max_wait: float = Field(default=3.0, ge=0)
 
+    # Keep-alive (seconds): how often to look, how long without activity counts as idle, how
+    # long "Keep running" on the idle prompt extends keep-alive, and how long the prompt waits.
+    keepalive_interval: float = Field(default=300.0, gt=0)
+    idle_threshold: float = Field(default=3600.0, gt=0)
+    idle_extension: float = Field(default=1800.0, gt=0)
+    idle_prompt_timeout: float = Field(default=60.0, gt=0)
+    # How often the runtime list is polled (seconds).
+    poll_interval: float = Field(default=60.0, gt=0)
+
     config_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_config_dir(APP_NAME)))
     state_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_state_dir(APP_NAME)))
 
