@@ -1,0 +1,76 @@
+"""The command line as a script uses it: real processes against the emulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.fixtures.colab import cli_env, run_cli
+from tests.fixtures.emulator import Emulator
+
+
+def test_new_status_remove_round_trip(emulator: Emulator, tmp_path: Path):
+    env = cli_env(emulator, tmp_path)
+
+    made = run_cli(env, "new", "--gpu", "t4", "--json")
+    assert made.returncode == 0, made.stderr
+    t4 = json.loads(made.stdout)
+    assert (t4["name"], t4["variant"], t4["accelerator"], t4["shape"]) == (
+        "T4 GPU", "GPU", "T4", "standard",
+    )  # fmt: skip
+    assert run_cli(env, "new", "--tpu", "v5e").returncode == 0
+    assert run_cli(env, "new", "--gpu", "T4", "--high-mem").returncode == 0
+
+    status = run_cli(env, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    data = json.loads(status.stdout)
+    assert data["account"] == {"email": "ada@example.com"}
+    by_name = {r["name"]: r for r in data["runtimes"]}
+    assert set(by_name) == {"T4 GPU", "T4 GPU (1)", "v5e TPU"}
+    assert by_name["T4 GPU (1)"]["shape"] == "high-mem"
+    assert by_name["v5e TPU"]["variant"] == "TPU" and by_name["v5e TPU"]["accelerator"] == "V5E1"
+    assert all(r["url"] is None for r in data["runtimes"])
+    assert data["compute_units"]["rate_per_hour"] > 0
+
+    text = run_cli(env, "status")
+    assert "Signed in as ada@example.com" in text.stdout and "v5e TPU, High-RAM" in text.stdout
+
+    assert run_cli(env, "remove", "t4 gpu").returncode == 0  # by name, any case
+    assert run_cli(env, "remove", by_name["v5e TPU"]["endpoint"]).returncode == 0  # by endpoint
+    left = json.loads(run_cli(env, "status", "--json").stdout)["runtimes"]
+    assert [r["name"] for r in left] == ["T4 GPU (1)"]
+    assert {r["endpoint"] for r in emulator.state()["runtimes"]} == {left[0]["endpoint"]}
+
+
+def test_errors_are_one_sentence_and_a_nonzero_exit(emulator: Emulator, tmp_path: Path):
+    env = cli_env(emulator, tmp_path)
+    cases = [
+        (("new", "--gpu", "H100"), "may not have a H100 GPU runtime"),
+        (("remove", "nothing-like-this"), "No runtime named 'nothing-like-this'"),
+    ]
+    emulator.admin("POST", "unavailable", {"accelerators": ["A100"]})
+    cases.append((("new", "--gpu", "A100"), "No A100 is free on Colab right now"))
+    for args, sentence in cases:
+        result = run_cli(env, *args)
+        assert result.returncode == 1, (args, result.stdout, result.stderr)
+        assert sentence in result.stderr
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+    emulator.admin("POST", "faults", {"fault_rate": 1.0})
+    env["COLABTRAY_RETRY_ATTEMPTS"] = "2"
+    down = run_cli(env, "status")
+    assert down.returncode == 1 and "could not be reached" in down.stderr
+    assert "Traceback" not in down.stderr
+
+
+def test_without_a_sign_in_it_says_how_to_sign_in(emulator: Emulator, tmp_path: Path):
+    result = run_cli(cli_env(emulator, tmp_path, with_token=False), "status")
+    assert result.returncode == 1 and "colabtray signin" in result.stderr
+
+
+def test_a_bad_token_says_sign_in_again(emulator: Emulator, tmp_path: Path):
+    env = cli_env(emulator, tmp_path)
+    env["COLABTRAY_ACCESS_TOKEN"] = "ya29.revoked"
+    result = run_cli(env, "status")
+    assert result.returncode == 1 and "sign in again" in result.stderr
