@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.emulator",
     "tests.fixtures.scripted_http",
     "tests.fixtures.colab",
+    "tests.fixtures.browser",
 ]
