@@ -90,7 +90,10 @@ class GoogleOAuth:
         async with self._client(request.redirect_uri) as client:
             token = await _call(
                 "finishing sign-in",
-                client.fetch_token(
+                refused=SignInError(
+                    "Google refused the sign-in code (already used or expired); sign in again."
+                ),
+                pending=client.fetch_token(
                     self._settings.oauth_token_url,
                     grant_type="authorization_code",
                     code=code,
@@ -107,7 +110,8 @@ class GoogleOAuth:
         async with self._client() as client:
             token = await _call(
                 "renewing the sign-in",
-                client.refresh_token(
+                refused=InvalidGrantError(),
+                pending=client.refresh_token(
                     self._settings.oauth_token_url,
                     refresh_token=refresh_token.get_secret_value(),
                 ),
@@ -130,12 +134,13 @@ class GoogleOAuth:
         return response.status_code == 200
 
 
-async def _call(what: str, pending: object) -> dict[str, object]:
+async def _call(what: str, *, refused: SignInError, pending: object) -> dict[str, object]:
+    """Await an Authlib call; ``refused`` is raised when Google says the grant is no good."""
     try:
         return await pending  # type: ignore[misc]
     except OAuthError as exc:
         if exc.error in ("invalid_grant", "unauthorized_client", "invalid_client"):
-            raise InvalidGrantError() from None
+            raise refused from None
         raise SignInError(f"Google refused {what} ({exc.error}).") from None
     except httpx2.TimeoutException:
         raise BackendUnavailableError(what, "timed out") from None

@@ -59,7 +59,10 @@ class TokenSource(Protocol):
         ...
 
     async def token_rejected(self, token: str) -> str | None:
-        """The backend said 401 to ``token``: a fresh one to retry with once, or ``None``."""
+        """The backend said 401 to ``token``: a fresh one to retry with once, or ``None``.
+
+        It may instead raise a ColabError that says better what the user should do.
+        """
         ...
 
 

@@ -186,8 +186,8 @@ class Session:
         self._grants.pop(email, None)
         try:
             return (await self._refresh(email)).access_token.get_secret_value()
-        except (InvalidGrantError, NotSignedInError):
-            return None
+        except InvalidGrantError:
+            raise SignInAgainError(email) from None
 
     async def _refresh(self, email: str) -> Grant:
         """One refresh per account at a time; concurrent callers share its result."""
