@@ -33,6 +33,7 @@ from colabtray.colab.models import (
     Eligibility,
     JupyterSession,
     Kernel,
+    PropagationResult,
     Resources,
     Runtime,
     RuntimeProxyInfo,
@@ -250,6 +251,42 @@ class ColabClient:
             if runtime.endpoint == endpoint and runtime.proxy is not None:
                 return runtime.proxy
         raise errors.RuntimeGoneError(endpoint)
+
+    async def propagate_credentials(
+        self, endpoint: str, auth_type: str, dry_run: bool
+    ) -> PropagationResult:
+        """Ask Colab to give the runtime the user's ``auth_type`` credentials (GET, then POST).
+
+        ``auth_type`` is ``dfs_ephemeral`` (Drive) or ``auth_user_ephemeral`` (Google
+        credentials). A dry run asks whether consent is needed first: then ``success`` is false
+        and ``unauthorized_redirect_uri`` names the page where the user gives it. A real run
+        pushes the credentials; ``success`` false means it failed. RuntimeGoneError on 404.
+        """
+        what = f"credentials for runtime {endpoint}"
+        path = f"/tun/m/credentials-propagation/{endpoint}"
+        params = {
+            "authtype": auth_type,
+            "version": "2",
+            "dryrun": "true" if dry_run else "false",
+            "propagate": "true",
+            "record": "false",
+        }
+        gone = {404: lambda _: errors.RuntimeGoneError(endpoint)}
+        ticket = _parse(
+            XsrfTicket,
+            await self._backend("GET", "colab", path, params=params, what=what, status_errors=gone),
+            what,
+        )
+        reply = await self._backend(
+            "POST",
+            "colab",
+            path,
+            params=params,
+            headers={XSRF_HEADER: ticket.token},
+            what=what,
+            status_errors=gone,
+        )
+        return _parse(PropagationResult, reply, what)
 
     # ---- the account ----------------------------------------------------------------------
 

@@ -174,6 +174,14 @@ class XsrfTicket(_Wire):
     token: str = Field(min_length=1)
 
 
+class PropagationResult(_Wire):
+    """The credentials-propagation POST reply (snake_case on the wire)."""
+
+    success: bool = False
+    # Where the user consents in a browser; holds one-time state, so never log it.
+    unauthorized_redirect_uri: str | None = None
+
+
 class AssignmentList(_Wire):
     """Both listings; a missing ``assignments`` key means no runtime."""
 
