@@ -15,6 +15,8 @@ import webbrowser
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
 from colabtray import __version__
 from colabtray.auth.errors import NotSignedInError
 from colabtray.auth.tokens import SecretStore
@@ -88,7 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return emulator_main(argv[1:])
 
     args = build_parser().parse_args(argv)
-    configure_logging(args.verbose)
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"COLABTRAY_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        print(f"colabtray: invalid setting ({problems}).", file=sys.stderr)
+        return 2
+    configure_logging(args.verbose, settings.log_dir)
     handlers: dict[str, Callable[[argparse.Namespace, Settings], Awaitable[int]]] = {
         "signin": _signin,
         "signout": _signout,
@@ -104,7 +114,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     try:
-        settings = load_settings()
         return asyncio.run(handlers[args.command](args, settings))
     except errors.ColabError as exc:
         print(f"colabtray: {exc.message}", file=sys.stderr)

@@ -72,6 +72,7 @@ class Settings(BaseSettings):
 
     config_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_config_dir(APP_NAME)))
     state_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_state_dir(APP_NAME)))
+    log_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_log_dir(APP_NAME)))
 
     @field_validator("access_token", "client_id", "client_secret", mode="before")
     @classmethod
