@@ -1,0 +1,835 @@
+"""The emulator itself, over real HTTP (httpx, websockets), without the colabtray client.
+
+Jupyter is started only where a test needs a runtime (about 1.5 s each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+import websockets
+
+from colabtray.emulator.__main__ import main as emulator_main
+from tests.fixtures.emulator import Emulator, pid_alive, pids_mentioning, wait_for
+
+XSSI = ")]}'\n"
+REDIRECT = "http://127.0.0.1:53127"
+SCOPES = "openid email profile https://www.googleapis.com/auth/colaboratory"
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def new_nbh() -> str:
+    """The notebook hash the VS Code extension builds: a UUID, ``-`` → ``_``, dots to 44."""
+    return str(uuid.uuid4()).replace("-", "_").ljust(44, ".")
+
+
+def body(response: httpx.Response) -> Any:
+    assert response.text.startswith(XSSI), response.text[:80]
+    return json.loads(response.text[len(XSSI) :])
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def colab(
+    emu: Emulator,
+    method: str,
+    path: str,
+    token: str | None = None,
+    params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """A colab-host call with ``authuser=0`` and the bearer token (default: the ready one)."""
+    all_headers = {"Accept": "application/json", **bearer(token or emu.access_token)}
+    all_headers.update(headers or {})
+    query = {**(params or {}), "authuser": "0"}
+    return emu.http.request(method, path, params=query, headers=all_headers)
+
+
+def assign(emu: Emulator, token: str | None = None, **params: str) -> httpx.Response:
+    """The two-step assign; returns the POST response."""
+    params.setdefault("nbh", new_nbh())
+    ticket = body(colab(emu, "GET", "/tun/m/assign", token, params))
+    assert set(ticket) == {"acc", "nbh", "p", "token", "variant"}
+    return colab(
+        emu, "POST", "/tun/m/assign", token, params, headers={"X-Goog-Colab-Token": ticket["token"]}
+    )
+
+
+def listing(emu: Emulator, token: str | None = None) -> list[dict[str, Any]]:
+    response = colab(emu, "GET", "/tun/m/assignments", token)
+    assert response.status_code == 200
+    return body(response)["assignments"]  # type: ignore[no-any-return]
+
+
+def fresh_proxy_token(emu: Emulator, endpoint: str) -> str:
+    (item,) = [a for a in listing(emu) if a["endpoint"] == endpoint]
+    return item["runtimeProxyInfo"]["token"]  # type: ignore[no-any-return]
+
+
+def pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def auth_params(emu: Emulator, challenge: str, **extra: str) -> dict[str, str]:
+    return {
+        "client_id": emu.env["COLABTRAY_CLIENT_ID"],
+        "redirect_uri": REDIRECT,
+        "response_type": "code",
+        "scope": SCOPES,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "access_type": "offline",
+        "state": "nonce=abc",
+        **extra,
+    }
+
+
+def authorize(emu: Emulator, email: str, challenge: str, decision: str = "allow") -> dict:
+    """Open the consent page, pick ``email``, click the button; returns the redirect query."""
+    page = emu.http.get(
+        urlsplit(emu.env["COLABTRAY_OAUTH_AUTH_URL"]).path, params=auth_params(emu, challenge)
+    )
+    assert page.status_code == 200, page.text
+    assert 'value="allow"' in page.text and 'value="deny"' in page.text
+    assert f'value="{email}"' in page.text
+    (request_id,) = re.findall(r'name="request" value="([^"]+)"', page.text)
+    form = {"request": request_id, "account": email, "decision": decision}
+    redirect = emu.http.post("/o/oauth2/approval", data=form)
+    assert redirect.status_code == 302
+    location = redirect.headers["Location"]
+    assert location.startswith(REDIRECT + "?") or location.startswith(REDIRECT + "/?")
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def exchange(emu: Emulator, code: str, verifier: str, **overrides: str) -> httpx.Response:
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "code_verifier": verifier,
+        "redirect_uri": REDIRECT,
+        "client_id": emu.env["COLABTRAY_CLIENT_ID"],
+        "client_secret": emu.env["COLABTRAY_CLIENT_SECRET"],
+        **overrides,
+    }
+    return emu.http.post("/token", data=form)
+
+
+def refresh(emu: Emulator, refresh_token: str) -> httpx.Response:
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": refresh_token,
+        "client_id": emu.env["COLABTRAY_CLIENT_ID"],
+        "client_secret": emu.env["COLABTRAY_CLIENT_SECRET"],
+    }
+    return emu.http.post("/token", data=form)
+
+
+def sign_in(emu: Emulator, email: str) -> dict[str, Any]:
+    verifier, challenge = pkce()
+    query = authorize(emu, email, challenge)
+    response = exchange(emu, query["code"], verifier)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def execute(url: str, token: str, kernel_id: str, code: str, *, in_query: bool) -> str:
+    """Run ``code`` on a kernel over the channels WebSocket; returns its stdout."""
+    session = uuid.uuid4().hex
+    ws_url = (
+        url.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels?session_id={session}"
+    )
+    headers = {"X-Colab-Client-Agent": "tests"}
+    if in_query:
+        ws_url += f"&colab-runtime-proxy-token={token}"
+    else:
+        headers["X-Colab-Runtime-Proxy-Token"] = token
+    msg_id = uuid.uuid4().hex
+    request = {
+        "header": {
+            "msg_id": msg_id,
+            "msg_type": "execute_request",
+            "session": session,
+            "username": "",
+            "date": "",
+            "version": "5.3",
+        },
+        "parent_header": {},
+        "metadata": {},
+        "channel": "shell",
+        "content": {
+            "code": code,
+            "silent": False,
+            "store_history": False,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        },
+        "buffers": [],
+    }
+    output = ""
+    replied = idle = False
+    async with websockets.connect(ws_url, additional_headers=headers, open_timeout=30) as ws:
+        await ws.send(json.dumps(request))
+        async with asyncio.timeout(30):
+            # The reply (shell) may overtake the output (iopub): wait for both ends.
+            while not (replied and idle):
+                message = json.loads(await ws.recv())
+                if message["parent_header"].get("msg_id") != msg_id:
+                    continue
+                kind = message["msg_type"]
+                if kind == "stream":
+                    output += message["content"]["text"]
+                elif kind == "execute_reply":
+                    assert message["content"]["status"] == "ok"
+                    replied = True
+                elif kind == "status" and message["content"]["execution_state"] == "idle":
+                    idle = True
+    return output
+
+
+# -- start, stop, command line ----------------------------------------------------------------
+
+
+def test_ready_lines_export_everything_the_app_needs(emulator: Emulator) -> None:
+    names = [line.split("=", 1)[0].removeprefix("export ") for line in emulator.stdout_lines[:-1]]
+    assert names == [
+        "COLABTRAY_COLAB_URL",
+        "COLABTRAY_GAPI_URL",
+        "COLABTRAY_OAUTH_AUTH_URL",
+        "COLABTRAY_OAUTH_TOKEN_URL",
+        "COLABTRAY_OAUTH_REVOKE_URL",
+        "COLABTRAY_USERINFO_URL",
+        "COLABTRAY_CLIENT_ID",
+        "COLABTRAY_CLIENT_SECRET",
+        "COLABTRAY_ACCESS_TOKEN",
+        "COLABTRAY_EMULATOR_URL",
+    ]
+    assert emulator.stdout_lines[-1] == "# colabtray emulator ready"
+    base = emulator.url
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", base)
+    assert emulator.env["COLABTRAY_COLAB_URL"] == base
+    assert emulator.env["COLABTRAY_GAPI_URL"] == base + "/gapi"
+    state = emulator.state()
+    assert [(a["email"], a["tier"], a["default"]) for a in state["accounts"]] == [
+        ("ada@example.com", "pro", True),
+        ("free@example.com", "free", False),
+        ("plus@example.com", "pro_plus", False),
+    ]
+    me = emulator.http.get("/oauth2/v2/userinfo", headers=emulator.auth_headers).json()
+    assert me["email"] == "ada@example.com" and me["verified_email"] is True
+
+
+def test_command_line_refuses_non_loopback_and_bad_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert emulator_main(["--host", "0.0.0.0"]) == 2  # noqa: S104
+    assert "loopback" in capsys.readouterr().err
+    assert emulator_main(["--host", "192.168.1.10"]) == 2
+    assert emulator_main(["--fault-rate", "1.5"]) == 2
+    assert emulator_main(["--account", "nobody:gold"]) == 2
+    assert emulator_main(["--account", "x@example.com:platinum"]) == 2
+
+
+def test_custom_accounts_and_fault_rate_from_the_command_line(emulator_factory: Any) -> None:
+    emu = emulator_factory(
+        "--account",
+        "zed@example.com:free",
+        "--account",
+        "max@example.com:pro_plus",
+        "--fault-rate",
+        "1",
+    )
+    state = emu.state()  # the admin API is never faulted
+    assert [(a["email"], a["tier"]) for a in state["accounts"]] == [
+        ("zed@example.com", "free"),
+        ("max@example.com", "pro_plus"),
+    ]
+    assert state["faults"]["fault_rate"] == 1.0
+    assert colab(emu, "GET", "/tun/m/assignments").status_code in (500, 503)
+    emu.admin("POST", "faults", {"fault_rate": 0})
+    assert colab(emu, "GET", "/tun/m/assignments").status_code == 200
+    me = emu.http.get("/oauth2/v2/userinfo", headers=emu.auth_headers).json()
+    assert me["email"] == "zed@example.com"
+
+
+# -- request rules: bearer, authuser, XSSI ----------------------------------------------------
+
+COLAB_GETS = [
+    ("/tun/m/assignments", {}),
+    ("/tun/m/ccu-info", {}),
+    ("/tun/m/assign", {"nbh": "a" * 44}),
+    ("/tun/m/m-s-doesnotexist/keep-alive/", {}),
+    ("/tun/m/unassign/m-s-doesnotexist", {}),
+]
+GAPI_GETS = [
+    ("/gapi/v1/user-info", {}),
+    ("/gapi/v1/assignments", {}),
+    ("/gapi/v1/runtime-proxy-token", {"endpoint": "m-s-x", "port": "8080"}),
+]
+
+
+def test_every_backend_endpoint_demands_a_live_bearer_token(emulator: Emulator) -> None:
+    for path, params in COLAB_GETS + GAPI_GETS:
+        query = {**params, "authuser": "0"} if path.startswith("/tun/") else params
+        for headers in ({}, bearer("ya29.not-a-token"), {"Authorization": "Basic Zm9vOmJhcg=="}):
+            response = emulator.http.get(path, params=query, headers=headers)
+            assert response.status_code == 401, (path, headers, response.text)
+            error = response.json()["error"]
+            assert error["code"] == 401 and error["status"] == "UNAUTHENTICATED"
+    # Revoked: a signed-in account revokes its grant; expired: the admin API ages tokens.
+    tokens = sign_in(emulator, "ada@example.com")
+    assert colab(emulator, "GET", "/tun/m/assignments", tokens["access_token"]).status_code == 200
+    emulator.admin("POST", "tokens/expire-access", {"email": "ada@example.com"})
+    assert colab(emulator, "GET", "/tun/m/assignments", tokens["access_token"]).status_code == 401
+    assert colab(emulator, "GET", "/tun/m/assignments").status_code == 200  # static token lives
+    renewed = refresh(emulator, tokens["refresh_token"]).json()["access_token"]
+    assert colab(emulator, "GET", "/tun/m/assignments", renewed).status_code == 200
+    assert emulator.http.post("/revoke", data={"token": renewed}).status_code == 200
+    assert colab(emulator, "GET", "/tun/m/assignments", renewed).status_code == 401
+    assert (
+        emulator.admin("POST", "tokens/revoke", {"email": "ada@example.com"})["revoked_grants"] >= 1
+    )
+    assert colab(emulator, "GET", "/tun/m/assignments").status_code == 401
+
+
+def test_colab_host_requires_authuser_0_and_gapi_does_not(emulator: Emulator) -> None:
+    for path, params in [*COLAB_GETS, ("/vscode/experiment-state", {})]:
+        for authuser in (None, "1", ""):
+            query = dict(params) if authuser is None else {**params, "authuser": authuser}
+            response = emulator.http.get(path, params=query, headers=emulator.auth_headers)
+            assert response.status_code == 400, (path, authuser, response.text)
+    for path, _ in GAPI_GETS[:2]:
+        assert emulator.http.get(path, headers=emulator.auth_headers).status_code == 200
+
+
+def test_json_bodies_carry_the_xssi_prefix_and_protocol_shapes(emulator: Emulator) -> None:
+    assert body(colab(emulator, "GET", "/tun/m/assignments")) == {"assignments": []}
+    gapi = emulator.http.get("/gapi/v1/assignments", headers=emulator.auth_headers)
+    assert body(gapi) == {}  # ProtoJSON leaves out an empty repeated field
+    # Experiment flags come even without a bearer token (the extension asks while signed out).
+    flags = body(emulator.http.get("/vscode/experiment-state", params={"authuser": "0"}))
+    assert flags["experiments"]["runtime_version_names"] == ["2025.07", "2025.10"]
+
+    info = body(emulator.http.get("/gapi/v1/user-info", headers=emulator.auth_headers))
+    assert info["subscriptionTier"] == "SUBSCRIPTION_TIER_PRO"
+    assert {"variant": "VARIANT_GPU", "models": ["T4", "L4", "A100"]} in info[
+        "eligibleAccelerators"
+    ]
+    assert {"variant": "VARIANT_GPU", "models": ["H100"]} in info["ineligibleAccelerators"]
+    assert "consumptionRateHourly" not in info
+
+    free = sign_in(emulator, "free@example.com")["access_token"]
+    usage = body(
+        emulator.http.get(
+            "/gapi/v1/user-info", params={"get_ccu_consumption_info": "true"}, headers=bearer(free)
+        )
+    )
+    assert usage["subscriptionTier"] == "SUBSCRIPTION_TIER_NONE"
+    assert usage["paidComputeUnitsBalance"] == 0 and usage["assignmentsCount"] == 0
+    assert isinstance(usage["freeCcuQuotaInfo"]["remainingTokens"], str)
+    ccu = body(colab(emulator, "GET", "/tun/m/ccu-info", free))
+    assert ccu["eligibleGpus"] == ["T4"] and ccu["eligibleTpus"] == ["V5E1"]
+    assert set(ccu["ineligibleGpus"]) == {"L4", "A100", "H100"}
+    assert "V6E1" in ccu["ineligibleTpus"]
+    assert int(ccu["freeCcuQuotaInfo"]["remainingTokens"]) > 0
+    pro_ccu = body(colab(emulator, "GET", "/tun/m/ccu-info"))
+    assert pro_ccu["currentBalance"] == pytest.approx(100.0)
+    assert "freeCcuQuotaInfo" not in pro_ccu
+
+
+def test_request_log_shows_wire_details_without_secrets(emulator: Emulator) -> None:
+    emulator.admin("DELETE", "requests")
+    colab(
+        emulator,
+        "GET",
+        "/tun/m/m-s-doesnotexist/keep-alive/",
+        headers={"X-Colab-Tunnel": "Google", "X-Colab-Client-Agent": "colabtray"},
+        params={"token": "secret-in-query"},
+    )
+    log = emulator.admin("GET", "requests")["requests"]
+    (entry,) = [e for e in log if e["path"].endswith("/keep-alive/")]
+    assert entry["host"] == "colab" and entry["method"] == "GET" and entry["status"] == 404
+    assert entry["query"]["authuser"] == "0"
+    headers = {k.lower(): v for k, v in entry["headers"].items()}
+    assert headers["x-colab-tunnel"] == "Google"
+    assert headers["x-colab-client-agent"] == "colabtray"
+    assert headers["accept"] == "application/json"
+    assert headers["authorization"] == "Bearer <redacted>"
+    dump = json.dumps(log)
+    assert emulator.access_token not in dump and "secret-in-query" not in dump
+
+
+# -- assign, refusals -------------------------------------------------------------------------
+
+
+def test_assign_refusals_follow_the_protocol(emulator: Emulator) -> None:
+    def post_status(token: str | None = None, **params: str) -> tuple[int, Any]:
+        response = assign(emulator, token, **params)
+        return response.status_code, body(response) if response.status_code == 200 else None
+
+    # Malformed requests are refused on the GET already.
+    for bad in (
+        {"nbh": "short"},
+        {"nbh": "x" * 43 + "!"},
+        {"nbh": new_nbh(), "variant": "CPU"},
+        {"nbh": new_nbh(), "variant": "GPU"},
+        {"nbh": new_nbh(), "variant": "GPU", "accelerator": "V5E1"},
+        {"nbh": new_nbh(), "variant": "TPU", "accelerator": "X99"},
+        {"nbh": new_nbh(), "accelerator": "T4"},
+        {"nbh": new_nbh(), "shape": "huge"},
+        {"nbh": new_nbh(), "runtime_version_label": "1999.01"},
+    ):
+        assert colab(emulator, "GET", "/tun/m/assign", params=bad).status_code == 400, bad
+
+    # XSRF: the POST needs the ticket of the same account and nbh.
+    nbh = new_nbh()
+    ticket = body(colab(emulator, "GET", "/tun/m/assign", params={"nbh": nbh}))["token"]
+    assert colab(emulator, "POST", "/tun/m/assign", params={"nbh": nbh}).status_code == 400
+    wrong = {"X-Goog-Colab-Token": "AJQx7xforged:1"}
+    assert (
+        colab(emulator, "POST", "/tun/m/assign", params={"nbh": nbh}, headers=wrong).status_code
+        == 403
+    )
+    other = {"nbh": new_nbh()}
+    assert (
+        colab(
+            emulator, "POST", "/tun/m/assign", params=other, headers={"X-Goog-Colab-Token": ticket}
+        ).status_code
+        == 403
+    )
+    free = sign_in(emulator, "free@example.com")["access_token"]
+    stolen = colab(
+        emulator, "POST", "/tun/m/assign", free, {"nbh": nbh}, {"X-Goog-Colab-Token": ticket}
+    )
+    assert stolen.status_code == 403
+
+    # Eligibility: free tier like the live finding G1 (412), paid tier like A6 (400).
+    assert post_status(free, variant="GPU", accelerator="A100")[0] == 412
+    assert post_status(free, variant="GPU", accelerator="L4")[0] == 412
+    assert post_status(variant="GPU", accelerator="H100")[0] == 400
+    # Too many runtimes, accelerator out of stock, quota outcomes, denylist.
+    emulator.admin("POST", "accounts/ada@example.com", {"max_runtimes": 0})
+    assert post_status()[0] == 412
+    emulator.admin("POST", "accounts/ada@example.com", {"max_runtimes": None})
+    emulator.admin("POST", "unavailable", {"accelerators": ["T4"]})
+    assert post_status(variant="GPU", accelerator="T4")[0] == 503
+    emulator.admin("POST", "unavailable", {"accelerators": []})
+    emulator.admin("POST", "accounts/ada@example.com", {"quota_outcome": 1})
+    assert post_status(variant="GPU", accelerator="T4") == (200, {"outcome": 1, "sub": 2})
+    emulator.admin("POST", "accounts/ada@example.com", {"quota_outcome": 2})
+    assert post_status()[1]["outcome"] == 2
+    emulator.admin("POST", "accounts/ada@example.com", {"quota_outcome": None, "denylisted": True})
+    assert post_status() == (200, {"outcome": 5})
+    assert emulator.state()["runtimes"] == []
+
+
+def test_assign_keepalive_list_propagate_unassign(emulator: Emulator) -> None:
+    nbh = new_nbh()
+    started = time.monotonic()
+    response = assign(emulator, nbh=nbh, variant="GPU", accelerator="L4")
+    assign_seconds = time.monotonic() - started
+    assert response.status_code == 200, response.text
+    reply = body(response)
+    assert reply["accelerator"] == "L4" and reply["endpoint"].startswith("gpu-l4-s-")
+    assert reply["variant"] == 1 and reply["machineShape"] == 1  # L4 is high-mem only
+    assert reply["outcome"] == 4 and reply["sub"] == 2 and reply["subTier"] == 1
+    assert reply["fit"] == 600
+    info = reply["runtimeProxyInfo"]
+    assert info["tokenExpiresInSeconds"] == 3600 and info["url"].startswith("http://127.0.0.1:")
+    endpoint = reply["endpoint"]
+    print(f"assign with Jupyter start took {assign_seconds:.2f} s")
+
+    # The GET of the same nbh now returns the assignment itself (no ticket).
+    again = body(
+        colab(
+            emulator,
+            "GET",
+            "/tun/m/assign",
+            params={"nbh": nbh, "variant": "GPU", "accelerator": "L4"},
+        )
+    )
+    assert again["endpoint"] == endpoint and "token" not in again
+
+    # Listings: numbers and a fresh token per call on the colab host, ProtoJSON on GAPI.
+    first, second = listing(emulator), listing(emulator)
+    assert first[0]["endpoint"] == endpoint and first[0]["notebookIdHash"] == nbh
+    assert (first[0]["variant"], first[0]["machineShape"]) == (1, 1)
+    assert first[0]["runtimeProxyInfo"]["token"] != second[0]["runtimeProxyInfo"]["token"]
+    (gapi,) = body(emulator.http.get("/gapi/v1/assignments", headers=emulator.auth_headers))[
+        "assignments"
+    ]
+    assert (gapi["variant"], gapi["machineShape"]) == ("VARIANT_GPU", "SHAPE_HIGH_MEM")
+    assert re.fullmatch(r"\d+s", gapi["runtimeProxyInfo"]["tokenTtl"])
+    refreshed = body(
+        emulator.http.get(
+            "/gapi/v1/runtime-proxy-token",
+            params={"endpoint": endpoint, "port": "8080"},
+            headers=emulator.auth_headers,
+        )
+    )
+    assert refreshed["tokenTtl"] == "3600s" and refreshed["url"] == info["url"]
+    bad_port = {"endpoint": endpoint, "port": "9000"}
+    assert (
+        emulator.http.get(
+            "/gapi/v1/runtime-proxy-token", params=bad_port, headers=emulator.auth_headers
+        ).status_code
+        == 400
+    )
+    # Old tokens stay valid after refreshes until their own expiry.
+    for token in (info["token"], refreshed["token"], second[0]["runtimeProxyInfo"]["token"]):
+        status = httpx.get(
+            info["url"] + "/api/status", headers={"X-Colab-Runtime-Proxy-Token": token}
+        )
+        assert status.status_code == 200
+
+    # Compute units burn while it runs.
+    before = body(colab(emulator, "GET", "/tun/m/ccu-info"))
+    assert (
+        before["consumptionRateHourly"] == pytest.approx(4.82) and before["assignmentsCount"] == 1
+    )
+    wait_for(
+        lambda: (
+            body(colab(emulator, "GET", "/tun/m/ccu-info"))["currentBalance"]
+            < before["currentBalance"]
+        ),
+        5,
+    )
+
+    # Keep-alive: the tunnel header is required, the endpoint must exist.
+    ping = "/tun/m/{}/keep-alive/"
+    tunnel = {"X-Colab-Tunnel": "Google"}
+    assert colab(emulator, "GET", ping.format(endpoint)).status_code == 400
+    assert colab(emulator, "GET", ping.format("m-s-unknown"), headers=tunnel).status_code == 404
+    assert (
+        colab(emulator, "GET", ping.format(endpoint).rstrip("/"), headers=tunnel).status_code == 404
+    )
+    assert colab(emulator, "GET", ping.format(endpoint), headers=tunnel).status_code == 200
+
+    # Credentials propagation: consent first, then success.
+    prop = f"/tun/m/credentials-propagation/{endpoint}"
+    q = {
+        "authtype": "dfs_ephemeral",
+        "version": "2",
+        "dryrun": "true",
+        "propagate": "true",
+        "record": "false",
+    }
+    assert (
+        colab(emulator, "GET", prop, params={**q, "authtype": "dfs_persistent"}).status_code == 400
+    )
+    xsrf = {"X-Goog-Colab-Token": body(colab(emulator, "GET", prop, params=q))["token"]}
+    assert colab(emulator, "POST", prop, params=q).status_code == 400
+    dry = body(colab(emulator, "POST", prop, params=q, headers=xsrf))
+    assert dry["success"] is False
+    consent_url = dry["unauthorized_redirect_uri"]
+    assert "/tun/m/authorize-for-drive-credentials-ephem" in consent_url
+    assert body(colab(emulator, "POST", prop, params={**q, "dryrun": "false"}, headers=xsrf)) == {
+        "success": False
+    }
+    page = httpx.get(consent_url)
+    assert page.status_code == 200 and 'value="allow"' in page.text
+    (state,) = re.findall(r'name="state" value="([^"]+)"', page.text)
+    decided = httpx.post(consent_url.split("?")[0], data={"state": state, "decision": "allow"})
+    assert decided.status_code == 200 and "Continue" in decided.text
+    assert body(colab(emulator, "POST", prop, params=q, headers=xsrf)) == {"success": True}
+    assert body(colab(emulator, "POST", prop, params={**q, "dryrun": "false"}, headers=xsrf)) == {
+        "success": True
+    }
+    other_type = {**q, "authtype": "auth_user_ephemeral"}
+    assert body(colab(emulator, "POST", prop, params=other_type, headers=xsrf))["success"] is False
+
+    # Unassign: GET ticket, POST with it; the runtime is gone, its Jupyter and listener too.
+    jupyter_pid = emulator.state()["runtimes"][0]["jupyter_pid"]
+    unassign = f"/tun/m/unassign/{endpoint}"
+    ticket = body(colab(emulator, "GET", unassign))["token"]
+    assert colab(emulator, "POST", unassign).status_code == 400
+    done = colab(emulator, "POST", unassign, headers={"X-Goog-Colab-Token": ticket})
+    assert done.status_code == 200 and body(done) == {}
+    assert listing(emulator) == []
+    assert not pid_alive(jupyter_pid)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(
+            info["url"] + "/api/status", headers={"X-Colab-Runtime-Proxy-Token": refreshed["token"]}
+        )
+    assert colab(emulator, "GET", unassign).status_code == 404
+    assert colab(emulator, "GET", ping.format(endpoint), headers=tunnel).status_code == 404
+
+
+# -- the runtime proxy and a real kernel ------------------------------------------------------
+
+
+def test_kernel_runs_code_through_the_runtime_proxy(emulator_factory: Any) -> None:
+    emu = emulator_factory("--proxy-token-ttl", "3", "--idle-timeout", "600")
+    reply = body(assign(emu, shape="hm"))
+    assert reply["endpoint"].startswith("m-s-") and reply["accelerator"] == "NONE"
+    assert reply["variant"] == 0 and reply["machineShape"] == 1
+    assert reply["runtimeProxyInfo"]["tokenExpiresInSeconds"] == 3
+    url, endpoint = reply["runtimeProxyInfo"]["url"], reply["endpoint"]
+    first_token = reply["runtimeProxyInfo"]["token"]
+
+    assert httpx.get(url + "/api/kernels").status_code == 401
+    bogus = {"X-Colab-Runtime-Proxy-Token": "bogus"}
+    assert httpx.get(url + "/api/kernels", headers=bogus).status_code == 401
+
+    token = fresh_proxy_token(emu, endpoint)
+    headers = {"X-Colab-Runtime-Proxy-Token": token}
+    resources = httpx.get(url + "/api/colab/resources", headers=headers).json()
+    assert resources["memory"]["totalBytes"] > resources["memory"]["freeBytes"] > 0
+    assert resources["disks"][0]["filesystem"]["label"] == "kernel"
+    assert "gpus" not in resources
+    kernel = httpx.post(url + "/api/kernels", headers=headers, json={"name": "python3"}, timeout=30)
+    assert kernel.status_code == 201, kernel.text
+    kernel_id = kernel.json()["id"]
+
+    output = asyncio.run(
+        execute(url, fresh_proxy_token(emu, endpoint), kernel_id, "print(6*7)", in_query=False)
+    )
+    assert output == "42\n"
+    output = asyncio.run(
+        execute(url, fresh_proxy_token(emu, endpoint), kernel_id, "print('q')", in_query=True)
+    )
+    assert output == "q\n"
+    # The query form works for REST too (Google's CLI uses it for the contents API).
+    contents = httpx.get(
+        url + "/api/contents/content",
+        params={"colab-runtime-proxy-token": fresh_proxy_token(emu, endpoint)},
+    )
+    assert contents.status_code == 200 and contents.json()["type"] == "directory"
+
+    async def refused_handshake() -> None:
+        ws_url = url.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels"
+        with pytest.raises(websockets.InvalidStatus) as excinfo:
+            async with websockets.connect(ws_url, open_timeout=10):
+                pass
+        assert excinfo.value.response.status_code == 401
+
+    asyncio.run(refused_handshake())
+
+    # An expired token is refused (401) while a fresh one still works.
+    expired = {"X-Colab-Runtime-Proxy-Token": first_token}
+    wait_for(lambda: httpx.get(url + "/api/kernels", headers=expired).status_code == 401, 10, 0.2)
+    fresh = {"X-Colab-Runtime-Proxy-Token": fresh_proxy_token(emu, endpoint)}
+    assert httpx.get(url + "/api/kernels", headers=fresh).status_code == 200
+
+
+# -- idle reclaim -----------------------------------------------------------------------------
+
+
+def test_idle_runtime_is_reclaimed_and_pinged_one_is_not(emulator_factory: Any) -> None:
+    emu = emulator_factory("--idle-timeout", "3")
+    pinged = body(assign(emu, variant="GPU", accelerator="T4"))["endpoint"]
+    stop = threading.Event()
+
+    def ping() -> None:
+        with httpx.Client(base_url=emu.url) as client:
+            while not stop.wait(0.4):
+                client.get(
+                    f"/tun/m/{pinged}/keep-alive/",
+                    params={"authuser": "0"},
+                    headers={**emu.auth_headers, "X-Colab-Tunnel": "Google"},
+                )
+
+    pinger = threading.Thread(target=ping, daemon=True)
+    pinger.start()
+    try:
+        idle = body(assign(emu))["endpoint"]
+        idle_pid = next(r["jupyter_pid"] for r in emu.state()["runtimes"] if r["endpoint"] == idle)
+        started = time.monotonic()
+        wait_for(lambda: idle not in {a["endpoint"] for a in listing(emu)}, 15, 0.1)
+        assert time.monotonic() - started > 1.5  # not before its idle timeout
+        assert pinged in {a["endpoint"] for a in listing(emu)}
+        wait_for(lambda: not pid_alive(idle_pid), 10)
+        time.sleep(3.5)  # a whole idle timeout more: the pinged one must survive it
+        assert [a["endpoint"] for a in listing(emu)] == [pinged]
+    finally:
+        stop.set()
+        pinger.join(5)
+
+
+# -- OAuth ------------------------------------------------------------------------------------
+
+
+def test_oauth_code_flow_with_pkce(emulator: Emulator) -> None:
+    verifier, challenge = pkce()
+    query = authorize(emulator, "plus@example.com", challenge)
+    assert query["state"] == "nonce=abc" and query["code"]
+    assert "https://www.googleapis.com/auth/colaboratory" in query["scope"].split()
+
+    assert exchange(emulator, query["code"], "x" * 50).json()["error"] == "invalid_grant"
+    # The failed attempt spent the code: codes are single use.
+    query = authorize(emulator, "plus@example.com", challenge)
+    wrong_secret = exchange(emulator, query["code"], verifier, client_secret="nope")
+    assert wrong_secret.status_code == 401 and wrong_secret.json()["error"] == "invalid_client"
+    wrong_redirect = exchange(emulator, query["code"], verifier, redirect_uri="http://127.0.0.1:1")
+    assert wrong_redirect.json()["error"] == "redirect_uri_mismatch"
+
+    query = authorize(emulator, "plus@example.com", challenge)
+    good = exchange(emulator, query["code"], verifier)
+    assert good.status_code == 200, good.text
+    tokens = good.json()
+    assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 3600
+    assert tokens["refresh_token"] and set(tokens["scope"].split()) >= {
+        "openid",
+        "https://www.googleapis.com/auth/userinfo.email",
+        "https://www.googleapis.com/auth/colaboratory",
+    }
+    replay = exchange(emulator, query["code"], verifier)
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+
+    me = emulator.http.get("/oauth2/v2/userinfo", headers=bearer(tokens["access_token"])).json()
+    assert me["email"] == "plus@example.com" and me["name"]
+    info = body(emulator.http.get("/gapi/v1/user-info", headers=bearer(tokens["access_token"])))
+    assert info["subscriptionTier"] == "SUBSCRIPTION_TIER_PRO_PLUS"
+
+    query = authorize(emulator, "plus@example.com", challenge)
+    emulator.admin("POST", "tokens/expire-codes")
+    assert exchange(emulator, query["code"], verifier).json()["error"] == "invalid_grant"
+
+    renewed = refresh(emulator, tokens["refresh_token"])
+    assert renewed.status_code == 200 and "refresh_token" not in renewed.json()
+    assert renewed.json()["access_token"] != tokens["access_token"]
+    assert emulator.http.post("/revoke", data={"token": tokens["refresh_token"]}).status_code == 200
+    after = refresh(emulator, tokens["refresh_token"])
+    assert after.status_code == 400 and after.json()["error"] == "invalid_grant"
+    assert (
+        colab(emulator, "GET", "/tun/m/assignments", renewed.json()["access_token"]).status_code
+        == 401
+    )
+    again = emulator.http.post("/revoke", data={"token": tokens["refresh_token"]})
+    assert again.status_code == 400 and again.json()["error"] == "invalid_token"
+
+
+def test_oauth_page_refuses_bad_requests_and_deny_redirects(emulator: Emulator) -> None:
+    _, challenge = pkce()
+    path = "/o/oauth2/v2/auth"
+    good = auth_params(emulator, challenge)
+    assert emulator.http.get(path, params=good).status_code == 200
+    for change in (
+        {"client_id": "someone-else.apps.googleusercontent.com"},
+        {"redirect_uri": "https://evil.example/callback"},
+        {"redirect_uri": "http://192.168.1.2:8080"},
+        {"response_type": "token"},
+        {"code_challenge_method": "plain"},
+        {"code_challenge": "short"},
+        {"scope": "https://www.googleapis.com/auth/gmail.readonly"},
+    ):
+        page = emulator.http.get(path, params={**good, **change})
+        assert page.status_code in (400, 401), change
+        assert "Error" in page.text
+    missing_method = {k: v for k, v in good.items() if k != "code_challenge_method"}
+    assert emulator.http.get(path, params=missing_method).status_code == 400
+    assert authorize(emulator, "ada@example.com", challenge, decision="deny") == {
+        "error": "access_denied",
+        "state": "nonce=abc",
+    }
+    token = emulator.http.post("/token", data={"grant_type": "password"})
+    assert token.status_code == 400 and token.json()["error"] == "invalid_request"
+
+
+def test_auto_approve_and_short_access_tokens(emulator_factory: Any) -> None:
+    emu = emulator_factory("--auto-approve", "--access-token-ttl", "1")
+    verifier, challenge = pkce()
+    redirect = emu.http.get("/o/oauth2/v2/auth", params=auth_params(emu, challenge))
+    assert redirect.status_code == 302
+    query = parse_qs(urlsplit(redirect.headers["Location"]).query)
+    tokens = exchange(emu, query["code"][0], verifier).json()
+    assert tokens["expires_in"] == 1
+    me = emu.http.get("/oauth2/v2/userinfo", headers=bearer(tokens["access_token"]))
+    assert me.json()["email"] == "ada@example.com"
+    wait_for(
+        lambda: colab(emu, "GET", "/tun/m/assignments", tokens["access_token"]).status_code == 401,
+        5,
+    )
+    renewed = refresh(emu, tokens["refresh_token"]).json()["access_token"]
+    assert colab(emu, "GET", "/tun/m/assignments", renewed).status_code == 200
+
+
+# -- faults -----------------------------------------------------------------------------------
+
+
+def test_faults_and_latency_switch_at_run_time(emulator: Emulator) -> None:
+    assert colab(emulator, "GET", "/tun/m/assignments").status_code == 200
+    emulator.admin("POST", "faults", {"fault_rate": 1.0})
+    statuses = {colab(emulator, "GET", "/tun/m/assignments").status_code for _ in range(20)}
+    assert statuses <= {500, 503} and statuses
+    assert emulator.http.get("/gapi/v1/assignments", headers=emulator.auth_headers).status_code in (
+        500,
+        503,
+    )
+    assert refresh(emulator, "1//whatever").status_code in (500, 503)
+    assert emulator.state()["faults"]["fault_rate"] == 1.0  # the admin API is never faulted
+    emulator.admin("POST", "faults", {"fault_rate": 0, "latency": 0.4})
+    started = time.monotonic()
+    assert colab(emulator, "GET", "/tun/m/assignments").status_code == 200
+    assert time.monotonic() - started >= 0.4
+    emulator.admin("POST", "faults", {"latency": 0})
+    started = time.monotonic()
+    assert colab(emulator, "GET", "/tun/m/assignments").status_code == 200
+    assert time.monotonic() - started < 0.4
+    bad = emulator.http.post("/_emulator/faults", json={"fault_rate": 2})
+    assert bad.status_code == 400
+
+
+# -- no orphans -------------------------------------------------------------------------------
+
+
+def test_sigterm_stops_jupyter_and_kernels(emulator_factory: Any) -> None:
+    emu = emulator_factory()
+    free = sign_in(emu, "free@example.com")["access_token"]
+    reply = body(assign(emu, free, variant="TPU", accelerator="V5E1"))
+    assert reply["endpoint"].startswith("tpu-v5e1-s-") and reply["machineShape"] == 1
+    url, token = reply["runtimeProxyInfo"]["url"], reply["runtimeProxyInfo"]["token"]
+    kernel = httpx.post(
+        url + "/api/kernels", headers={"X-Colab-Runtime-Proxy-Token": token}, json={}, timeout=30
+    )
+    assert kernel.status_code == 201
+    state = emu.state()
+    temp_dir = state["temp_dir"]
+    wait_for(lambda: len(pids_mentioning(temp_dir)) >= 2, 20)  # jupyter and the kernel
+    jupyter_pid = state["runtimes"][0]["jupyter_pid"]
+    emu.stop()  # asserts exit status 0, no process left, temp dir removed
+    assert not pid_alive(jupyter_pid)
+    assert pids_mentioning(temp_dir) == []
+    assert not Path(temp_dir).exists()
+
+
+def test_killed_emulator_leaves_no_jupyter_behind(emulator_factory: Any) -> None:
+    emu = emulator_factory()
+    reply = body(assign(emu))
+    url, token = reply["runtimeProxyInfo"]["url"], reply["runtimeProxyInfo"]["token"]
+    kernel = httpx.post(
+        url + "/api/kernels", headers={"X-Colab-Runtime-Proxy-Token": token}, json={}, timeout=30
+    )
+    assert kernel.status_code == 201
+    temp_dir = emu.state()["temp_dir"]
+    wait_for(lambda: len(pids_mentioning(temp_dir)) >= 2, 20)
+    os.kill(emu.process.pid, signal.SIGKILL)  # no atexit, no signal handler: the crash path
+    emu.process.wait(10)
+    try:
+        # Jupyter gets SIGTERM from the kernel (parent-death signal) and stops its kernels.
+        wait_for(lambda: pids_mentioning(temp_dir) == [], 20, 0.1)
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        emu.discard()  # already dead: nothing for the fixture to check
