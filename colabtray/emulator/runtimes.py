@@ -29,6 +29,8 @@ from colabtray.emulator.state import EmulatorState, Runtime
 log = logging.getLogger("colabtray.emulator.runtimes")
 
 START_TIMEOUT = 60.0
+# Put first on the runtimes' PYTHONPATH: the stand-in for Colab's kernel-side google.colab.
+KERNEL_PATH = Path(__file__).parent / "kernel_path"
 STOP_GRACE = 5.0
 
 
@@ -58,6 +60,7 @@ class RuntimeManager:
         self._handles: dict[str, _Handle] = {}
         self._session: aiohttp.ClientSession | None = None
         self._stopping: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def start(self, runtime: Runtime) -> None:
         """Bring up the proxy and Jupyter; returns when Jupyter answers ``/api/status``.
@@ -76,6 +79,8 @@ class RuntimeManager:
         try:
             runtime.proxy_url = await proxy.start(self._state.config.host)
             for _attempt in range(3):
+                if self._closed:
+                    raise RuntimeStartError("the emulator is stopping")
                 runtime.jupyter_port = _free_port()
                 handle.process = await self._spawn(runtime, jupyter_token)
                 runtime.jupyter_pid = handle.process.pid
@@ -109,6 +114,9 @@ class RuntimeManager:
                 "IPYTHONDIR": str(private / "ipython"),
                 "PYDEVD_DISABLE_FILE_VALIDATION": "1",
                 "PYTHONUNBUFFERED": "1",
+                "PYTHONPATH": os.pathsep.join(
+                    p for p in (str(KERNEL_PATH), os.environ.get("PYTHONPATH", "")) if p
+                ),
             }
         )
         # A fresh file in our own temp dir: opening it cannot stall the loop.
@@ -180,6 +188,7 @@ class RuntimeManager:
 
     async def close(self) -> None:
         """Stop every runtime (in parallel) and release the HTTP session."""
+        self._closed = True
         runtimes = list(self._state.runtimes.values())
         self._state.runtimes.clear()
         await asyncio.gather(*(self.stop(r) for r in runtimes), return_exceptions=True)

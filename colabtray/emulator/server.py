@@ -126,7 +126,9 @@ async def serve(config: EmulatorConfig, out: TextIO | None = None) -> int:
             reclaimer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reclaimer
-        await manager.close()
+        # Stop taking requests first (an assign still starting is cancelled and cleans up
+        # after itself), then stop every runtime.
         await runner.cleanup()
+        await manager.close()
         cleanup()
         atexit.unregister(cleanup)

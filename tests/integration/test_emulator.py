@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import websockets
+from websockets.typing import Subprotocol
 
 from colabtray.emulator.__main__ import main as emulator_main
 from tests.fixtures.emulator import Emulator, pid_alive, pids_mentioning, wait_for
@@ -209,6 +210,68 @@ async def execute(url: str, token: str, kernel_id: str, code: str, *, in_query: 
     return output
 
 
+async def execute_v1(url: str, token: str, kernel_id: str, code: str) -> tuple[str, str]:
+    """Run ``code`` with Jupyter's binary ``v1.kernel.websocket.jupyter.org`` protocol.
+
+    Returns (negotiated subprotocol, stdout). Every frame both ways is binary.
+    """
+    from jupyter_server.services.kernels.connection.base import (
+        deserialize_msg_from_ws_v1,
+        serialize_msg_to_ws_v1,
+    )
+
+    session = uuid.uuid4().hex
+    ws_url = (
+        url.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels?session_id={session}"
+    )
+    msg_id = uuid.uuid4().hex
+    header = {
+        "msg_id": msg_id,
+        "msg_type": "execute_request",
+        "session": session,
+        "username": "",
+        "date": "",
+        "version": "5.3",
+    }
+    content = {
+        "code": code,
+        "silent": False,
+        "store_history": False,
+        "user_expressions": {},
+        "allow_stdin": False,
+        "stop_on_error": True,
+    }
+    frame = serialize_msg_to_ws_v1(
+        [json.dumps(part).encode() for part in (header, {}, {}, content)], "shell"
+    )
+    output = ""
+    replied = idle = False
+    async with websockets.connect(
+        ws_url,
+        additional_headers={"X-Colab-Runtime-Proxy-Token": token},
+        subprotocols=[Subprotocol("v1.kernel.websocket.jupyter.org")],
+        open_timeout=30,
+    ) as ws:
+        protocol = str(ws.subprotocol)
+        await ws.send(frame)
+        async with asyncio.timeout(30):
+            while not (replied and idle):
+                raw = await ws.recv()
+                assert isinstance(raw, bytes), "v1 frames must stay binary through the proxy"
+                _channel, parts = deserialize_msg_from_ws_v1(raw)
+                msg_header, parent, _meta, body_ = (json.loads(p) for p in parts[:4])
+                if parent.get("msg_id") != msg_id:
+                    continue
+                kind = msg_header["msg_type"]
+                if kind == "stream":
+                    output += body_["text"]
+                elif kind == "execute_reply":
+                    replied = True
+                elif kind == "status" and body_["execution_state"] == "idle":
+                    idle = True
+    return protocol, output
+
+
 # -- start, stop, command line ----------------------------------------------------------------
 
 
@@ -272,6 +335,9 @@ def test_custom_accounts_and_fault_rate_from_the_command_line(emulator_factory: 
     assert colab(emu, "GET", "/tun/m/assignments").status_code == 200
     me = emu.http.get("/oauth2/v2/userinfo", headers=emu.auth_headers).json()
     assert me["email"] == "zed@example.com"
+    capped = emulator_factory("--max-runtimes", "0")
+    assert all(a["max_runtimes"] == 0 for a in capped.state()["accounts"])
+    assert assign(capped).status_code == 412
 
 
 # -- request rules: bearer, authuser, XSSI ----------------------------------------------------
@@ -611,6 +677,10 @@ def test_kernel_runs_code_through_the_runtime_proxy(emulator_factory: Any) -> No
         execute(url, fresh_proxy_token(emu, endpoint), kernel_id, "print('q')", in_query=True)
     )
     assert output == "q\n"
+    protocol, output = asyncio.run(
+        execute_v1(url, fresh_proxy_token(emu, endpoint), kernel_id, "print('binary')")
+    )
+    assert (protocol, output) == ("v1.kernel.websocket.jupyter.org", "binary\n")
     # The query form works for REST too (Google's CLI uses it for the contents API).
     contents = httpx.get(
         url + "/api/contents/content",
@@ -632,6 +702,10 @@ def test_kernel_runs_code_through_the_runtime_proxy(emulator_factory: Any) -> No
     wait_for(lambda: httpx.get(url + "/api/kernels", headers=expired).status_code == 401, 10, 0.2)
     fresh = {"X-Colab-Runtime-Proxy-Token": fresh_proxy_token(emu, endpoint)}
     assert httpx.get(url + "/api/kernels", headers=fresh).status_code == 200
+    logged = emu.stderr_text()
+    assert "/api/kernels" in logged  # requests are logged, their tokens are not
+    for secret in (first_token, fresh["X-Colab-Runtime-Proxy-Token"], emu.access_token):
+        assert secret not in logged
 
 
 # -- idle reclaim -----------------------------------------------------------------------------
@@ -719,6 +793,9 @@ def test_oauth_code_flow_with_pkce(emulator: Emulator) -> None:
     )
     again = emulator.http.post("/revoke", data={"token": tokens["refresh_token"]})
     assert again.status_code == 400 and again.json()["error"] == "invalid_token"
+    logged = emulator.stderr_text()
+    for secret in (tokens["access_token"], tokens["refresh_token"], query["code"], verifier):
+        assert secret not in logged
 
 
 def test_oauth_page_refuses_bad_requests_and_deny_redirects(emulator: Emulator) -> None:
