@@ -151,7 +151,12 @@ class KeepAlive:
                 task.cancel()
 
     async def tick(self) -> None:
-        """Decide for every runtime, in parallel; never raises for one runtime's trouble."""
+        """Decide for every runtime, in parallel; never raises for one runtime's trouble.
+
+        It lists the runtimes first: reclaimed ones drop out, and while the backend cannot be
+        reached nobody is asked anything (a ping could not be sent anyway).
+        """
+        await self._registry.refresh()
         endpoints = list(self._registry.state.runtimes)
         for endpoint in endpoints:
             self._tracks.setdefault(endpoint, _Track(first_seen=_now()))
@@ -186,7 +191,12 @@ class KeepAlive:
             await self._ping(endpoint)
         elif track.extended_until and track.extended_until > now:
             await self._ping(endpoint)
-        elif not track.let_go and endpoint not in self._prompt_tasks:
+        elif (
+            not track.let_go
+            and endpoint not in self._prompt_tasks
+            and self._registry.state.reachable
+            and not self._registry.state.signed_out
+        ):
             self._prompt_tasks[endpoint] = asyncio.create_task(self._ask(endpoint))
 
     async def _ping(self, endpoint: str) -> None:

@@ -1,0 +1,195 @@
+"""Keep-alive policy against the emulator's real runtimes, with every time shrunk.
+
+The emulator reclaims a runtime that gets no keep-alive ping for --idle-timeout seconds, as
+Colab does. The prompt here is a presenter that records what it was asked and answers as the
+test says (the real notification and window are tested in tests/e2e and tests/ui).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import websockets
+
+from colabtray.colab.client import ColabClient, StaticToken
+from colabtray.core.keepalive import Choice, IdleQuestion, KeepAlive
+from colabtray.core.naming import RuntimeNames
+from colabtray.core.registry import RuntimeRegistry
+from tests.fixtures.colab import settings_for
+from tests.fixtures.emulator import Emulator
+from tests.fixtures.kernel import execute, execute_request, start_kernel
+
+IDLE_TIMEOUT = 3.0
+
+
+class RecordingPresenter:
+    """Shows nothing; remembers questions and withdrawals; answers when told to."""
+
+    def __init__(self) -> None:
+        self.shown: list[IdleQuestion] = []
+        self.withdrawn: list[str] = []
+        self.answers: dict[str, Callable[[Choice], None]] = {}
+
+    def show(self, question: IdleQuestion, answer: Callable[[Choice], None]) -> None:
+        self.shown.append(question)
+        self.answers[question.endpoint] = answer
+
+    def withdraw(self, endpoint: str) -> None:
+        self.withdrawn.append(endpoint)
+
+
+class Rig:
+    def __init__(self, emulator: Emulator, registry: RuntimeRegistry, keepalive: KeepAlive,
+                 presenter: RecordingPresenter) -> None:  # fmt: skip
+        self.emulator = emulator
+        self.registry = registry
+        self.keepalive = keepalive
+        self.presenter = presenter
+
+    def live(self) -> set[str]:
+        return {r["endpoint"] for r in self.emulator.state()["runtimes"]}
+
+    async def new_runtime(self) -> str:
+        _, runtime = await self.registry.create("CPU")
+        return runtime.endpoint
+
+
+@pytest.fixture
+async def rig(emulator_factory, tmp_path: Path) -> AsyncIterator[Rig]:
+    emulator = emulator_factory("--idle-timeout", str(IDLE_TIMEOUT))
+    settings = settings_for(
+        emulator,
+        tmp_path,
+        keepalive_interval=0.5,
+        idle_threshold=2.0,
+        idle_extension=30.0,
+        idle_prompt_timeout=1.5,
+    )
+    presenter = RecordingPresenter()
+    async with ColabClient(settings, StaticToken(emulator.access_token)) as client:
+        registry = RuntimeRegistry(client, RuntimeNames(tmp_path / "names.json"))
+        keepalive = KeepAlive(settings, registry, presenter)
+        task = asyncio.create_task(keepalive.run())
+        try:
+            yield Rig(emulator, registry, keepalive, presenter)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def until(condition: Callable[[], object], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {seconds} s"
+        await asyncio.sleep(0.1)
+
+
+async def hold(seconds: float, invariant: Callable[[], bool]) -> None:
+    """Check ``invariant`` throughout ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert invariant()
+        await asyncio.sleep(0.2)
+
+
+async def start_long_cell(rig: Rig, endpoint: str, seconds: int) -> None:
+    runtime = await rig.registry.fresh_runtime(endpoint)
+    headers = {"X-Colab-Runtime-Proxy-Token": runtime.proxy.token.get_secret_value()}
+    kernel = await start_kernel(runtime.proxy.url, headers)
+    url = runtime.proxy.url.replace("http://", "ws://") + f"/api/kernels/{kernel}/channels"
+    async with websockets.connect(url, additional_headers=headers) as ws:
+        await ws.send(json.dumps(execute_request(f"import time; time.sleep({seconds})", "s")))
+        while True:  # wait until the kernel says it is busy with our cell
+            message = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            if message["msg_type"] == "status" and message["content"]["execution_state"] == "busy":
+                return
+
+
+async def test_a_busy_runtime_outlives_several_idle_timeouts(rig: Rig):
+    endpoint = await rig.new_runtime()
+    await start_long_cell(rig, endpoint, 60)
+    await hold(4 * IDLE_TIMEOUT, lambda: endpoint in rig.live())
+    assert rig.presenter.shown == []
+
+
+async def test_a_recently_used_runtime_is_kept_without_asking(rig: Rig):
+    endpoint = await rig.new_runtime()
+    runtime = await rig.registry.fresh_runtime(endpoint)
+    headers = {"X-Colab-Runtime-Proxy-Token": runtime.proxy.token.get_secret_value()}
+    kernel = await start_kernel(runtime.proxy.url, headers)
+
+    async def use_it() -> None:  # a cell every second: last_activity stays recent
+        while True:
+            await execute(runtime.proxy.url, "1+1", headers=headers, kernel_id=kernel)
+            await asyncio.sleep(1)
+
+    user = asyncio.create_task(use_it())
+    try:
+        await hold(3 * IDLE_TIMEOUT, lambda: endpoint in rig.live())
+    finally:
+        user.cancel()
+    assert rig.presenter.shown == []
+
+
+async def test_an_idle_runtime_is_asked_about_once_and_keep_extends(rig: Rig):
+    endpoint = await rig.new_runtime()
+    await until(lambda: rig.presenter.shown, 10)
+    (question,) = rig.presenter.shown
+    assert question.endpoint == endpoint and question.name == "CPU"
+    assert question.title == "'CPU' is idle and will be disconnected"
+    assert rig.keepalive.pending() == {endpoint}
+    rig.presenter.answers[endpoint](Choice.KEEP)
+    await until(lambda: not rig.keepalive.pending(), 5)
+    await hold(3 * IDLE_TIMEOUT, lambda: endpoint in rig.live())
+    assert len(rig.presenter.shown) == 1, "asked again during the extension"
+
+
+async def test_disconnect_now_unassigns_at_once(rig: Rig):
+    endpoint = await rig.new_runtime()
+    await until(lambda: rig.presenter.shown, 10)
+    rig.keepalive.answer(endpoint, Choice.DISCONNECT)  # as the tray menu does
+    await until(lambda: endpoint not in rig.live(), 5)
+    await until(lambda: endpoint not in rig.registry.state.runtimes, 5)
+
+
+async def test_no_answer_lets_colab_reclaim_it(rig: Rig):
+    removed: list[object] = []
+    rig.registry.subscribe(lambda e: removed.append(e) if type(e).__name__ == "RuntimeRemoved"
+                           else None)  # fmt: skip
+    endpoint = await rig.new_runtime()
+    await until(lambda: rig.presenter.shown, 10)
+    await until(lambda: endpoint not in rig.live(), 4 * IDLE_TIMEOUT)
+    await until(lambda: endpoint not in rig.registry.state.runtimes, 5)
+    assert len(rig.presenter.shown) == 1, "asked again after no answer"
+    assert [e.by_user for e in removed] == [False]
+
+
+async def test_two_idle_runtimes_get_one_prompt_each(rig: Rig):
+    first, second = await rig.new_runtime(), await rig.new_runtime()
+    await until(lambda: len(rig.presenter.shown) == 2, 10)
+    await hold(1.0, lambda: len(rig.presenter.shown) == 2)
+    assert {q.endpoint for q in rig.presenter.shown} == {first, second}
+    assert {q.name for q in rig.presenter.shown} == {"CPU", "CPU (1)"}
+
+
+async def test_a_prompt_is_withdrawn_when_its_runtime_gets_busy(rig: Rig):
+    endpoint = await rig.new_runtime()
+    await until(lambda: rig.presenter.shown, 10)
+    await start_long_cell(rig, endpoint, 30)
+    await until(lambda: endpoint in rig.presenter.withdrawn, 5)
+    assert not rig.keepalive.pending()
+    await hold(2 * IDLE_TIMEOUT, lambda: endpoint in rig.live())
+
+
+async def test_an_outage_during_a_tick_asks_nothing(rig: Rig):
+    await rig.new_runtime()
+    rig.emulator.admin("POST", "faults", {"fault_rate": 1.0})
+    await hold(4.0, lambda: rig.presenter.shown == [])
+    assert not rig.registry.state.reachable
+    rig.emulator.admin("POST", "faults", {"fault_rate": 0.0})
+    await until(lambda: rig.registry.state.reachable, 10)
