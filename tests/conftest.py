@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.scripted_http",
     "tests.fixtures.colab",
     "tests.fixtures.browser",
+    "tests.fixtures.bridge",
 ]

@@ -1,0 +1,103 @@
+"""Who may use a bridge port: the checks every request passes before anything is forwarded.
+
+Pure functions over header and query values, so they can be tested (and fuzzed) alone.
+A request is admitted only if all of these hold, in this order:
+
+1. ``Host`` names the loopback address (or ``localhost``) and the bridge's own port, so a web
+   page whose domain was rebound to 127.0.0.1 cannot reach the runtime;
+2. an ``Origin`` header, if present, is the bridge's own origin (browsers send one on
+   cross-origin requests and on every WebSocket handshake);
+3. the bridge secret comes as ``?token=``, as ``Authorization: token …`` (or ``bearer``), or in
+   the cookie a browser got on its first visit with ``?token=``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost")
+TOKEN_PARAM = "token"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reason: str = ""  # one line, safe to send back and to log (never holds a secret)
+    by_query: bool = False  # the secret came in ?token= (a browser's first visit)
+
+
+def cookie_name(port: int) -> str:
+    """Per port: browsers share cookies between ports of one host."""
+    return f"colabtray-bridge-{port}"
+
+
+def own_origins(port: int) -> frozenset[str]:
+    return frozenset(f"http://{name}:{port}" for name in LOOPBACK_NAMES)
+
+
+def host_ok(host: str | None, port: int) -> bool:
+    if not host:
+        return False
+    return host.strip().lower() in {f"{name}:{port}" for name in LOOPBACK_NAMES}
+
+
+def same_secret(given: str, secret: str) -> bool:
+    """Constant-time comparison that tolerates any text (surrogates included)."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), secret.encode("utf-8", "surrogatepass")
+    )
+
+
+def token_from_authorization(value: str | None) -> str | None:
+    """The credential of ``Authorization: token X`` or ``bearer X`` (what Jupyter accepts)."""
+    if not value:
+        return None
+    scheme, _, credential = value.strip().partition(" ")
+    if scheme.lower() in ("token", "bearer") and credential.strip():
+        return credential.strip()
+    return None
+
+
+def token_from_cookie(value: str | None, port: int) -> str | None:
+    if not value:
+        return None
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(value)
+    except CookieError:
+        return None
+    morsel = jar.get(cookie_name(port))
+    return morsel.value if morsel is not None else None
+
+
+def check(
+    *,
+    port: int,
+    secret: str,
+    host: str | None,
+    origin: str | None,
+    query_tokens: list[str],
+    authorization: str | None,
+    cookie: str | None,
+) -> Verdict:
+    """Admit or refuse one request; see the module docstring for the rules."""
+    if not host_ok(host, port):
+        return Verdict(False, f"the Host header must be 127.0.0.1:{port}")
+    if origin is not None and origin.strip().lower() not in own_origins(port):
+        return Verdict(False, "cross-origin requests are refused")
+    offered = False
+    for given in query_tokens:
+        offered = True
+        if same_secret(given, secret):
+            return Verdict(True, by_query=True)
+    for given in (token_from_authorization(authorization), token_from_cookie(cookie, port)):
+        if given is None:
+            continue
+        offered = True
+        if same_secret(given, secret):
+            return Verdict(True)
+    if offered:
+        return Verdict(False, "the bridge token is wrong")
+    return Verdict(False, "the bridge token is missing (add ?token=… from colabtray)")

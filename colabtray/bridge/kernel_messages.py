@@ -1,0 +1,301 @@
+"""Colab's own kernel requests, answered by the bridge for editors that know nothing of them.
+
+Colab code in a kernel (``drive.mount()``, ``google.colab.auth.authenticate_user()``) sends a
+``colab_request`` asking the frontend for credentials and blocks until an ``input_reply``
+carrying a ``colab_reply`` comes back on the stdin channel (colab-protocol.md §6). On every
+kernel WebSocket the bridge watches frames from the runtime — JSON text frames and both binary
+layouts (the legacy one and ``v1.kernel.websocket.jupyter.org``) — takes out the
+``request_auth`` requests for ``dfs_ephemeral`` and ``auth_user_ephemeral``, has the
+credentials propagated (dry run, browser consent if Colab asks for it, the real run) and
+replies. A failure is replied as an ``error`` so the kernel never hangs. Every other frame
+passes untouched; frames that cannot contain a request are not even parsed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import struct
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from colabtray.colab import errors
+from colabtray.colab.models import PropagationResult
+
+log = logging.getLogger(__name__)
+
+V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
+AUTH_TYPES = frozenset({"dfs_ephemeral", "auth_user_ephemeral"})
+_MARKER = "colab_request"
+_MARKER_BYTES = _MARKER.encode()
+_PARTS = ("header", "parent_header", "metadata", "content")
+
+Frame = str | bytes
+Propagate = Callable[[str, str, bool], Awaitable[PropagationResult]]
+
+
+# ---- frames ------------------------------------------------------------------------------
+
+
+def decode(frame: Frame, v1: bool) -> dict[str, Any] | None:
+    """A kernel message from a WebSocket frame, or None if it is not one we can read."""
+    try:
+        if isinstance(frame, str):
+            message = json.loads(frame)
+        elif v1:
+            message = _decode_v1(frame)
+        else:
+            message = _decode_legacy_binary(frame)
+    except (ValueError, IndexError, struct.error, UnicodeDecodeError):
+        return None
+    return message if isinstance(message, dict) else None
+
+
+def _decode_v1(frame: bytes) -> dict[str, Any]:
+    count = int.from_bytes(frame[:8], "little")
+    if not 6 <= count <= len(frame) // 8:
+        raise ValueError("not a v1 kernel message")
+    offsets = [int.from_bytes(frame[8 * (i + 1) : 8 * (i + 2)], "little") for i in range(count)]
+    parts = [frame[offsets[i] : offsets[i + 1]] for i in range(count - 1)]
+    message: dict[str, Any] = {"channel": parts[0].decode()}
+    for name, raw in zip(_PARTS, parts[1:5], strict=True):
+        message[name] = json.loads(raw)
+    return message
+
+
+def _decode_legacy_binary(frame: bytes) -> Any:
+    (count,) = struct.unpack("!I", frame[:4])
+    if not 1 <= count <= len(frame) // 4:
+        raise ValueError("not a binary kernel message")
+    offsets = struct.unpack(f"!{count}I", frame[4 : 4 * (count + 1)])
+    end = offsets[1] if count > 1 else len(frame)
+    return json.loads(frame[offsets[0] : end])
+
+
+def encode(message: dict[str, Any], v1: bool) -> Frame:
+    """A frame for a message without buffers, in the socket's protocol."""
+    if not v1:
+        return json.dumps(message)
+    parts = [message["channel"].encode()] + [json.dumps(message[n]).encode() for n in _PARTS]
+    offsets = [8 * (len(parts) + 2)]
+    for part in parts:
+        offsets.append(offsets[-1] + len(part))
+    head = len(offsets).to_bytes(8, "little") + b"".join(o.to_bytes(8, "little") for o in offsets)
+    return head + b"".join(parts)
+
+
+# ---- requests and replies ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuthRequest:
+    auth_type: str
+    colab_msg_id: int
+    request_id: str  # header.msg_id, to answer an iopub broadcast once
+
+
+def auth_request(message: dict[str, Any]) -> AuthRequest | None:
+    """The credentials request in ``message``, matched as Google's extension matches it."""
+    header, metadata, content = (message.get(k) for k in ("header", "metadata", "content"))
+    if not (isinstance(header, dict) and isinstance(metadata, dict) and isinstance(content, dict)):
+        return None
+    if header.get("msg_type") != _MARKER:
+        return None
+    if metadata.get("colab_request_type") != "request_auth":
+        return None
+    msg_id = metadata.get("colab_msg_id")
+    if not isinstance(msg_id, int) or isinstance(msg_id, bool):
+        return None
+    request = content.get("request")
+    auth_type = request.get("authType") if isinstance(request, dict) else None
+    if auth_type not in AUTH_TYPES:
+        return None
+    return AuthRequest(auth_type, msg_id, str(header.get("msg_id", msg_id)))
+
+
+def colab_reply(session: str, colab_msg_id: int, error: str | None = None) -> dict[str, Any]:
+    """The ``input_reply`` that unblocks the kernel (colab-protocol-examples.md §13)."""
+    value: dict[str, Any] = {"type": "colab_reply", "colab_msg_id": colab_msg_id}
+    if error is not None:
+        value["error"] = error
+    return {
+        "header": {
+            "msg_id": str(uuid.uuid4()),
+            "msg_type": "input_reply",
+            "session": session,
+            "date": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "username": "username",
+            "version": "5.0",
+        },
+        "content": {"value": value},
+        "channel": "stdin",
+        "metadata": {},
+        "parent_header": {},
+    }
+
+
+# ---- the credentials dance ---------------------------------------------------------------
+
+
+class CredentialsError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Credentials:
+    """Has Colab give a runtime the user's credentials, asking for consent in the browser."""
+
+    def __init__(
+        self,
+        propagate: Propagate,
+        open_browser: Callable[[str], bool],
+        *,
+        consent_timeout: float = 300.0,
+        poll_interval: float = 2.0,
+    ) -> None:
+        self._propagate = propagate
+        self._open_browser = open_browser
+        self.consent_timeout = consent_timeout
+        self.poll_interval = poll_interval
+        self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}
+
+    async def provide(self, endpoint: str, auth_type: str) -> None:
+        """Return once the runtime has the credentials; raises CredentialsError otherwise.
+
+        Concurrent requests for the same runtime and kind share one attempt (one browser tab).
+        """
+        key = (endpoint, auth_type)
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.create_task(self._dance(endpoint, auth_type))
+            self._inflight[key] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(key, None))
+        await asyncio.shield(task)
+
+    async def _dance(self, endpoint: str, auth_type: str) -> None:
+        try:
+            dry = await self._propagate(endpoint, auth_type, True)
+            if not dry.success:
+                if not dry.unauthorized_redirect_uri:
+                    raise CredentialsError(f"[{auth_type}] unexpected results from Colab")
+                await self._consent(endpoint, auth_type, dry.unauthorized_redirect_uri)
+            real = await self._propagate(endpoint, auth_type, False)
+        except errors.ColabError as exc:
+            raise CredentialsError(exc.message) from None
+        if not real.success:
+            raise CredentialsError(f"[{auth_type}] Credentials propagation unsuccessful")
+
+    async def _consent(self, endpoint: str, auth_type: str, uri: str) -> None:
+        """Open Colab's consent page, then wait (bounded) until the dry run succeeds."""
+        opened = await asyncio.to_thread(self._open_browser, uri)
+        if not opened:
+            raise CredentialsError(
+                f"[{auth_type}] no web browser could be opened for Colab's consent page"
+            )
+        log.info("waiting for %s consent in the browser for runtime %s", auth_type, endpoint)
+        deadline = time.monotonic() + self.consent_timeout
+        while time.monotonic() < deadline:
+            await asyncio.sleep(self.poll_interval)
+            if (await self._propagate(endpoint, auth_type, True)).success:
+                return
+        raise CredentialsError(
+            f"[{auth_type}] authorization was not completed in the browser within "
+            f"{self.consent_timeout:.0f} s"
+        )
+
+
+# ---- one kernel WebSocket ----------------------------------------------------------------
+
+
+class KernelChannel:
+    """Watches one kernel WebSocket; answers credentials requests on it."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        kernel_id: str,
+        *,
+        v1: bool,
+        client_session: str,
+        credentials: Credentials,
+        send_to_runtime: Callable[[Frame], Awaitable[None]],
+        answered: dict[tuple[str, str], float],
+    ) -> None:
+        self._endpoint = endpoint
+        self._kernel_id = kernel_id
+        self._v1 = v1
+        self._session = client_session  # until the client's first message names its own
+        self._session_seen = False
+        self._credentials = credentials
+        self._send = send_to_runtime
+        self._answered = answered  # shared by the runtime's sockets: iopub reaches them all
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def from_client(self, frame: Frame) -> None:
+        """Remember the session of the client's first message (the reply carries it)."""
+        if self._session_seen:
+            return
+        self._session_seen = True
+        message = decode(frame, self._v1)
+        header = message.get("header") if message else None
+        if isinstance(header, dict) and isinstance(header.get("session"), str):
+            self._session = header["session"]
+
+    def from_runtime(self, frame: Frame) -> bool:
+        """True if the frame is a credentials request the bridge answers (not forwarded)."""
+        marker = _MARKER if isinstance(frame, str) else _MARKER_BYTES
+        if marker not in frame:  # type: ignore[operator]
+            return False
+        message = decode(frame, self._v1)
+        request = auth_request(message) if message else None
+        if request is None:
+            return False
+        key = (self._kernel_id, request.request_id)
+        if key in self._answered:
+            return True  # another socket of this kernel is answering it
+        self._forget_old()
+        self._answered[key] = time.monotonic()
+        task = asyncio.create_task(self._answer(request))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _answer(self, request: AuthRequest) -> None:
+        error: str | None = None
+        try:
+            await self._credentials.provide(self._endpoint, request.auth_type)
+        except CredentialsError as exc:
+            error = exc.message
+        except Exception:  # a bug must still unblock the kernel
+            log.exception("answering a credentials request failed")
+            error = "colabtray could not handle this request"
+        log.info(
+            "credentials request %s on runtime %s: %s",
+            request.auth_type,
+            self._endpoint,
+            "granted" if error is None else "refused",
+        )
+        reply = colab_reply(self._session, request.colab_msg_id, error)
+        try:
+            await self._send(encode(reply, self._v1))
+        except Exception as exc:  # the socket closed meanwhile
+            log.info("could not reply to the kernel: %s", type(exc).__name__)
+
+    def _forget_old(self) -> None:
+        cutoff = time.monotonic() - 3600
+        for key in [k for k, t in self._answered.items() if t < cutoff]:
+            del self._answered[key]
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

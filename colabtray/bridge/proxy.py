@@ -1,0 +1,477 @@
+"""One runtime served as a plain Jupyter server on a loopback port of its own.
+
+Every request passes :mod:`colabtray.bridge.guard` first; a refused one gets 403 and a
+one-line reason, and nothing reaches the runtime. Admitted requests go to the runtime's proxy
+URL with the runtime proxy token added and the bridge's secret, cookies and origin removed;
+bodies stream both ways in large chunks (never read whole), compressed bytes pass as they are,
+and WebSocket frames are copied one by one (text and binary, the subprotocol the runtime
+chose), with kernel channels watched for Colab's credentials requests. A runtime that is gone
+answers 502 "this Colab runtime was disconnected".
+
+A port per runtime (rather than a path per runtime on one port) keeps the runtime's own
+absolute paths (``/lab``, ``/static/…``, ``/api/…``) valid, so JupyterLab's page works through
+the bridge unchanged, and the URL is a plain server URL for every editor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import socket
+import time
+import weakref
+from collections.abc import Callable
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+from urllib.parse import unquote_plus
+
+import aiohttp
+from aiohttp import WSMsgType, web
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from colabtray.bridge import guard
+from colabtray.bridge.kernel_messages import V1_PROTOCOL, Credentials, KernelChannel
+from colabtray.bridge.upstream import Upstream
+from colabtray.colab import errors
+from colabtray.colab.models import Runtime
+
+log = logging.getLogger(__name__)
+
+PROXY_TOKEN_HEADER = "X-Colab-Runtime-Proxy-Token"
+GONE_SENTENCE = "this Colab runtime was disconnected"
+CHUNK = 256 * 1024
+# Bodies up to this size are read first, so a request the runtime refuses with 401 (token
+# revoked early) can be sent again with a fresh token; bigger ones stream and are not retried.
+RETRY_BODY_LIMIT = 1024 * 1024
+
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Never forwarded to the runtime: the bridge's own credentials and the browser's context
+# (the bridge has checked Origin itself; the runtime sees a client like Google's extension).
+_REQUEST_DROP = _HOP_BY_HOP | {
+    "host",
+    "authorization",
+    "cookie",
+    "origin",
+    "referer",
+    "expect",
+    PROXY_TOKEN_HEADER.lower(),
+}
+_WS_DROP = _REQUEST_DROP | {
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-extensions",
+    "sec-websocket-protocol",
+    "content-length",
+}
+_RESPONSE_DROP = _HOP_BY_HOP | {PROXY_TOKEN_HEADER.lower()}
+# Query parameters that would carry the bridge secret or a runtime token from the client.
+_QUERY_DROP = frozenset({guard.TOKEN_PARAM, "colab-runtime-proxy-token"})
+_KERNEL_CHANNELS = re.compile(r"^/api/kernels/([^/]+)/channels$")
+
+
+def upstream_path(raw_path: str) -> str:
+    """The raw (still percent-encoded) path and query, minus the token parameters."""
+    path, sep, query = raw_path.partition("?")
+    if not sep:
+        return path
+    kept = [
+        pair
+        for pair in query.split("&")
+        if pair and unquote_plus(pair.partition("=")[0]) not in _QUERY_DROP
+    ]
+    return path + ("?" + "&".join(kept) if kept else "")
+
+
+def _forward_headers(headers: CIMultiDictProxy[str], drop: frozenset[str]) -> CIMultiDict[str]:
+    named = {p.strip().lower() for p in headers.get("Connection", "").split(",") if p.strip()}
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower not in drop and lower not in named:
+            out.add(name, value)
+    return out
+
+
+def _refusal(status: int, reason: str) -> web.Response:
+    return web.Response(status=status, text=f"{status} {reason}\n")
+
+
+def _nodelay(request: web.Request) -> None:
+    """aiohttp sets TCP_NODELAY already; made explicit because kernel round trips depend on it
+    (test-environment.md: Nagle plus delayed ACK adds ~40 ms)."""
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class RuntimeServer:
+    """The listener and forwarding of one bridged runtime (runs on the bridge's loop)."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        secret: str,
+        upstream: Upstream,
+        session: aiohttp.ClientSession,
+        credentials: Credentials,
+        client_agent: str,
+        on_activity: Callable[[str], None],
+        on_gone: Callable[[str], None],
+    ) -> None:
+        self.endpoint = endpoint
+        self.port = 0
+        self._secret = secret
+        self._upstream = upstream
+        self._session = session
+        self._credentials = credentials
+        self._client_agent = client_agent
+        self._on_activity = on_activity
+        self._on_gone = on_gone
+        self.gone = False
+        self._runner: web.AppRunner | None = None
+        self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+        self._runtime_cookies: set[str] = {"_xsrf"}
+        self._answered: dict[tuple[str, str], float] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen on ``host:port`` (0: any free port); returns the port. OSError if taken."""
+        app = web.Application(handler_args={"max_field_size": 65536})
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None, auto_decompress=False, shutdown_timeout=1.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port, reuse_address=True)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        self._upstream.start_refreshing()
+        return self.port
+
+    def mark_gone(self) -> None:
+        """From now on every request is answered 502 (the runtime was disconnected)."""
+        if not self.gone:
+            self.gone = True
+            for ws in list(self._sockets):
+                task = asyncio.create_task(ws.close(code=1001, message=GONE_SENTENCE.encode()))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+
+    async def stop(self) -> None:
+        """Close every WebSocket and the listener; idempotent."""
+        await self._upstream.stop()
+        for ws in list(self._sockets):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(code=1001, message=b"bridge closed"), 1)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ---- requests -------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        verdict = guard.check(
+            port=self.port,
+            secret=self._secret,
+            host=request.headers.get("Host"),
+            origin=request.headers.get("Origin"),
+            query_tokens=request.query.getall(guard.TOKEN_PARAM, []),
+            authorization=request.headers.get("Authorization"),
+            cookie=request.headers.get("Cookie"),
+        )
+        if not verdict.ok:
+            log.info("refused %s %s on %s: %s", request.method, request.path, self.endpoint,
+                     verdict.reason)  # fmt: skip
+            return _refusal(403, f"Forbidden: {verdict.reason}")
+        if self.gone:
+            return _refusal(502, f"Bad Gateway: {GONE_SENTENCE}")
+        _nodelay(request)
+        self._on_activity(self.endpoint)
+        path = upstream_path(request.raw_path)
+        try:
+            if (
+                request.method == "GET"
+                and request.headers.get("Upgrade", "").lower() == "websocket"
+            ):
+                response = await self._websocket(request, path)
+            else:
+                response = await self._http(request, path, set_cookie=verdict.by_query)
+        except errors.RuntimeGoneError:
+            self._gone()
+            return _refusal(502, f"Bad Gateway: {GONE_SENTENCE}")
+        except errors.ColabError as exc:
+            return _refusal(503, f"Service Unavailable: {exc.message}")
+        finally:
+            self._on_activity(self.endpoint)
+        return response
+
+    def _gone(self) -> None:
+        self.mark_gone()
+        self._on_gone(self.endpoint)
+
+    def _headers(self, request: web.Request, runtime: Runtime, drop: frozenset[str]) -> Any:
+        headers = _forward_headers(request.headers, drop)
+        cookies = self._cookies_for_runtime(request.headers.get("Cookie"))
+        if cookies:
+            headers["Cookie"] = cookies
+        assert runtime.proxy is not None
+        headers[PROXY_TOKEN_HEADER] = runtime.proxy.token.get_secret_value()
+        headers["X-Colab-Client-Agent"] = self._client_agent
+        return headers
+
+    def _cookies_for_runtime(self, header: str | None) -> str:
+        """Only cookies the runtime itself set: not the bridge's, not other local apps'."""
+        if not header:
+            return ""
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(header)
+        except CookieError:
+            return ""
+        return "; ".join(
+            f"{name}={morsel.coded_value}"
+            for name, morsel in jar.items()
+            if name in self._runtime_cookies
+        )
+
+    def _url(self, runtime: Runtime, path: str) -> URL:
+        assert runtime.proxy is not None
+        return URL(runtime.proxy.url.rstrip("/") + path, encoded=True)
+
+    async def _broken(self, what: str) -> web.Response:
+        """The runtime's proxy did not answer: gone, or just unreachable?"""
+        if not await self._upstream.still_there():
+            raise errors.RuntimeGoneError(self.endpoint)
+        log.info("runtime %s unreachable (%s)", self.endpoint, what)
+        return _refusal(502, "Bad Gateway: the Colab runtime did not answer")
+
+    async def _http(self, request: web.Request, path: str, *, set_cookie: bool) -> Any:
+        body: Any = None
+        if request.body_exists:
+            length = request.content_length
+            if length is not None and length <= RETRY_BODY_LIMIT:
+                body = await request.read()
+            else:
+                body = request.content
+        runtime = await self._upstream.get()
+        for attempt in (1, 2):
+            try:
+                upstream = await self._session.request(
+                    request.method,
+                    self._url(runtime, path),
+                    headers=self._headers(request, runtime, _REQUEST_DROP),
+                    data=body,
+                    allow_redirects=False,
+                    skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
+                )
+            except aiohttp.ClientError as exc:
+                return await self._broken(type(exc).__name__)
+            if (
+                upstream.status == 401
+                and attempt == 1
+                and not isinstance(body, aiohttp.StreamReader)
+            ):
+                upstream.release()
+                runtime = await self._upstream.get(stale=runtime)
+                continue
+            break
+        async with upstream:
+            return await self._relay(request, upstream, runtime, set_cookie)
+
+    async def _relay(
+        self,
+        request: web.Request,
+        upstream: aiohttp.ClientResponse,
+        runtime: Runtime,
+        set_cookie: bool,
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        assert runtime.proxy is not None
+        base = runtime.proxy.url.rstrip("/")
+        for name, value in upstream.headers.items():
+            lower = name.lower()
+            if lower in _RESPONSE_DROP:
+                continue
+            if lower == "location" and value.startswith(base):
+                value = value[len(base) :] or "/"  # keep the editor on the bridge
+            elif lower == "set-cookie":
+                self._remember_cookie(value)
+            response.headers.add(name, value)
+        if set_cookie:
+            response.set_cookie(
+                guard.cookie_name(self.port),
+                self._secret,
+                httponly=True,
+                samesite="Strict",
+                path="/",
+            )
+        try:
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_chunked(CHUNK):
+                await response.write(chunk)
+            await response.write_eof()
+        except (ConnectionResetError, aiohttp.ClientError) as exc:
+            log.debug("stream on %s ended early: %s", self.endpoint, type(exc).__name__)
+        return response
+
+    def _remember_cookie(self, header: str) -> None:
+        name = header.split("=", 1)[0].strip()
+        if name and not name.startswith("colabtray-bridge-") and len(self._runtime_cookies) < 64:
+            self._runtime_cookies.add(name)
+
+    # ---- WebSockets -----------------------------------------------------------------------
+
+    async def _websocket(self, request: web.Request, path: str) -> web.StreamResponse:
+        requested = [
+            p.strip()
+            for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+            if p.strip()
+        ]
+        runtime = await self._upstream.get()
+        upstream: aiohttp.ClientWebSocketResponse | None = None
+        for attempt in (1, 2):
+            try:
+                upstream = await self._session.ws_connect(
+                    self._url(runtime, path),
+                    protocols=requested,
+                    headers=self._headers(request, runtime, _WS_DROP),
+                    max_msg_size=0,
+                    compress=0,
+                    autoping=True,
+                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
+                )
+                break
+            except aiohttp.WSServerHandshakeError as exc:
+                if exc.status == 401 and attempt == 1:
+                    runtime = await self._upstream.get(stale=runtime)
+                    continue
+                status = exc.status if 400 <= exc.status < 600 else 502
+                return _refusal(status, "the runtime refused the WebSocket")
+            except aiohttp.ClientError as exc:
+                return await self._broken(type(exc).__name__)
+        assert upstream is not None
+        chosen = upstream.protocol
+        client = web.WebSocketResponse(
+            protocols=(chosen,) if chosen else (),
+            max_msg_size=0,
+            compress=False,
+            autoping=True,
+        )
+        try:
+            await client.prepare(request)
+        except Exception:
+            await upstream.close()
+            raise
+        self._sockets.add(client)
+        channel = self._kernel_channel(request, path, chosen, upstream)
+        try:
+            await self._splice(client, upstream, channel)
+        finally:
+            self._sockets.discard(client)
+            if channel is not None:
+                await channel.close()
+            await upstream.close()
+            await client.close()
+        return client
+
+    def _kernel_channel(
+        self,
+        request: web.Request,
+        path: str,
+        protocol: str | None,
+        upstream: aiohttp.ClientWebSocketResponse,
+    ) -> KernelChannel | None:
+        match = _KERNEL_CHANNELS.match(request.path)
+        if match is None:
+            return None
+
+        async def send(frame: str | bytes) -> None:
+            if isinstance(frame, str):
+                await upstream.send_str(frame)
+            else:
+                await upstream.send_bytes(frame)
+
+        return KernelChannel(
+            self.endpoint,
+            match.group(1),
+            v1=protocol == V1_PROTOCOL,
+            client_session=request.query.get("session_id", ""),
+            credentials=self._credentials,
+            send_to_runtime=send,
+            answered=self._answered,
+        )
+
+    async def _splice(
+        self,
+        client: web.WebSocketResponse,
+        upstream: aiohttp.ClientWebSocketResponse,
+        channel: KernelChannel | None,
+    ) -> None:
+        to_runtime = asyncio.create_task(self._pump(client, upstream, channel, outward=True))
+        to_client = asyncio.create_task(self._pump(upstream, client, channel, outward=False))
+        done, pending = await asyncio.wait(
+            {to_runtime, to_client}, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in pending:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        finished = done.pop()
+        code = None
+        with contextlib.suppress(Exception):
+            code = finished.result()
+        other: Any = upstream if finished is to_runtime else client
+        with contextlib.suppress(Exception):
+            await other.close(code=code if code and code not in (1005, 1006) else 1000)
+
+    async def _pump(
+        self, source: Any, sink: Any, channel: KernelChannel | None, *, outward: bool
+    ) -> int | None:
+        """Copy frames until ``source`` closes; returns its close code."""
+        activity = self._on_activity
+        endpoint = self.endpoint
+        last = 0.0
+        async for message in source:
+            kind = message.type
+            if kind == WSMsgType.TEXT or kind == WSMsgType.BINARY:
+                data = message.data
+                if channel is not None:
+                    if outward:
+                        channel.from_client(data)
+                    elif channel.from_runtime(data):
+                        continue
+                if kind == WSMsgType.TEXT:
+                    await sink.send_str(data)
+                else:
+                    await sink.send_bytes(data)
+                now = time.monotonic()
+                if now - last > 1.0:  # activity needs no finer grain than this
+                    last = now
+                    activity(endpoint)
+            elif kind == WSMsgType.CLOSE or kind == WSMsgType.ERROR:
+                break
+        return source.close_code

@@ -1,0 +1,283 @@
+"""The editor bridge as a whole: a loop in a thread of its own, one server per runtime.
+
+The bridge's network work runs on its own asyncio loop in a worker thread, away from the Qt
+loop (shared/repro/qasync-socket-crash: heavy socket traffic on the qasync loop can crash
+PySide6, and a busy download must not make the tray stutter). Every public method of
+:class:`Bridge` may be called from any thread and returns at once.
+
+Each runtime keeps its port and secret while it lives, also across restarts of the app
+(:mod:`colabtray.bridge.store`); when it goes, its URL answers 502 "this Colab runtime was
+disconnected" for a while and then closes, and its server file and address are forgotten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import threading
+import time
+import webbrowser
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from colabtray.bridge.discovery import Discovery
+from colabtray.bridge.kernel_messages import Credentials
+from colabtray.bridge.proxy import CHUNK, RuntimeServer
+from colabtray.bridge.store import Address, AddressBook
+from colabtray.bridge.upstream import MainLoopBackend, RuntimeBackend, Upstream
+from colabtray.settings import Settings
+
+if TYPE_CHECKING:
+    from colabtray.core.registry import RuntimeRegistry
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+# How long a disconnected runtime's URL keeps answering 502 before its port closes (seconds).
+GONE_GRACE = 300.0
+
+
+class Bridge:
+    """One local Jupyter URL per runtime; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        backend: RuntimeBackend,
+        *,
+        jupyter_runtime_dir: Path | None = None,
+        open_browser: Callable[[str], bool] = webbrowser.open,
+        consent_timeout: float = 300.0,
+        gone_grace: float = GONE_GRACE,
+    ) -> None:
+        self._settings = settings
+        self._backend = backend
+        self._book = AddressBook(settings.state_dir)
+        self._discovery = Discovery(jupyter_runtime_dir)
+        self._credentials = Credentials(
+            backend.propagate_credentials, open_browser, consent_timeout=consent_timeout
+        )
+        self._gone_grace = gone_grace
+        self._servers: dict[str, RuntimeServer] = {}  # only touched on the bridge loop
+        self._urls: dict[str, tuple[int, str]] = {}  # replaced whole: safe to read anywhere
+        self._activity: dict[str, float] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._closers: set[asyncio.Task[None]] = set()
+
+    # ---- what the rest of the app calls (any thread) --------------------------------------
+
+    def start(self) -> None:
+        """Start the bridge's thread and loop; removes server files a crashed run left."""
+        if self._thread is not None:
+            return
+        removed = self._discovery.clean_stale()
+        if removed:
+            log.info("removed %d stale Jupyter server file(s) of colabtray", removed)
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._thread_main, args=(ready,), name="colabtray-bridge", daemon=True
+        )
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("the editor bridge did not start")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close every server, remove the server files, end the thread. Idempotent."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._close_all(), loop).result(timeout)
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        self._thread = None
+        self._discovery.withdraw_all()
+
+    def sync(
+        self, runtimes: Mapping[str, str], *, complete: bool
+    ) -> concurrent.futures.Future[None]:
+        """Bridge exactly these runtimes (endpoint → name).
+
+        ``complete`` says the list is the backend's full answer, so remembered addresses of
+        runtimes not in it may be forgotten. Returns a future done once the ports listen.
+        """
+        if self._loop is None:
+            raise RuntimeError("the editor bridge is not running")
+        future = asyncio.run_coroutine_threadsafe(self._sync(dict(runtimes), complete), self._loop)
+        future.add_done_callback(_log_failure)
+        return future
+
+    def url_for(self, endpoint: str) -> str | None:
+        """``http://127.0.0.1:PORT/?token=SECRET`` while the runtime is bridged, else None."""
+        entry = self._urls.get(endpoint)
+        return f"http://{HOST}:{entry[0]}/?token={entry[1]}" if entry else None
+
+    def gateway_command(self, endpoint: str) -> str | None:
+        """A ready ``jupyter lab`` line that runs its kernels on the runtime."""
+        entry = self._urls.get(endpoint)
+        if entry is None:
+            return None
+        return (
+            f"jupyter lab --gateway-url=http://{HOST}:{entry[0]} "
+            f"--GatewayClient.auth_token={entry[1]}"
+        )
+
+    def last_activity(self, endpoint: str) -> datetime | None:
+        """When editor traffic last passed for the runtime (None: never in this run)."""
+        seen = self._activity.get(endpoint)
+        return datetime.fromtimestamp(seen, UTC) if seen is not None else None
+
+    def bridged(self) -> set[str]:
+        return set(self._urls)
+
+    # ---- the bridge's loop ----------------------------------------------------------------
+
+    def _thread_main(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        try:
+            self._session = loop.run_until_complete(_client_session())
+            ready.set()
+            loop.run_forever()
+        finally:
+            try:
+                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                if self._session is not None:
+                    loop.run_until_complete(self._session.close())
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+                self._loop = None
+
+    def _activity_seen(self, endpoint: str) -> None:
+        self._activity[endpoint] = time.time()
+
+    async def _sync(self, runtimes: dict[str, str], complete: bool) -> None:
+        for endpoint in [ep for ep in self._servers if ep not in runtimes]:
+            self._retire(endpoint, forget_address=complete)
+        for endpoint, name in runtimes.items():
+            server = self._servers.get(endpoint)
+            if server is None:
+                await self._open(endpoint, name)
+            elif not server.gone:
+                address = self._book.get(endpoint)
+                self._discovery.publish(endpoint, name, server.port, address.secret)
+        if complete:
+            self._book.drop(self._book.endpoints() - set(runtimes))
+
+    async def _open(self, endpoint: str, name: str) -> None:
+        assert self._session is not None
+        address = self._book.get(endpoint)
+        server = RuntimeServer(
+            endpoint,
+            secret=address.secret,
+            upstream=Upstream(endpoint, self._backend),
+            session=self._session,
+            credentials=self._credentials,
+            client_agent=self._settings.client_agent,
+            on_activity=self._activity_seen,
+            on_gone=self._on_gone,
+        )
+        taken = {s.port for s in self._servers.values()}
+        port = 0
+        if address.port and address.port not in taken:
+            try:
+                port = await server.start(HOST, address.port)
+            except OSError:
+                log.info("port %d of %s is taken now; choosing another", address.port, endpoint)
+        if not port:
+            port = await server.start(HOST, 0)
+        self._servers[endpoint] = server
+        self._book.put(endpoint, Address(port, address.secret))
+        self._discovery.publish(endpoint, name, port, address.secret)
+        self._urls = {**self._urls, endpoint: (port, address.secret)}
+        log.info("bridging runtime %s on port %d", endpoint, port)
+
+    def _on_gone(self, endpoint: str) -> None:
+        """A request found the runtime gone (before the registry told us)."""
+        self._retire(endpoint, forget_address=True)
+
+    def _retire(self, endpoint: str, *, forget_address: bool) -> None:
+        """Stop forwarding at once; answer 502 for a while; then close the port."""
+        server = self._servers.get(endpoint)
+        if server is None:
+            return
+        server.mark_gone()
+        self._urls = {ep: v for ep, v in self._urls.items() if ep != endpoint}
+        self._discovery.withdraw(endpoint)
+        if forget_address:
+            self._book.drop({endpoint})
+        if not any(t.get_name() == f"retire:{endpoint}" for t in self._closers):
+            task = asyncio.create_task(
+                self._close_later(endpoint, server), name=f"retire:{endpoint}"
+            )
+            self._closers.add(task)
+            task.add_done_callback(self._closers.discard)
+        log.info("runtime %s is no longer bridged", endpoint)
+
+    async def _close_later(self, endpoint: str, server: RuntimeServer) -> None:
+        try:
+            await asyncio.sleep(self._gone_grace)
+        finally:
+            if self._servers.get(endpoint) is server:
+                del self._servers[endpoint]
+            await server.stop()
+
+    async def _close_all(self) -> None:
+        for task in list(self._closers):
+            task.cancel()
+        await asyncio.gather(*self._closers, return_exceptions=True)
+        servers = list(self._servers.values())
+        self._servers.clear()
+        self._urls = {}
+        await asyncio.gather(*(s.stop() for s in servers), return_exceptions=True)
+        self._discovery.withdraw_all()
+
+
+async def _client_session() -> aiohttp.ClientSession:
+    """The one HTTP client of the bridge (made on its loop): bytes pass as they come."""
+    return aiohttp.ClientSession(
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        connector=aiohttp.TCPConnector(limit=0),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=15),
+        read_bufsize=CHUNK,
+    )
+
+
+def _log_failure(future: concurrent.futures.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("the editor bridge could not follow the runtimes", exc_info=future.exception())
+
+
+def bridge_registry(settings: Settings, registry: RuntimeRegistry, **options: object) -> Bridge:
+    """Start a bridge that follows ``registry``; call it on the registry's loop.
+
+    The bridge asks the registry for fresh runtimes (and the backend for credentials) on that
+    loop, and bridges whatever runtimes the registry lists after each of its events.
+    """
+    loop = asyncio.get_running_loop()
+    bridge = Bridge(settings, MainLoopBackend(registry, loop), **options)  # type: ignore[arg-type]
+    bridge.start()
+
+    def follow(_event: object = None) -> None:
+        state = registry.state
+        bridge.sync({ep: registry.name_of(ep) for ep in state.runtimes}, complete=state.loaded)
+
+    registry.subscribe(follow)
+    follow()
+    return bridge

@@ -1,0 +1,192 @@
+"""Where a bridged runtime is and with which proxy token, kept fresh from the bridge's thread.
+
+The runtime registry and the backend client live on the app's main loop; the bridge runs on
+a loop of its own in a worker thread. :class:`MainLoopBackend` carries calls across with
+``asyncio.run_coroutine_threadsafe``; :class:`Upstream` caches one runtime's address and
+proxy token on the bridge loop, refreshes it before it expires (in the background and, if
+needed, before a request), and forces a refresh once when the runtime answers 401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+from colabtray.colab import errors
+from colabtray.colab.models import PropagationResult, Runtime
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Refresh when this much of the token's life is left (at most Google's 5 minutes), so short
+# test tokens (20 s) are refreshed at 5 s left rather than on every request.
+AHEAD_SHARE = 0.25
+AHEAD_MAX = 300.0
+# A broken connection to the runtime asks the backend whether it still exists, at most this
+# often (seconds).
+VERIFY_EVERY = 10.0
+
+
+class RuntimeBackend(Protocol):
+    """What the bridge needs from the rest of the app; awaited on the bridge's loop."""
+
+    async def fresh_runtime(self, endpoint: str, *, force: bool, ahead: float) -> Runtime:
+        """The runtime with a proxy token valid ``ahead`` seconds; RuntimeGoneError if gone."""
+        ...
+
+    async def propagate_credentials(
+        self, endpoint: str, auth_type: str, dry_run: bool
+    ) -> PropagationResult: ...
+
+
+class RegistryLike(Protocol):
+    async def fresh_runtime(
+        self, endpoint: str, *, force: bool = False, ahead: float = ...
+    ) -> Runtime: ...
+
+    @property
+    def client(self) -> ClientLike: ...
+
+
+class ClientLike(Protocol):
+    async def propagate_credentials(
+        self, endpoint: str, auth_type: str, dry_run: bool
+    ) -> PropagationResult: ...
+
+
+class MainLoopBackend:
+    """Runs the registry's and the client's coroutines on the loop they belong to."""
+
+    def __init__(
+        self, registry: RegistryLike, loop: asyncio.AbstractEventLoop, *, timeout: float = 60.0
+    ) -> None:
+        self._registry = registry
+        self._loop = loop
+        self._timeout = timeout
+
+    async def fresh_runtime(self, endpoint: str, *, force: bool, ahead: float) -> Runtime:
+        return await self._call(
+            lambda: self._registry.fresh_runtime(endpoint, force=force, ahead=ahead),
+            f"a new access token for runtime {endpoint}",
+        )
+
+    async def propagate_credentials(
+        self, endpoint: str, auth_type: str, dry_run: bool
+    ) -> PropagationResult:
+        return await self._call(
+            lambda: self._registry.client.propagate_credentials(endpoint, auth_type, dry_run),
+            f"credentials for runtime {endpoint}",
+        )
+
+    async def _call(self, make: Callable[[], Awaitable[T]], what: str) -> T:
+        async def run() -> T:
+            return await make()
+
+        try:
+            future = asyncio.run_coroutine_threadsafe(run(), self._loop)
+        except RuntimeError:  # the main loop is closed: the app is going away
+            raise errors.BackendUnavailableError(what, "colabtray is shutting down") from None
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), self._timeout)
+        except TimeoutError:
+            future.cancel()
+            raise errors.BackendUnavailableError(what, "timed out") from None
+
+
+def refresh_ahead(runtime: Runtime) -> float:
+    """Seconds before expiry at which this runtime's token is renewed."""
+    ttl = runtime.proxy.ttl_seconds if runtime.proxy is not None else AHEAD_MAX
+    return min(AHEAD_MAX, ttl * AHEAD_SHARE)
+
+
+class Upstream:
+    """One runtime's address and proxy token, as fresh as requests need them."""
+
+    def __init__(self, endpoint: str, backend: RuntimeBackend) -> None:
+        self.endpoint = endpoint
+        self._backend = backend
+        self._runtime: Runtime | None = None
+        self._lock = asyncio.Lock()
+        self._verified_at = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def get(self, *, stale: Runtime | None = None) -> Runtime:
+        """A runtime whose token is not about to expire.
+
+        With ``stale`` (the runtime whose token the runtime just refused), forces one refresh
+        unless another caller has refreshed since. Raises RuntimeGoneError and the backend's
+        other ColabErrors.
+        """
+        current = self._runtime
+        if stale is None and _usable(current):
+            assert current is not None
+            return current
+        async with self._lock:
+            current = self._runtime
+            if stale is not None and current is not None and current is not stale:
+                return current  # someone refreshed while we waited
+            if stale is None and _usable(current):
+                assert current is not None
+                return current
+            force = stale is not None
+            ahead = refresh_ahead(current) if current is not None else AHEAD_MAX
+            runtime = await self._backend.fresh_runtime(self.endpoint, force=force, ahead=ahead)
+            if runtime.proxy is None:
+                raise errors.RuntimeAccessError(self.endpoint, 0)
+            self._runtime = runtime
+            return runtime
+
+    async def still_there(self) -> bool:
+        """After a broken connection: does the backend still list the runtime?
+
+        Asks at most every VERIFY_EVERY seconds; raises nothing but RuntimeGoneError.
+        """
+        if time.monotonic() - self._verified_at < VERIFY_EVERY:
+            return True
+        self._verified_at = time.monotonic()
+        try:
+            await self.get(stale=self._runtime)
+        except errors.RuntimeGoneError:
+            return False
+        except errors.ColabError as exc:
+            log.info("could not check runtime %s: %s", self.endpoint, exc.message)
+        return True
+
+    def start_refreshing(self) -> None:
+        """Renew the token in the background shortly before it expires."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._refresh_forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            try:
+                runtime = await self.get()
+            except errors.RuntimeGoneError:
+                return  # requests will find out and say so
+            except errors.ColabError as exc:
+                log.info("token refresh for %s failed: %s", self.endpoint, exc.message)
+                await asyncio.sleep(30)
+                continue
+            proxy = runtime.proxy
+            assert proxy is not None
+            left = proxy.expires_at.timestamp() - time.time()
+            # Wake just inside the refresh window; never spin on a token that stays short.
+            await asyncio.sleep(max(left - refresh_ahead(runtime) + 0.5, 1.0))
+
+
+def _usable(runtime: Runtime | None) -> bool:
+    if runtime is None or runtime.proxy is None:
+        return False
+    return not runtime.proxy.expires_within(refresh_ahead(runtime))

@@ -1,0 +1,79 @@
+"""The editor bridge against real kernels on the emulator's runtimes, through real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import httpx2
+import pytest
+
+from tests.fixtures.bridge import Bridged, until
+from tests.fixtures.jupyter_client import KernelSession, split_url
+
+pytestmark = pytest.mark.slow
+
+
+async def test_a_client_given_only_the_url_runs_code(bridged: Bridged) -> None:
+    _endpoint, url = await bridged.runtime()
+    assert url.startswith("http://127.0.0.1:") and "?token=" in url
+    async with KernelSession(url) as kernel:
+        output, reply = await kernel.execute("print(6*7)")
+    assert reply["status"] == "ok"
+    assert output == "42\n"
+
+
+async def test_v1_binary_protocol_passes_through(bridged: Bridged) -> None:
+    _endpoint, url = await bridged.runtime()
+    async with KernelSession(url, v1=True) as kernel:
+        output, reply = await kernel.execute("print('v1', 6*7)")
+    assert reply["status"] == "ok"
+    assert output == "v1 42\n"
+
+
+async def test_jupyter_server_list_shows_the_runtime(bridged: Bridged) -> None:
+    endpoint, url = await bridged.runtime()
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(bridged.jupyter_dir))
+    listed = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "jupyter_server", "list", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    servers = [json.loads(line) for line in listed.stdout.splitlines() if line.strip()]
+    base, token = split_url(url)
+    (ours,) = [s for s in servers if s.get("colabtray", {}).get("endpoint") == endpoint]
+    assert ours["url"] == base + "/"
+    assert ours["token"] == token
+    assert ours["pid"] == os.getpid()
+    (path,) = list(bridged.jupyter_dir.glob("jpserver-*.json"))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    # The server file goes with the runtime.
+    await bridged.registry.remove(endpoint)
+    await until(lambda: not list(bridged.jupyter_dir.glob("jpserver-*.json")), 10)
+    assert bridged.bridge.url_for(endpoint) is None
+
+
+async def test_rest_calls_stream_and_keep_the_secret_from_the_runtime(bridged: Bridged) -> None:
+    endpoint, url = await bridged.runtime()
+    base, token = split_url(url)
+    async with httpx2.AsyncClient(base_url=base, timeout=30) as http:
+        status = await http.get("/api/status", headers={"Authorization": f"token {token}"})
+        assert status.status_code == 200, status.text
+        assert "X-Colab-Runtime-Proxy-Token" not in status.headers
+    log = bridged.emulator.admin("GET", "requests")
+    seen = [e for e in log["requests"] if e["host"] == "runtime" and e["path"] == "/api/status"]
+    assert seen, log
+    entry = seen[-1]
+    assert "token" not in entry["query"]
+    assert entry["headers"].get("X-Colab-Runtime-Proxy-Token") == "<redacted>"
+    assert "Authorization" not in entry["headers"]
+    assert bridged.bridge.last_activity(endpoint) is not None
