@@ -1,0 +1,139 @@
+"""Colab's credentials requests from a real kernel, answered by the bridge.
+
+The emulator's runtimes carry a stand-in for Colab's kernel-side ``google.colab``
+(colabtray/emulator/kernel_path) that sends ``colab_request`` and blocks for the reply, and
+the emulator's backend plays credentials propagation with its consent page. The "browser" is
+the bridge's ``open_browser`` seam: a function that loads the consent page and submits the
+person's decision over real HTTP, as a click would.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx2
+import pytest
+
+from tests.fixtures.bridge import Bridged
+from tests.fixtures.jupyter_client import KernelSession
+
+pytestmark = pytest.mark.slow
+
+
+def person(decision: str, clicks: list[str]) -> Callable[[str], bool]:
+    """A browser whose user answers the consent page with ``decision`` (allow or deny)."""
+
+    def click(url: str) -> None:
+        page = httpx2.get(url, timeout=10)
+        assert page.status_code == 200 and 'name="decision"' in page.text, page.text[:200]
+        state = parse_qs(urlsplit(url).query)["state"][0]
+        action = url.split("?", 1)[0]
+        answer = httpx2.post(action, data={"state": state, "decision": decision}, timeout=10)
+        assert answer.status_code == 200
+        clicks.append(decision)
+
+    def open_browser(url: str) -> bool:
+        threading.Thread(target=click, args=(url,), daemon=True).start()
+        return True
+
+    return open_browser
+
+
+CLICKS: list[str] = []
+
+
+@pytest.fixture
+def bridge_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    CLICKS.clear()
+    decision = getattr(request, "param", "allow")
+    options: dict[str, Any] = {"consent_timeout": 4.0}
+    if decision in ("allow", "deny"):
+        options["open_browser"] = person(decision, CLICKS)
+    elif decision == "no-browser":
+        options["open_browser"] = lambda _url: False
+    return options
+
+
+def colab_requests(kernel: KernelSession) -> list[dict[str, Any]]:
+    return [m for m in kernel.seen if m["header"]["msg_type"] == "colab_request"]
+
+
+@pytest.mark.parametrize("bridge_options", ["allow"], indirect=True)
+async def test_drive_mount_gets_consent_then_its_reply(bridged: Bridged) -> None:
+    _endpoint, url = await bridged.runtime()
+    async with KernelSession(url) as kernel:
+        output, reply = await kernel.execute(
+            "from google.colab import drive\ndrive.mount('drive')", seconds=60
+        )
+        assert reply["status"] == "ok", output
+        assert output == "Mounted at drive\n"
+        assert CLICKS == ["allow"]
+        # Consent is remembered for the runtime: the second mount needs no browser.
+        output, reply = await kernel.execute("drive.mount('drive')")
+        assert reply["status"] == "ok", output
+        assert CLICKS == ["allow"]
+        assert colab_requests(kernel) == []  # answered by the bridge, not passed on
+        output, _ = await kernel.execute("print(6*7)")
+        assert output == "42\n"
+
+
+@pytest.mark.parametrize("bridge_options", ["allow"], indirect=True)
+async def test_user_credentials_over_iopub_and_the_v1_protocol(bridged: Bridged) -> None:
+    _endpoint, url = await bridged.runtime()
+    async with KernelSession(url, v1=True) as kernel:
+        output, reply = await kernel.execute(
+            "from google.colab import auth\n"
+            "auth.authenticate_user(channel='iopub')\n"
+            "print('authenticated')",
+            seconds=60,
+        )
+        assert reply["status"] == "ok", output
+        assert output == "authenticated\n"
+        assert CLICKS == ["allow"]
+        assert colab_requests(kernel) == []
+
+
+@pytest.mark.parametrize("bridge_options", ["deny"], indirect=True)
+async def test_refused_consent_is_an_error_reply_and_the_kernel_goes_on(bridged: Bridged) -> None:
+    _endpoint, url = await bridged.runtime()
+    async with KernelSession(url) as kernel:
+        output, reply = await kernel.execute(
+            "from google.colab import drive\ndrive.mount('drive')", seconds=60
+        )
+        assert reply["status"] == "error"
+        assert reply["ename"] == "MessageError"
+        assert "[dfs_ephemeral] authorization was not completed" in reply["evalue"]
+        assert CLICKS == ["deny"]
+        output, reply = await kernel.execute("print(6*7)")
+        assert (reply["status"], output) == ("ok", "42\n")
+
+
+@pytest.mark.parametrize("bridge_options", ["no-browser"], indirect=True)
+async def test_no_browser_is_an_error_reply(bridged: Bridged) -> None:
+    _endpoint, url = await bridged.runtime()
+    async with KernelSession(url) as kernel:
+        _output, reply = await kernel.execute(
+            "from google.colab import drive\ndrive.mount('drive')", seconds=30
+        )
+        assert reply["status"] == "error"
+        assert "no web browser could be opened" in reply["evalue"]
+        output, _ = await kernel.execute("print(6*7)")
+        assert output == "42\n"
+
+
+async def test_other_colab_requests_pass_through_untouched(bridged: Bridged) -> None:
+    _endpoint, url = await bridged.runtime()
+    async with KernelSession(url) as kernel:
+        _output, reply = await kernel.execute(
+            "from google.colab import _message\n"
+            "_message.blocking_request('request_auth', {'authType': 'dfs_persistent'}, 1)",
+            seconds=30,
+        )
+        # Not ours to answer: the client sees it, and the kernel's own timeout ends the wait.
+        assert reply["status"] == "error" and reply["ename"] == "TimeoutError"
+        (seen,) = colab_requests(kernel)
+        assert seen["content"]["request"] == {"authType": "dfs_persistent"}
+        assert bridged.opened == []
