@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import weakref
 from typing import Any
@@ -92,12 +93,12 @@ def _meminfo() -> tuple[int, int]:
                 parts = rest.split()
                 if parts:
                     values[key] = int(parts[0]) * 1024
-    except (OSError, ValueError):
-        import os
-
-        pages = os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
-        size = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 0
-        return pages * size, pages * size // 2
+    except (OSError, ValueError):  # not Linux: total from sysconf, availability unknown
+        try:
+            total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, OSError, ValueError):
+            total = 0
+        return total, total // 2
     total = values.get("MemTotal", 0)
     return total, values.get("MemAvailable", values.get("MemFree", 0))
 
