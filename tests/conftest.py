@@ -5,5 +5,6 @@ pytest_plugins = [
     "tests.fixtures.scripted_http",
     "tests.fixtures.colab",
     "tests.fixtures.browser",
+    "tests.fixtures.desktop",
     "tests.fixtures.bridge",
 ]

@@ -51,8 +51,9 @@ class IdleQuestion:
     def body(self) -> str:
         minutes = "a minute" if self.seconds <= 60 else f"{self.seconds / 60:.0f} minutes"
         return (
-            f"Nothing has run on this {self.kind} runtime for a while. Keep it running, "
-            f"or disconnect it now to save compute units. Without an answer within {minutes}, "
+            f"Nothing has run on this {self.kind} runtime for a while. Cancel to keep it "
+            f"running, or disconnect it now to save compute units. Without an answer within "
+            f"{minutes}, "
             "colabtray stops keeping it alive and Colab will reclaim it."
         )
 

@@ -1,41 +1,92 @@
 """Desktop notifications, through whatever this desktop offers.
 
 The first choice is the platform's notification service through desktop-notifier (D-Bus on
-Linux, sending and listening on one connection, on the asyncio loop). Where there is none,
-``fallback`` shows the message another way (the tray balloon, which the tray passes in).
-Capabilities are asked, not assumed: desktop-notifier's ``send`` only logs a warning when no
-server exists, while ``get_capabilities`` raises, so that is the probe.
+Linux, sending and listening on one connection). It runs on an asyncio loop of its own in a
+worker thread: on the qasync loop, dbus-fast's replies arrive but the ActionInvoked signals
+that carry button clicks never do (seen with qasync 0.28, dbus-fast 5.2, dunst 1.9), and
+keeping socket work off the Qt loop is the rule anyway. Clicks are handed back to the
+caller's loop. Where there is no service, ``fallback`` shows the message another way (the
+tray balloon, which the tray passes in). Capabilities are asked, not assumed: desktop-
+notifier's ``send`` only logs a warning when no server exists, while ``get_capabilities``
+raises, so that is the probe.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
 from importlib import resources
+from typing import Any, TypeVar
 
-from desktop_notifier import DesktopNotifier, Icon
+from desktop_notifier import Button, Capability, DesktopNotifier, Icon, Urgency
 
 log = logging.getLogger(__name__)
 
 Fallback = Callable[[str, str], None]
+T = TypeVar("T")
+
+
+class _LoopThread:
+    """An asyncio loop running in a daemon thread, started on first use."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        with self._lock:
+            if self._loop is None:
+                ready = threading.Event()
+                loop = asyncio.new_event_loop()
+
+                def serve() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+                    loop.close()
+
+                threading.Thread(target=serve, name=self._name, daemon=True).start()
+                ready.wait()
+                self._loop = loop
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._loop = None
 
 
 class Notifier:
-    """``await notifier.notify(title, body)``; never raises for a missing service."""
+    """``await notifier.notify(title, body)`` and buttons; never raises for a missing service."""
 
     def __init__(self, fallback: Fallback | None = None, app_name: str = "colabtray") -> None:
-        icon_path = resources.files("colabtray.resources") / "icons" / "colabtray.svg"
-        icon = Icon(path=icon_path) if icon_path.is_file() else None  # type: ignore[arg-type]
-        self._service = DesktopNotifier(app_name=app_name, app_icon=icon)
         self._fallback = fallback
-        self._capabilities: frozenset[str] | None = None
+        self._app_name = app_name
+        self._thread = _LoopThread("colabtray-notifications")
+        self._service: DesktopNotifier | None = None
+        self._capabilities: frozenset[Capability] | None = None
 
-    async def capabilities(self) -> frozenset[str]:
+    async def _on_thread(self, make: Callable[[DesktopNotifier], Coroutine[Any, Any, T]]) -> T:
+        async def call() -> T:
+            if self._service is None:
+                icon_path = resources.files("colabtray.resources") / "icons" / "colabtray.svg"
+                icon = Icon(path=icon_path) if icon_path.is_file() else None  # type: ignore[arg-type]
+                self._service = DesktopNotifier(app_name=self._app_name, app_icon=icon)
+            return await make(self._service)
+
+        return await asyncio.wrap_future(self._thread.submit(call()))
+
+    async def capabilities(self) -> frozenset[Capability]:
         """What the notification service supports; empty if there is no service."""
         if self._capabilities is None:
             try:
-                found = await self._service.get_capabilities()
-                self._capabilities = frozenset(str(c) for c in found)
+                found = await self._on_thread(lambda service: service.get_capabilities())
+                self._capabilities = frozenset(found)
             except Exception as exc:  # no server on the bus, no bus at all, …
                 log.info("no notification service: %s", type(exc).__name__)
                 self._capabilities = frozenset()
@@ -48,7 +99,7 @@ class Notifier:
     async def notify(self, title: str, body: str) -> None:
         if await self.capabilities():
             try:
-                await self._service.send(title=title, message=body)
+                await self._on_thread(lambda service: service.send(title=title, message=body))
                 return
             except Exception as exc:
                 log.info("the notification service failed: %s", type(exc).__name__)
@@ -56,8 +107,44 @@ class Notifier:
         if self._fallback is not None:
             self._fallback(title, body)
         else:
-            log.info("notification (nowhere to show it): %s: %s", title, body)
+            log.info("notification (nowhere to show it): %s", title)
 
-    @property
-    def service(self) -> DesktopNotifier:
-        return self._service
+    async def can_ask(self) -> bool:
+        """Whether a notification here can carry buttons whose clicks reach us."""
+        return Capability.BUTTONS in await self.capabilities()
+
+    async def ask(
+        self, title: str, body: str, buttons: list[tuple[str, Callable[[], None]]]
+    ) -> str | None:
+        """A notification with buttons; returns its id (to withdraw it), None if it failed.
+
+        Each button's callback runs on the caller's loop.
+        """
+        home = asyncio.get_running_loop()
+
+        def relay(pressed: Callable[[], None]) -> Callable[[], None]:
+            return lambda: home.call_soon_threadsafe(pressed)
+
+        try:
+            return await self._on_thread(
+                lambda service: service.send(
+                    title=title,
+                    message=body,
+                    urgency=Urgency.Critical,  # stays up until answered or withdrawn
+                    buttons=[Button(title=label, on_pressed=relay(cb)) for label, cb in buttons],
+                )
+            )
+        except Exception as exc:
+            log.info("could not show a notification with buttons: %s", type(exc).__name__)
+            self.forget_capabilities()
+            return None
+
+    async def withdraw(self, identifier: str) -> None:
+        try:
+            await self._on_thread(lambda service: service.clear(identifier))
+        except Exception as exc:
+            log.info("could not withdraw a notification: %s", type(exc).__name__)
+
+    def close(self) -> None:
+        """Stop the notification thread (at quit)."""
+        self._thread.stop()

@@ -1,0 +1,134 @@
+"""The idle prompt for real: a notification on a real daemon (dunst) whose buttons are
+pressed from its menu, or, with no notification service, the window, clicked with QTest.
+
+Everything runs on the app's own qasync loop over a QApplication, against the emulator,
+whose runtimes are reclaimed after --idle-timeout seconds without a keep-alive ping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from colabtray.colab.client import ColabClient, StaticToken
+from colabtray.core.keepalive import KeepAlive
+from colabtray.core.naming import RuntimeNames
+from colabtray.core.registry import RuntimeRegistry, RuntimeRemoved
+from colabtray.ui.eventloop import run
+from colabtray.ui.idle_prompt import IdlePromptPresenter
+from colabtray.ui.notifications import Notifier
+from tests.fixtures.colab import settings_for
+from tests.fixtures.desktop import Dunst
+
+IDLE_TIMEOUT = 3.0
+
+
+async def until(condition: Callable[[], object], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {seconds} s"
+        await asyncio.sleep(0.1)
+
+
+async def hold(seconds: float, invariant: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert invariant()
+        await asyncio.sleep(0.2)
+
+
+def scenario(emulator_factory, tmp_path: Path, body, prompt_seconds: float = 20.0) -> None:
+    """Run ``body(emulator, registry, presenter, endpoint)`` with keep-alive running."""
+    emulator = emulator_factory("--idle-timeout", str(IDLE_TIMEOUT))
+    settings = settings_for(
+        emulator,
+        tmp_path,
+        keepalive_interval=0.5,
+        idle_threshold=1.0,
+        idle_extension=30.0,
+        idle_prompt_timeout=prompt_seconds,
+    )
+
+    async def main() -> None:
+        async with ColabClient(settings, StaticToken(emulator.access_token)) as client:
+            registry = RuntimeRegistry(client, RuntimeNames(tmp_path / "names.json"))
+            presenter = IdlePromptPresenter(Notifier())
+            keepalive = KeepAlive(settings, registry, presenter)
+            _, runtime = await registry.create("GPU", "T4")
+            task = asyncio.create_task(keepalive.run())
+            try:
+                await body(emulator, registry, presenter, keepalive, runtime.endpoint)
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    run(QApplication.instance(), main())
+
+
+def live(emulator) -> set[str]:
+    return {r["endpoint"] for r in emulator.state()["runtimes"]}
+
+
+def test_cancel_on_a_real_notification_keeps_the_runtime(qapp, dunst: Dunst,
+                                                          emulator_factory, tmp_path):  # fmt: skip
+    async def body(emulator, registry, presenter, keepalive, endpoint):
+        await until(lambda: dunst.displayed() == 1, 15)
+        dunst.press("Cancel")
+        await until(dunst.choices, 10)
+        choices = dunst.choices()
+        assert "#Cancel ('T4 GPU' is idle and will be disconnected)" in choices
+        assert "#Disconnect now" in choices
+        await until(lambda: not keepalive.pending(), 5)
+        # (dunst leaves a notification up after an action chosen from its menu, and the
+        # notification library forgets an answered one: what closes it is the daemon's.)
+        await hold(3 * IDLE_TIMEOUT, lambda: endpoint in live(emulator))
+
+    scenario(emulator_factory, tmp_path, body)
+
+
+def test_disconnect_now_on_a_real_notification(qapp, dunst: Dunst, emulator_factory, tmp_path):
+    async def body(emulator, registry, presenter, keepalive, endpoint):
+        await until(lambda: dunst.displayed() == 1, 15)
+        dunst.press("Disconnect now")
+        await until(lambda: endpoint not in live(emulator), 5)
+        await until(lambda: endpoint not in registry.state.runtimes, 5)
+
+    scenario(emulator_factory, tmp_path, body)
+
+
+def test_no_answer_lets_it_go_with_one_notice(qapp, dunst: Dunst, emulator_factory, tmp_path):
+    async def body(emulator, registry, presenter, keepalive, endpoint):
+        removed: list[RuntimeRemoved] = []
+        registry.subscribe(lambda e: removed.append(e) if isinstance(e, RuntimeRemoved) else None)
+        await until(lambda: dunst.displayed() == 1, 15)
+        await until(lambda: endpoint not in live(emulator), 5 * IDLE_TIMEOUT)
+        await until(lambda: removed, 5)
+        assert [(e.endpoint, e.by_user) for e in removed] == [(endpoint, False)]
+        assert dunst.displayed() == 0  # withdrawn when the prompt window ended
+
+    scenario(emulator_factory, tmp_path, body, prompt_seconds=2.0)
+
+
+def test_without_a_notification_service_a_window_asks(
+    qapp, bus_without_notifications, emulator_factory, tmp_path
+):
+    async def body(emulator, registry, presenter, keepalive, endpoint):
+        await until(lambda: presenter.window_for(endpoint) is not None, 15)
+        window = presenter.window_for(endpoint)
+        await until(window.isVisible, 5)
+        assert window.windowFlags() & Qt.WindowType.WindowStaysOnTopHint
+        first = window.countdown.text()
+        assert first.startswith("Disconnecting in ")
+        await until(lambda: window.countdown.text() != first, 3)  # it counts down
+        QTest.mouseClick(window.keep_button, Qt.MouseButton.LeftButton)
+        await until(lambda: not keepalive.pending(), 5)
+        await until(lambda: presenter.window_for(endpoint) is None, 5)
+        await hold(3 * IDLE_TIMEOUT, lambda: endpoint in live(emulator))
+
+    scenario(emulator_factory, tmp_path, body)
