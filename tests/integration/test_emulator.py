@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import httpx2
 import pytest
 import websockets
 from websockets.typing import Subprotocol
@@ -42,7 +42,7 @@ def new_nbh() -> str:
     return str(uuid.uuid4()).replace("-", "_").ljust(44, ".")
 
 
-def body(response: httpx.Response) -> Any:
+def body(response: httpx2.Response) -> Any:
     assert response.text.startswith(XSSI), response.text[:80]
     return json.loads(response.text[len(XSSI) :])
 
@@ -58,7 +58,7 @@ def colab(
     token: str | None = None,
     params: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
-) -> httpx.Response:
+) -> httpx2.Response:
     """A colab-host call with ``authuser=0`` and the bearer token (default: the ready one)."""
     all_headers = {"Accept": "application/json", **bearer(token or emu.access_token)}
     all_headers.update(headers or {})
@@ -66,7 +66,7 @@ def colab(
     return emu.http.request(method, path, params=query, headers=all_headers)
 
 
-def assign(emu: Emulator, token: str | None = None, **params: str) -> httpx.Response:
+def assign(emu: Emulator, token: str | None = None, **params: str) -> httpx2.Response:
     """The two-step assign; returns the POST response."""
     params.setdefault("nbh", new_nbh())
     ticket = body(colab(emu, "GET", "/tun/m/assign", token, params))
@@ -124,7 +124,7 @@ def authorize(emu: Emulator, email: str, challenge: str, decision: str = "allow"
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
-def exchange(emu: Emulator, code: str, verifier: str, **overrides: str) -> httpx.Response:
+def exchange(emu: Emulator, code: str, verifier: str, **overrides: str) -> httpx2.Response:
     form = {
         "grant_type": "authorization_code",
         "code": code,
@@ -137,7 +137,7 @@ def exchange(emu: Emulator, code: str, verifier: str, **overrides: str) -> httpx
     return emu.http.post("/token", data=form)
 
 
-def refresh(emu: Emulator, refresh_token: str) -> httpx.Response:
+def refresh(emu: Emulator, refresh_token: str) -> httpx2.Response:
     form = {
         "grant_type": "refresh_token",
         "refresh_token": refresh_token,
@@ -565,7 +565,7 @@ def test_assign_keepalive_list_propagate_unassign(emulator: Emulator) -> None:
     )
     # Old tokens stay valid after refreshes until their own expiry.
     for token in (info["token"], refreshed["token"], second[0]["runtimeProxyInfo"]["token"]):
-        status = httpx.get(
+        status = httpx2.get(
             info["url"] + "/api/status", headers={"X-Colab-Runtime-Proxy-Token": token}
         )
         assert status.status_code == 200
@@ -614,10 +614,10 @@ def test_assign_keepalive_list_propagate_unassign(emulator: Emulator) -> None:
     assert body(colab(emulator, "POST", prop, params={**q, "dryrun": "false"}, headers=xsrf)) == {
         "success": False
     }
-    page = httpx.get(consent_url)
+    page = httpx2.get(consent_url)
     assert page.status_code == 200 and 'value="allow"' in page.text
     (state,) = re.findall(r'name="state" value="([^"]+)"', page.text)
-    decided = httpx.post(consent_url.split("?")[0], data={"state": state, "decision": "allow"})
+    decided = httpx2.post(consent_url.split("?")[0], data={"state": state, "decision": "allow"})
     assert decided.status_code == 200 and "Continue" in decided.text
     assert body(colab(emulator, "POST", prop, params=q, headers=xsrf)) == {"success": True}
     assert body(colab(emulator, "POST", prop, params={**q, "dryrun": "false"}, headers=xsrf)) == {
@@ -635,8 +635,8 @@ def test_assign_keepalive_list_propagate_unassign(emulator: Emulator) -> None:
     assert done.status_code == 200 and body(done) == {}
     assert listing(emulator) == []
     assert not pid_alive(jupyter_pid)
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(
+    with pytest.raises(httpx2.ConnectError):
+        httpx2.get(
             info["url"] + "/api/status", headers={"X-Colab-Runtime-Proxy-Token": refreshed["token"]}
         )
     assert colab(emulator, "GET", unassign).status_code == 404
@@ -655,17 +655,19 @@ def test_kernel_runs_code_through_the_runtime_proxy(emulator_factory: Any) -> No
     url, endpoint = reply["runtimeProxyInfo"]["url"], reply["endpoint"]
     first_token = reply["runtimeProxyInfo"]["token"]
 
-    assert httpx.get(url + "/api/kernels").status_code == 401
+    assert httpx2.get(url + "/api/kernels").status_code == 401
     bogus = {"X-Colab-Runtime-Proxy-Token": "bogus"}
-    assert httpx.get(url + "/api/kernels", headers=bogus).status_code == 401
+    assert httpx2.get(url + "/api/kernels", headers=bogus).status_code == 401
 
     token = fresh_proxy_token(emu, endpoint)
     headers = {"X-Colab-Runtime-Proxy-Token": token}
-    resources = httpx.get(url + "/api/colab/resources", headers=headers).json()
+    resources = httpx2.get(url + "/api/colab/resources", headers=headers).json()
     assert resources["memory"]["totalBytes"] > resources["memory"]["freeBytes"] > 0
     assert resources["disks"][0]["filesystem"]["label"] == "kernel"
     assert "gpus" not in resources
-    kernel = httpx.post(url + "/api/kernels", headers=headers, json={"name": "python3"}, timeout=30)
+    kernel = httpx2.post(
+        url + "/api/kernels", headers=headers, json={"name": "python3"}, timeout=30
+    )
     assert kernel.status_code == 201, kernel.text
     kernel_id = kernel.json()["id"]
 
@@ -682,7 +684,7 @@ def test_kernel_runs_code_through_the_runtime_proxy(emulator_factory: Any) -> No
     )
     assert (protocol, output) == ("v1.kernel.websocket.jupyter.org", "binary\n")
     # The query form works for REST too (Google's CLI uses it for the contents API).
-    contents = httpx.get(
+    contents = httpx2.get(
         url + "/api/contents/content",
         params={"colab-runtime-proxy-token": fresh_proxy_token(emu, endpoint)},
     )
@@ -699,9 +701,9 @@ def test_kernel_runs_code_through_the_runtime_proxy(emulator_factory: Any) -> No
 
     # An expired token is refused (401) while a fresh one still works.
     expired = {"X-Colab-Runtime-Proxy-Token": first_token}
-    wait_for(lambda: httpx.get(url + "/api/kernels", headers=expired).status_code == 401, 10, 0.2)
+    wait_for(lambda: httpx2.get(url + "/api/kernels", headers=expired).status_code == 401, 10, 0.2)
     fresh = {"X-Colab-Runtime-Proxy-Token": fresh_proxy_token(emu, endpoint)}
-    assert httpx.get(url + "/api/kernels", headers=fresh).status_code == 200
+    assert httpx2.get(url + "/api/kernels", headers=fresh).status_code == 200
     logged = emu.stderr_text()
     assert "/api/kernels" in logged  # requests are logged, their tokens are not
     for secret in (first_token, fresh["X-Colab-Runtime-Proxy-Token"], emu.access_token):
@@ -717,7 +719,7 @@ def test_idle_runtime_is_reclaimed_and_pinged_one_is_not(emulator_factory: Any) 
     stop = threading.Event()
 
     def ping() -> None:
-        with httpx.Client(base_url=emu.url) as client:
+        with httpx2.Client(base_url=emu.url) as client:
             while not stop.wait(0.4):
                 client.get(
                     f"/tun/m/{pinged}/keep-alive/",
@@ -878,7 +880,7 @@ def test_sigterm_stops_jupyter_and_kernels(emulator_factory: Any) -> None:
     reply = body(assign(emu, free, variant="TPU", accelerator="V5E1"))
     assert reply["endpoint"].startswith("tpu-v5e1-s-") and reply["machineShape"] == 1
     url, token = reply["runtimeProxyInfo"]["url"], reply["runtimeProxyInfo"]["token"]
-    kernel = httpx.post(
+    kernel = httpx2.post(
         url + "/api/kernels", headers={"X-Colab-Runtime-Proxy-Token": token}, json={}, timeout=30
     )
     assert kernel.status_code == 201
@@ -896,7 +898,7 @@ def test_killed_emulator_leaves_no_jupyter_behind(emulator_factory: Any) -> None
     emu = emulator_factory()
     reply = body(assign(emu))
     url, token = reply["runtimeProxyInfo"]["url"], reply["runtimeProxyInfo"]["token"]
-    kernel = httpx.post(
+    kernel = httpx2.post(
         url + "/api/kernels", headers={"X-Colab-Runtime-Proxy-Token": token}, json={}, timeout=30
     )
     assert kernel.status_code == 201
