@@ -2,6 +2,6 @@
 
 import sys
 
-from colabtray.cli import main
+from colabtray.launch import main
 
 sys.exit(main())

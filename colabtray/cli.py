@@ -42,6 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"colabtray {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    # Without a COMMAND, colabtray runs the tray app (colabtray.launch starts it quickly).
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="run against a local emulator of Google and Colab (nothing of yours is touched)",
+    )
+    parser.add_argument(
+        "--headless", action="store_true", help="run the app without any UI (until SIGTERM)"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     signin = commands.add_parser("signin", help="sign in with Google (opens your browser)")
@@ -107,12 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "remove": _remove,
     }
     if args.command is None:
-        print(
-            "The tray is not built yet. Try 'colabtray status', 'colabtray new' or "
-            "'colabtray --help'.",
-            file=sys.stderr,
-        )
-        return 2
+        from colabtray.launch import run_app
+
+        return run_app(demo=args.demo, headless=args.headless, verbose=args.verbose)
     try:
         return asyncio.run(handlers[args.command](args, settings))
     except errors.ColabError as exc:

@@ -1,0 +1,436 @@
+"""colabtray without a face: who is signed in, the runtimes, keep-alive, and their tasks.
+
+One :class:`Core` owns the session (or a ready token from ``COLABTRAY_ACCESS_TOKEN``), the
+Colab client, the runtime registry and keep-alive, and runs their loops while someone is
+signed in. When the signed-in identity changes (sign-in, switch, sign-out) the loops stop,
+the registry forgets the old account and polling starts again at once. The tray renders
+this object and turns clicks into its coroutines; ``colabtray --headless`` runs it alone.
+
+The editor bridge plugs in through :meth:`Core.attach_bridge`. Until a bridge is attached,
+:meth:`Core.connection_url` answers None and the tray says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Any, Protocol
+
+from colabtray.auth.tokens import SecretStore
+from colabtray.auth.userinfo import fetch_email
+from colabtray.colab import errors
+from colabtray.colab.client import ColabClient, StaticToken
+from colabtray.colab.models import Eligibility, Resources, Runtime
+from colabtray.core import display
+from colabtray.core.keepalive import Choice, IdleQuestion, KeepAlive, PromptPresenter
+from colabtray.core.naming import RuntimeNames
+from colabtray.core.notices import Notice, notice_for
+from colabtray.core.registry import Event, RuntimeRegistry
+from colabtray.core.session import Account, AccountState, Session
+from colabtray.settings import Settings
+
+log = logging.getLogger(__name__)
+
+NO_BRIDGE_REASON = "Editor connections need the editor bridge, which this version lacks."
+
+
+class Bridge(Protocol):
+    """What the core needs from the editor bridge (``colabtray.bridge.service.Bridge``)."""
+
+    def url_for(self, endpoint: str) -> str | None:
+        """The local URL an editor connects to for this runtime, while it is bridged."""
+        ...
+
+    def last_activity(self, endpoint: str) -> datetime | None:
+        """When editor traffic last passed for this runtime (keep-alive reads it)."""
+        ...
+
+    def stop(self) -> None:
+        """Close its servers; may block briefly (called in a worker thread)."""
+        ...
+
+
+class QuietPresenter:
+    """An idle-prompt presenter that shows nothing (``--headless``, or before the UI has one).
+
+    Without an answer keep-alive lets the idle runtime go, as it would if nobody looked.
+    """
+
+    def show(self, question: IdleQuestion, answer: Callable[[Choice], None]) -> None:
+        log.warning("%s (no prompt to ask with; it will be let go)", question.title)
+
+    def withdraw(self, endpoint: str) -> None:
+        pass
+
+
+class _PresenterSlot:
+    """Keep-alive is built before the UI; the UI puts its presenter in later."""
+
+    def __init__(self, presenter: PromptPresenter) -> None:
+        self.target = presenter
+
+    def show(self, question: IdleQuestion, answer: Callable[[Choice], None]) -> None:
+        self.target.show(question, answer)
+
+    def withdraw(self, endpoint: str) -> None:
+        self.target.withdraw(endpoint)
+
+
+class _ActiveTokens:
+    """The client's TokenSource: the ready token while one is set, else the session."""
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    def _source(self) -> StaticToken | Session:
+        return self._core._static or self._core.session
+
+    async def access_token(self) -> str:
+        return await self._source().access_token()
+
+    async def token_rejected(self, token: str) -> str | None:
+        return await self._source().token_rejected(token)
+
+
+ErrorSink = Callable[[str], None]
+
+
+class Core:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        secrets: SecretStore | None = None,
+        presenter: PromptPresenter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.session = Session(settings, secrets or SecretStore())
+        token = settings.access_token
+        self._static: StaticToken | None = StaticToken(token.get_secret_value()) if token else None
+        self.static_email: str | None = None
+        self.client = ColabClient(settings, _ActiveTokens(self))
+        self.registry = RuntimeRegistry(
+            self.client,
+            RuntimeNames(settings.state_dir / "runtime-names.json"),
+            poll_interval=settings.poll_interval,
+        )
+        self.bridge: Bridge | None = None
+        self._presenter = _PresenterSlot(presenter or QuietPresenter())
+        self.keepalive = KeepAlive(
+            settings, self.registry, self._presenter, bridge_activity=self._bridge_activity
+        )
+        self._listeners: list[Callable[[], None]] = []
+        self._notice_listeners: list[Callable[[Notice], None]] = []
+        self._identity: tuple[str, str | None] | None = None
+        self._identity_lock = asyncio.Lock()
+        self._loops: list[asyncio.Task[Any]] = []
+        self._spawned: set[asyncio.Task[Any]] = set()
+        self._sign_in_task: asyncio.Task[str] | None = None
+        self._stopped = False
+        self.session.subscribe(self._on_session_changed)
+        self.registry.subscribe(self._on_registry_event)
+        self.keepalive.subscribe(self._changed)
+
+    # ---- listening ------------------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """``listener()`` after anything the tray shows may have changed."""
+        self._listeners.append(listener)
+
+    def subscribe_notices(self, listener: Callable[[Notice], None]) -> None:
+        """``listener(notice)`` for each event the user should be told about."""
+        self._notice_listeners.append(listener)
+
+    # ---- running --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start polling if someone is signed in; returns at once (no network wait)."""
+        self._stopped = False
+        await self.session.check_stored()
+        self._follow_identity()
+
+    async def stop(self) -> None:
+        """Stop every loop and pending call, and close the HTTP client."""
+        self._stopped = True
+        self.cancel_sign_in()
+        tasks = [*self._loops, *self._spawned]
+        if self._sign_in_task is not None:
+            tasks.append(self._sign_in_task)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._loops.clear()
+        if self.bridge is not None:
+            await asyncio.to_thread(self.bridge.stop)
+        await self.client.aclose()
+
+    def spawn(
+        self, coroutine: Coroutine[Any, Any, Any], on_error: ErrorSink | None = None
+    ) -> asyncio.Task[Any]:
+        """Run ``coroutine`` in the background; its error becomes a sentence for ``on_error``.
+
+        Typed errors give their ``message``; anything else is a bug, logged with its
+        traceback, and the user gets one sentence that says so.
+        """
+        task = asyncio.ensure_future(coroutine)
+        self._spawned.add(task)
+
+        def done(finished: asyncio.Task[Any]) -> None:
+            self._spawned.discard(finished)
+            if finished.cancelled():
+                return
+            exc = finished.exception()
+            if exc is None:
+                return
+            if isinstance(exc, errors.ColabError):
+                sentence = exc.message
+                log.info("%s", sentence)
+            else:
+                log.error("unexpected error", exc_info=exc)
+                sentence = f"Something went wrong in colabtray ({type(exc).__name__}); see its log."
+            if on_error is not None:
+                on_error(sentence)
+
+        task.add_done_callback(done)
+        return task
+
+    def set_presenter(self, presenter: PromptPresenter) -> None:
+        """Where idle questions go from now on (the UI's prompt; quiet until then)."""
+        self._presenter.target = presenter
+
+    def attach_bridge(self, bridge: Bridge) -> None:
+        """Use a started editor bridge: its URLs in the menu, its activity for keep-alive.
+
+        For example ``core.attach_bridge(bridge_registry(settings, core.registry))``. It
+        outlives account changes (it follows the registry); :meth:`stop` stops it.
+        """
+        self.bridge = bridge
+        self._changed()
+
+    # ---- who is signed in -----------------------------------------------------------------
+
+    @property
+    def uses_ready_token(self) -> bool:
+        """Signed in with ``COLABTRAY_ACCESS_TOKEN`` (scripts, the demo), not the session."""
+        return self._static is not None
+
+    @property
+    def signed_in(self) -> bool:
+        return self._static is not None or self.session.active_email is not None
+
+    @property
+    def email(self) -> str | None:
+        return self.static_email if self._static is not None else self.session.active_email
+
+    @property
+    def must_sign_in(self) -> bool:
+        """The active account's sign-in was refused or lost; it must sign in again."""
+        if self.registry.state.signed_out:
+            return True
+        active = self.session.active_email
+        return self._static is None and any(
+            a.email == active and a.state is AccountState.NEEDS_SIGN_IN
+            for a in self.session.accounts()
+        )
+
+    def other_accounts(self) -> list[Account]:
+        """Signed-in accounts one may switch to."""
+        if self._static is not None:
+            return list(self.session.accounts())
+        return [a for a in self.session.accounts() if not a.active]
+
+    @property
+    def signing_in(self) -> bool:
+        return self._sign_in_task is not None and not self._sign_in_task.done()
+
+    async def sign_in(
+        self, open_url: Callable[[str], object], login_hint: str | None = None
+    ) -> str | None:
+        """Run Google's sign-in in the browser; the new email, or None if cancelled."""
+        if self.signing_in:
+            raise errors.ColabError("A sign-in is already waiting for the browser.")
+        task = asyncio.ensure_future(
+            self.session.sign_in(
+                open_url, login_hint=login_hint, wait_seconds=self.settings.signin_timeout
+            )
+        )
+        self._sign_in_task = task
+        self._changed()
+        try:
+            email = await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and (current is None or not current.cancelling()):
+                return None  # cancel_sign_in(): not an error
+            raise
+        finally:
+            self._sign_in_task = None
+            self._changed()
+        self._drop_ready_token()
+        return email
+
+    def cancel_sign_in(self) -> None:
+        if self._sign_in_task is not None:
+            self._sign_in_task.cancel()
+
+    def switch(self, email: str) -> None:
+        """Make another signed-in account the active one."""
+        self.session.switch(email)
+        self._drop_ready_token()
+
+    async def sign_out(self) -> None:
+        """Sign the active account out (revoking it); a ready token is just dropped."""
+        if self._static is not None:
+            self._drop_ready_token()
+            return
+        if self.session.active_email is not None:
+            await self.session.sign_out(self.session.active_email)
+
+    def _drop_ready_token(self) -> None:
+        if self._static is not None:
+            self._static = None
+            self.static_email = None
+        self._follow_identity()
+        self._changed()
+
+    def _on_session_changed(self) -> None:
+        self._follow_identity()
+        self._changed()
+
+    def _follow_identity(self) -> None:
+        """Restart the loops for a new identity (never for a mere state change)."""
+        if self._stopped:
+            return
+        identity = ("ready-token", None) if self._static else ("session", self.session.active_email)
+        if identity != self._identity:
+            self._identity = identity
+            self.spawn(self._restart_loops())
+
+    async def _restart_loops(self) -> None:
+        async with self._identity_lock:
+            loops, self._loops = self._loops, []
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            self.registry.reset()
+            if self._stopped or not self.signed_in:
+                self._changed()
+                return
+            self._loops = [
+                self.spawn(self.registry.run()),
+                self.spawn(self.keepalive.run()),
+            ]
+            if self._static is not None and self.static_email is None:
+                self._loops.append(self.spawn(self._learn_static_email()))
+            self._changed()
+
+    async def _learn_static_email(self) -> None:
+        """Whose the ready token is; retried with backoff while the network is down."""
+        wait = 2.0
+        while self._static is not None:
+            try:
+                self.static_email = await fetch_email(self.settings, self._static.token)
+            except errors.SignedOutError:
+                return  # the registry's polling reports it as "sign in again"
+            except errors.ColabError as exc:
+                log.info("could not read the account's email: %s", exc.message)
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, self.settings.poll_interval)
+                continue
+            self._changed()
+            return
+
+    # ---- runtimes -------------------------------------------------------------------------
+
+    def rows(self) -> list[display.RuntimeRow]:
+        pending = self.keepalive.pending()
+        reachable = self.registry.state.reachable
+        return [
+            display.runtime_row(
+                name,
+                runtime,
+                self.keepalive.verdict(runtime.endpoint),
+                pending=runtime.endpoint in pending,
+                reachable=reachable,
+            )
+            for name, runtime in self.registry.runtimes()
+        ]
+
+    async def create(
+        self, variant: str, accelerator: str | None, *, high_mem: bool = False
+    ) -> tuple[str, Runtime]:
+        """Assign a runtime; the client's typed errors reach the caller."""
+        return await self.registry.create(variant, accelerator, high_mem=high_mem)
+
+    async def disconnect(self, endpoint: str) -> None:
+        await self.registry.remove(endpoint)
+
+    async def resources(self, endpoint: str) -> Resources:
+        """Live RAM, disk and GPU figures of one runtime."""
+        runtime = await self.registry.fresh_runtime(endpoint)
+        return await self.client.resources(runtime)
+
+    async def eligibility(self) -> Eligibility:
+        """What this account may assign (read once, then from the registry's state)."""
+        known = self.registry.state.eligibility
+        if known is None:
+            known = await self.client.eligibility()
+            self.registry.state.eligibility = known
+        return known
+
+    def connection_url(self, endpoint: str) -> str | None:
+        return self.bridge.url_for(endpoint) if self.bridge is not None else None
+
+    def _bridge_activity(self, endpoint: str) -> datetime | None:
+        return self.bridge.last_activity(endpoint) if self.bridge is not None else None
+
+    # ---- what the icon says ---------------------------------------------------------------
+
+    def tray_state(self) -> display.TrayState:
+        state = self.registry.state
+        return display.tray_state(
+            signed_in=self.signed_in,
+            must_sign_in=self.must_sign_in,
+            pending=bool(self.keepalive.pending()),
+            reachable=state.reachable,
+            runtimes=len(state.runtimes),
+        )
+
+    def problem(self) -> str | None:
+        """The sentence to show while something is wrong."""
+        if self.must_sign_in:
+            return self.registry.state.problem or f"{self.email} needs to sign in again."
+        return self.registry.state.problem
+
+    def compute_units_line(self) -> str | None:
+        return display.compute_units_line(self.registry.state.compute_units)
+
+    def tooltip(self) -> str:
+        return display.tooltip(
+            self.tray_state(),
+            email=self.email,
+            rows=self.rows(),
+            problem=self.problem(),
+            units_line=self.compute_units_line(),
+        )
+
+    # ---- plumbing -------------------------------------------------------------------------
+
+    def _on_registry_event(self, event: Event) -> None:
+        notice = notice_for(event)
+        if notice is not None:
+            for listener in list(self._notice_listeners):
+                try:
+                    listener(notice)
+                except Exception:
+                    log.exception("a notice listener failed")
+        self._changed()
+
+    def _changed(self) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:  # one broken view must not stop the others
+                log.exception("a core listener failed")

@@ -1,0 +1,160 @@
+"""The words and numbers the tray shows, computed from core state (no Qt).
+
+Kept here, not in ``ui/``, so that what a user reads is decided in one place and tested
+without a display: the tray, the fallback window and ``--headless`` logs all say the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from colabtray.colab.models import ComputeUnits, Resources, Runtime
+from colabtray.core.keepalive import Verdict
+from colabtray.core.naming import kind_label, shape_label
+
+GIB = 1024**3
+
+
+class TrayState(StrEnum):
+    """What the icon shows; the order of the checks in :func:`tray_state` is the priority."""
+
+    SIGNED_OUT = "signed-out"
+    IDLE = "idle"  # signed in, no runtime
+    RUNNING = "running"
+    ATTENTION = "attention"  # an idle prompt waits, or the account must sign in again
+    UNREACHABLE = "unreachable"
+
+
+def tray_state(
+    *, signed_in: bool, must_sign_in: bool, pending: bool, reachable: bool, runtimes: int
+) -> TrayState:
+    if not signed_in:
+        return TrayState.SIGNED_OUT
+    if must_sign_in or pending:
+        return TrayState.ATTENTION
+    if not reachable:
+        return TrayState.UNREACHABLE
+    return TrayState.RUNNING if runtimes else TrayState.IDLE
+
+
+@dataclass(frozen=True)
+class RuntimeRow:
+    """One runtime as the menu lists it."""
+
+    endpoint: str
+    name: str
+    kind: str  # "T4 GPU", "v5e TPU", "CPU"
+    shape: str  # "Standard", "High-RAM"
+    state: str  # "in use", "idle", "asks: keep running?"…
+    pending: bool  # an idle prompt waits for an answer
+
+    @property
+    def label(self) -> str:
+        """Accelerator and variant first, then shape, the name if it says more, and state."""
+        parts = [self.kind, self.shape]
+        if self.name != self.kind:
+            parts.append(f"“{self.name}”")
+        return f"{' · '.join(parts)} — {self.state}"
+
+
+def runtime_state(verdict: Verdict, *, pending: bool, reachable: bool) -> str:
+    if pending:
+        return "idle: keep running?"
+    if not reachable:
+        return "status unknown"
+    return {Verdict.ACTIVE: "in use", Verdict.IDLE: "idle"}.get(verdict, "running")
+
+
+def runtime_row(
+    name: str, runtime: Runtime, verdict: Verdict, *, pending: bool, reachable: bool
+) -> RuntimeRow:
+    return RuntimeRow(
+        endpoint=runtime.endpoint,
+        name=name,
+        kind=kind_label(runtime.variant, runtime.accelerator),
+        shape=shape_label(runtime.shape),
+        state=runtime_state(verdict, pending=pending, reachable=reachable),
+        pending=pending,
+    )
+
+
+def _gb(count: int) -> str:
+    return f"{count / GIB:.2f}"
+
+
+def resource_lines(resources: Resources) -> list[str]:
+    """RAM, GPU RAM and one line per disk, as Colab's own extension words them (§2.13)."""
+    memory = resources.memory
+    lines = [
+        f"System RAM: {_gb(memory.total_bytes - memory.free_bytes)} / {_gb(memory.total_bytes)} GB"
+    ]
+    if resources.gpus:
+        used = sum(g.memory_used_bytes for g in resources.gpus)
+        total = sum(g.memory_total_bytes for g in resources.gpus)
+        lines.append(f"GPU RAM: {_gb(used)} / {_gb(total)} GB")
+    for disk in resources.disks:
+        fs = disk.filesystem
+        label = fs.label.rstrip("/").rsplit("/", 1)[-1]
+        where = f" [ {label} ]" if label and label != "kernel" else ""
+        lines.append(f"Disk{where}: {_gb(fs.used_bytes)} / {_gb(fs.total_bytes)} GB")
+    return lines
+
+
+def duration(hours: float) -> str:
+    """ "about 51 h", "about 1 h 20 min", "about 25 min", "less than a minute"."""
+    minutes = int(hours * 60)
+    if minutes < 1:
+        return "less than a minute"
+    if minutes < 60:
+        return f"about {minutes} min"
+    if hours >= 10:
+        return f"about {hours:.0f} h"
+    whole, rest = divmod(minutes, 60)
+    return f"about {whole} h {rest} min" if rest else f"about {whole} h"
+
+
+def compute_units_line(units: ComputeUnits | None) -> str | None:
+    """ "Compute units: 99.98 · 1.96/h · about 51 h left", or None if nothing is known."""
+    if units is None or (units.balance is None and units.free_remaining is None):
+        return None
+    if units.balance is not None and units.balance > 0:
+        parts = [f"Compute units: {units.balance:.2f}"]
+    elif units.free_remaining:
+        parts = [f"Compute units: none paid, {units.free_remaining:.2f} free"]
+    else:
+        parts = ["Compute units: none left"]
+    if units.rate_per_hour and units.rate_per_hour > 0:
+        parts.append(f"{units.rate_per_hour:.2f}/h")
+        if units.hours_left is not None:
+            parts.append(f"{duration(units.hours_left)} left")
+    else:
+        parts.append("none in use")
+    return " · ".join(parts)
+
+
+def tooltip(
+    state: TrayState,
+    *,
+    email: str | None,
+    rows: list[RuntimeRow],
+    problem: str | None,
+    units_line: str | None,
+) -> str:
+    """The icon's tooltip: who, how many runtimes (the count lives here), what is wrong."""
+    if state is TrayState.SIGNED_OUT:
+        return "colabtray: signed out"
+    lines = [f"colabtray: {email}" if email else "colabtray"]
+    if rows:
+        count = f"{len(rows)} runtime{'s' if len(rows) != 1 else ''} running"
+        lines.append(f"{count}: {', '.join(r.name for r in rows)}")
+    else:
+        lines.append("No runtime")
+    waiting = [r.name for r in rows if r.pending]
+    if waiting:
+        lines.append(f"Needs attention: {', '.join(waiting)} idle")
+    if problem and state in (TrayState.ATTENTION, TrayState.UNREACHABLE):
+        lines.append(problem)
+    if units_line:
+        lines.append(units_line)
+    return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""What the "New runtime" dialog may offer this account, and why the rest is greyed out.
+
+Built from the backend's eligibility (protocol §2.14): CPU always; each eligible GPU and TPU
+model; ineligible ones listed too, but unavailable with the reason. High-RAM is offered where
+the tier allows it, and is the only shape of the high-memory-only models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from colabtray.colab.models import CPU, FREE, GPU, HIGH_MEM, STANDARD, TPU, Eligibility
+from colabtray.core.naming import kind_label
+
+NOT_ON_PLAN = "Not available on this account's Colab plan."
+NOT_ON_PLAN_SHORT = "not on your plan"
+HIGH_RAM_NEEDS_PLAN = "High-RAM machines need a paid Colab plan (Pro or Pro+)."
+HIGH_RAM_ONLY = "This accelerator runs on High-RAM machines only."
+TPU_NO_SHAPE = "TPU machines come with the memory they have; there is no High-RAM choice."
+
+
+@dataclass(frozen=True)
+class Offer:
+    variant: str
+    accelerator: str | None
+    available: bool
+    reason: str | None = None  # why it is not available: a sentence…
+    short_reason: str | None = None  # …and a few words to show beside the choice
+    shapes: tuple[str, ...] = (STANDARD,)
+
+    @property
+    def label(self) -> str:
+        return kind_label(self.variant, self.accelerator)
+
+    @property
+    def high_ram_choice(self) -> bool:
+        """The user may pick between standard and High-RAM."""
+        return self.available and set(self.shapes) == {STANDARD, HIGH_MEM}
+
+    @property
+    def high_ram_forced(self) -> bool:
+        return self.shapes == (HIGH_MEM,)
+
+    def high_ram_note(self, tier: str) -> str | None:
+        """Why the High-RAM box is fixed for this choice, or None if the user may choose."""
+        if self.high_ram_choice:
+            return None
+        if self.high_ram_forced:
+            return HIGH_RAM_ONLY
+        if self.variant == TPU:
+            return TPU_NO_SHAPE
+        return HIGH_RAM_NEEDS_PLAN if tier == FREE else None
+
+
+def offers(eligibility: Eligibility) -> list[Offer]:
+    """CPU, then GPUs, then TPUs; eligible before ineligible in the backend's order."""
+    result = [Offer(CPU, None, True, shapes=eligibility.shapes_for(None))]
+    for variant in (GPU, TPU):
+        for model in eligibility.eligible.get(variant, ()):
+            shapes = eligibility.shapes_for(model)
+            if variant == TPU and shapes != (HIGH_MEM,):
+                shapes = (STANDARD,)  # the client never sends shape=hm for a TPU
+            result.append(Offer(variant, model, True, shapes=shapes))
+        for model in eligibility.ineligible.get(variant, ()):
+            if model not in eligibility.eligible.get(variant, ()):
+                result.append(Offer(variant, model, False, NOT_ON_PLAN, NOT_ON_PLAN_SHORT))
+    return result

@@ -1,0 +1,280 @@
+"""Single instance, and the control channel through which the CLI talks to the running app.
+
+One colabtray runs per user and config directory. It holds a lock file and listens on a Unix
+socket, both in a directory of the user's runtime dir that only the user may enter (0700,
+checked). Their names are derived from the user and the config directory, so a demo (with
+its own config directory) runs beside the real app. A second ``colabtray`` finds the lock
+held, sends ``show`` and exits.
+
+Wire format: one JSON line each way, then the connection closes::
+
+    → {"v": 1, "cmd": "show", "args": {}}
+    ← {"v": 1, "ok": true, "result": {...}}   or   {"v": 1, "ok": false, "error": "sentence"}
+
+Requests are validated strictly (version, known command, object arguments, one line of at
+most 64 KiB, read within 5 s); on Linux the peer must also be the same user (SO_PEERCRED).
+Commands are a small registry: ``server.register("url", handler)`` adds one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import getpass
+import hashlib
+import inspect
+import json
+import logging
+import os
+import socket
+import stat
+import struct
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+log = logging.getLogger(__name__)
+
+# colabtray.settings.APP_NAME, not imported: that module pulls in pydantic, and a second
+# instance must hand over quickly.
+APP_NAME = "colabtray"
+PROTOCOL_VERSION = 1
+MAX_LINE = 64 * 1024
+READ_TIMEOUT = 5.0
+
+Reply = dict[str, Any]
+Handler = Callable[[dict[str, Any]], Reply | Awaitable[Reply]]
+
+
+class IpcError(Exception):
+    """The channel failed; ``message`` is a sentence for the user."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotRunningError(IpcError):
+    def __init__(self) -> None:
+        super().__init__("colabtray is not running.")
+
+
+# ---- where ---------------------------------------------------------------------------------
+
+
+def channel_dir() -> Path:
+    """The private directory of the channel, created 0700 if missing, refused if not ours."""
+    path = Path(platformdirs.user_runtime_dir(APP_NAME))
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise IpcError(f"{path} is not a directory of this user; colabtray will not use it.")
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        path.chmod(0o700)
+    return path
+
+
+def channel_name(config_dir: Path) -> str:
+    """``ipc-<hash>``: one channel per user and config directory."""
+    key = f"{getpass.getuser()}\0{config_dir.expanduser().resolve()}"
+    return "ipc-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def socket_path(config_dir: Path) -> Path:
+    return channel_dir() / f"{channel_name(config_dir)}.sock"
+
+
+# ---- the running app's side ----------------------------------------------------------------
+
+
+class ControlServer:
+    """The running instance: holds the lock, serves the registered commands."""
+
+    def __init__(self, path: Path, lock_fd: int) -> None:
+        self.path = path
+        self._lock_fd: int | None = lock_fd
+        self._handlers: dict[str, Handler] = {}
+        self._server: asyncio.AbstractServer | None = None
+
+    @classmethod
+    def claim(cls, config_dir: Path) -> ControlServer | None:
+        """Become the instance for ``config_dir``; None if another one already is."""
+        path = socket_path(config_dir)
+        fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return cls(path, fd)
+
+    def register(self, name: str, handler: Handler) -> None:
+        """Answer command ``name`` with ``handler(args)`` (a dict, or an awaitable of one).
+
+        The handler may raise IpcError (or any error with a ``message``) to answer with
+        that sentence.
+        """
+        self._handlers[name] = handler
+
+    async def start(self) -> None:
+        self.path.unlink(missing_ok=True)  # left by a crash; the lock says it is stale
+        self._server = await asyncio.start_unix_server(
+            self._serve, path=str(self.path), limit=MAX_LINE
+        )
+        self.path.chmod(0o600)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+            self._server = None
+            self.path.unlink(missing_ok=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            if not _same_user(writer.get_extra_info("socket")):
+                log.warning("refused a control connection from another user")
+                return
+            reply = await self._answer(reader)
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await asyncio.wait_for(writer.drain(), READ_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            log.info("control connection dropped: %s", type(exc).__name__)
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _answer(self, reader: asyncio.StreamReader) -> Reply:
+        try:
+            line = await asyncio.wait_for(reader.readline(), READ_TIMEOUT)
+        except TimeoutError:
+            return _error("No request arrived in time.")
+        except ValueError:  # longer than MAX_LINE
+            return _error("The request is too long.")
+        try:
+            name, args = self._validate(line)
+        except IpcError as exc:
+            return _error(exc.message)
+        try:
+            result = self._handlers[name](args)
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception as exc:
+            message = getattr(exc, "message", None)
+            if isinstance(message, str):
+                return _error(message)
+            log.error("control command %s failed", name, exc_info=exc)
+            return _error(f"colabtray failed to run {name!r}; see its log.")
+        if not isinstance(result, dict):
+            log.error("control command %s returned %s", name, type(result).__name__)
+            return _error(f"colabtray failed to run {name!r}; see its log.")
+        return {"v": PROTOCOL_VERSION, "ok": True, "result": result}
+
+    def _validate(self, line: bytes) -> tuple[str, dict[str, Any]]:
+        if not line.endswith(b"\n"):
+            raise IpcError("The request must be one line ending in a newline.")
+        try:
+            message = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            raise IpcError("The request is not JSON.") from None
+        if not isinstance(message, dict):
+            raise IpcError("The request must be a JSON object.")
+        unknown = set(message) - {"v", "cmd", "args"}
+        if unknown:
+            raise IpcError(f"Unknown fields in the request: {', '.join(sorted(unknown))}.")
+        version = message.get("v")
+        if type(version) is not int or version != PROTOCOL_VERSION:
+            raise IpcError(
+                f"This colabtray speaks protocol {PROTOCOL_VERSION}, not {version!r}; "
+                "restart it after an upgrade."
+            )
+        name = message.get("cmd")
+        if not isinstance(name, str) or name not in self._handlers:
+            known = ", ".join(sorted(self._handlers))
+            raise IpcError(f"Unknown command {name!r} (known: {known}).")
+        args = message.get("args", {})
+        if not isinstance(args, dict):
+            raise IpcError("The command's arguments must be a JSON object.")
+        return name, args
+
+
+def _error(sentence: str) -> Reply:
+    return {"v": PROTOCOL_VERSION, "ok": False, "error": sentence}
+
+
+def _same_user(sock: socket.socket | None) -> bool:
+    """The peer's uid, where the OS tells it (Linux); elsewhere the 0700 directory guards."""
+    peercred = getattr(socket, "SO_PEERCRED", None)
+    if sock is None or peercred is None:
+        return True
+    raw = sock.getsockopt(socket.SOL_SOCKET, peercred, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", raw)
+    return uid == os.getuid()
+
+
+# ---- the CLI's side ------------------------------------------------------------------------
+
+
+async def request(
+    config_dir: Path,
+    command: str,
+    args: dict[str, Any] | None = None,
+    *,
+    answer_within: float = READ_TIMEOUT,
+    wait_for_server: float = 0.0,
+) -> dict[str, Any]:
+    """Send one command to the running instance and return its result.
+
+    ``wait_for_server``: keep trying to connect that long (an instance that holds the lock
+    may still be starting). Raises NotRunningError or IpcError with a sentence.
+    """
+    path = socket_path(config_dir)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_for_server
+    while True:
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_unix_connection(str(path), limit=MAX_LINE), answer_within
+            )
+            break
+        except (FileNotFoundError, ConnectionRefusedError):
+            if loop.time() >= deadline:
+                raise NotRunningError() from None
+            await asyncio.sleep(0.05)
+        except TimeoutError:
+            raise IpcError(f"colabtray did not answer within {answer_within:.0f} s.") from None
+    try:
+        line = json.dumps({"v": PROTOCOL_VERSION, "cmd": command, "args": args or {}})
+        writer.write(line.encode() + b"\n")
+        await asyncio.wait_for(writer.drain(), answer_within)
+        raw = await asyncio.wait_for(reader.readline(), answer_within)
+    except TimeoutError:
+        raise IpcError(f"colabtray did not answer within {answer_within:.0f} s.") from None
+    except (OSError, ValueError):
+        raise IpcError("The connection to colabtray failed.") from None
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+    return _read_reply(raw)
+
+
+def _read_reply(raw: bytes) -> dict[str, Any]:
+    try:
+        reply = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        reply = None
+    if not isinstance(reply, dict) or reply.get("v") != PROTOCOL_VERSION:
+        raise IpcError("colabtray answered something this version cannot read; restart it.")
+    if reply.get("ok") is True and isinstance(reply.get("result"), dict):
+        return reply["result"]  # type: ignore[no-any-return]
+    error = reply.get("error")
+    raise IpcError(error if isinstance(error, str) else "colabtray refused the command.")

@@ -1,0 +1,140 @@
+"""The ``colabtray`` command's entry point: the app, started fast; subcommands go to the CLI.
+
+The subcommands (:mod:`colabtray.cli`) import the whole client stack, about half a second.
+Starting the tray must not wait for that, so a command line made only of the app's own
+options (``--demo``, ``--headless``, ``-v``) runs the app from here without importing the
+CLI; anything else is handed to :func:`colabtray.cli.main`, which documents every option.
+
+Running the app: claim the single instance (or hand over to the running one and exit 0),
+start the demo emulator if asked, then run the tray or the headless core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import platformdirs
+
+from colabtray import ipc
+
+if TYPE_CHECKING:
+    from colabtray.demo import DemoEmulator
+    from colabtray.settings import Settings
+
+APP_OPTIONS = frozenset({"--demo", "--headless", "-v", "--verbose"})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if set(args) <= APP_OPTIONS:
+        return run_app(
+            demo="--demo" in args,
+            headless="--headless" in args,
+            verbose=bool({"-v", "--verbose"} & set(args)),
+        )
+    from colabtray.cli import main as cli_main
+
+    return cli_main(args)
+
+
+def _base_dir(kind: str) -> Path:
+    """``config``, ``state`` or ``log`` directory, as :class:`colabtray.settings.Settings`
+    finds it (read here without pydantic, which is slow to import)."""
+    found = os.environ.get(f"COLABTRAY_{kind.upper()}_DIR")
+    if found:
+        return Path(found)
+    return Path(getattr(platformdirs, f"user_{kind}_dir")("colabtray"))
+
+
+def run_app(*, demo: bool = False, headless: bool = False, verbose: bool = False) -> int:
+    """Run the tray (or, headless, the core alone) until quit; returns the exit status."""
+    from colabtray.logs import configure_logging
+
+    config_dir, state_dir, log_dir = _base_dir("config"), _base_dir("state"), _base_dir("log")
+    if demo:  # the demo's own: the user's accounts and runtime names stay untouched
+        config_dir, state_dir, log_dir = (d / "demo" for d in (config_dir, state_dir, log_dir))
+    configure_logging(verbose, log_dir)
+    try:
+        server = ipc.ControlServer.claim(config_dir)
+    except (OSError, ipc.IpcError) as exc:
+        print(f"colabtray: cannot take the single-instance lock: {_sentence(exc)}", file=sys.stderr)
+        return 1
+    if server is None:
+        return _hand_over(config_dir)
+
+    emulator: DemoEmulator | None = None
+    try:
+        if demo:
+            from colabtray.demo import DemoEmulator, wipe
+
+            wipe(config_dir, state_dir)
+            # Started here, on the main thread, before Qt: see DemoEmulator.
+            emulator = DemoEmulator(state_dir / "emulator.log")
+        prepare = partial(_settings, config_dir, state_dir, log_dir, emulator)
+        if headless:
+            from colabtray.headless import run
+        else:
+            from colabtray.ui.app import run
+        return run(prepare, server, demo=demo)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        message = _sentence(exc)
+        if message is None:
+            raise
+        print(f"colabtray: {message}", file=sys.stderr)
+        return 1
+    finally:
+        if emulator is not None:
+            emulator.stop()
+
+
+def _settings(
+    config_dir: Path, state_dir: Path, log_dir: Path, emulator: DemoEmulator | None
+) -> Settings:
+    """The app's settings (in a worker thread: pydantic is slow to import)."""
+    from colabtray.settings import load_settings
+
+    dirs = {"config_dir": config_dir, "state_dir": state_dir, "log_dir": log_dir}
+    if emulator is None:
+        return load_settings(**dirs)
+    from colabtray.demo import emulator_settings
+
+    return load_settings(**emulator_settings(emulator.exports()), **dirs)
+
+
+def _hand_over(config_dir: Path) -> int:
+    """Another colabtray runs for this config dir: ask it to show itself, and exit."""
+    try:
+        result = asyncio.run(ipc.request(config_dir, "show", wait_for_server=10.0))
+    except ipc.IpcError as exc:
+        print(f"colabtray: another colabtray holds the lock: {exc.message}", file=sys.stderr)
+        return 1
+    shown = result.get("shown")
+    where = {"menu": "its menu is open", "window": "its window is up"}.get(str(shown))
+    print(
+        f"colabtray is already running; {where}." if where else "colabtray is already running.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _sentence(exc: BaseException) -> str | None:
+    """A sentence for errors a person can act on (typed errors, bad settings), else None."""
+    message = getattr(exc, "message", None)
+    if isinstance(message, str):
+        return message
+    errors = getattr(exc, "errors", None)
+    if type(exc).__name__ == "ValidationError" and callable(errors):  # a COLABTRAY_* variable
+        first = errors()[0]
+        name = "COLABTRAY_" + str(first["loc"][0]).upper() if first.get("loc") else "a setting"
+        return f"{name} is invalid: {first['msg']}."
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)
+    return None

@@ -1,0 +1,322 @@
+"""The tray menu, rebuilt from core state each time it opens (and live while it is open).
+
+This module only lays out actions; what a click does is a method of the :class:`Actions`
+it is given (the tray), and every word comes from ``core``. Actions carry object names
+(``"new-runtime"``, ``"runtime:<endpoint>"``…) so that tests and tools can find them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Protocol
+
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu
+
+from colabtray.colab.errors import ColabError
+from colabtray.core.app import NO_BRIDGE_REASON, Core
+from colabtray.core.display import RuntimeRow, resource_lines
+from colabtray.core.session import AccountState
+from colabtray.ui import icons
+
+log = logging.getLogger(__name__)
+
+RESOURCES_MAX_AGE = 5.0  # seconds before an open submenu fetches fresh figures
+CANNOT_READ = "Could not read RAM, disk and GPU"
+
+
+class Actions(Protocol):
+    """What the menu's entries do."""
+
+    def sign_in(self, login_hint: str | None = None) -> None: ...
+    def cancel_sign_in(self) -> None: ...
+    def switch_to(self, email: str) -> None: ...
+    def sign_out(self) -> None: ...
+    def new_runtime(self) -> None: ...
+    def confirm_disconnect(self, endpoint: str) -> None: ...
+    def answer_idle(self, endpoint: str, keep: bool) -> None: ...
+    def copy_url(self, endpoint: str) -> None: ...
+    def about(self) -> None: ...
+    def quit(self) -> None: ...
+
+
+class TrayMenu:
+    def __init__(self, core: Core, actions: Actions) -> None:
+        self.core = core
+        self.actions = actions
+        self.menu = QMenu()
+        self.menu.setToolTipsVisible(True)
+        self.menu.aboutToShow.connect(self.rebuild)
+        self._submenus: list[QMenu] = []
+        self._signature: object = None
+        # Per runtime: the figures last read (time, lines) and the actions showing them.
+        self._figures: dict[str, tuple[float, list[str], str | None]] = {}
+        self._loading: set[str] = set()
+        self._figure_actions: dict[str, tuple[QMenu, QAction, list[QAction]]] = {}
+
+    # ---- building -------------------------------------------------------------------------
+
+    def signature(self) -> object:
+        """Everything the menu shows; the menu is rebuilt only when this changes."""
+        core = self.core
+        return (
+            core.signed_in,
+            core.signing_in,
+            core.email,
+            tuple(core.other_accounts()),
+            core.must_sign_in,
+            core.problem(),
+            tuple(core.rows()),
+            core.compute_units_line(),
+            tuple(core.connection_url(r.endpoint) is not None for r in core.rows()),
+        )
+
+    def refresh_if_open(self) -> None:
+        if self.menu.isVisible() and self.signature() != self._signature:
+            self.rebuild()
+
+    def rebuild(self) -> None:
+        self._signature = self.signature()
+        self.menu.clear()
+        for submenu in self._submenus:
+            submenu.deleteLater()
+        self._submenus.clear()
+        self._figure_actions.clear()
+        if self.core.signed_in:
+            self._signed_in()
+        else:
+            self._signed_out()
+        self.menu.addSeparator()
+        self._add(self.menu, "About colabtray", "about", self.actions.about)
+        self._add(self.menu, "Quit", "quit", self.actions.quit)
+
+    def _signed_out(self) -> None:
+        if self.core.signing_in:
+            self._note(self.menu, "Waiting for you to sign in, in your browser…", "sign-in-waiting")
+            self._add(self.menu, "Cancel sign-in", "cancel-sign-in", self.actions.cancel_sign_in)
+        else:
+            self._add(self.menu, "Sign in with Google…", "sign-in", self.actions.sign_in)
+        for account in self.core.other_accounts():  # listed, but none active (rare)
+            self._add(
+                self.menu,
+                f"Sign in again as {account.email}…",
+                "sign-in-as",
+                partial(self.actions.sign_in, account.email),
+            )
+
+    def _signed_in(self) -> None:
+        core = self.core
+        self._account_menu()
+        self.menu.addSeparator()
+        if core.signing_in:
+            self._note(self.menu, "Waiting for you to sign in, in your browser…", "sign-in-waiting")
+            self._add(self.menu, "Cancel sign-in", "cancel-sign-in", self.actions.cancel_sign_in)
+        elif core.must_sign_in:
+            self._add(
+                self.menu,
+                f"Sign in again as {core.email}…" if core.email else "Sign in with Google…",
+                "sign-in-again",
+                lambda: self.actions.sign_in(core.email),
+                icon="attention",
+            )
+        problem = core.problem()
+        if problem and not core.must_sign_in:
+            self._note(self.menu, problem, "problem", icon="unreachable")
+        rows = core.rows()
+        if not rows:
+            loaded = core.registry.state.loaded
+            self._note(self.menu, "No runtime" if loaded else "Looking for runtimes…", "no-runtime")
+        for row in rows:
+            self._runtime_menu(row)
+        self._add(self.menu, "New runtime…", "new-runtime", self.actions.new_runtime)
+        units = core.compute_units_line()
+        if units:
+            self.menu.addSeparator()
+            self._note(self.menu, units, "compute-units")
+
+    def _account_menu(self) -> None:
+        core = self.core
+        submenu = self._submenu(self.menu, core.email or "Signed in", "account")
+        if core.uses_ready_token:
+            self._note(submenu, "Signed in with COLABTRAY_ACCESS_TOKEN", "ready-token")
+            submenu.addSeparator()
+        others = core.other_accounts()
+        for account in others:
+            if account.state is AccountState.NEEDS_SIGN_IN:
+                self._add(
+                    submenu,
+                    f"{account.email} (sign in again…)",
+                    "sign-in-as",
+                    partial(self.actions.sign_in, account.email),
+                )
+            else:
+                self._add(
+                    submenu,
+                    f"Switch to {account.email}",
+                    "switch-to",
+                    partial(self.actions.switch_to, account.email),
+                )
+        if others:
+            submenu.addSeparator()
+        switch = self._add(submenu, "Switch account…", "switch-account", self.actions.sign_in)
+        switch.setToolTip("Sign in with another Google account in your browser.")
+        switch.setEnabled(not core.signing_in)
+        self._add(submenu, "Sign out", "sign-out", self.actions.sign_out)
+
+    def _runtime_menu(self, row: RuntimeRow) -> None:
+        submenu = self._submenu(
+            self.menu,
+            row.label,
+            f"runtime:{row.endpoint}",
+            icon="attention" if row.pending else None,
+        )
+        submenu.setToolTipsVisible(True)
+        if row.pending:
+            self._add(
+                submenu,
+                "Keep running",
+                "keep-running",
+                lambda: self.actions.answer_idle(row.endpoint, True),
+            )
+            self._add(
+                submenu,
+                "Disconnect now",
+                "disconnect-now",
+                lambda: self.actions.answer_idle(row.endpoint, False),
+            )
+            submenu.addSeparator()
+        copy = self._add(
+            submenu,
+            "Copy connection URL",
+            "copy-url",
+            lambda: self.actions.copy_url(row.endpoint),
+        )
+        if self.core.connection_url(row.endpoint) is None:
+            copy.setEnabled(False)
+            copy.setText("Copy connection URL (needs the editor bridge)")
+            copy.setToolTip(NO_BRIDGE_REASON)
+        submenu.addSeparator()
+        anchor = submenu.addSeparator()
+        self._figure_actions[row.endpoint] = (submenu, anchor, [])
+        self._show_figures(row.endpoint)
+        self._add(
+            submenu,
+            "Disconnect runtime…",
+            "disconnect",
+            lambda: self.actions.confirm_disconnect(row.endpoint),
+        )
+        submenu.aboutToShow.connect(lambda: self._load_figures(row.endpoint))
+
+    # ---- live RAM / disk / GPU figures ----------------------------------------------------
+
+    def _load_figures(self, endpoint: str) -> None:
+        """Fetch in the background; the submenu shows what is known meanwhile."""
+        known = self._figures.get(endpoint)
+        if endpoint in self._loading:
+            return
+        if known is not None and time.monotonic() - known[0] < RESOURCES_MAX_AGE:
+            return
+        self._loading.add(endpoint)
+        self._show_figures(endpoint)
+        self.core.spawn(self._fetch_figures(endpoint))
+
+    async def _fetch_figures(self, endpoint: str) -> None:
+        why = None
+        try:
+            lines = resource_lines(await self.core.resources(endpoint))
+        except ColabError as exc:
+            lines, why = [CANNOT_READ], exc.message
+        except Exception:
+            log.exception("reading the resources of %s failed", endpoint)
+            lines, why = [CANNOT_READ], "colabtray failed to read them; see its log."
+        finally:
+            self._loading.discard(endpoint)
+        self._figures[endpoint] = (time.monotonic(), lines, why)
+        self._show_figures(endpoint)
+
+    def _show_figures(self, endpoint: str) -> None:
+        placed = self._figure_actions.get(endpoint)
+        if placed is None:
+            return
+        submenu, anchor, old = placed
+        for action in old:
+            submenu.removeAction(action)
+            action.deleteLater()
+        known = self._figures.get(endpoint)
+        lines, why = (known[1], known[2]) if known else (["Reading RAM, disk and GPU…"], None)
+        new = []
+        for line in lines:
+            action = QAction(line, submenu)
+            action.setObjectName("resources")
+            action.setEnabled(False)
+            if why:
+                action.setToolTip(why)
+            submenu.insertAction(anchor, action)
+            new.append(action)
+        self._figure_actions[endpoint] = (submenu, anchor, new)
+
+    def forget_figures(self, endpoints: set[str]) -> None:
+        """Drop figures of runtimes that are gone."""
+        for endpoint in list(self._figures):
+            if endpoint not in endpoints:
+                del self._figures[endpoint]
+
+    # ---- helpers --------------------------------------------------------------------------
+
+    def _add(
+        self, menu: QMenu, text: str, name: str, slot: Callable[[], object], icon: str | None = None
+    ) -> QAction:
+        action = menu.addAction(text)
+        action.setObjectName(name)
+        action.triggered.connect(lambda *_: slot())  # drop the "checked" argument
+        if icon:
+            action.setIcon(icons.icon(icon))
+        return action
+
+    def _note(self, menu: QMenu, text: str, name: str, icon: str | None = None) -> QAction:
+        """A line that informs and cannot be clicked."""
+        action = menu.addAction(text)
+        action.setObjectName(name)
+        action.setEnabled(False)
+        if icon:
+            action.setIcon(icons.icon(icon))
+        return action
+
+    def _submenu(self, parent: QMenu, title: str, name: str, icon: str | None = None) -> QMenu:
+        submenu = QMenu(title, parent)
+        submenu.setObjectName(name)
+        submenu.menuAction().setObjectName(name)
+        if icon:
+            submenu.setIcon(icons.icon(icon))
+        parent.addMenu(submenu)
+        self._submenus.append(submenu)
+        return submenu
+
+
+def describe(menu: QMenu) -> list[dict[str, object]]:
+    """The menu as data: text, name, enabled, submenu, and where it is on screen if shown.
+
+    Served by the control channel's ``menu`` command, for scripts and end-to-end tests that
+    need to know what the tray shows and where to click.
+    """
+    items: list[dict[str, object]] = []
+    for action in menu.actions():
+        item: dict[str, object] = {
+            "text": action.text(),
+            "name": action.objectName(),
+            "enabled": action.isEnabled(),
+            "separator": action.isSeparator(),
+        }
+        rect = menu.actionGeometry(action)
+        if menu.isVisible() and action.isVisible() and rect.isValid():
+            center = menu.mapToGlobal(rect.center())
+            item["at"] = [center.x(), center.y()]
+        submenu = action.menu()
+        if isinstance(submenu, QMenu):
+            item["submenu"] = describe(submenu)
+            item["open"] = submenu.isVisible()
+        items.append(item)
+    return items

@@ -1,0 +1,275 @@
+"""The app's face: the tray icon (or a small window where there is no tray), its menu, the
+dialogs a click opens, and desktop notifications for what the core reports.
+
+Every click that needs the network schedules a coroutine on the core (``core.spawn``) and
+returns at once; an error comes back as a sentence in a dialog. The icon and its tooltip
+follow the core's state; the menu is rebuilt when it opens and, while open, when what it
+shows changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import webbrowser
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QCursor, QGuiApplication
+from PySide6.QtWidgets import QMessageBox, QSystemTrayIcon
+
+from colabtray import __version__
+from colabtray.colab.errors import ColabError
+from colabtray.core.app import Core
+from colabtray.core.keepalive import Choice
+from colabtray.core.notices import Notice
+from colabtray.ui import icons
+from colabtray.ui.menu import TrayMenu, describe
+from colabtray.ui.new_runtime import NewRuntimeDialog
+from colabtray.ui.notifications import Notifier
+from colabtray.ui.window import StatusWindow
+
+log = logging.getLogger(__name__)
+
+BALLOON_MS = 8000
+
+
+class Tray(QObject):
+    def __init__(
+        self,
+        core: Core,
+        *,
+        quit: Callable[[], None],
+        demo: bool = False,
+        icon: QSystemTrayIcon | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        super().__init__()
+        self.core = core
+        self.demo = demo
+        self._quit = quit
+        self.menu = TrayMenu(core, self)
+        self.icon = icon or QSystemTrayIcon(icons.app_icon())  # the app may have put one up
+        self.icon.setContextMenu(self.menu.menu)
+        self.icon.activated.connect(self._activated)
+        self.window: StatusWindow | None = None
+        self.notifier = notifier or Notifier(fallback=self.balloon)
+        self.dialog: NewRuntimeDialog | None = None
+        self.confirmation: QMessageBox | None = None
+        self._confirming: str | None = None  # the endpoint the confirmation is about
+        self._messages: dict[str, QMessageBox] = {}
+        self._shown: tuple[object, str] | None = None
+        core.subscribe(self._on_core_changed)
+        core.subscribe_notices(self._on_notice)
+
+    # ---- showing --------------------------------------------------------------------------
+
+    def show(self) -> None:
+        """The tray icon if the desktop has a tray, else the small window."""
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self._render()
+            self.icon.show()
+        else:
+            log.warning("this desktop has no system tray; showing a window instead")
+            self.window = StatusWindow(self.menu.menu)
+            self._render()
+            self.window.show()
+
+    def hide(self) -> None:
+        """Take everything off the screen (quitting)."""
+        self.icon.hide()
+        if self.window is not None:
+            self.window.hide()
+        for widget in (self.dialog, self.confirmation, *self._messages.values()):
+            if widget is not None:
+                widget.close()
+
+    def show_menu(self) -> str:
+        """Bring the app up (a second ``colabtray`` asked); says what was shown."""
+        if self.window is not None:
+            self.window.bring_up()
+            return "window"
+        area = self.icon.geometry()
+        self.menu.menu.popup(area.center() if area.isValid() else QCursor.pos())
+        return "menu"
+
+    def describe(self) -> dict[str, object]:
+        """What the tray shows now (the control channel's ``menu`` command)."""
+        menu = self.menu.menu
+        area = self.icon.geometry()
+        return {
+            "state": str(self.core.tray_state()),
+            "tooltip": self.core.tooltip(),
+            "icon": [area.x(), area.y(), area.width(), area.height()] if area.isValid() else None,
+            "window": self.window is not None and self.window.isVisible(),
+            "visible": menu.isVisible(),
+            "items": describe(menu),
+        }
+
+    def _render(self) -> None:
+        state = self.core.tray_state()
+        text = self.core.tooltip()
+        if self._shown == (state, text):
+            return
+        self._shown = (state, text)
+        self.icon.setIcon(icons.state_icon(state))
+        self.icon.setToolTip(text)
+        if self.window is not None:
+            self.window.show_state(icons.state_icon(state), text)
+
+    def _on_core_changed(self) -> None:
+        self._render()
+        live = set(self.core.registry.state.runtimes)
+        self.menu.forget_figures(live)
+        if self._confirming is not None and self._confirming not in live:
+            self.confirmation.close()  # type: ignore[union-attr]  # nothing left to confirm
+        self.menu.refresh_if_open()
+
+    def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        # A left click opens the menu too: most Linux trays (and AppIndicator) work that way.
+        if reason == QSystemTrayIcon.ActivationReason.Trigger:
+            self.menu.menu.popup(QCursor.pos())
+
+    # ---- notifications and messages -------------------------------------------------------
+
+    def _on_notice(self, notice: Notice) -> None:
+        self.core.spawn(self.notifier.notify(notice.title, notice.body))
+
+    def balloon(self, title: str, body: str) -> None:
+        """Where notifications go when the desktop has no notification service."""
+        if self.window is not None:
+            self.window.show_message(title, body)
+        elif self.icon.isVisible() and QSystemTrayIcon.supportsMessages():
+            self.icon.showMessage(title, body, icons.app_icon(), BALLOON_MS)
+        else:
+            log.warning("%s: %s", title, body)
+
+    def error(self, title: str, sentence: str) -> None:
+        """A sentence in a small dialog; one dialog per kind of failure, reused."""
+        box = self._messages.get(title)
+        if box is None:
+            box = QMessageBox(QMessageBox.Icon.Warning, title, sentence)
+            box.setObjectName("error")
+            box.setWindowIcon(icons.app_icon())
+            box.finished.connect(lambda *_: self._messages.pop(title, None))
+            self._messages[title] = box
+        box.setText(sentence)
+        box.show()
+        box.raise_()
+
+    # ---- what the menu's entries do (menu.Actions) ----------------------------------------
+
+    def sign_in(self, login_hint: str | None = None) -> None:
+        self.core.spawn(
+            self._sign_in(login_hint), on_error=lambda s: self.error("Sign-in failed", s)
+        )
+
+    async def _sign_in(self, login_hint: str | None) -> None:
+        loop = asyncio.get_running_loop()
+
+        def open_browser(url: str) -> None:  # runs in a worker thread
+            if not webbrowser.open(url):
+                loop.call_soon_threadsafe(self._show_sign_in_url, url)
+
+        await self.core.sign_in(open_browser, login_hint)
+
+    def _show_sign_in_url(self, url: str) -> None:
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            "Sign in with Google",
+            "No web browser could be opened. Open this address in your browser to sign in:",
+        )
+        box.setInformativeText(url)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._messages["sign-in-url"] = box
+        box.finished.connect(lambda *_: self._messages.pop("sign-in-url", None))
+        box.show()
+
+    def cancel_sign_in(self) -> None:
+        self.core.cancel_sign_in()
+
+    def switch_to(self, email: str) -> None:
+        try:
+            self.core.switch(email)
+        except ColabError as exc:
+            self.error("Could not switch accounts", exc.message)
+
+    def sign_out(self) -> None:
+        self.core.spawn(self.core.sign_out(), on_error=lambda s: self.error("Sign-out failed", s))
+
+    def new_runtime(self) -> None:
+        if self.dialog is None or not self.dialog.isVisible():
+            self.dialog = NewRuntimeDialog(self.core, report=self.error)
+        self.dialog.show()
+        self.dialog.raise_()
+        self.dialog.activateWindow()
+
+    def confirm_disconnect(self, endpoint: str) -> None:
+        row = next((r for r in self.core.rows() if r.endpoint == endpoint), None)
+        if row is None:
+            return
+        if self.confirmation is not None:
+            self.confirmation.close()
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Disconnect runtime?",
+            f"Disconnect “{row.name}” ({row.kind}, {row.shape})?",
+        )
+        box.setObjectName("confirm-disconnect")
+        box.setWindowIcon(icons.app_icon())
+        box.setInformativeText(
+            "Colab stops the runtime and deletes what is on it: files, variables and anything "
+            "still running. It stops using compute units."
+        )
+        disconnect = box.addButton("Disconnect", QMessageBox.ButtonRole.DestructiveRole)
+        disconnect.setObjectName("disconnect")
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(cancel)
+        box.setEscapeButton(cancel)
+
+        def answered(*_: object) -> None:
+            if box.clickedButton() is disconnect:
+                self.core.spawn(
+                    self.core.disconnect(endpoint),
+                    on_error=lambda s: self.error("Could not disconnect the runtime", s),
+                )
+            if self.confirmation is box:
+                self.confirmation, self._confirming = None, None
+
+        box.finished.connect(answered)
+        self.confirmation, self._confirming = box, endpoint
+        box.show()
+        box.raise_()
+
+    def answer_idle(self, endpoint: str, keep: bool) -> None:
+        self.core.keepalive.answer(endpoint, Choice.KEEP if keep else Choice.DISCONNECT)
+
+    def copy_url(self, endpoint: str) -> None:
+        url = self.core.connection_url(endpoint)
+        if url:
+            QGuiApplication.clipboard().setText(url)
+
+    def about(self) -> None:
+        where = (
+            "This is the demo: a local emulator of Google sign-in and Colab, started with "
+            "colabtray --demo. Nothing here reaches Google, and quitting stops it."
+            if self.demo
+            else f"Colab backend: {self.core.settings.colab_url}"
+        )
+        box = QMessageBox(
+            QMessageBox.Icon.NoIcon,
+            "About colabtray",
+            f"<b>colabtray {__version__}</b><br>Google Colab runtimes one click away from any "
+            "local editor.",
+        )
+        box.setObjectName("about")
+        box.setIconPixmap(icons.app_icon().pixmap(48, 48))
+        box.setInformativeText(
+            f"{where}\n\ncolabtray is not made or endorsed by Google. Apache-2.0 licence."
+        )
+        self._messages["about"] = box
+        box.finished.connect(lambda *_: self._messages.pop("about", None))
+        box.show()
+
+    def quit(self) -> None:
+        self._quit()

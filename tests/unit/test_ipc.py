@@ -1,0 +1,189 @@
+"""The control channel over a real Unix socket: single instance, commands, strict input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from colabtray import ipc
+
+
+@pytest.fixture(autouse=True)
+def runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "run"
+    path.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[ipc.ControlServer]:
+    claimed = ipc.ControlServer.claim(tmp_path / "config")
+    assert claimed is not None
+    claimed.register("show", lambda args: {"shown": "menu", "args": args})
+    await claimed.start()
+    yield claimed
+    await claimed.close()
+
+
+async def _raw(path: Path, data: bytes, *, half_close: bool = True) -> dict:
+    reader, writer = await asyncio.open_unix_connection(str(path))
+    writer.write(data)
+    await writer.drain()
+    if half_close:
+        writer.write_eof()
+    line = await asyncio.wait_for(reader.readline(), 10)
+    writer.close()
+    await writer.wait_closed()
+    return json.loads(line)
+
+
+async def test_one_instance_per_config_dir(tmp_path: Path, server: ipc.ControlServer) -> None:
+    assert ipc.ControlServer.claim(tmp_path / "config") is None
+    other = ipc.ControlServer.claim(tmp_path / "other-config")  # e.g. the demo's
+    assert other is not None
+    await other.close()
+
+
+async def test_lock_is_released_on_close(tmp_path: Path) -> None:
+    first = ipc.ControlServer.claim(tmp_path / "config")
+    assert first is not None
+    await first.start()
+    await first.close()
+    assert not first.path.exists()
+    again = ipc.ControlServer.claim(tmp_path / "config")
+    assert again is not None
+    await again.close()
+
+
+async def test_request_reaches_the_handler(tmp_path: Path, server: ipc.ControlServer) -> None:
+    result = await ipc.request(tmp_path / "config", "show", {"why": "second start"})
+    assert result == {"shown": "menu", "args": {"why": "second start"}}
+
+
+async def test_commands_are_a_registry(tmp_path: Path, server: ipc.ControlServer) -> None:
+    async def url(args: dict) -> dict:
+        if args.get("name") != "T4 GPU":
+            raise ipc.IpcError(f"No runtime named {args.get('name')!r}.")
+        return {"url": "http://127.0.0.1:1234/"}
+
+    server.register("url", url)
+    config = tmp_path / "config"
+    assert await ipc.request(config, "url", {"name": "T4 GPU"}) == {"url": "http://127.0.0.1:1234/"}
+    with pytest.raises(ipc.IpcError, match="No runtime named 'CPU'"):
+        await ipc.request(config, "url", {"name": "CPU"})
+    with pytest.raises(ipc.IpcError, match=r"Unknown command 'nope' \(known: show, url\)"):
+        await ipc.request(config, "nope")
+
+
+async def test_a_failing_handler_answers_a_sentence(
+    tmp_path: Path, server: ipc.ControlServer
+) -> None:
+    server.register("broken", lambda args: 1 / 0)
+    server.register("odd", lambda args: ["not", "a", "dict"])
+    with pytest.raises(ipc.IpcError, match="failed to run 'broken'; see its log"):
+        await ipc.request(tmp_path / "config", "broken")
+    with pytest.raises(ipc.IpcError, match="failed to run 'odd'"):
+        await ipc.request(tmp_path / "config", "odd")
+    assert await ipc.request(tmp_path / "config", "show") == {"shown": "menu", "args": {}}
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (b"not json\n", "The request is not JSON."),
+        (b"[1, 2]\n", "The request must be a JSON object."),
+        (b'{"v": 2, "cmd": "show"}\n', "This colabtray speaks protocol 1, not 2"),
+        (b'{"v": true, "cmd": "show"}\n', "not True"),
+        (b'{"v": "1", "cmd": "show"}\n', "not '1'"),
+        (b'{"cmd": "show"}\n', "not None"),
+        (b'{"v": 1, "cmd": 5}\n', "Unknown command 5"),
+        (b'{"v": 1, "cmd": "show", "args": []}\n', "arguments must be a JSON object"),
+        (b'{"v": 1, "cmd": "show", "extra": 1}\n', "Unknown fields in the request: extra."),
+        (b'{"v": 1, "cmd": "show"}', "one line ending in a newline"),
+        (b"\xff\xfe\n", "The request is not JSON."),
+        (b"x" * (ipc.MAX_LINE + 10) + b"\n", "The request is too long."),
+    ],
+)
+async def test_strict_validation(server: ipc.ControlServer, data: bytes, error: str) -> None:
+    reply = await _raw(server.path, data)
+    assert reply["v"] == ipc.PROTOCOL_VERSION and reply["ok"] is False
+    assert error in reply["error"]
+
+
+async def test_a_silent_client_times_out(
+    server: ipc.ControlServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ipc, "READ_TIMEOUT", 0.2)
+    reply = await _raw(server.path, b"", half_close=False)
+    assert reply == {"v": 1, "ok": False, "error": "No request arrived in time."}
+
+
+async def test_only_the_user_may_enter(
+    tmp_path: Path, server: ipc.ControlServer, runtime_dir: Path
+) -> None:
+    directory = runtime_dir / "colabtray"
+    assert server.path == directory / f"{ipc.channel_name(tmp_path / 'config')}.sock"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE(server.path.stat().st_mode) == 0o600
+    assert len(str(server.path)) < 104  # sun_path limit on macOS (108 on Linux)
+
+
+def test_a_loose_directory_is_tightened(runtime_dir: Path) -> None:
+    directory = runtime_dir / "colabtray"
+    directory.mkdir(mode=0o755)
+    os.chmod(directory, 0o755)  # noqa: S103 - the point of the test
+    assert ipc.channel_dir() == directory
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+
+
+def test_names_differ_by_config_dir(tmp_path: Path) -> None:
+    a, b = ipc.channel_name(tmp_path / "a"), ipc.channel_name(tmp_path / "b")
+    assert a != b and a.startswith("ipc-") and len(a) == 20
+    assert ipc.channel_name(tmp_path / "a" / ".." / "a") == a
+
+
+async def test_a_stale_socket_from_a_crash_is_replaced(tmp_path: Path) -> None:
+    path = ipc.socket_path(tmp_path / "config")
+    path.write_text("left by a crash")
+    server = ipc.ControlServer.claim(tmp_path / "config")
+    assert server is not None
+    server.register("show", lambda args: {"ok": 1})
+    await server.start()
+    try:
+        assert await ipc.request(tmp_path / "config", "show") == {"ok": 1}
+    finally:
+        await server.close()
+
+
+async def test_nobody_running(tmp_path: Path) -> None:
+    with pytest.raises(ipc.NotRunningError, match=r"colabtray is not running\."):
+        await ipc.request(tmp_path / "config", "show")
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(ipc.NotRunningError):
+        await ipc.request(tmp_path / "config", "show", wait_for_server=0.3)
+    assert asyncio.get_running_loop().time() - started >= 0.3
+
+
+async def test_waits_for_an_instance_that_is_starting(tmp_path: Path) -> None:
+    server = ipc.ControlServer.claim(tmp_path / "config")
+    assert server is not None
+    server.register("show", lambda args: {"shown": "menu"})
+
+    async def start_late() -> None:
+        await asyncio.sleep(0.3)
+        await server.start()
+
+    starting = asyncio.create_task(start_late())
+    try:
+        result = await ipc.request(tmp_path / "config", "show", wait_for_server=5)
+        assert result == {"shown": "menu"}
+    finally:
+        await starting
+        await server.close()
