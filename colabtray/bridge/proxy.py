@@ -108,6 +108,27 @@ def _forward_headers(headers: CIMultiDictProxy[str], drop: frozenset[str]) -> CI
     return out
 
 
+class _KindOnly(logging.Filter):
+    """aiohttp's server logs a malformed request with its raw request line, which may hold
+    ``?token=…``: keep the message and the error's kind, drop the details. A client's bad
+    request is not colabtray's error, so it is logged at INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg = f"{record.getMessage()} ({type(error).__name__})"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+# The server side of every bridge port logs through this logger, never aiohttp.server.
+_server_log = logging.getLogger("colabtray.bridge.http")
+_server_log.addFilter(_KindOnly())
+
+
 def _refusal(status: int, reason: str) -> web.Response:
     return web.Response(status=status, text=f"{status} {reason}\n")
 
@@ -159,7 +180,13 @@ class RuntimeServer:
         """Listen on ``host:port`` (0: any free port); returns the port. OSError if taken."""
         app = web.Application(handler_args={"max_field_size": 65536})
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, auto_decompress=False, shutdown_timeout=1.0)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            logger=_server_log,
+            auto_decompress=False,
+            shutdown_timeout=1.0,
+        )
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port, reuse_address=True)
