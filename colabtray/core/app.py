@@ -128,7 +128,7 @@ class Core:
         self._loops: list[asyncio.Task[Any]] = []
         self._spawned: set[asyncio.Task[Any]] = set()
         self._sign_in_task: asyncio.Task[str] | None = None
-        self._stopped = False
+        self._running = False  # between start() and stop()
         self.session.subscribe(self._on_session_changed)
         self.registry.subscribe(self._on_registry_event)
         self.keepalive.subscribe(self._changed)
@@ -147,13 +147,14 @@ class Core:
 
     async def start(self) -> None:
         """Start polling if someone is signed in; returns at once (no network wait)."""
-        self._stopped = False
+        self._running = True
         await self.session.check_stored()
         self._follow_identity()
 
     async def stop(self) -> None:
         """Stop every loop and pending call, and close the HTTP client."""
-        self._stopped = True
+        self._running = False
+        self._identity = None
         self.cancel_sign_in()
         tasks = [*self._loops, *self._spawned]
         if self._sign_in_task is not None:
@@ -300,24 +301,30 @@ class Core:
         self._changed()
 
     def _follow_identity(self) -> None:
-        """Restart the loops for a new identity (never for a mere state change)."""
-        if self._stopped:
+        """On a new identity: stop the loops and forget the runtimes now, then poll again.
+
+        Cancelling here, synchronously, means a listing of the old account that is still in
+        flight can never be applied after the reset.
+        """
+        if not self._running:
             return
         identity = ("ready-token", None) if self._static else ("session", self.session.active_email)
-        if identity != self._identity:
-            self._identity = identity
-            self.spawn(self._restart_loops())
+        if identity == self._identity:
+            return
+        self._identity = identity
+        old, self._loops = self._loops, []
+        for task in old:
+            task.cancel()
+        self.registry.reset()
+        self.spawn(self._start_loops(identity, old))
 
-    async def _restart_loops(self) -> None:
+    async def _start_loops(
+        self, identity: tuple[str, str | None], old: list[asyncio.Task[Any]]
+    ) -> None:
         async with self._identity_lock:
-            loops, self._loops = self._loops, []
-            for task in loops:
-                task.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
-            self.registry.reset()
-            if self._stopped or not self.signed_in:
-                self._changed()
-                return
+            await asyncio.gather(*old, return_exceptions=True)
+            if not self._running or identity != self._identity or not self.signed_in:
+                return  # stopped, or another identity came meanwhile and starts its own
             self._loops = [
                 self.spawn(self.registry.run()),
                 self.spawn(self.keepalive.run()),

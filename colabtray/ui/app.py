@@ -62,6 +62,7 @@ async def _main(prepare: Callable[[], Settings], server: ControlServer, *, demo:
         # The client stack and core: imported off the UI thread so the icon stays live.
         await asyncio.to_thread(importlib.import_module, "colabtray.ui.tray")
         from colabtray.core.app import Core
+        from colabtray.ui.idle_prompt import IdlePromptPresenter
         from colabtray.ui.tray import Tray
 
         secrets = None
@@ -71,6 +72,7 @@ async def _main(prepare: Callable[[], Settings], server: ControlServer, *, demo:
             secrets = memory_secrets()
         core = Core(settings, secrets=secrets)
         tray = Tray(core, icon=icon, quit=quit_requested.set, demo=demo)
+        core.set_presenter(IdlePromptPresenter(tray.notifier, anchor=tray.anchor))
         tray.show()
         if not icon.isVisible() and os.environ.get(STARTUP_MARK_ENV):
             print(STARTUP_MARK, file=sys.stderr, flush=True)  # the fallback window
@@ -84,6 +86,7 @@ async def _main(prepare: Callable[[], Settings], server: ControlServer, *, demo:
             loop.remove_signal_handler(sig)
         if tray is not None:
             tray.hide()
+            tray.notifier.close()
         icon.hide()
         if core is not None:
             await core.stop()

@@ -57,6 +57,8 @@ class NewRuntimeDialog(QDialog):
         self.group.buttonToggled.connect(self._selection_changed)
         self.high_ram = QCheckBox("High-RAM machine")
         self.high_ram.setObjectName("high-ram")
+        self._high_ram_wanted = False  # the user's own choice, kept across fixed ones
+        self.high_ram.toggled.connect(self._high_ram_toggled)
         self.high_ram_note = QLabel()
         self.high_ram_note.setObjectName("high-ram-note")
         self.high_ram_note.setWordWrap(True)
@@ -138,11 +140,17 @@ class NewRuntimeDialog(QDialog):
         if offer is None or self._eligibility is None:
             return
         self.high_ram.setEnabled(offer.high_ram_choice and not self._busy)
-        if not offer.high_ram_choice:
+        if offer.high_ram_choice:
+            self.high_ram.setChecked(self._high_ram_wanted)
+        else:
             self.high_ram.setChecked(offer.high_ram_forced)
         note = offer.high_ram_note(self._eligibility.tier)
         self.high_ram_note.setText(note or "")
         self.high_ram_note.setVisible(bool(note))
+
+    def _high_ram_toggled(self, checked: bool) -> None:
+        if self.high_ram.isEnabled():
+            self._high_ram_wanted = checked
 
     # ---- creating -------------------------------------------------------------------------
 

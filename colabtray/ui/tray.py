@@ -14,7 +14,7 @@ import logging
 import webbrowser
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, QPoint, Qt
 from PySide6.QtGui import QCursor, QGuiApplication
 from PySide6.QtWidgets import QMessageBox, QSystemTrayIcon
 
@@ -43,11 +43,13 @@ class Tray(QObject):
         demo: bool = False,
         icon: QSystemTrayIcon | None = None,
         notifier: Notifier | None = None,
+        open_browser: Callable[[str], bool] = webbrowser.open,
     ) -> None:
         super().__init__()
         self.core = core
         self.demo = demo
         self._quit = quit
+        self._open_browser = open_browser  # honours $BROWSER; tests pass their own
         self.menu = TrayMenu(core, self)
         self.icon = icon or QSystemTrayIcon(icons.app_icon())  # the app may have put one up
         self.icon.setContextMenu(self.menu.menu)
@@ -92,6 +94,11 @@ class Tray(QObject):
         area = self.icon.geometry()
         self.menu.menu.popup(area.center() if area.isValid() else QCursor.pos())
         return "menu"
+
+    def anchor(self) -> QPoint | None:
+        """Where the tray icon is, for windows that should appear near it."""
+        area = self.icon.geometry()
+        return area.center() if self.icon.isVisible() and area.isValid() else None
 
     def describe(self) -> dict[str, object]:
         """What the tray shows now (the control channel's ``menu`` command)."""
@@ -168,7 +175,7 @@ class Tray(QObject):
         loop = asyncio.get_running_loop()
 
         def open_browser(url: str) -> None:  # runs in a worker thread
-            if not webbrowser.open(url):
+            if not self._open_browser(url):
                 loop.call_soon_threadsafe(self._show_sign_in_url, url)
 
         await self.core.sign_in(open_browser, login_hint)

@@ -1,0 +1,188 @@
+"""The Qt-free core the tray renders, against the emulator: loops follow who is signed in,
+notices come once per event or episode, and the icon state follows the backend.
+
+The keyring is the system one under scripts/test.sh (gnome-keyring on the test's bus).
+The "browser" follows the emulator's --auto-approve redirect (login_hint picks the account).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from colabtray.colab.models import CPU, GPU
+from colabtray.core.app import Core
+from colabtray.core.display import TrayState
+from colabtray.core.notices import Notice
+from tests.fixtures.colab import settings_for
+from tests.fixtures.emulator import Emulator
+
+POLL = 0.3
+
+
+async def until(condition: Callable[[], object], seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {seconds} s"
+        await asyncio.sleep(0.05)
+
+
+def follow(url: str) -> None:
+    """The browser, once the user allowed (the emulator approves at once)."""
+    with httpx2.Client(follow_redirects=True, timeout=30) as http:
+        http.get(url)
+
+
+def make_core(emulator: Emulator, tmp_path: Path, **overrides: object) -> Core:
+    settings = settings_for(
+        emulator,
+        tmp_path,
+        poll_interval=POLL,
+        retry_attempts=1,
+        keepalive_interval=600.0,  # keep-alive has its own tests
+        **overrides,
+    )
+    return Core(settings)
+
+
+def titles(notices: list[Notice], title: str) -> int:
+    return sum(1 for n in notices if n.title == title)
+
+
+async def test_ready_token_runtimes_and_one_notice_per_event(emulator: Emulator, tmp_path: Path):
+    core = make_core(emulator, tmp_path)
+    notices: list[Notice] = []
+    core.subscribe_notices(notices.append)
+    assert core.signed_in and core.uses_ready_token
+    await core.start()
+    try:
+        await until(lambda: core.registry.state.loaded and core.email == "ada@example.com")
+        assert core.tray_state() is TrayState.IDLE
+        assert core.compute_units_line() == "Compute units: 100.00 · none in use"
+
+        name, runtime = await core.create(GPU, "T4")
+        assert name == "T4 GPU" and core.tray_state() is TrayState.RUNNING
+        assert [r.label for r in core.rows()] == ["T4 GPU · Standard — running"]
+        assert "1 runtime running: T4 GPU" in core.tooltip()
+        assert titles(notices, "T4 GPU is ready") == 1
+        figures = await core.resources(runtime.endpoint)
+        assert figures.gpus and figures.gpus[0].memory_total_bytes > 0
+
+        emulator.admin("POST", f"runtimes/{runtime.endpoint}/reclaim")
+        await until(lambda: not core.rows(), 5 * POLL + 5)
+        await asyncio.sleep(3 * POLL)  # more polls: still one notice
+        assert titles(notices, "T4 GPU was disconnected") == 1
+        assert core.tray_state() is TrayState.IDLE
+
+        await core.sign_out()  # a ready token is dropped; nobody else is signed in
+        assert not core.signed_in and core.tray_state() is TrayState.SIGNED_OUT
+        await until(lambda: not core.registry.state.loaded)
+        seq = emulator.admin("GET", "requests")["last_seq"]
+        await asyncio.sleep(3 * POLL)
+        assert emulator.admin("GET", f"requests?since={seq}")["requests"] == [], "still polling"
+    finally:
+        await core.stop()
+
+
+async def test_an_outage_is_one_episode_and_recovers(emulator: Emulator, tmp_path: Path):
+    core = make_core(emulator, tmp_path)
+    notices: list[Notice] = []
+    core.subscribe_notices(notices.append)
+    await core.start()
+    try:
+        await until(lambda: core.registry.state.loaded)
+        emulator.admin("POST", "faults", {"fault_rate": 1.0})
+        await until(lambda: core.tray_state() is TrayState.UNREACHABLE)
+        assert "Colab could not be reached" in (core.problem() or "")
+        await asyncio.sleep(5 * POLL)
+        assert titles(notices, "Colab is unreachable") == 1
+        emulator.admin("POST", "faults", {"fault_rate": 0.0})
+        await until(lambda: core.tray_state() is TrayState.IDLE)
+        await asyncio.sleep(3 * POLL)
+        assert titles(notices, "Colab is unreachable") == 1
+        assert titles(notices, "Colab is reachable again") == 1
+        assert core.problem() is None
+    finally:
+        await core.stop()
+
+
+@pytest.fixture
+def auto_emulator(emulator_factory) -> Emulator:
+    return emulator_factory("--auto-approve")
+
+
+async def test_sign_in_switch_and_sign_out_restart_the_loops(
+    auto_emulator: Emulator, tmp_path: Path
+):
+    core = make_core(auto_emulator, tmp_path, access_token=None)
+    changes: list[None] = []
+    core.subscribe(lambda: changes.append(None))
+    await core.start()
+    try:
+        assert not core.signed_in and core.tray_state() is TrayState.SIGNED_OUT
+        assert await core.sign_in(follow) == "ada@example.com"
+        await until(lambda: core.registry.state.loaded)
+        await core.create(CPU, None)
+        assert [r.name for r in core.rows()] == ["CPU"]
+
+        assert await core.sign_in(follow, login_hint="free@example.com") == "free@example.com"
+        assert core.email == "free@example.com"
+        await until(lambda: core.registry.state.loaded)
+        assert core.rows() == [], "the other account's runtimes are shown"
+        assert [a.email for a in core.other_accounts()] == ["ada@example.com"]
+        assert core.registry.state.eligibility is not None
+        assert core.registry.state.eligibility.tier == "free"
+
+        core.switch("ada@example.com")
+        await until(lambda: core.registry.state.loaded and core.rows())
+        assert [r.name for r in core.rows()] == ["CPU"]
+
+        await core.sign_out()  # ada goes; free is still signed in and becomes active
+        assert core.email == "free@example.com" and core.signed_in
+        await core.sign_out()
+        assert not core.signed_in and core.tray_state() is TrayState.SIGNED_OUT
+        assert changes, "nobody was told"
+    finally:
+        await core.stop()
+
+
+async def test_a_waiting_sign_in_can_be_cancelled(emulator: Emulator, tmp_path: Path):
+    core = make_core(emulator, tmp_path, access_token=None)
+    opened: list[str] = []
+    await core.start()
+    try:
+        waiting = asyncio.create_task(core.sign_in(opened.append))
+        await until(lambda: opened and core.signing_in)
+        core.cancel_sign_in()
+        assert await waiting is None
+        assert not core.signing_in and not core.signed_in
+    finally:
+        await core.stop()
+
+
+async def test_an_expired_sign_in_needs_attention_once(auto_emulator: Emulator, tmp_path: Path):
+    core = make_core(auto_emulator, tmp_path, access_token=None)
+    notices: list[Notice] = []
+    core.subscribe_notices(notices.append)
+    await core.start()
+    try:
+        await core.sign_in(follow)
+        await until(lambda: core.registry.state.loaded)
+        auto_emulator.admin("POST", "tokens/revoke", {"email": "ada@example.com"})
+        auto_emulator.admin("POST", "tokens/expire-access", {})
+        await until(lambda: core.must_sign_in)
+        assert core.tray_state() is TrayState.ATTENTION
+        assert "ada@example.com needs to sign in again" in (core.problem() or "")
+        await asyncio.sleep(4 * POLL)
+        assert titles(notices, "Sign in to Colab again") == 1
+
+        await core.sign_in(follow, login_hint="ada@example.com")
+        await until(lambda: core.registry.state.loaded and not core.must_sign_in)
+        assert core.tray_state() is TrayState.IDLE
+    finally:
+        await core.stop()

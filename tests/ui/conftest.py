@@ -1,0 +1,148 @@
+"""pytest-qt helpers for the tray: a core in a chosen state, the tray over it, menu reading.
+
+Most tests here set the core's state directly (who is signed in, what the registry holds)
+and read the menu that results; nothing is started, so nothing reaches the network. Tests
+that click through to the backend use the emulator and run on the app's qasync loop.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from keyring.backends import fail
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QApplication, QMenu
+
+from colabtray.auth.tokens import SecretStore
+from colabtray.colab.models import ComputeUnits, Runtime
+from colabtray.core.app import Core
+from colabtray.settings import load_settings
+from colabtray.ui import eventloop
+from colabtray.ui.tray import Tray
+
+UNREACHABLE = "http://127.0.0.1:9"  # nothing listens; no test here should get that far
+
+
+def run(qapp: QApplication, coro: Coroutine[Any, Any, Any], seconds: float = 60.0) -> Any:
+    """Run ``coro`` on a fresh app loop (qasync over ``qapp``), like the app does."""
+    import asyncio
+
+    return eventloop.run(qapp, asyncio.wait_for(coro, seconds))
+
+
+async def until(condition: Callable[[], object], seconds: float = 15.0) -> None:
+    import asyncio
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {seconds} s"
+        await asyncio.sleep(0.05)
+
+
+def offline_core(
+    tmp_path: Path,
+    *,
+    token: str | None = "ready-token",  # noqa: S107 - a fake; the backend is never called
+    accounts: tuple[str, ...] = (),
+    active: str | None = None,
+    **overrides: object,
+) -> Core:
+    """A core whose backend is unreachable (never called): its state is set by the test."""
+    config = tmp_path / "config"
+    if accounts:
+        config.mkdir(parents=True, exist_ok=True)
+        (config / "accounts.json").write_text(
+            json.dumps({"accounts": list(accounts), "active": active or accounts[0]})
+        )
+    settings = load_settings(
+        colab_url=UNREACHABLE,
+        gapi_url=UNREACHABLE,
+        userinfo_url=UNREACHABLE,
+        oauth_auth_url=UNREACHABLE + "/auth",
+        oauth_token_url=UNREACHABLE + "/token",
+        client_id="test-client",
+        access_token=token,
+        config_dir=config,
+        state_dir=tmp_path / "state",
+        log_dir=tmp_path / "log",
+        **overrides,
+    )
+    return Core(settings, secrets=SecretStore(fail.Keyring()))
+
+
+def runtime(endpoint: str, variant: str, accelerator: str | None, high_mem: bool = False):
+    return Runtime.model_validate(
+        {"endpoint": endpoint, "variant": variant, "accelerator": accelerator or "NONE",
+         "machineShape": 1 if high_mem else 0}
+    )  # fmt: skip
+
+
+def with_runtimes(core: Core, *runtimes: tuple[str, Runtime]) -> None:
+    state = core.registry.state
+    state.loaded = True
+    state.runtimes = {rt.endpoint: rt for _, rt in runtimes}
+    state.names = {rt.endpoint: name for name, rt in runtimes}
+    state.compute_units = ComputeUnits(balance=98.5, rate_per_hour=3.92)
+
+
+@pytest.fixture(autouse=True)
+def tray_app(qapp: QApplication) -> QApplication:
+    """As in the app: closing a dialog must not end the loop (the tray is no window)."""
+    qapp.setQuitOnLastWindowClosed(False)
+    return qapp
+
+
+@pytest.fixture
+def make_tray(qtbot) -> Iterator[Callable[..., Tray]]:
+    """Build a Tray over a core; hidden and closed at the end."""
+    made: list[Tray] = []
+
+    def make(core: Core, **options: Any) -> Tray:
+        options.setdefault("quit", lambda: None)
+        tray = Tray(core, **options)
+        made.append(tray)
+        return tray
+
+    yield make
+    for tray in made:
+        tray.hide()
+        tray.notifier.close()
+
+
+def action(menu: QMenu, name: str) -> QAction:
+    """The first action named ``name``, searching submenus too."""
+    for item in menu.actions():
+        if item.objectName() == name:
+            return item
+        sub = item.menu()
+        if isinstance(sub, QMenu):
+            try:
+                return action(sub, name)
+            except LookupError:
+                pass
+    raise LookupError(f"no action {name!r} in the menu")
+
+
+def texts(menu: QMenu) -> list[str]:
+    """The entries' texts, submenus as (title, [their texts]); separators as '---'."""
+    found: list[Any] = []
+    for item in menu.actions():
+        sub = item.menu()
+        if item.isSeparator():
+            found.append("---")
+        elif isinstance(sub, QMenu):
+            found.append((item.text(), texts(sub)))
+        else:
+            found.append(item.text())
+    return found
+
+
+def submenu(menu: QMenu, name: str) -> QMenu:
+    sub = action(menu, name).menu()
+    assert isinstance(sub, QMenu)
+    return sub

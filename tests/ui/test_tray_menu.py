@@ -1,0 +1,247 @@
+"""The tray menu in every state, rebuilt from the core's state (nothing here is started, so
+nothing reaches the network), its live updates, and the window used where there is no tray."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import SecretStr
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QSystemTrayIcon
+
+from colabtray.colab.models import CPU, GPU, TPU
+from colabtray.core.app import NO_BRIDGE_REASON
+from colabtray.core.display import TrayState
+from tests.ui.conftest import (
+    action,
+    offline_core,
+    run,
+    runtime,
+    submenu,
+    texts,
+    until,
+    with_runtimes,
+)
+
+T4 = runtime("gpu-t4-s-aaa", GPU, "T4", high_mem=True)
+V5E = runtime("tpu-v5e1-s-bbb", TPU, "V5E1", high_mem=True)
+CPU_RT = runtime("m-s-ccc", CPU, None)
+
+
+def test_signed_out(tmp_path: Path, make_tray) -> None:
+    core = offline_core(tmp_path, token=None)
+    tray = make_tray(core)
+    tray.menu.rebuild()
+    assert texts(tray.menu.menu) == ["Sign in with Google…", "---", "About colabtray", "Quit"]
+    assert core.tray_state() is TrayState.SIGNED_OUT
+    assert core.tooltip() == "colabtray: signed out"
+
+
+def test_a_second_click_while_signing_in_offers_cancel(qapp, tmp_path: Path, make_tray) -> None:
+    core = offline_core(tmp_path, token=None)
+    opened: list[str] = []
+    tray = make_tray(core, open_browser=lambda url: opened.append(url) or True)
+
+    async def scenario() -> None:
+        tray.menu.rebuild()
+        action(tray.menu.menu, "sign-in").trigger()
+        await until(lambda: opened and core.signing_in)
+        assert opened[0].startswith("http://127.0.0.1:9/auth?")
+        tray.menu.rebuild()
+        assert texts(tray.menu.menu)[:2] == [
+            "Waiting for you to sign in, in your browser…",
+            "Cancel sign-in",
+        ]
+        assert not action(tray.menu.menu, "sign-in-waiting").isEnabled()
+        action(tray.menu.menu, "cancel-sign-in").trigger()
+        await until(lambda: not core.signing_in)
+        tray.menu.rebuild()
+        assert texts(tray.menu.menu)[0] == "Sign in with Google…"
+        assert not tray._messages, "cancelling is not an error"
+        await core.stop()
+
+    run(qapp, scenario())
+
+
+def test_signed_in_without_runtimes(tmp_path: Path, make_tray) -> None:
+    core = offline_core(tmp_path)
+    core.static_email = "ada@example.com"
+    tray = make_tray(core)
+    tray.menu.rebuild()
+    assert texts(tray.menu.menu)[2] == "Looking for runtimes…"  # before the first listing
+    with_runtimes(core)
+    tray.menu.rebuild()
+    assert texts(tray.menu.menu) == [
+        (
+            "ada@example.com",
+            ["Signed in with COLABTRAY_ACCESS_TOKEN", "---", "Switch account…", "Sign out"],
+        ),
+        "---",
+        "No runtime",
+        "New runtime…",
+        "---",
+        "Compute units: 98.50 · 3.92/h · about 25 h left",
+        "---",
+        "About colabtray",
+        "Quit",
+    ]
+    assert core.tray_state() is TrayState.IDLE
+
+
+def test_runtimes_running(tmp_path: Path, make_tray) -> None:
+    core = offline_core(tmp_path)
+    core.static_email = "ada@example.com"
+    with_runtimes(core, ("T4 GPU", T4), ("my tpu", V5E))
+    tray = make_tray(core)
+    tray.menu.rebuild()
+    entries = texts(tray.menu.menu)
+    assert [e[0] for e in entries[2:4]] == [  # by name
+        "v5e TPU · High-RAM · “my tpu” — running",
+        "T4 GPU · High-RAM — running",
+    ]
+    t4 = submenu(tray.menu.menu, f"runtime:{T4.endpoint}")
+    assert texts(t4) == [
+        "Copy connection URL (needs the editor bridge)",
+        "---",
+        "Reading RAM, disk and GPU…",
+        "---",
+        "Disconnect runtime…",
+    ]
+    copy = action(t4, "copy-url")
+    assert not copy.isEnabled() and copy.toolTip() == NO_BRIDGE_REASON
+    assert core.tray_state() is TrayState.RUNNING
+    assert tray.describe()["state"] == "running"
+    assert "2 runtimes running: my tpu, T4 GPU" in core.tooltip()
+
+
+class _Bridge:
+    """Stands in for colabtray.bridge (tested in its own suites): only the seam is tested."""
+
+    def url_for(self, endpoint: str) -> str | None:
+        return f"http://127.0.0.1:4242/{endpoint}/?token=t" if endpoint == T4.endpoint else None
+
+    def last_activity(self, endpoint: str) -> datetime | None:
+        return None
+
+    def stop(self) -> None:
+        pass
+
+
+def test_connection_url_once_a_bridge_is_attached(tmp_path: Path, make_tray) -> None:
+    core = offline_core(tmp_path)
+    with_runtimes(core, ("T4 GPU", T4), ("CPU", CPU_RT))
+    core.attach_bridge(_Bridge())
+    tray = make_tray(core)
+    tray.menu.rebuild()
+    copy = action(submenu(tray.menu.menu, f"runtime:{T4.endpoint}"), "copy-url")
+    assert copy.isEnabled() and copy.text() == "Copy connection URL"
+    copy.trigger()
+    assert QGuiApplication.clipboard().text() == f"http://127.0.0.1:4242/{T4.endpoint}/?token=t"
+    other = action(submenu(tray.menu.menu, f"runtime:{CPU_RT.endpoint}"), "copy-url")
+    assert not other.isEnabled()
+
+
+def test_backend_unreachable(tmp_path: Path, make_tray) -> None:
+    core = offline_core(tmp_path)
+    with_runtimes(core, ("T4 GPU", T4))
+    state = core.registry.state
+    state.reachable = False
+    state.problem = "Colab could not be reached for the runtime list (HTTP 503); try again later."
+    tray = make_tray(core)
+    tray.menu.rebuild()
+    entries = texts(tray.menu.menu)
+    assert entries[2] == state.problem
+    assert not action(tray.menu.menu, "problem").isEnabled()
+    assert entries[3][0] == "T4 GPU · High-RAM — status unknown"
+    assert core.tray_state() is TrayState.UNREACHABLE
+    assert state.problem in core.tooltip()
+
+
+def test_accounts_switch_and_sign_in_again(qapp, tmp_path: Path, make_tray) -> None:
+    core = offline_core(
+        tmp_path,
+        token=None,
+        accounts=["ada@example.com", "bob@example.com", "eve@example.com"],
+    )
+    # ada and bob have a refresh token; eve's was lost: she must sign in again.
+    for email in ("ada@example.com", "bob@example.com"):
+        core.session._store.set(email, SecretStr("refresh-token"))  # the test's memory store
+    run(qapp, core.session.check_stored())
+    tray = make_tray(core)
+    tray.menu.rebuild()
+    assert texts(tray.menu.menu)[0] == (
+        "ada@example.com",
+        [
+            "Switch to bob@example.com",
+            "eve@example.com (sign in again…)",
+            "---",
+            "Switch account…",
+            "Sign out",
+        ],
+    )
+    action(tray.menu.menu, "switch-to").trigger()
+    assert core.email == "bob@example.com"
+
+    core.registry.state.signed_out = True  # Google refused bob's sign-in on the last poll
+    core.registry.state.problem = "bob@example.com needs to sign in again."
+    tray.menu.rebuild()
+    assert texts(tray.menu.menu)[2] == "Sign in again as bob@example.com…"
+    assert core.tray_state() is TrayState.ATTENTION
+    assert "bob@example.com needs to sign in again." in core.tooltip()
+
+
+def test_the_open_menu_follows_the_core(qapp, tmp_path: Path, make_tray) -> None:
+    core = offline_core(tmp_path)
+    with_runtimes(core, ("T4 GPU", T4), ("CPU", CPU_RT))
+    tray = make_tray(core)
+
+    async def scenario() -> None:
+        tray.menu.menu.popup(tray.menu.menu.pos())
+        await until(tray.menu.menu.isVisible)
+        names = [a.objectName() for a in tray.menu.menu.actions()]
+        assert f"runtime:{T4.endpoint}" in names
+        core.registry.forget(T4.endpoint)  # e.g. keep-alive learnt it is gone
+        names = [a.objectName() for a in tray.menu.menu.actions()]
+        assert f"runtime:{T4.endpoint}" not in names and f"runtime:{CPU_RT.endpoint}" in names
+        before = tray.menu.menu.actions()
+        core._changed()  # nothing it shows changed: the open menu is left alone
+        assert tray.menu.menu.actions() == before
+        tray.menu.menu.hide()
+
+    run(qapp, scenario())
+
+
+def test_icon_and_tooltip_follow_the_state(tmp_path: Path, make_tray) -> None:
+    core = offline_core(tmp_path)
+    with_runtimes(core)
+    tray = make_tray(core)
+    tray._render()
+    assert tray.icon.toolTip().startswith("colabtray")
+    assert "No runtime" in tray.icon.toolTip()
+    core.registry.state.runtimes = {T4.endpoint: T4}
+    core.registry.state.names = {T4.endpoint: "T4 GPU"}
+    core._changed()
+    assert "1 runtime running: T4 GPU" in tray.icon.toolTip()
+    assert tray.describe()["state"] == "running"
+
+
+def test_a_window_where_there_is_no_tray(qtbot, tmp_path: Path, make_tray) -> None:
+    assert not QSystemTrayIcon.isSystemTrayAvailable(), "this test wants no tray host"
+    core = offline_core(tmp_path)
+    core.static_email = "ada@example.com"
+    with_runtimes(core, ("T4 GPU", T4))
+    tray = make_tray(core)
+    tray.show()
+    window = tray.window
+    assert window is not None and window.isVisible() and not tray.icon.isVisible()
+    assert window.status.text() == core.tooltip()
+    assert window.button.menu() is tray.menu.menu
+    tray.balloon("T4 GPU was disconnected", "Colab reclaimed this runtime.")
+    assert window.message.isVisible() and "T4 GPU was disconnected" in window.message.text()
+    window.close()  # closing minimizes: the window is the app's only face
+    qtbot.waitUntil(window.isMinimized, timeout=5000)
+    assert tray.show_menu() == "window"
+    assert tray.describe()["window"] is True
+    assert asyncio.iscoroutinefunction(tray._sign_in)
