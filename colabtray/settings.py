@@ -1,17 +1,32 @@
 """Where colabtray talks to, with which OAuth client, and where it keeps its files.
 
-Every field can be set by an environment variable named ``COLABTRAY_<FIELD>`` (for example
-``COLABTRAY_COLAB_URL``). Nothing is read at import time: call :func:`load_settings`.
+Settings come from, first to last: keyword arguments of :func:`load_settings`, environment
+variables named ``COLABTRAY_<FIELD>`` (for example ``COLABTRAY_COLAB_URL``), the settings file
+``settings.toml`` in the config directory (see :mod:`colabtray.settings_file`), and the
+defaults below. Nothing is read at import time: call :func:`load_settings`.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from colabtray import settings_file
+
+log = logging.getLogger(__name__)
 
 APP_NAME = "colabtray"
 
@@ -70,9 +85,43 @@ class Settings(BaseSettings):
     # How often the runtime list is polled (seconds).
     poll_interval: float = Field(default=60.0, gt=0)
 
+    # The editor bridge's port for the first runtime (0: ports the OS picks).
+    bridge_port: int = Field(default=0, ge=0, le=65535)
+    # How the idle question is asked: a desktop notification with buttons (a small window
+    # where the desktop has no notification service with buttons), or always the window.
+    notifications: Literal["desktop", "window"] = "desktop"
+
     config_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_config_dir(APP_NAME)))
     state_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_state_dir(APP_NAME)))
     log_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_log_dir(APP_NAME)))
+
+    # What was wrong with the settings file when these settings were loaded (sentences).
+    _file_problems: tuple[str, ...] = PrivateAttr(default=())
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then the environment, then the settings file, then defaults."""
+        from_file = _FILE_VALUES.get()
+        if from_file is None:  # Settings() made directly: no file
+            return (init_settings, env_settings)
+        return (init_settings, env_settings, InitSettingsSource(settings_cls, from_file))
+
+    @property
+    def settings_file_path(self) -> Path:
+        """Where this configuration's settings file is (it need not exist)."""
+        return self.config_dir / settings_file.FILE_NAME
+
+    @property
+    def file_problems(self) -> tuple[str, ...]:
+        """One sentence per problem the settings file had when loaded (also logged)."""
+        return self._file_problems
 
     @field_validator("access_token", "client_id", "client_secret", mode="before")
     @classmethod
@@ -85,6 +134,59 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
 
+# The values of the settings file that load_settings() is reading (a source, see above).
+_FILE_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("settings_file", default=None)
+
+
+def settings_path(config_dir: Path | str | None = None) -> Path:
+    """The settings file of ``config_dir``, else of ``COLABTRAY_CONFIG_DIR``, else the
+    platform's config directory."""
+    if config_dir is None:
+        config_dir = os.environ.get("COLABTRAY_CONFIG_DIR") or platformdirs.user_config_dir(
+            APP_NAME
+        )
+    return Path(config_dir) / settings_file.FILE_NAME
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Read the settings from the environment; keyword arguments win over it."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Read the settings: keyword arguments win over the environment, which wins over the
+    settings file. A problem with the file is logged as a warning and kept in
+    ``file_problems``; the parts of the file it concerns (or all of it) are not used.
+
+    Raises pydantic's ValidationError for an invalid keyword argument or environment variable.
+    """
+    config_dir = overrides.get("config_dir")
+    path = settings_path(config_dir if isinstance(config_dir, str | Path) else None)
+    from_file = settings_file.read(path, Settings)
+    for problem in from_file.problems:
+        log.warning("%s", problem)
+    token = _FILE_VALUES.set(from_file.values)
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    finally:
+        _FILE_VALUES.reset(token)
+    settings._file_problems = from_file.problems
+    return settings
+
+
+def save_settings(changes: Mapping[str, object], config_dir: Path | str | None = None) -> Path:
+    """Write these settings into the settings file (None: back to the default) and return
+    its path. Comments and settings not named are kept; the file is replaced atomically.
+
+    Raises :class:`colabtray.settings_file.SettingsFileError` (with a sentence) for a secret,
+    a directory, an unknown name, an invalid value, or an existing file that is not TOML.
+    """
+    path = settings_path(config_dir)
+    settings_file.write_changes(path, changes, Settings)
+    return path
+
+
+def environment_overrides(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Settings that an environment variable sets (field name → variable name): a value
+    saved to the file for them has no effect while the variable is set."""
+    present = {name.lower() for name in (os.environ if environ is None else environ)}
+    return {
+        field: f"COLABTRAY_{field.upper()}"
+        for field in Settings.model_fields
+        if f"colabtray_{field}" in present
+    }
