@@ -82,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     remove = commands.add_parser("remove", help="disconnect a runtime (give it back to Colab)")
     remove.add_argument("runtime", metavar="NAME_OR_ENDPOINT")
 
+    url = commands.add_parser(
+        "url", help="print a runtime's local Jupyter URL (for VS Code, PyCharm, scripts)"
+    )
+    url.add_argument("runtime", metavar="NAME_OR_ENDPOINT")
+    url.add_argument(
+        "--lab", action="store_true", help="print the 'jupyter lab --gateway-url=…' command instead"
+    )
+
     commands.add_parser(
         "emulator",
         help="run the local emulator of Google sign-in and Colab (see: colabtray emulator -h)",
@@ -114,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "status": _status,
         "new": _new,
         "remove": _remove,
+        "url": _url,
     }
     if args.command is None:
         from colabtray.launch import run_app
@@ -161,7 +170,7 @@ def _names(settings: Settings) -> RuntimeNames:
     return RuntimeNames(settings.state_dir / "runtime-names.json")
 
 
-def runtime_json(runtime: Runtime, name: str) -> dict[str, Any]:
+def runtime_json(runtime: Runtime, name: str, url: str | None = None) -> dict[str, Any]:
     return {
         "name": name,
         "endpoint": runtime.endpoint,
@@ -170,7 +179,7 @@ def runtime_json(runtime: Runtime, name: str) -> dict[str, Any]:
         "shape": runtime.shape,
         "kind": kind_label(runtime.variant, runtime.accelerator),
         "runtime_version": runtime.runtime_version,
-        "url": None,  # the editor bridge fills this in once it exists
+        "url": url,  # the editor bridge's, while the app runs
     }
 
 
@@ -205,12 +214,15 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
             units = None
     names = _names(settings).sync(runtimes)
     if args.json:
+        urls = await _bridge_urls(settings)
         print(
             json.dumps(
                 {
                     "account": {"email": email} if email else None,
                     "other_accounts": [{"email": a.email, "state": str(a.state)} for a in others],
-                    "runtimes": [runtime_json(r, names[r.endpoint]) for r in runtimes],
+                    "runtimes": [
+                        runtime_json(r, names[r.endpoint], urls.get(r.endpoint)) for r in runtimes
+                    ],
                     "compute_units": compute_units_json(units) if units else None,
                 },
                 indent=2,
@@ -233,6 +245,44 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
         left = f", about {units.hours_left:.1f} h left" if units.hours_left is not None else ""
         balance = f"{units.balance:.2f} compute units" if units.balance is not None else "free tier"
         print(f"Compute units: {balance}, using {units.rate_per_hour:.2f}/h{left}")
+    return 0
+
+
+async def _bridge_urls(settings: Settings) -> dict[str, str]:
+    """endpoint → URL from the running app's editor bridge; empty if no app runs."""
+    from colabtray import ipc
+
+    try:
+        reply = await ipc.request(settings.config_dir, "urls", answer_within=3)
+    except ipc.IpcError as exc:
+        if not isinstance(exc, ipc.NotRunningError):
+            log.info("could not ask colabtray for the connection URLs: %s", exc.message)
+        return {}
+    runtimes = reply.get("runtimes")
+    if not isinstance(runtimes, dict):
+        return {}
+    return {
+        endpoint: entry["url"]
+        for endpoint, entry in runtimes.items()
+        if isinstance(entry, dict) and isinstance(entry.get("url"), str)
+    }
+
+
+async def _url(args: argparse.Namespace, settings: Settings) -> int:
+    """The URL is served by the running app's editor bridge: ask it."""
+    from colabtray import ipc
+
+    try:
+        reply = await ipc.request(settings.config_dir, "url", {"runtime": args.runtime})
+    except ipc.NotRunningError:
+        raise errors.ColabError(
+            "colabtray is not running, and connection URLs are served by the running app. "
+            "Start it with 'colabtray' (or 'colabtray --headless' where there is no tray), "
+            "then try again."
+        ) from None
+    except ipc.IpcError as exc:
+        raise errors.ColabError(exc.message) from None
+    print(reply["gateway_command"] if args.lab else reply["url"])
     return 0
 
 

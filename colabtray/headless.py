@@ -11,6 +11,7 @@ import logging
 import signal
 from collections.abc import Callable
 
+from colabtray.bridge.control import start_for as start_bridge
 from colabtray.core.app import Core
 from colabtray.ipc import ControlServer
 from colabtray.settings import Settings
@@ -38,6 +39,7 @@ async def _main(prepare: Callable[[], Settings], server: ControlServer, *, demo:
         core = Core(settings, secrets=secrets)
         core.subscribe_notices(lambda n: log.warning("%s: %s", n.title, n.body))
         server.register("show", lambda _args: {"shown": "nothing", "status": core.tooltip()})
+        start_bridge(core, server)  # the editor bridge; answers 'url' and 'urls'
         await server.start()
         await core.start()
         if not core.signed_in:
