@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a checkout for development: .venv at the repository root, made with the machine's
-# python3 (3.11 or newer), with colabtray installed editable and its emulator and test extras,
-# so that .venv/bin/colabtray exists. Safe to run again.
+# python3 (3.11 or newer), with colabtray installed editable and its emulator, test and bundle
+# (PyInstaller) extras, so that .venv/bin/colabtray exists. Safe to run again.
 #
 # Usage: scripts/setup.sh [--system]
 #   --system  first install the Debian packages the tests need (apt-get runs only when one is
@@ -11,13 +11,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # What the test session needs from Debian (shared/docs/test-environment.md): a virtual screen
 # and input, Qt's xcb libraries, a tray host, notification daemons, the Secret Service keyring,
-# a session bus and a browser. Never keyrings.alt: with it keyring silently picks a plaintext
-# file instead of the real keyring.
+# a session bus, a browser, and desktop-file-validate for the desktop entries. Never
+# keyrings.alt: with it keyring silently picks a plaintext file instead of the real keyring.
 SYSTEM_PACKAGES=(
   xvfb xauth xdotool x11-apps imagemagick
   libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0
   trayer dunst notification-daemon gnome-keyring dbus-x11
   chromium chromium-driver
+  desktop-file-utils
 )
 
 install_system_packages() {
@@ -60,7 +61,7 @@ if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv
 fi
 pip_quietly install -qq --upgrade pip
-pip_quietly install -qq -e '.[emulator,test]'
+pip_quietly install -qq -e '.[emulator,test,bundle]'
 if [[ ! -x .venv/bin/colabtray ]]; then
   echo "setup: .venv/bin/colabtray is missing after the install" >&2
   exit 1
