@@ -368,39 +368,31 @@ class ColabClient:
         idempotent = method == "GET" if retry is None else retry
         own_statuses = set(status_errors or ())
 
-        async def send_once() -> httpx2.Response:
-            token = await self._tokens.access_token()
-            response = await self._send(
+        async def send(token: str) -> httpx2.Response:
+            return await self._request(
                 method,
                 url,
-                path,
                 what,
-                query,
-                base_headers,
-                token,
-                request_timeout,
-                read_timeout_ok,
+                params=query,
+                headers={**base_headers, "Authorization": f"Bearer {token}"},
+                request_timeout=request_timeout,
+                read_timeout_ok=read_timeout_ok,
             )
+
+        async def send_once() -> httpx2.Response:
+            token = await self._tokens.access_token()
+            response = await send(token)
             if response.status_code == 401:
                 fresh = await self._tokens.token_rejected(token)
                 if fresh is None:
                     raise errors.SignedOutError()
-                response = await self._send(
-                    method,
-                    url,
-                    path,
-                    what,
-                    query,
-                    base_headers,
-                    fresh,
-                    request_timeout,
-                    read_timeout_ok,
-                )
+                response = await send(fresh)
                 if response.status_code == 401:
                     raise errors.SignedOutError()
             status = response.status_code
             if (status >= 500 or status == 429) and status not in own_statuses:
                 raise _Retryable(errors.BackendUnavailableError(what, f"HTTP {status}"))
+            log.debug("%s %s -> %s", method, path, status)
             return response
 
         response = await self._with_retries(send_once, idempotent)
@@ -409,25 +401,24 @@ class ColabClient:
             return None
         return _decode_json(response, what)
 
-    async def _send(
+    async def _request(
         self,
         method: str,
         url: str,
-        path: str,
         what: str,
-        query: Mapping[str, str],
+        *,
         headers: Mapping[str, str],
-        token: str,
-        request_timeout: httpx2.Timeout | None,
-        read_timeout_ok: bool,
+        params: Mapping[str, str] | None = None,
+        request_timeout: httpx2.Timeout | None = None,
+        read_timeout_ok: bool = False,
     ) -> httpx2.Response:
-        request_headers = {**headers, "Authorization": f"Bearer {token}"}
+        """Send once; timeouts and broken connections become retryable errors."""
         try:
-            response = await self._http.request(
+            return await self._http.request(
                 method,
                 url,
-                params=query,
-                headers=request_headers,
+                params=params,
+                headers=headers,
                 timeout=request_timeout or self._http.timeout,
             )
         except httpx2.ReadTimeout as exc:
@@ -438,8 +429,6 @@ class ColabClient:
             raise _Retryable(errors.BackendUnavailableError(what, "timed out")) from exc
         except httpx2.TransportError as exc:
             raise _Retryable(errors.BackendUnavailableError(what, _transport_detail(exc))) from exc
-        log.debug("%s %s -> %s", method, path, response.status_code)
-        return response
 
     async def _with_retries(self, send_once: Callable[[], Any], idempotent: bool) -> Any:
         """Retry idempotent calls on 5xx, 429, timeouts and connection errors, with backoff."""
@@ -472,14 +461,7 @@ class ColabClient:
         }
 
         async def send_once() -> httpx2.Response:
-            try:
-                response = await self._http.request(method, url, headers=headers)
-            except httpx2.TimeoutException as exc:
-                raise _Retryable(errors.BackendUnavailableError(full_what, "timed out")) from exc
-            except httpx2.TransportError as exc:
-                raise _Retryable(
-                    errors.BackendUnavailableError(full_what, _transport_detail(exc))
-                ) from exc
+            response = await self._request(method, url, full_what, headers=headers)
             log.debug("%s runtime %s /%s -> %s", method, runtime.endpoint, path,
                       response.status_code)  # fmt: skip
             if response.status_code >= 500:

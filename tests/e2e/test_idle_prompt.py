@@ -8,8 +8,6 @@ whose runtimes are reclaimed after --idle-timeout seconds without a keep-alive p
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -25,22 +23,9 @@ from colabtray.ui.idle_prompt import IdlePromptPresenter
 from colabtray.ui.notifications import Notifier
 from tests.fixtures.colab import settings_for
 from tests.fixtures.desktop import Dunst
+from tests.fixtures.waiting import hold, until
 
 IDLE_TIMEOUT = 3.0
-
-
-async def until(condition: Callable[[], object], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {seconds} s"
-        await asyncio.sleep(0.1)
-
-
-async def hold(seconds: float, invariant: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert invariant()
-        await asyncio.sleep(0.2)
 
 
 def scenario(emulator_factory, tmp_path: Path, body, prompt_seconds: float = 20.0) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from colabtray.core.registry import RuntimeRegistry
 from tests.fixtures.colab import settings_for
 from tests.fixtures.emulator import Emulator
 from tests.fixtures.kernel import execute, execute_request, start_kernel
+from tests.fixtures.waiting import hold, until
 
 IDLE_TIMEOUT = 3.0
 
@@ -80,21 +80,6 @@ async def rig(emulator_factory, tmp_path: Path) -> AsyncIterator[Rig]:
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-
-
-async def until(condition: Callable[[], object], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {seconds} s"
-        await asyncio.sleep(0.1)
-
-
-async def hold(seconds: float, invariant: Callable[[], bool]) -> None:
-    """Check ``invariant`` throughout ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert invariant()
-        await asyncio.sleep(0.2)
 
 
 async def start_long_cell(rig: Rig, endpoint: str, seconds: int) -> None:
