@@ -23,7 +23,7 @@ from typing import Protocol
 from colabtray.colab import errors
 from colabtray.colab.models import Kernel
 from colabtray.core.naming import kind_label
-from colabtray.core.registry import RuntimeRegistry, RuntimeRemoved
+from colabtray.core.registry import BackendBack, RuntimeRegistry, RuntimeRemoved
 from colabtray.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -267,6 +267,8 @@ class KeepAlive:
         if isinstance(event, RuntimeRemoved):
             self._withdraw(event.endpoint)
             self._tracks.pop(event.endpoint, None)
+        elif isinstance(event, BackendBack):
+            self.poke()  # the network is back: ping what needs it now, not in 5 minutes
 
     def _changed(self) -> None:
         for listener in list(self._listeners):

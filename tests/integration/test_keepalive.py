@@ -16,7 +16,7 @@ import pytest
 import websockets
 
 from colabtray.colab.client import ColabClient, StaticToken
-from colabtray.core.keepalive import Choice, IdleQuestion, KeepAlive
+from colabtray.core.keepalive import Choice, IdleQuestion, KeepAlive, Verdict
 from colabtray.core.naming import RuntimeNames
 from colabtray.core.registry import RuntimeRegistry
 from tests.fixtures.colab import settings_for
@@ -178,3 +178,29 @@ async def test_an_outage_during_a_tick_asks_nothing(rig: Rig):
     assert not rig.registry.state.reachable
     rig.emulator.admin("POST", "faults", {"fault_rate": 0.0})
     await until(lambda: rig.registry.state.reachable, 10)
+
+
+async def test_the_network_coming_back_runs_a_tick_at_once(emulator_factory, tmp_path: Path):
+    emulator = emulator_factory("--idle-timeout", "60")
+    settings = settings_for(
+        emulator, tmp_path, keepalive_interval=600.0, idle_threshold=1.0, retry_attempts=1
+    )
+    presenter = RecordingPresenter()
+    async with ColabClient(settings, StaticToken(emulator.access_token)) as client:
+        registry = RuntimeRegistry(client, RuntimeNames(tmp_path / "names.json"),
+                                   poll_interval=0.3)  # fmt: skip
+        keepalive = KeepAlive(settings, registry, presenter)
+        await registry.create("CPU")
+        tasks = [asyncio.create_task(keepalive.run()), asyncio.create_task(registry.run())]
+        try:
+            (endpoint,) = registry.state.runtimes
+            await until(lambda: keepalive.verdict(endpoint) is Verdict.ACTIVE, 5)
+            emulator.admin("POST", "faults", {"fault_rate": 1.0})
+            await until(lambda: not registry.state.reachable, 10)
+            await asyncio.sleep(1.5)  # the runtime is idle by now; the next tick is 10 min off
+            emulator.admin("POST", "faults", {"fault_rate": 0.0})
+            await until(lambda: presenter.shown, 10)  # asked right after the backend came back
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
