@@ -29,6 +29,7 @@ from colabtray.core.naming import RuntimeNames
 from colabtray.core.notices import Notice, notice_for
 from colabtray.core.registry import Event, RuntimeRegistry
 from colabtray.core.session import Account, AccountState, Session
+from colabtray.core.wakeup import WakeWatcher
 from colabtray.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -328,10 +329,16 @@ class Core:
             self._loops = [
                 self.spawn(self.registry.run()),
                 self.spawn(self.keepalive.run()),
+                self.spawn(WakeWatcher(self._woke_up).run()),
             ]
             if self._static is not None and self.static_email is None:
                 self._loops.append(self.spawn(self._learn_static_email()))
             self._changed()
+
+    def _woke_up(self) -> None:
+        """After a sleep: list the runtimes and ping what needs it now, not at the next tick."""
+        self.registry.poke()
+        self.keepalive.poke()
 
     async def _learn_static_email(self) -> None:
         """Whose the ready token is; retried with backoff while the network is down."""
