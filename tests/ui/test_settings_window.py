@@ -1,0 +1,169 @@
+"""The Settings window: shows what is in effect, saves only what changed into settings.toml,
+switches the real login entry, and says why when it cannot."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialogButtonBox
+from pytestqt.qtbot import QtBot
+
+from colabtray.core.autostart import XdgAutostart
+from colabtray.settings import load_settings
+from colabtray.ui import settings_window
+from colabtray.ui.settings_window import SettingsWindow, show_settings_window
+from tests.unit.test_autostart import validate
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in list(os.environ):
+        if name.upper().startswith("COLABTRAY_"):
+            monkeypatch.delenv(name)
+    directory = tmp_path / "config"
+    directory.mkdir()
+    monkeypatch.setenv("COLABTRAY_CONFIG_DIR", str(directory))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    return directory
+
+
+@pytest.fixture
+def login(tmp_path: Path) -> XdgAutostart:
+    return XdgAutostart(command=["/usr/bin/colabtray"], config_home=tmp_path / "xdg")
+
+
+def window(
+    qtbot: QtBot, login: XdgAutostart, environ: dict[str, str] | None = None
+) -> SettingsWindow:
+    shown = SettingsWindow(load_settings(), autostart=login, environ=environ or {})
+    qtbot.addWidget(shown)
+    shown.show()
+    qtbot.waitExposed(shown)
+    return shown
+
+
+def press(shown: SettingsWindow, which: QDialogButtonBox.StandardButton) -> None:
+    shown.buttons.button(which).click()
+
+
+def test_it_shows_the_settings_in_effect(
+    qtbot: QtBot, config_dir: Path, login: XdgAutostart
+) -> None:
+    (config_dir / "settings.toml").write_text(
+        'idle_threshold = 1800\nidle_prompt_timeout = 90\nnotifications = "window"\n'
+    )
+    login.set_enabled(True)
+    shown = window(qtbot, login)
+    assert shown.start_at_login.isChecked()
+    assert shown.idle_threshold.value() == 30
+    assert shown.idle_extension.value() == 30  # the default, 1800 s
+    assert shown.idle_prompt_timeout.value() == 90
+    assert shown.bridge_port.text() == "Automatic"
+    assert shown.notifications.currentData() == "window"
+    assert shown.changes() == {}
+    assert not shown.problems.isVisible()
+    assert str(config_dir / "settings.toml") in shown.where.text()
+
+
+def test_saving_writes_what_changed_and_switches_the_login_entry(
+    qtbot: QtBot, config_dir: Path, login: XdgAutostart
+) -> None:
+    path = config_dir / "settings.toml"
+    path.write_text("# mine\npoll_interval = 30\n")
+    shown = window(qtbot, login)
+    shown.idle_threshold.setValue(45)
+    shown.bridge_port.setValue(8765)
+    shown.notifications.setCurrentIndex(shown.notifications.findData("window"))
+    shown.start_at_login.setChecked(True)
+    with qtbot.waitSignal(shown.saved, timeout=5000) as saved:
+        press(shown, QDialogButtonBox.StandardButton.Save)
+    assert saved.args == [{"idle_threshold": 2700, "bridge_port": 8765, "notifications": "window"}]
+    assert not shown.isVisible()
+    assert path.read_text() == (
+        "# mine\npoll_interval = 30\n"
+        'idle_threshold = 2700\nbridge_port = 8765\nnotifications = "window"\n'
+    )
+    settings = load_settings()
+    assert (settings.idle_threshold, settings.bridge_port, settings.notifications) == (
+        2700,
+        8765,
+        "window",
+    )
+    assert login.enabled
+    validate(login.path)
+
+    again = window(qtbot, login)
+    again.start_at_login.setChecked(False)
+    press(again, QDialogButtonBox.StandardButton.Save)
+    assert not login.path.exists()
+    assert path.read_text().count("idle_threshold") == 1
+
+
+def test_cancel_writes_nothing(qtbot: QtBot, config_dir: Path, login: XdgAutostart) -> None:
+    shown = window(qtbot, login)
+    shown.idle_threshold.setValue(5)
+    shown.start_at_login.setChecked(True)
+    press(shown, QDialogButtonBox.StandardButton.Cancel)
+    assert not (config_dir / "settings.toml").exists()
+    assert not login.path.exists()
+
+
+def test_a_setting_the_environment_decides_is_shown_but_not_editable(
+    qtbot: QtBot, config_dir: Path, login: XdgAutostart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLABTRAY_IDLE_THRESHOLD", "600")
+    shown = window(qtbot, login, environ={"COLABTRAY_IDLE_THRESHOLD": "600"})
+    assert shown.idle_threshold.value() == 10
+    assert not shown.idle_threshold.isEnabled()
+    assert "COLABTRAY_IDLE_THRESHOLD" in shown.idle_threshold.toolTip()
+    shown.idle_extension.setValue(5)
+    press(shown, QDialogButtonBox.StandardButton.Save)
+    assert "idle_threshold" not in (config_dir / "settings.toml").read_text()
+
+
+def test_a_malformed_file_is_shown_and_left_alone(
+    qtbot: QtBot, config_dir: Path, login: XdgAutostart
+) -> None:
+    path = config_dir / "settings.toml"
+    path.write_text("idle_threshold = = 5\n")
+    shown = window(qtbot, login)
+    assert shown.problems.isVisible()
+    assert f"The settings file {path} is not valid TOML at line 1" in shown.problems.text()
+    shown.idle_threshold.setValue(20)
+    press(shown, QDialogButtonBox.StandardButton.Save)
+    assert shown.isVisible()
+    assert shown.status.text().endswith("fix or remove it before saving settings.")
+    assert path.read_text() == "idle_threshold = = 5\n"
+
+
+def test_a_login_entry_that_cannot_be_written_is_one_sentence(
+    qtbot: QtBot, config_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "blocked").write_text("")
+    blocked = XdgAutostart(command=["/usr/bin/colabtray"], config_home=tmp_path / "blocked")
+    shown = window(qtbot, blocked)
+    shown.start_at_login.setChecked(True)
+    press(shown, QDialogButtonBox.StandardButton.Save)
+    assert shown.isVisible()
+    assert shown.status.text().startswith("Could not add colabtray to the programs started")
+
+
+def test_the_tray_opens_one_window_at_a_time(
+    qtbot: QtBot, config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings_window, "_open", None)
+    seen: list[dict[str, object]] = []
+    first = show_settings_window(load_settings(), on_saved=seen.append)
+    qtbot.waitExposed(first)
+    assert show_settings_window(load_settings()) is first
+    first.idle_prompt_timeout.setValue(120)
+    qtbot.keyClick(first.buttons.button(QDialogButtonBox.StandardButton.Save), Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: seen == [{"idle_prompt_timeout": 120}], timeout=5000)
+    assert "idle_prompt_timeout = 120" in (config_dir / "settings.toml").read_text()
+    second = show_settings_window(load_settings())
+    qtbot.addWidget(second)
+    assert second is not first
+    assert second.idle_prompt_timeout.value() == 120
