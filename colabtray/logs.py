@@ -3,15 +3,21 @@
 HTTP libraries are kept at WARNING even with ``--verbose``: their debug lines carry full
 URLs, and colabtray logs its own requests without query strings or headers instead. As a
 second line of defence, every record passes a filter that masks anything shaped like a
-Google token before it is written anywhere.
+Google token before it is written anywhere, and the formatters mask the finished line again,
+tracebacks included (an exception's text can quote a URL or a form body).
+
+The file rotates at 1 MB (``colabtray.log``, ``.1`` … ``.3``); every one of them is readable by
+the user only, in a directory only the user may enter.
 """
 
 from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import re
 from pathlib import Path
+from typing import TextIO
 
 _QUIET = {"httpx2": logging.WARNING, "httpcore2": logging.WARNING, "hpack": logging.WARNING}
 
@@ -42,6 +48,27 @@ def _mask(match: re.Match[str]) -> str:
     return keep + "[hidden]"
 
 
+def mask_secrets(text: str) -> str:
+    """``text`` with everything shaped like a token replaced by ``[hidden]``."""
+    return _SECRET_SHAPES.sub(_mask, text)
+
+
+class _MaskingFormatter(logging.Formatter):
+    """Masks the whole formatted record: message, traceback and stack."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(super().format(record))
+
+
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Each file it opens, the first and every one after a rollover, is 0600."""
+
+    def _open(self) -> TextIO:
+        stream = super()._open()
+        os.chmod(self.baseFilename, 0o600)
+        return stream
+
+
 def configure_logging(verbose: bool = False, log_dir: Path | None = None) -> Path | None:
     """Set up stderr (warnings, or everything with ``verbose``) and the log file.
 
@@ -51,12 +78,12 @@ def configure_logging(verbose: bool = False, log_dir: Path | None = None) -> Pat
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    formatter = logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    formatter = _MaskingFormatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     redact = RedactSecrets()
 
     console = logging.StreamHandler()
     console.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    console.setFormatter(_MaskingFormatter("%(levelname)s %(name)s: %(message)s"))
     console.addFilter(redact)
     root.addHandler(console)
 
@@ -65,10 +92,9 @@ def configure_logging(verbose: bool = False, log_dir: Path | None = None) -> Pat
         try:
             log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             path = log_dir / LOG_FILE
-            file_handler = logging.handlers.RotatingFileHandler(
+            file_handler = _PrivateRotatingFileHandler(
                 path, maxBytes=1_000_000, backupCount=3, encoding="utf-8"
             )
-            path.chmod(0o600)
             file_handler.setFormatter(formatter)
             file_handler.addFilter(redact)
             root.addHandler(file_handler)
