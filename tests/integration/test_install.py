@@ -4,7 +4,9 @@ dependencies into a fresh virtual environment (what ``pipx install`` does), give
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from colabtray import __version__
+from colabtray.cli import build_parser
 from tests.unit.test_autostart import desktop_value, split_exec, validate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +26,14 @@ ROOT = Path(__file__).resolve().parents[2]
 NOT_SOURCE = shutil.ignore_patterns(
     ".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "test-artifacts"
 )
-SUBCOMMANDS = ("signin", "signout", "status", "new", "remove", "emulator")
+
+
+def subcommands() -> list[str]:
+    """Every subcommand the CLI has (so that a new one is checked too)."""
+    parser = build_parser()
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return list(action.choices)
+
 
 pytestmark = pytest.mark.slow
 
@@ -79,9 +89,12 @@ def test_the_installed_command_answers_version_and_help(installed: Path) -> None
     colabtray = str(installed / "colabtray")
     assert run([colabtray, "--version"]).strip() == f"colabtray {__version__}"
     usage = run([colabtray, "--help"])
-    for word in (*SUBCOMMANDS, "--demo", "--headless", "--verbose", "--version"):
-        assert word in usage, f"--help does not mention {word}"
-    for command in SUBCOMMANDS:
+    for option in ("--demo", "--headless", "--verbose", "--version"):
+        assert option in usage, f"--help does not mention {option}"
+    commands = subcommands()
+    assert {"signin", "signout", "status", "new", "remove", "emulator"} <= set(commands)
+    for command in commands:  # listed with a sentence, and with a usage of its own
+        assert re.search(rf"^\s+{command}\s+\w+", usage, re.MULTILINE), f"{command} undocumented"
         assert f"usage: colabtray {command}" in run([colabtray, command, "--help"])
 
 
