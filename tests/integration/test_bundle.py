@@ -142,6 +142,38 @@ def test_demo_headless_runs_the_bundled_emulator_and_talks_to_it(
     assert code == 0, errors()
 
 
+def test_the_tray_app_starts_from_the_bundle(
+    bundle: Bundle, app_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``colabtray --demo`` with its face: Qt, its plugins, the icons and the notifier load."""
+    assert os.environ.get("DISPLAY"), "needs the X screen of scripts/test.sh"
+    with (tmp_path / "app.err").open("w") as err:
+        process = subprocess.Popen(
+            [str(bundle.executable), "--demo"],
+            env=app_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+            text=True, start_new_session=True,
+        )  # fmt: skip
+    try:
+
+        def menu() -> dict[str, object] | None:
+            if process.poll() is not None:
+                text = (tmp_path / "app.err").read_text()[-3000:]
+                raise AssertionError(f"exited with {process.returncode}: {text}")
+            try:
+                reply = asyncio.run(
+                    ipc.request(tmp_path / "config" / "demo", "menu", wait_for_server=5.0)
+                )
+            except ipc.IpcError:
+                return None
+            return reply if "ada@example.com" in str(reply.get("tooltip")) else None
+
+        described = wait_for(menu, 90, interval=0.5)
+        assert described["items"], described
+    finally:
+        code = stop(process, bundle)
+    assert code == 0, (tmp_path / "app.err").read_text()[-3000:]
+
+
 def test_the_bundled_emulator_starts_real_runtimes(
     bundle: Bundle, app_env: dict[str, str], tmp_path: Path
 ) -> None:
