@@ -72,7 +72,13 @@ async def _main(prepare: Callable[[], Settings], server: ControlServer, *, demo:
             secrets = memory_secrets()
         core = Core(settings, secrets=secrets)
         tray = Tray(core, icon=icon, quit=quit_requested.set, demo=demo)
-        core.set_presenter(IdlePromptPresenter(tray.notifier, anchor=tray.anchor))
+        core.set_presenter(
+            IdlePromptPresenter(
+                tray.notifier,
+                anchor=tray.anchor,
+                window_only=settings.notifications == "window",
+            )
+        )
         tray.show()
         if not icon.isVisible() and os.environ.get(STARTUP_MARK_ENV):
             print(STARTUP_MARK, file=sys.stderr, flush=True)  # the fallback window

@@ -109,9 +109,16 @@ class IdlePromptWindow(QWidget):
 class IdlePromptPresenter:
     """KeepAlive's PromptPresenter: a notification with buttons, else the window."""
 
-    def __init__(self, notifier: Notifier, anchor: Callable[[], QPoint | None] = lambda: None):
+    def __init__(
+        self,
+        notifier: Notifier,
+        anchor: Callable[[], QPoint | None] = lambda: None,
+        *,
+        window_only: bool = False,  # the "notifications = window" setting
+    ) -> None:
         self._notifier = notifier
         self._anchor = anchor
+        self._window_only = window_only
         self._notifications: dict[str, str] = {}
         self._windows: dict[str, IdlePromptWindow] = {}
         self._showing: dict[str, asyncio.Task[None]] = {}
@@ -124,7 +131,7 @@ class IdlePromptPresenter:
         task.add_done_callback(lambda _: self._showing.pop(question.endpoint, None))
 
     async def _show(self, question: IdleQuestion, answer: Callable[[Choice], None]) -> None:
-        if await self._notifier.can_ask():
+        if not self._window_only and await self._notifier.can_ask():
             identifier = await self._notifier.ask(
                 question.title,
                 question.body,
