@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 PROXY_TOKEN_HEADER = "X-Colab-Runtime-Proxy-Token"
 GONE_SENTENCE = "this Colab runtime was disconnected"
 CHUNK = 256 * 1024
+# Replies up to this size (with a known length) are sent in one piece rather than streamed.
+SMALL_BODY = 64 * 1024
 # Bodies up to this size are read first, so a request the runtime refuses with 401 (token
 # revoked early) can be sent again with a fresh token; bigger ones stream and are not retried.
 RETRY_BODY_LIMIT = 1024 * 1024
@@ -336,9 +338,9 @@ class RuntimeServer:
         runtime: Runtime,
         set_cookie: bool,
     ) -> web.StreamResponse:
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         assert runtime.proxy is not None
         base = runtime.proxy.url.rstrip("/")
+        headers: CIMultiDict[str] = CIMultiDict()
         for name, value in upstream.headers.items():
             lower = name.lower()
             if lower in _RESPONSE_DROP:
@@ -347,7 +349,22 @@ class RuntimeServer:
                 value = value[len(base) :] or "/"  # keep the editor on the bridge
             elif lower == "set-cookie":
                 self._remember_cookie(value)
-            response.headers.add(name, value)
+            headers.add(name, value)
+        length = upstream.content_length
+        small = length is not None and length <= SMALL_BODY and "Content-Type" in headers
+        response: web.StreamResponse
+        if small and request.method != "HEAD":
+            # Headers and body in one write: a small reply costs one hop, not two.
+            del headers["Content-Length"]
+            response = web.Response(
+                status=upstream.status,
+                reason=upstream.reason,
+                headers=headers,
+                body=await upstream.read(),
+            )
+        else:
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            response.headers.extend(headers)
         if set_cookie:
             response.set_cookie(
                 guard.cookie_name(self.port),
@@ -356,8 +373,13 @@ class RuntimeServer:
                 samesite="Strict",
                 path="/",
             )
+        if isinstance(response, web.Response):
+            return response
         try:
             await response.prepare(request)
+            transport = request.transport
+            if transport is not None:  # fewer pauses while shovelling large bodies
+                transport.set_write_buffer_limits(high=4 * CHUNK)
             async for chunk in upstream.content.iter_chunked(CHUNK):
                 await response.write(chunk)
             await response.write_eof()

@@ -1,0 +1,329 @@
+"""The editor bridge against the runtime it fronts, in one run: what the extra hop costs.
+
+    .venv/bin/python benchmarks/bridge.py [--rest 400] [--execute 200] [--rounds 3]
+
+Three processes, as in real use: the emulator (the runtime's proxy, Jupyter and a kernel),
+the app (this process: a Qt/qasync loop built by ``colabtray.ui.eventloop`` with the runtime
+registry on it, and the bridge on its own thread), and a client (a child process standing in
+for the editor). The client does the same work alternately *direct* — to the runtime's proxy
+URL with ``X-Colab-Runtime-Proxy-Token`` — and *through the bridge* — to the bridge URL with
+its secret — and reports:
+
+- small REST call (``GET /api/status``): median and p95 latency;
+- ``execute_request`` for ``1+1``: median round trip to the ``execute_reply``;
+- 10,000 small outputs (``print(i, flush=True)``): time to the kernel's ``idle``;
+- a 50 MB download (``/files/``): throughput.
+
+Meanwhile the app's qasync loop runs a 10 ms timer; its lateness during the bridged 50 MB
+downloads says whether the bridge's byte shovelling makes the tray stutter.
+
+Floors (exit status 1 if one fails): execute round trip and the 10,000-output stream
+≤ 1.15 x direct; download ≥ 0.85 x direct throughput; small REST ≤ direct + 0.5 ms at the
+median; UI timer lateness < 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+MB = 1024 * 1024
+DOWNLOAD_BYTES = 50 * MB
+OUTPUTS = 10_000
+PROXY_TOKEN_HEADER = "X-Colab-Runtime-Proxy-Token"
+
+
+# ---- the client (a child process: the editor) ---------------------------------------------
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+async def client_main(config: dict[str, Any]) -> dict[str, Any]:
+    import aiohttp
+
+    modes = config["modes"]  # name → {"base": url, "headers": {...}}
+    sessions = {
+        name: aiohttp.ClientSession(
+            base_url=mode["base"],
+            headers=mode["headers"],
+            auto_decompress=False,
+            timeout=aiohttp.ClientTimeout(total=600),
+        )
+        for name, mode in modes.items()
+    }
+    results: dict[str, dict[str, Any]] = {name: {} for name in modes}
+    try:
+        # Small REST call.
+        times: dict[str, list[float]] = {name: [] for name in modes}
+        for i in range(config["rest"] + 20):
+            for name, http in sessions.items():
+                started = time.perf_counter()
+                async with http.get("/api/status") as response:
+                    await response.read()
+                    assert response.status == 200, response.status
+                if i >= 20:  # warm-up
+                    times[name].append(time.perf_counter() - started)
+        for name in modes:
+            results[name]["rest_median_ms"] = statistics.median(times[name]) * 1000
+            results[name]["rest_p95_ms"] = percentile(times[name], 0.95) * 1000
+
+        # One kernel per mode (two sockets on one kernel would both get its iopub).
+        kernels = {}
+        for name, http in sessions.items():
+            async with http.post("/api/kernels", json={"name": "python3"}) as response:
+                assert response.status == 201, await response.text()
+                kernels[name] = (await response.json())["id"]
+        sockets = {}
+        for name, http in sessions.items():
+            sockets[name] = await http.ws_connect(
+                f"/api/kernels/{kernels[name]}/channels?session_id={uuid.uuid4().hex}",
+                max_msg_size=0,
+                compress=0,
+            )
+
+        async def run(name: str, code: str) -> tuple[float, float]:
+            """Seconds to the execute_reply, and to the idle status."""
+            ws = sockets[name]
+            msg_id = uuid.uuid4().hex
+            request = {
+                "header": {"msg_id": msg_id, "msg_type": "execute_request", "session": "b",
+                           "username": "", "date": "", "version": "5.3"},
+                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+                "content": {"code": code, "silent": False, "store_history": False,
+                            "user_expressions": {}, "allow_stdin": False,
+                            "stop_on_error": True},
+            }  # fmt: skip
+            started = time.perf_counter()
+            await ws.send_str(json.dumps(request))
+            replied = idle = 0.0
+            while not (replied and idle):
+                message = json.loads(await ws.receive_str())
+                if message["parent_header"].get("msg_id") != msg_id:
+                    continue
+                kind = message["msg_type"]
+                if kind == "execute_reply":
+                    assert message["content"]["status"] == "ok", message["content"]
+                    replied = time.perf_counter() - started
+                elif kind == "status" and message["content"]["execution_state"] == "idle":
+                    idle = time.perf_counter() - started
+            return replied, idle
+
+        # execute_request round trip.
+        times = {name: [] for name in modes}
+        for i in range(config["execute"] + 10):
+            for name in modes:
+                replied, _idle = await run(name, "1+1")
+                if i >= 10:
+                    times[name].append(replied)
+        for name in modes:
+            results[name]["execute_median_ms"] = statistics.median(times[name]) * 1000
+
+        # 10,000 small outputs.
+        code = f"for i in range({OUTPUTS}):\n    print(i, flush=True)"
+        times = {name: [] for name in modes}
+        for _round in range(config["rounds"]):
+            for name in modes:
+                _replied, idle = await run(name, code)
+                times[name].append(idle)
+        for name in modes:
+            results[name]["outputs_s"] = statistics.median(times[name])
+
+        # 50 MB download.
+        first = next(iter(modes))
+        _r, _i = await run(first, f"open('big.bin', 'wb').write(bytes({DOWNLOAD_BYTES}))")
+        windows: list[tuple[float, float]] = []
+        times = {name: [] for name in modes}
+        for _round in range(config["rounds"]):
+            for name, http in sessions.items():
+                window_start = time.monotonic()
+                started = time.perf_counter()
+                received = 0
+                async with http.get("/files/big.bin") as response:
+                    assert response.status == 200, response.status
+                    async for chunk in response.content.iter_chunked(256 * 1024):
+                        received += len(chunk)
+                elapsed = time.perf_counter() - started
+                assert received == DOWNLOAD_BYTES, received
+                times[name].append(elapsed)
+                if name == "bridge":
+                    windows.append((window_start, time.monotonic()))
+        for name in modes:
+            results[name]["download_mb_s"] = DOWNLOAD_BYTES / MB / statistics.median(times[name])
+
+        for ws in sockets.values():
+            await ws.close()
+        for name, http in sessions.items():
+            async with http.delete(f"/api/kernels/{kernels[name]}"):
+                pass
+    finally:
+        for http in sessions.values():
+            await http.close()
+    return {"results": results, "bridge_download_windows": windows}
+
+
+# ---- the app side (this process) ------------------------------------------------------------
+
+
+async def app_main(args: argparse.Namespace, emulator: Any, work: Path) -> int:
+    from colabtray.bridge import bridge_registry
+    from colabtray.colab.client import ColabClient, StaticToken
+    from colabtray.colab.models import CPU
+    from colabtray.core.naming import RuntimeNames
+    from colabtray.core.registry import RuntimeRegistry
+    from tests.fixtures.colab import settings_for
+
+    settings = settings_for(emulator, work)
+    client = ColabClient(settings, StaticToken(emulator.access_token))
+    registry = RuntimeRegistry(client, RuntimeNames(work / "names.json"), poll_interval=3600)
+    await registry.refresh()
+    _name, runtime = await registry.create(CPU)
+    endpoint = runtime.endpoint
+    bridge = bridge_registry(settings, registry, jupyter_runtime_dir=work / "jupyter")
+    lateness: list[tuple[float, float]] = []
+    probe = asyncio.ensure_future(_probe(lateness))
+    try:
+        for _ in range(200):
+            url = bridge.url_for(endpoint)
+            if url:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise SystemExit("the bridge did not serve the runtime")
+        base, _, token = url.partition("/?token=")
+        fresh = await registry.fresh_runtime(endpoint)
+        assert fresh.proxy is not None
+        config = {
+            "rest": args.rest,
+            "execute": args.execute,
+            "rounds": args.rounds,
+            "modes": {
+                "direct": {
+                    "base": fresh.proxy.url,
+                    "headers": {PROXY_TOKEN_HEADER: fresh.proxy.token.get_secret_value()},
+                },
+                "bridge": {"base": base, "headers": {"Authorization": f"token {token}"}},
+            },
+        }
+        # The editor is another process; the app's loop stays free meanwhile.
+        child = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, __file__, "--client"],
+            input=json.dumps(config),
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        if child.returncode != 0:
+            print(child.stderr[-3000:], file=sys.stderr)
+            return 2
+        report = json.loads(child.stdout)
+    finally:
+        probe.cancel()
+        await asyncio.to_thread(bridge.stop)
+        await client.aclose()
+    during = [
+        late
+        for at, late in lateness
+        if any(start <= at <= end for start, end in report["bridge_download_windows"])
+    ]
+    return _print(report["results"], during, lateness)
+
+
+async def _probe(lateness: list[tuple[float, float]]) -> None:
+    """A 10 ms timer on the app's (qasync) loop; records how late each tick is."""
+    while True:
+        started = time.monotonic()
+        await asyncio.sleep(0.010)
+        now = time.monotonic()
+        lateness.append((now, now - started - 0.010))
+
+
+def _print(
+    results: dict[str, dict[str, float]],
+    during: list[float],
+    lateness: list[tuple[float, float]],
+) -> int:
+    direct, bridge = results["direct"], results["bridge"]
+    rows = [
+        ("small REST, median (ms)", "rest_median_ms", "lower"),
+        ("small REST, p95 (ms)", "rest_p95_ms", "lower"),
+        ("execute 1+1 round trip, median (ms)", "execute_median_ms", "lower"),
+        (f"{OUTPUTS:,} outputs streamed (s)", "outputs_s", "lower"),
+        ("50 MB download (MB/s)", "download_mb_s", "higher"),
+    ]
+    print(f"{'':40} {'direct':>10} {'bridge':>10} {'bridge/direct':>14}")
+    for label, key, _better in rows:
+        ratio = bridge[key] / direct[key]
+        print(f"{label:40} {direct[key]:10.3f} {bridge[key]:10.3f} {ratio:14.3f}")
+    worst = max(during) * 1000 if during else float("nan")
+    p99 = percentile(during, 0.99) * 1000 if during else float("nan")
+    overall = max(late for _at, late in lateness) * 1000
+    print(
+        f"UI loop (qasync) 10 ms timer lateness during bridged downloads: max {worst:.1f} ms, "
+        f"p99 {p99:.1f} ms over {len(during)} ticks (whole run: max {overall:.1f} ms)"
+    )
+    floors = [
+        (
+            "execute round trip ≤ 1.15 x direct",
+            bridge["execute_median_ms"] <= 1.15 * direct["execute_median_ms"],
+        ),
+        ("10,000 outputs ≤ 1.15 x direct", bridge["outputs_s"] <= 1.15 * direct["outputs_s"]),
+        (
+            "download ≥ 0.85 x direct",
+            bridge["download_mb_s"] >= 0.85 * direct["download_mb_s"],
+        ),
+        (
+            "small REST ≤ direct + 0.5 ms (median)",
+            bridge["rest_median_ms"] <= direct["rest_median_ms"] + 0.5,
+        ),
+        ("UI timer lateness < 50 ms", bool(during) and worst < 50),
+    ]
+    for text, held in floors:
+        print(f"  {'ok  ' if held else 'FAIL'} {text}")
+    return 0 if all(held for _t, held in floors) else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rest", type=int, default=400, help="small REST calls per mode")
+    parser.add_argument("--execute", type=int, default=200, help="execute round trips per mode")
+    parser.add_argument("--rounds", type=int, default=3, help="output streams and downloads")
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        print(json.dumps(asyncio.run(client_main(json.load(sys.stdin)))))
+        return 0
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from colabtray.ui import eventloop
+    from tests.fixtures.emulator import start_emulator
+
+    app = QApplication.instance() or QApplication([])
+    with (
+        tempfile.TemporaryDirectory(prefix="colabtray-bench-") as tmp,
+        start_emulator("--idle-timeout", "3600") as emulator,
+    ):
+        return eventloop.run(app, app_main(args, emulator, Path(tmp)))  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
