@@ -42,7 +42,9 @@ log = logging.getLogger(__name__)
 
 PROXY_TOKEN_HEADER = "X-Colab-Runtime-Proxy-Token"
 GONE_SENTENCE = "this Colab runtime was disconnected"
-CHUNK = 256 * 1024
+# How much of a large body may wait in the bridge (read side and write side) before it stops
+# reading: big enough for few wake-ups per megabyte, small enough to bound memory.
+CHUNK = 1024 * 1024
 # Replies up to this size (with a known length) are sent in one piece rather than streamed.
 SMALL_BODY = 64 * 1024
 # Bodies up to this size are read first, so a request the runtime refuses with 401 (token
@@ -379,8 +381,9 @@ class RuntimeServer:
             await response.prepare(request)
             transport = request.transport
             if transport is not None:  # fewer pauses while shovelling large bodies
-                transport.set_write_buffer_limits(high=4 * CHUNK)
-            async for chunk in upstream.content.iter_chunked(CHUNK):
+                transport.set_write_buffer_limits(high=2 * CHUNK)
+            # Pieces as they arrived: never joined (a copy) nor split.
+            async for chunk, _end in upstream.content.iter_chunks():
                 await response.write(chunk)
             await response.write_eof()
         except (ConnectionResetError, aiohttp.ClientError) as exc:
