@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from colabtray.auth.errors import (
     InvalidGrantError,
@@ -21,12 +22,13 @@ from colabtray.auth.errors import (
     SignInAgainError,
     SignInTimeoutError,
 )
-from colabtray.auth.loopback import LoopbackReceiver
-from colabtray.auth.oauth import GoogleOAuth, Grant
 from colabtray.auth.tokens import SecretStore
 from colabtray.auth.userinfo import fetch_email
 from colabtray.core.jsonfile import read_json, write_json
 from colabtray.settings import Settings
+
+if TYPE_CHECKING:  # imported when first needed: aiohttp and Authlib weigh ~25 MB resident
+    from colabtray.auth.oauth import GoogleOAuth, Grant
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,8 @@ class Session:
         Cancelling the task that awaits this closes the port at once.
         """
         oauth = self._require_oauth()
+        from colabtray.auth.loopback import LoopbackReceiver
+
         receiver = LoopbackReceiver()
         try:
             redirect_uri = await receiver.start()
@@ -216,6 +220,8 @@ class Session:
 
     def _require_oauth(self) -> GoogleOAuth:
         if self._oauth is None:
+            from colabtray.auth.oauth import GoogleOAuth
+
             self._oauth = GoogleOAuth(self._settings)
         return self._oauth
 

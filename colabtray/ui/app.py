@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
@@ -47,6 +48,9 @@ def run(prepare: Callable[[], Settings], server: ControlServer, *, demo: bool = 
 
 async def _main(prepare: Callable[[], Settings], server: ControlServer, *, demo: bool) -> int:
     loop = asyncio.get_running_loop()
+    # qasync's default executor starts ten QThreads at once; two threads, made on demand,
+    # are plenty for the keyring, the browser and the start-up imports.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=2, thread_name_prefix="colabtray"))
     quit_requested = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, quit_requested.set)

@@ -13,8 +13,6 @@ from importlib import resources
 
 from PySide6.QtGui import QIcon
 
-from colabtray.core.display import TrayState
-
 APP_ICON = "colabtray"
 
 
@@ -31,7 +29,9 @@ def icon(name: str) -> QIcon:
     return loaded
 
 
-def state_icon(state: TrayState) -> QIcon:
+def state_icon(state: str) -> QIcon:
+    """The icon of a ``colabtray.core.display.TrayState`` (a str: this module must stay light,
+    it is imported before the core to put the icon up fast)."""
     return icon(str(state))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
 
@@ -43,6 +44,19 @@ class Actions(Protocol):
     def quit(self) -> None: ...
 
 
+@dataclass
+class _Build:
+    """One filling of a menu: its submenus, and where each runtime's figures go."""
+
+    top: QMenu
+    submenus: list[QMenu] = field(default_factory=list)
+    figures: dict[str, tuple[QMenu, QAction, list[QAction]]] = field(default_factory=dict)
+
+    def dispose(self) -> None:
+        for submenu in self.submenus:
+            submenu.deleteLater()
+
+
 class TrayMenu:
     def __init__(self, core: Core, actions: Actions) -> None:
         self.core = core
@@ -50,17 +64,16 @@ class TrayMenu:
         self.menu = QMenu()
         self.menu.setToolTipsVisible(True)
         self.menu.aboutToShow.connect(self.rebuild)
-        self._submenus: list[QMenu] = []
+        self._live = _Build(self.menu)
         self._signature: object = None
-        # Per runtime: the figures last read (time, lines) and the actions showing them.
+        # Per runtime: the figures last read (time, lines, why not) and whether they load.
         self._figures: dict[str, tuple[float, list[str], str | None]] = {}
         self._loading: set[str] = set()
-        self._figure_actions: dict[str, tuple[QMenu, QAction, list[QAction]]] = {}
 
     # ---- building -------------------------------------------------------------------------
 
     def signature(self) -> object:
-        """Everything the menu shows; the menu is rebuilt only when this changes."""
+        """Everything the menu shows; nothing is redone while this stays the same."""
         core = self.core
         return (
             core.signed_in,
@@ -74,72 +87,89 @@ class TrayMenu:
             tuple(core.connection_url(r.endpoint) is not None for r in core.rows()),
         )
 
-    def refresh_if_open(self) -> None:
-        if self.menu.isVisible() and self.signature() != self._signature:
-            self.rebuild()
-
     def rebuild(self) -> None:
         self._signature = self.signature()
+        self._live.dispose()
         self.menu.clear()
-        for submenu in self._submenus:
-            submenu.deleteLater()
-        self._submenus.clear()
-        self._figure_actions.clear()
-        if self.core.signed_in:
-            self._signed_in()
-        else:
-            self._signed_out()
-        self.menu.addSeparator()
-        self._add(self.menu, "About colabtray", "about", self.actions.about)
-        self._add(self.menu, "Quit", "quit", self.actions.quit)
+        self._live = _Build(self.menu)
+        self._fill(self._live)
 
-    def _signed_out(self) -> None:
-        if self.core.signing_in:
-            self._note(self.menu, "Waiting for you to sign in, in your browser…", "sign-in-waiting")
-            self._add(self.menu, "Cancel sign-in", "cancel-sign-in", self.actions.cancel_sign_in)
+    def refresh_if_open(self) -> None:
+        """Follow the core while the menu is open, without closing it.
+
+        Replacing a shown menu's actions closes it on X11, and the balance changes on every
+        poll while a runtime burns units: so when only words changed (the usual case), they
+        are copied onto the shown actions; only a change of entries rebuilds.
+        """
+        if not self.menu.isVisible() or self.signature() == self._signature:
+            return
+        fresh = _Build(QMenu())
+        self._fill(fresh)
+        if _shape(fresh.top) == _shape(self.menu):
+            _copy_words(fresh.top, self.menu)
+            self._signature = self.signature()
         else:
-            self._add(self.menu, "Sign in with Google…", "sign-in", self.actions.sign_in)
+            self.rebuild()
+        fresh.dispose()
+        fresh.top.deleteLater()
+
+    def _fill(self, build: _Build) -> None:
+        if self.core.signed_in:
+            self._signed_in(build)
+        else:
+            self._signed_out(build)
+        build.top.addSeparator()
+        self._add(build.top, "About colabtray", "about", self.actions.about)
+        self._add(build.top, "Quit", "quit", self.actions.quit)
+
+    def _signed_out(self, build: _Build) -> None:
+        top = build.top
+        if self.core.signing_in:
+            self._note(top, "Waiting for you to sign in, in your browser…", "sign-in-waiting")
+            self._add(top, "Cancel sign-in", "cancel-sign-in", self.actions.cancel_sign_in)
+        else:
+            self._add(top, "Sign in with Google…", "sign-in", self.actions.sign_in)
         for account in self.core.other_accounts():  # listed, but none active (rare)
             self._add(
-                self.menu,
+                top,
                 f"Sign in again as {account.email}…",
                 "sign-in-as",
                 partial(self.actions.sign_in, account.email),
             )
 
-    def _signed_in(self) -> None:
-        core = self.core
-        self._account_menu()
-        self.menu.addSeparator()
+    def _signed_in(self, build: _Build) -> None:
+        core, top = self.core, build.top
+        self._account_menu(build)
+        top.addSeparator()
         if core.signing_in:
-            self._note(self.menu, "Waiting for you to sign in, in your browser…", "sign-in-waiting")
-            self._add(self.menu, "Cancel sign-in", "cancel-sign-in", self.actions.cancel_sign_in)
+            self._note(top, "Waiting for you to sign in, in your browser…", "sign-in-waiting")
+            self._add(top, "Cancel sign-in", "cancel-sign-in", self.actions.cancel_sign_in)
         elif core.must_sign_in:
             self._add(
-                self.menu,
+                top,
                 f"Sign in again as {core.email}…" if core.email else "Sign in with Google…",
                 "sign-in-again",
-                lambda: self.actions.sign_in(core.email),
+                partial(self.actions.sign_in, core.email),
                 icon="attention",
             )
         problem = core.problem()
         if problem and not core.must_sign_in:
-            self._note(self.menu, problem, "problem", icon="unreachable")
+            self._note(top, problem, "problem", icon="unreachable")
         rows = core.rows()
         if not rows:
             loaded = core.registry.state.loaded
-            self._note(self.menu, "No runtime" if loaded else "Looking for runtimes…", "no-runtime")
+            self._note(top, "No runtime" if loaded else "Looking for runtimes…", "no-runtime")
         for row in rows:
-            self._runtime_menu(row)
-        self._add(self.menu, "New runtime…", "new-runtime", self.actions.new_runtime)
+            self._runtime_menu(build, row)
+        self._add(top, "New runtime…", "new-runtime", self.actions.new_runtime)
         units = core.compute_units_line()
         if units:
-            self.menu.addSeparator()
-            self._note(self.menu, units, "compute-units")
+            top.addSeparator()
+            self._note(top, units, "compute-units")
 
-    def _account_menu(self) -> None:
+    def _account_menu(self, build: _Build) -> None:
         core = self.core
-        submenu = self._submenu(self.menu, core.email or "Signed in", "account")
+        submenu = self._submenu(build, core.email or "Signed in", "account")
         if core.uses_ready_token:
             self._note(submenu, "Signed in with COLABTRAY_ACCESS_TOKEN", "ready-token")
             submenu.addSeparator()
@@ -166,49 +196,32 @@ class TrayMenu:
         switch.setEnabled(not core.signing_in)
         self._add(submenu, "Sign out", "sign-out", self.actions.sign_out)
 
-    def _runtime_menu(self, row: RuntimeRow) -> None:
+    def _runtime_menu(self, build: _Build, row: RuntimeRow) -> None:
+        endpoint = row.endpoint
         submenu = self._submenu(
-            self.menu,
-            row.label,
-            f"runtime:{row.endpoint}",
-            icon="attention" if row.pending else None,
+            build, row.label, f"runtime:{endpoint}", icon="attention" if row.pending else None
         )
         submenu.setToolTipsVisible(True)
         if row.pending:
-            self._add(
-                submenu,
-                "Keep running",
-                "keep-running",
-                lambda: self.actions.answer_idle(row.endpoint, True),
-            )
-            self._add(
-                submenu,
-                "Disconnect now",
-                "disconnect-now",
-                lambda: self.actions.answer_idle(row.endpoint, False),
-            )
+            keep = partial(self.actions.answer_idle, endpoint, True)
+            self._add(submenu, "Keep running", "keep-running", keep)
+            drop = partial(self.actions.answer_idle, endpoint, False)
+            self._add(submenu, "Disconnect now", "disconnect-now", drop)
             submenu.addSeparator()
         copy = self._add(
-            submenu,
-            "Copy connection URL",
-            "copy-url",
-            lambda: self.actions.copy_url(row.endpoint),
+            submenu, "Copy connection URL", "copy-url", partial(self.actions.copy_url, endpoint)
         )
-        if self.core.connection_url(row.endpoint) is None:
+        if self.core.connection_url(endpoint) is None:
             copy.setEnabled(False)
             copy.setText("Copy connection URL (needs the editor bridge)")
             copy.setToolTip(NO_BRIDGE_REASON)
         submenu.addSeparator()
         anchor = submenu.addSeparator()
-        self._figure_actions[row.endpoint] = (submenu, anchor, [])
-        self._show_figures(row.endpoint)
-        self._add(
-            submenu,
-            "Disconnect runtime…",
-            "disconnect",
-            lambda: self.actions.confirm_disconnect(row.endpoint),
-        )
-        submenu.aboutToShow.connect(lambda: self._load_figures(row.endpoint))
+        build.figures[endpoint] = (submenu, anchor, [])
+        self._show_figures(endpoint, build)
+        disconnect = partial(self.actions.confirm_disconnect, endpoint)
+        self._add(submenu, "Disconnect runtime…", "disconnect", disconnect)
+        submenu.aboutToShow.connect(partial(self._load_figures, endpoint))
 
     # ---- live RAM / disk / GPU figures ----------------------------------------------------
 
@@ -220,7 +233,6 @@ class TrayMenu:
         if known is not None and time.monotonic() - known[0] < RESOURCES_MAX_AGE:
             return
         self._loading.add(endpoint)
-        self._show_figures(endpoint)
         self.core.spawn(self._fetch_figures(endpoint))
 
     async def _fetch_figures(self, endpoint: str) -> None:
@@ -235,10 +247,10 @@ class TrayMenu:
         finally:
             self._loading.discard(endpoint)
         self._figures[endpoint] = (time.monotonic(), lines, why)
-        self._show_figures(endpoint)
+        self._show_figures(endpoint, self._live)
 
-    def _show_figures(self, endpoint: str) -> None:
-        placed = self._figure_actions.get(endpoint)
+    def _show_figures(self, endpoint: str, build: _Build) -> None:
+        placed = build.figures.get(endpoint)
         if placed is None:
             return
         submenu, anchor, old = placed
@@ -256,7 +268,7 @@ class TrayMenu:
                 action.setToolTip(why)
             submenu.insertAction(anchor, action)
             new.append(action)
-        self._figure_actions[endpoint] = (submenu, anchor, new)
+        build.figures[endpoint] = (submenu, anchor, new)
 
     def forget_figures(self, endpoints: set[str]) -> None:
         """Drop figures of runtimes that are gone."""
@@ -285,15 +297,42 @@ class TrayMenu:
             action.setIcon(icons.icon(icon))
         return action
 
-    def _submenu(self, parent: QMenu, title: str, name: str, icon: str | None = None) -> QMenu:
-        submenu = QMenu(title, parent)
+    def _submenu(self, build: _Build, title: str, name: str, icon: str | None = None) -> QMenu:
+        submenu = QMenu(title, build.top)
         submenu.setObjectName(name)
         submenu.menuAction().setObjectName(name)
         if icon:
             submenu.setIcon(icons.icon(icon))
-        parent.addMenu(submenu)
-        self._submenus.append(submenu)
+        build.top.addMenu(submenu)
+        build.submenus.append(submenu)
         return submenu
+
+
+def _entries(menu: QMenu) -> list[QAction]:
+    """The actions that say something about the core (not the figures, which load apart)."""
+    return [a for a in menu.actions() if a.objectName() != "resources"]
+
+
+def _shape(menu: QMenu) -> list[object]:
+    """Which entries, in which order: what a rebuild would change (the words aside)."""
+    shape: list[object] = []
+    for action in _entries(menu):
+        sub = action.menu()
+        shape.append((action.objectName(), _shape(sub) if isinstance(sub, QMenu) else None))
+    return shape
+
+
+def _copy_words(source: QMenu, target: QMenu) -> None:
+    """Give ``target``'s entries the texts, states and icons of ``source``'s (same shape)."""
+    for new, old in zip(_entries(source), _entries(target), strict=True):
+        if old.text() != new.text():
+            old.setText(new.text())
+        old.setEnabled(new.isEnabled())
+        old.setToolTip(new.toolTip())
+        old.setIcon(new.icon())
+        sub_new, sub_old = new.menu(), old.menu()
+        if isinstance(sub_new, QMenu) and isinstance(sub_old, QMenu):
+            _copy_words(sub_new, sub_old)
 
 
 def describe(menu: QMenu) -> list[dict[str, object]]:
@@ -318,5 +357,13 @@ def describe(menu: QMenu) -> list[dict[str, object]]:
         if isinstance(submenu, QMenu):
             item["submenu"] = describe(submenu)
             item["open"] = submenu.isVisible()
+            if submenu.isVisible():
+                item["rect"] = rect_of(submenu)
         items.append(item)
     return items
+
+
+def rect_of(menu: QMenu) -> list[int]:
+    """Where a shown menu is: [x, y, width, height] on the screen."""
+    area = menu.geometry()
+    return [area.x(), area.y(), area.width(), area.height()]

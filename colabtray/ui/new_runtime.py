@@ -131,6 +131,16 @@ class NewRuntimeDialog(QDialog):
         """Label → radio button (for tests and accessibility tools)."""
         return {o.label: self.group.button(i) for i, o in enumerate(self._offers)}  # type: ignore[misc]
 
+    def describe(self) -> dict[str, object]:
+        """The dialog's state as data (the control channel's ``menu`` command shows it)."""
+        offer = self.selected()
+        return {
+            "choice": offer.label if offer else None,
+            "high_ram": self.high_ram.isChecked(),
+            "status": self.status.text(),
+            "busy": self._busy,
+        }
+
     def selected(self) -> Offer | None:
         index = self.group.checkedId()
         return self._offers[index] if index >= 0 else None

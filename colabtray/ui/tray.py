@@ -24,7 +24,7 @@ from colabtray.core.app import Core
 from colabtray.core.keepalive import Choice
 from colabtray.core.notices import Notice
 from colabtray.ui import icons
-from colabtray.ui.menu import TrayMenu, describe
+from colabtray.ui.menu import TrayMenu, describe, rect_of
 from colabtray.ui.new_runtime import NewRuntimeDialog
 from colabtray.ui.notifications import Notifier
 from colabtray.ui.window import StatusWindow
@@ -103,6 +103,8 @@ class Tray(QObject):
     def describe(self) -> dict[str, object]:
         """What the tray shows now (the control channel's ``menu`` command)."""
         menu = self.menu.menu
+        if not menu.isVisible():
+            self.menu.rebuild()  # as it would be if it opened now
         area = self.icon.geometry()
         return {
             "state": str(self.core.tray_state()),
@@ -110,7 +112,9 @@ class Tray(QObject):
             "icon": [area.x(), area.y(), area.width(), area.height()] if area.isValid() else None,
             "window": self.window is not None and self.window.isVisible(),
             "visible": menu.isVisible(),
+            "rect": rect_of(menu) if menu.isVisible() else None,
             "items": describe(menu),
+            "dialog": self.dialog.describe() if self.dialog and self.dialog.isVisible() else None,
         }
 
     def _render(self) -> None:
@@ -228,7 +232,7 @@ class Tray(QObject):
             "Colab stops the runtime and deletes what is on it: files, variables and anything "
             "still running. It stops using compute units."
         )
-        disconnect = box.addButton("Disconnect", QMessageBox.ButtonRole.DestructiveRole)
+        disconnect = box.addButton("&Disconnect", QMessageBox.ButtonRole.DestructiveRole)
         disconnect.setObjectName("disconnect")
         cancel = box.addButton(QMessageBox.StandardButton.Cancel)
         box.setDefaultButton(cancel)

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QSystemTrayIcon
 
-from colabtray.colab.models import CPU, GPU, TPU
+from colabtray.colab.models import CPU, GPU, TPU, ComputeUnits
 from colabtray.core.app import NO_BRIDGE_REASON
 from colabtray.core.display import TrayState
 from tests.ui.conftest import (
@@ -208,6 +208,16 @@ def test_the_open_menu_follows_the_core(qapp, tmp_path: Path, make_tray) -> None
         before = tray.menu.menu.actions()
         core._changed()  # nothing it shows changed: the open menu is left alone
         assert tray.menu.menu.actions() == before
+
+        tray.menu.menu.popup(tray.menu.menu.pos())
+        await until(tray.menu.menu.isVisible)
+        before = tray.menu.menu.actions()
+        # Only words change (units burn on every poll): same entries, new words, still open.
+        core.registry.state.compute_units = ComputeUnits(balance=97.25, rate_per_hour=0.07)
+        core._changed()
+        assert tray.menu.menu.actions() == before and tray.menu.menu.isVisible()
+        units = action(tray.menu.menu, "compute-units").text()
+        assert units == "Compute units: 97.25 · 0.07/h · about 1389 h left"
         tray.menu.menu.hide()
 
     run(qapp, scenario())
