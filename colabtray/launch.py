@@ -60,6 +60,13 @@ def run_app(*, demo: bool = False, headless: bool = False, verbose: bool = False
     if demo:  # the demo's own: the user's accounts and runtime names stay untouched
         config_dir, state_dir, log_dir = (d / "demo" for d in (config_dir, state_dir, log_dir))
     configure_logging(verbose, log_dir)
+    if not headless and _no_display():
+        print(
+            "colabtray: there is no display to put a tray icon on (DISPLAY and WAYLAND_DISPLAY "
+            "are unset); start it from your desktop session, or run 'colabtray --headless'.",
+            file=sys.stderr,
+        )
+        return 1
     try:
         server = ipc.ControlServer.claim(config_dir)
     except (OSError, ipc.IpcError) as exc:
@@ -93,6 +100,14 @@ def run_app(*, demo: bool = False, headless: bool = False, verbose: bool = False
     finally:
         if emulator is not None:
             emulator.stop()
+
+
+def _no_display() -> bool:
+    """On Linux and the BSDs Qt needs an X or Wayland display (unless told otherwise)."""
+    if not sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return False
+    names = ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    return not any(os.environ.get(name) for name in names)
 
 
 def _settings(

@@ -336,3 +336,69 @@ def test_reclaimed_behind_its_back_and_an_outage(
     assert summaries.count("Colab is unreachable") == 1
     assert summaries.count("Colab is reachable again") == 1
     app.stop()
+
+
+def test_the_demo_quits_from_its_menu_and_leaves_nothing(tray_host, tmp_path: Path):
+    """``colabtray --demo``, the README's first command: Quit in its menu stops everything."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COLABTRAY_")}
+    env.update(
+        COLABTRAY_CONFIG_DIR=str(tmp_path / "config"),
+        COLABTRAY_STATE_DIR=str(tmp_path / "state"),
+        COLABTRAY_LOG_DIR=str(tmp_path / "log"),
+        COLABTRAY_STARTUP_MARK="1",
+        QT_QPA_PLATFORM="xcb",
+    )
+    log = tmp_path / "demo.stderr"
+    with log.open("w") as stderr:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "colabtray", "--demo"],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+    try:
+        config = tmp_path / "config" / "demo"
+        menu = wait_for(
+            lambda: (
+                (m := asyncio.run(ipc.request(config, "menu", wait_for_server=30)))
+                and m["tooltip"].startswith("colabtray: ada@example.com")
+                and m
+            ),
+            60,
+        )
+        emulators = [
+            pid for pid in pids_of_children(demo.pid)
+            if "colabtray.emulator" in Path(f"/proc/{pid}/cmdline").read_text()
+        ]  # fmt: skip
+        assert len(emulators) == 1
+        x, y, w, h = menu["icon"]
+        time.sleep(0.5)
+        click([x + w // 2, y + h // 2], button=3)
+        shown = wait_for(
+            lambda: (
+                (m := asyncio.run(ipc.request(config, "menu")))
+                and m["visible"]
+                and "at" in item(m["items"], "quit")
+                and m
+            ),
+            20,
+        )
+        click(item(shown["items"], "quit")["at"])
+        assert demo.wait(60) == 0, log.read_text()
+        wait_for(lambda: not pid_alive(emulators[0]), 10)
+        assert "Traceback" not in log.read_text()
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait(10)
+
+
+def pids_of_children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except (OSError, ValueError):
+                continue
+            if parent == pid:
+                found.append(int(entry.name))
+    return found
