@@ -82,6 +82,7 @@ async def test_ready_token_runtimes_and_one_notice_per_event(emulator: Emulator,
         await core.sign_out()  # a ready token is dropped; nobody else is signed in
         assert not core.signed_in and core.tray_state() is TrayState.SIGNED_OUT
         await until(lambda: not core.registry.state.loaded)
+        await asyncio.sleep(POLL)  # a request cancelled in flight may still arrive
         seq = emulator.admin("GET", "requests")["last_seq"]
         await asyncio.sleep(3 * POLL)
         assert emulator.admin("GET", f"requests?since={seq}")["requests"] == [], "still polling"
