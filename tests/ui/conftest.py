@@ -98,8 +98,12 @@ def tray_app(qapp: QApplication) -> QApplication:
 
 
 @pytest.fixture
-def make_tray(qtbot) -> Iterator[Callable[..., Tray]]:
-    """Build a Tray over a core; hidden and closed at the end."""
+def make_tray(qtbot, bus_without_notifications) -> Iterator[Callable[..., Tray]]:
+    """Build a Tray over a core; hidden and closed at the end.
+
+    Its notifications go to a private bus with no notification service (so the tray's own
+    fallback shows them), never to a daemon the session bus would start for them.
+    """
     made: list[Tray] = []
 
     def make(core: Core, **options: Any) -> Tray:
