@@ -382,8 +382,9 @@ class RuntimeServer:
             transport = request.transport
             if transport is not None:  # fewer pauses while shovelling large bodies
                 transport.set_write_buffer_limits(high=2 * CHUNK)
-            # Pieces as they arrived: never joined (a copy) nor split.
-            async for chunk, _end in upstream.content.iter_chunks():
+            # Whatever has arrived, up to CHUNK. (Not iter_chunks(): it can yield b"" at an
+            # HTTP chunk boundary, which a chunked reply would send as its last chunk.)
+            async for chunk in upstream.content.iter_chunked(CHUNK):
                 await response.write(chunk)
             await response.write_eof()
         except (ConnectionResetError, aiohttp.ClientError) as exc:

@@ -71,6 +71,7 @@ class Bridge:
         self._thread: threading.Thread | None = None
         self._session: aiohttp.ClientSession | None = None
         self._closers: set[asyncio.Task[None]] = set()
+        self._sync_lock = asyncio.Lock()  # binds to the bridge loop on first use
 
     # ---- what the rest of the app calls (any thread) --------------------------------------
 
@@ -167,6 +168,12 @@ class Bridge:
         self._activity[endpoint] = time.time()
 
     async def _sync(self, runtimes: dict[str, str], complete: bool) -> None:
+        # One at a time: a sync that waits for a port to open must not race the next one
+        # into opening a second server for the same runtime.
+        async with self._sync_lock:
+            await self._sync_now(runtimes, complete)
+
+    async def _sync_now(self, runtimes: dict[str, str], complete: bool) -> None:
         for endpoint in [ep for ep in self._servers if ep not in runtimes]:
             self._retire(endpoint, forget_address=complete)
         for endpoint, name in runtimes.items():

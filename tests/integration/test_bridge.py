@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import hashlib
 import json
 import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -77,3 +81,51 @@ async def test_rest_calls_stream_and_keep_the_secret_from_the_runtime(bridged: B
     assert entry["headers"].get("X-Colab-Runtime-Proxy-Token") == "<redacted>"
     assert "Authorization" not in entry["headers"]
     assert bridged.bridge.last_activity(endpoint) is not None
+
+
+async def test_large_bodies_stream_intact_both_ways(bridged: Bridged) -> None:
+    _endpoint, url = await bridged.runtime()
+    base, token = split_url(url)
+    payload = os.urandom(6 * 1024 * 1024)  # base64 in JSON: ~8 MB up, past the retry buffer
+    async with httpx2.AsyncClient(base_url=base, params={"token": token}, timeout=60) as http:
+        put = await http.put(
+            "/api/contents/big.bin",
+            json={
+                "type": "file",
+                "format": "base64",
+                "content": base64.b64encode(payload).decode(),
+            },
+        )
+        assert put.status_code in (200, 201), put.text[:300]
+        got = await http.get("/files/big.bin")
+        assert got.status_code == 200
+        assert hashlib.sha256(got.content).digest() == hashlib.sha256(payload).digest()
+        # JupyterLab's own bundles, compressed or not, arrive as the runtime sent them.
+        page = await http.get("/lab")
+        assert page.status_code == 200 and "jupyter-config-data" in page.text
+
+
+def listening_ports() -> set[int]:
+    """Ports this process listens on (Linux: /proc/net/tcp matched to our socket fds)."""
+    ours = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                ours.add(target[8:-1])
+    ports = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and fields[9] in ours:  # LISTEN
+            ports.add(int(fields[1].split(":")[1], 16))
+    return ports
+
+
+async def test_concurrent_syncs_open_one_server_per_runtime(bridged: Bridged) -> None:
+    endpoint, url = await bridged.runtime()
+    before = listening_ports()
+    names = {endpoint: "x", "m-s-other": "y"}
+    futures = [bridged.bridge.sync(names, complete=False) for _ in range(5)]
+    await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+    assert len(listening_ports() - before) == 1  # one new server, for the new runtime
+    assert bridged.bridge.url_for(endpoint) == url  # the same port and secret as before

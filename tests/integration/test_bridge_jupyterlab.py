@@ -88,6 +88,14 @@ async def jupyter_lab(command: str, home: Path) -> AsyncIterator[str]:
         async with httpx2.AsyncClient(base_url=base, params={"token": token}, timeout=5) as http:
 
             async def ready() -> bool:
+                # Probe the port first: httpx2 leaks the socket of a refused connection.
+                port = int(base.rsplit(":", 1)[1])
+                try:
+                    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                except OSError:
+                    return False
+                writer.close()
+                await writer.wait_closed()
                 with contextlib.suppress(httpx2.HTTPError):
                     return (await http.get("/api/status")).status_code == 200
                 return False
