@@ -117,6 +117,10 @@ class Bridge:
         future.add_done_callback(_log_failure)
         return future
 
+    @property
+    def running(self) -> bool:
+        return self._loop is not None and self._thread is not None
+
     def url_for(self, endpoint: str) -> str | None:
         """``http://127.0.0.1:PORT/?token=SECRET`` while the runtime is bridged, else None."""
         entry = self._urls.get(endpoint)
@@ -282,6 +286,8 @@ def bridge_registry(settings: Settings, registry: RuntimeRegistry, **options: ob
     bridge.start()
 
     def follow(_event: object = None) -> None:
+        if not bridge.running:
+            return
         state = registry.state
         bridge.sync({ep: registry.name_of(ep) for ep in state.runtimes}, complete=state.loaded)
 

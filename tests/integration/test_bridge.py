@@ -15,7 +15,9 @@ from pathlib import Path
 
 import httpx2
 import pytest
+import websockets
 
+from colabtray.bridge import bridge_registry
 from tests.fixtures.bridge import Bridged, until
 from tests.fixtures.jupyter_client import KernelSession, split_url
 
@@ -129,3 +131,38 @@ async def test_concurrent_syncs_open_one_server_per_runtime(bridged: Bridged) ->
     await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
     assert len(listening_ports() - before) == 1  # one new server, for the new runtime
     assert bridged.bridge.url_for(endpoint) == url  # the same port and secret as before
+
+
+async def test_the_url_survives_a_restart_of_the_app(bridged: Bridged) -> None:
+    endpoint, url = await bridged.runtime()
+    await asyncio.to_thread(bridged.bridge.stop)
+    assert not list(bridged.jupyter_dir.glob("jpserver-*.json"))
+    again = bridge_registry(
+        bridged.settings, bridged.registry, jupyter_runtime_dir=bridged.jupyter_dir
+    )
+    try:
+        assert await until(lambda: again.url_for(endpoint), 10) == url
+        async with KernelSession(url) as kernel:
+            output, _ = await kernel.execute("print(6*7)")
+            assert output == "42\n"
+    finally:
+        await asyncio.to_thread(again.stop)
+
+
+async def test_terminals_pass_through(bridged: Bridged) -> None:
+    _endpoint, url = await bridged.runtime()
+    base, token = split_url(url)
+    async with httpx2.AsyncClient(base_url=base, params={"token": token}, timeout=30) as http:
+        made = await http.post("/api/terminals")
+        assert made.status_code == 200, made.text
+        name = made.json()["name"]
+        ws_url = base.replace("http", "ws", 1) + f"/terminals/websocket/{name}?token={token}"
+        output = ""
+        async with websockets.connect(ws_url, open_timeout=30) as ws:
+            await ws.send(json.dumps(["stdin", "echo bridged-$((6*7))\r"]))
+            async with asyncio.timeout(30):
+                while "bridged-42" not in output:
+                    kind, *data = json.loads(await ws.recv())
+                    if kind == "stdout":
+                        output += data[0]
+        await http.delete(f"/api/terminals/{name}")
