@@ -29,6 +29,7 @@ from urllib.parse import unquote_plus
 
 import aiohttp
 from aiohttp import WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -115,11 +116,12 @@ def _forward_headers(headers: CIMultiDictProxy[str], drop: frozenset[str]) -> CI
 class _KindOnly(logging.Filter):
     """aiohttp's server logs a malformed request with its raw request line, which may hold
     ``?token=…``: keep the message and the error's kind, drop the details. A client's bad
-    request is not colabtray's error, so it is logged at INFO."""
+    request is not colabtray's error, so it is logged at INFO. (Errors of the bridge itself
+    keep their traceback: the secret is never part of what it raises.)"""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if error is not None:
+        if isinstance(error, HttpProcessingError):
             record.levelno, record.levelname = logging.INFO, "INFO"
             record.msg = f"{record.getMessage()} ({type(error).__name__})"
             record.args = ()
