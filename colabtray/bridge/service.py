@@ -71,6 +71,7 @@ class Bridge:
         self._thread: threading.Thread | None = None
         self._session: aiohttp.ClientSession | None = None
         self._closers: set[asyncio.Task[None]] = set()
+        self._published: dict[str, str] = {}  # endpoint → name in its server file
         self._sync_lock = asyncio.Lock()  # binds to the bridge loop on first use
 
     # ---- what the rest of the app calls (any thread) --------------------------------------
@@ -184,9 +185,8 @@ class Bridge:
             server = self._servers.get(endpoint)
             if server is None:
                 await self._open(endpoint, name)
-            elif not server.gone:
-                address = self._book.get(endpoint)
-                self._discovery.publish(endpoint, name, server.port, address.secret)
+            elif not server.gone and self._published.get(endpoint) != name:  # renamed
+                self._publish(endpoint, name, server.port, self._book.get(endpoint).secret)
         if complete:
             self._book.drop(self._book.endpoints() - set(runtimes))
 
@@ -214,9 +214,13 @@ class Bridge:
             port = await server.start(HOST, 0)
         self._servers[endpoint] = server
         self._book.put(endpoint, Address(port, address.secret))
-        self._discovery.publish(endpoint, name, port, address.secret)
+        self._publish(endpoint, name, port, address.secret)
         self._urls = {**self._urls, endpoint: (port, address.secret)}
         log.info("bridging runtime %s on port %d", endpoint, port)
+
+    def _publish(self, endpoint: str, name: str, port: int, secret: str) -> None:
+        self._discovery.publish(endpoint, name, port, secret)
+        self._published[endpoint] = name
 
     def _on_gone(self, endpoint: str) -> None:
         """A request found the runtime gone (before the registry told us)."""
@@ -230,6 +234,7 @@ class Bridge:
         server.mark_gone()
         self._urls = {ep: v for ep, v in self._urls.items() if ep != endpoint}
         self._discovery.withdraw(endpoint)
+        self._published.pop(endpoint, None)
         if forget_address:
             self._book.drop({endpoint})
         if not any(t.get_name() == f"retire:{endpoint}" for t in self._closers):
