@@ -43,7 +43,8 @@ def scenario(emulator_factory, tmp_path: Path, body, prompt_seconds: float = 20.
     async def main() -> None:
         async with ColabClient(settings, StaticToken(emulator.access_token)) as client:
             registry = RuntimeRegistry(client, RuntimeNames(tmp_path / "names.json"))
-            presenter = IdlePromptPresenter(Notifier())
+            notifier = Notifier()
+            presenter = IdlePromptPresenter(notifier)
             keepalive = KeepAlive(settings, registry, presenter)
             _, runtime = await registry.create("GPU", "T4")
             task = asyncio.create_task(keepalive.run())
@@ -52,6 +53,7 @@ def scenario(emulator_factory, tmp_path: Path, body, prompt_seconds: float = 20.
             finally:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+                notifier.close()
 
     run(QApplication.instance(), main())
 
