@@ -13,15 +13,16 @@ from collections.abc import Callable
 
 from colabtray.bridge.control import start_for as start_bridge
 from colabtray.core.app import Core
+from colabtray.instance import InstanceLock
 from colabtray.ipc import ControlServer
 from colabtray.settings import Settings
 
 log = logging.getLogger("colabtray")
 
 
-def run(prepare: Callable[[], Settings], server: ControlServer, *, demo: bool = False) -> int:
+def run(prepare: Callable[[], Settings], lock: InstanceLock, *, demo: bool = False) -> int:
     """Run until a stop signal; returns the exit status."""
-    return asyncio.run(_main(prepare, server, demo=demo))
+    return asyncio.run(_main(prepare, ControlServer(lock), demo=demo))
 
 
 async def _main(prepare: Callable[[], Settings], server: ControlServer, *, demo: bool) -> int:

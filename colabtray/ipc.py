@@ -1,9 +1,7 @@
-"""Single instance, and the control channel through which the CLI talks to the running app.
+"""The control channel through which a second ``colabtray`` and the CLI talk to the running app.
 
-One colabtray runs per user and config directory. It holds a lock file and listens on a Unix
-socket, both in a directory of the user's runtime dir that only the user may enter (0700,
-checked). Their names are derived from the user and the config directory, so a demo (with
-its own config directory) runs beside the real app. A second ``colabtray`` finds the lock
+The running instance holds the lock of :mod:`colabtray.instance` and listens on a Unix socket
+next to it (in the user's 0700 runtime directory). A second ``colabtray`` finds the lock
 held, sends ``show`` and exits.
 
 Wire format: one JSON line each way, then the connection closes::
@@ -20,27 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import getpass
-import hashlib
 import inspect
 import json
 import logging
 import os
 import socket
-import stat
 import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import platformdirs
+from colabtray.instance import InstanceError, InstanceLock, socket_path
 
 log = logging.getLogger(__name__)
 
-# colabtray.settings.APP_NAME, not imported: that module pulls in pydantic, and a second
-# instance must hand over quickly.
-APP_NAME = "colabtray"
 PROTOCOL_VERSION = 1
 MAX_LINE = 64 * 1024
 READ_TIMEOUT = 5.0
@@ -49,42 +40,13 @@ Reply = dict[str, Any]
 Handler = Callable[[dict[str, Any]], Reply | Awaitable[Reply]]
 
 
-class IpcError(Exception):
+class IpcError(InstanceError):
     """The channel failed; ``message`` is a sentence for the user."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class NotRunningError(IpcError):
     def __init__(self) -> None:
         super().__init__("colabtray is not running.")
-
-
-# ---- where ---------------------------------------------------------------------------------
-
-
-def channel_dir() -> Path:
-    """The private directory of the channel, created 0700 if missing, refused if not ours."""
-    path = Path(platformdirs.user_runtime_dir(APP_NAME))
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = path.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        raise IpcError(f"{path} is not a directory of this user; colabtray will not use it.")
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        path.chmod(0o700)
-    return path
-
-
-def channel_name(config_dir: Path) -> str:
-    """``ipc-<hash>``: one channel per user and config directory."""
-    key = f"{getpass.getuser()}\0{config_dir.expanduser().resolve()}"
-    return "ipc-" + hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-def socket_path(config_dir: Path) -> Path:
-    return channel_dir() / f"{channel_name(config_dir)}.sock"
 
 
 # ---- the running app's side ----------------------------------------------------------------
@@ -93,23 +55,17 @@ def socket_path(config_dir: Path) -> Path:
 class ControlServer:
     """The running instance: holds the lock, serves the registered commands."""
 
-    def __init__(self, path: Path, lock_fd: int) -> None:
-        self.path = path
-        self._lock_fd: int | None = lock_fd
+    def __init__(self, lock: InstanceLock) -> None:
+        self.path = lock.socket
+        self._lock: InstanceLock | None = lock
         self._handlers: dict[str, Handler] = {}
         self._server: asyncio.AbstractServer | None = None
 
     @classmethod
     def claim(cls, config_dir: Path) -> ControlServer | None:
-        """Become the instance for ``config_dir``; None if another one already is."""
-        path = socket_path(config_dir)
-        fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        return cls(path, fd)
+        """Take the instance lock and serve for ``config_dir``; None if another one runs."""
+        lock = InstanceLock.claim(config_dir)
+        return cls(lock) if lock is not None else None
 
     def register(self, name: str, handler: Handler) -> None:
         """Answer command ``name`` with ``handler(args)`` (a dict, or an awaitable of one).
@@ -133,9 +89,9 @@ class ControlServer:
                 await asyncio.wait_for(self._server.wait_closed(), 2)
             self._server = None
             self.path.unlink(missing_ok=True)
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the lock
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -11,7 +11,6 @@ start the demo emulator if asked, then run the tray or the headless core.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import platformdirs
 
-from colabtray import ipc
+from colabtray.instance import InstanceError, InstanceLock
 
 if TYPE_CHECKING:
     from colabtray.demo import DemoEmulator
@@ -68,11 +67,11 @@ def run_app(*, demo: bool = False, headless: bool = False, verbose: bool = False
         )
         return 1
     try:
-        server = ipc.ControlServer.claim(config_dir)
-    except (OSError, ipc.IpcError) as exc:
+        lock = InstanceLock.claim(config_dir)
+    except (OSError, InstanceError) as exc:
         print(f"colabtray: cannot take the single-instance lock: {_sentence(exc)}", file=sys.stderr)
         return 1
-    if server is None:
+    if lock is None:
         return _hand_over(config_dir)
 
     emulator: DemoEmulator | None = None
@@ -88,7 +87,7 @@ def run_app(*, demo: bool = False, headless: bool = False, verbose: bool = False
             from colabtray.headless import run
         else:
             from colabtray.ui.app import run
-        return run(prepare, server, demo=demo)
+        return run(prepare, lock, demo=demo)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
@@ -100,6 +99,7 @@ def run_app(*, demo: bool = False, headless: bool = False, verbose: bool = False
     finally:
         if emulator is not None:
             emulator.stop()
+        lock.release()
 
 
 def _no_display() -> bool:
@@ -126,6 +126,10 @@ def _settings(
 
 def _hand_over(config_dir: Path) -> int:
     """Another colabtray runs for this config dir: ask it to show itself, and exit."""
+    import asyncio
+
+    from colabtray import ipc
+
     try:
         result = asyncio.run(ipc.request(config_dir, "show", wait_for_server=10.0))
     except ipc.IpcError as exc:

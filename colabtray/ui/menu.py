@@ -103,15 +103,13 @@ class TrayMenu:
         """
         if not self.menu.isVisible() or self.signature() == self._signature:
             return
-        fresh = _Build(QMenu())
+        fresh = _Build(QMenu())  # owned here: it goes, with its submenus, when this returns
         self._fill(fresh)
         if _shape(fresh.top) == _shape(self.menu):
             _copy_words(fresh.top, self.menu)
             self._signature = self.signature()
         else:
             self.rebuild()
-        fresh.dispose()
-        fresh.top.deleteLater()
 
     def _fill(self, build: _Build) -> None:
         if self.core.signed_in:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from colabtray import ipc
+from colabtray import instance, ipc
 from colabtray.ui.app import STARTUP_MARK
 from tests.fixtures.colab import cli_env, run_cli
 from tests.fixtures.desktop import Dunst
@@ -278,6 +278,10 @@ def test_the_tray_end_to_end(emulator: Emulator, start_app, dunst: Dunst, tmp_pa
     t4 = next(i for i in runtime_items(menu) if i["text"].startswith("T4"))
     figures = [s["text"] for s in t4["submenu"] if s["name"] == "resources"]
     assert figures[0].startswith("System RAM: ") and figures[1].endswith("/ 15.00 GB")
+    copy = item(t4["submenu"], "copy-url")
+    assert copy["enabled"] and copy["text"] == "Copy connection URL"  # the bridge serves it
+    bridged = app.ask("urls")["runtimes"][t4["name"].removeprefix("runtime:")]["url"]
+    assert bridged.startswith("http://127.0.0.1:")
     time.sleep(0.3)
     boxes = [menu["rect"], t4["rect"], menu["icon"]]  # menu, submenu, icon: x, y, w, h
     left = min(b[0] for b in boxes) - 8
@@ -300,7 +304,7 @@ def test_the_tray_end_to_end(emulator: Emulator, start_app, dunst: Dunst, tmp_pa
     wait_for(lambda: "T4 GPU is ready" in dunst_summaries(dunst), 10)
     assert "T4 GPU was disconnected" not in dunst_summaries(dunst), "the user's own removal"
     app.stop()
-    assert not ipc.socket_path(app.config_dir).exists()
+    assert not instance.socket_path(app.config_dir).exists()
 
 
 def test_reclaimed_behind_its_back_and_an_outage(

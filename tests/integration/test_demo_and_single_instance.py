@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from colabtray import ipc
+from colabtray import instance, ipc
 from tests.fixtures.emulator import pid_alive, wait_for
 
 
@@ -95,7 +95,7 @@ def test_demo_headless_runs_the_emulator_as_a_child_and_stops_it(
     assert "Traceback" not in (tmp_path / "demo.log").read_text()
     # The demo's files are its own; nothing of the user's config was written.
     assert sorted(p.name for p in (tmp_path / "config").iterdir()) == ["demo"]
-    assert not ipc.socket_path(demo_config).exists()
+    assert not instance.socket_path(demo_config).exists()
 
 
 def test_a_second_instance_hands_over_and_exits(
@@ -115,7 +115,7 @@ def test_a_second_instance_hands_over_and_exits(
     assert first.poll() is None
 
     # The demo is another instance (its own config dir): it does not hand over to this one.
-    assert ipc.channel_name(config) != ipc.channel_name(config / "demo")
+    assert instance.channel_name(config) != instance.channel_name(config / "demo")
 
     first.send_signal(signal.SIGINT)
     assert first.wait(30) == 0

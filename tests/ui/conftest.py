@@ -7,6 +7,7 @@ that click through to the backend use the emulator and run on the app's qasync l
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -29,10 +30,19 @@ UNREACHABLE = "http://127.0.0.1:9"  # nothing listens; no test here should get t
 
 
 def run(qapp: QApplication, coro: Coroutine[Any, Any, Any], seconds: float = 60.0) -> Any:
-    """Run ``coro`` on a fresh app loop (qasync over ``qapp``), like the app does."""
+    """Run ``coro`` on a fresh app loop (qasync over ``qapp``), like the app does.
+
+    The closed loop leaves Qt objects (its timer object, sockets' notifiers) in reference
+    cycles. They are collected here, on the main thread: if a later collection ran in
+    another thread (an emulator fixture's reader), Qt could not stop their timers there and
+    would fire one on freed memory afterwards.
+    """
     import asyncio
 
-    return eventloop.run(qapp, asyncio.wait_for(coro, seconds))
+    try:
+        return eventloop.run(qapp, asyncio.wait_for(coro, seconds))
+    finally:
+        gc.collect()
 
 
 async def until(condition: Callable[[], object], seconds: float = 15.0) -> None:
@@ -91,19 +101,26 @@ def with_runtimes(core: Core, *runtimes: tuple[str, Runtime]) -> None:
 
 
 @pytest.fixture(autouse=True)
-def tray_app(qapp: QApplication) -> QApplication:
-    """As in the app: closing a dialog must not end the loop (the tray is no window)."""
+def tray_app(qapp: QApplication) -> Iterator[QApplication]:
+    """As in the app: closing a dialog must not end the loop (the tray is no window).
+
+    After each test, what it left in reference cycles (closed qasync loops and their timer
+    objects, cores, trays) is collected here, on the main thread, once the test's own
+    references are gone: see run().
+    """
     qapp.setQuitOnLastWindowClosed(False)
-    return qapp
+    yield qapp
+    gc.collect()
 
 
 @pytest.fixture
-def make_tray(qtbot, bus_without_notifications) -> Iterator[Callable[..., Tray]]:
+def make_tray(qtbot, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Tray]]:
     """Build a Tray over a core; hidden and closed at the end.
 
-    Its notifications go to a private bus with no notification service (so the tray's own
-    fallback shows them), never to a daemon the session bus would start for them.
+    There is no session bus for its notifications (so the tray's own fallback shows them):
+    none is started for them, and no notification daemon either.
     """
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/colabtray-test-bus")
     made: list[Tray] = []
 
     def make(core: Core, **options: Any) -> Tray:
@@ -116,6 +133,8 @@ def make_tray(qtbot, bus_without_notifications) -> Iterator[Callable[..., Tray]]
     for tray in made:
         tray.hide()
         tray.notifier.close()
+    made.clear()
+    gc.collect()  # on the main thread (see run())
 
 
 def action(menu: QMenu, name: str) -> QAction:

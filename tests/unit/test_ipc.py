@@ -1,4 +1,5 @@
-"""The control channel over a real Unix socket: single instance, commands, strict input."""
+"""The instance lock and the control channel over a real Unix socket: single instance,
+commands, strict input."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from colabtray import ipc
+from colabtray import instance, ipc
 
 
 @pytest.fixture(autouse=True)
@@ -129,7 +130,7 @@ async def test_only_the_user_may_enter(
     tmp_path: Path, server: ipc.ControlServer, runtime_dir: Path
 ) -> None:
     directory = runtime_dir / "colabtray"
-    assert server.path == directory / f"{ipc.channel_name(tmp_path / 'config')}.sock"
+    assert server.path == directory / f"{instance.channel_name(tmp_path / 'config')}.sock"
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     assert stat.S_IMODE(server.path.stat().st_mode) == 0o600
     assert len(str(server.path)) < 104  # sun_path limit on macOS (108 on Linux)
@@ -139,18 +140,18 @@ def test_a_loose_directory_is_tightened(runtime_dir: Path) -> None:
     directory = runtime_dir / "colabtray"
     directory.mkdir(mode=0o755)
     os.chmod(directory, 0o755)  # noqa: S103 - the point of the test
-    assert ipc.channel_dir() == directory
+    assert instance.channel_dir() == directory
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
 
 
 def test_names_differ_by_config_dir(tmp_path: Path) -> None:
-    a, b = ipc.channel_name(tmp_path / "a"), ipc.channel_name(tmp_path / "b")
+    a, b = instance.channel_name(tmp_path / "a"), instance.channel_name(tmp_path / "b")
     assert a != b and a.startswith("ipc-") and len(a) == 20
-    assert ipc.channel_name(tmp_path / "a" / ".." / "a") == a
+    assert instance.channel_name(tmp_path / "a" / ".." / "a") == a
 
 
 async def test_a_stale_socket_from_a_crash_is_replaced(tmp_path: Path) -> None:
-    path = ipc.socket_path(tmp_path / "config")
+    path = instance.socket_path(tmp_path / "config")
     path.write_text("left by a crash")
     server = ipc.ControlServer.claim(tmp_path / "config")
     assert server is not None
