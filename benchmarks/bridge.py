@@ -54,6 +54,10 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
+def phase(name: str) -> None:
+    print(f"client: {name}", file=sys.stderr, flush=True)
+
+
 async def client_main(config: dict[str, Any]) -> dict[str, Any]:
     import aiohttp
 
@@ -63,13 +67,14 @@ async def client_main(config: dict[str, Any]) -> dict[str, Any]:
             base_url=mode["base"],
             headers=mode["headers"],
             auto_decompress=False,
-            timeout=aiohttp.ClientTimeout(total=600),
+            timeout=aiohttp.ClientTimeout(total=120),
         )
         for name, mode in modes.items()
     }
     results: dict[str, dict[str, Any]] = {name: {} for name in modes}
     try:
         # Small REST call.
+        phase("small REST calls")
         times: dict[str, list[float]] = {name: [] for name in modes}
         for i in range(config["rest"] + 20):
             for name, http in sessions.items():
@@ -84,6 +89,7 @@ async def client_main(config: dict[str, Any]) -> dict[str, Any]:
             results[name]["rest_p95_ms"] = percentile(times[name], 0.95) * 1000
 
         # One kernel per mode (two sockets on one kernel would both get its iopub).
+        phase("kernels")
         kernels = {}
         for name, http in sessions.items():
             async with http.post("/api/kernels", json={"name": "python3"}) as response:
@@ -113,7 +119,8 @@ async def client_main(config: dict[str, Any]) -> dict[str, Any]:
             await ws.send_str(json.dumps(request))
             replied = idle = 0.0
             while not (replied and idle):
-                message = json.loads(await ws.receive_str())
+                async with asyncio.timeout(60):  # a lost message fails the run, naming it
+                    message = json.loads(await ws.receive_str())
                 if message["parent_header"].get("msg_id") != msg_id:
                     continue
                 kind = message["msg_type"]
@@ -125,6 +132,7 @@ async def client_main(config: dict[str, Any]) -> dict[str, Any]:
             return replied, idle
 
         # execute_request round trip.
+        phase("execute round trips")
         times = {name: [] for name in modes}
         for i in range(config["execute"] + 10):
             for name in modes:
@@ -135,6 +143,7 @@ async def client_main(config: dict[str, Any]) -> dict[str, Any]:
             results[name]["execute_median_ms"] = statistics.median(times[name]) * 1000
 
         # 10,000 small outputs.
+        phase("output streams")
         code = f"for i in range({OUTPUTS}):\n    print(i, flush=True)"
         times = {name: [] for name in modes}
         for _round in range(config["rounds"]):
@@ -145,6 +154,7 @@ async def client_main(config: dict[str, Any]) -> dict[str, Any]:
             results[name]["outputs_s"] = statistics.median(times[name])
 
         # 50 MB download.
+        phase("downloads")
         first = next(iter(modes))
         _r, _i = await run(first, f"open('big.bin', 'wb').write(bytes({DOWNLOAD_BYTES}))")
         windows: list[tuple[float, float]] = []
