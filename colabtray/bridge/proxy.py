@@ -384,8 +384,9 @@ class RuntimeServer:
             transport = request.transport
             if transport is not None:  # fewer pauses while shovelling large bodies
                 transport.set_write_buffer_limits(high=2 * CHUNK)
-            # Whatever has arrived, up to CHUNK. (Not iter_chunks(): it can yield b"" at an
-            # HTTP chunk boundary, which a chunked reply would send as its last chunk.)
+            # Whatever has arrived, up to CHUNK. (Relaying readchunk()'s pieces as they are,
+            # which would save a join, broke JupyterLab's page after its first 204/201 replies;
+            # tests/integration/test_bridge_jupyterlab.py catches that.)
             async for chunk in upstream.content.iter_chunked(CHUNK):
                 await response.write(chunk)
             await response.write_eof()
