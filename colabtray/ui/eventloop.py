@@ -17,6 +17,7 @@ keeps covering what the app really runs.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -45,3 +46,7 @@ def run(app: QApplication, main: Coroutine[Any, Any, T]) -> T:
             return runner.run(main)
     finally:
         asyncio.set_event_loop(None)
+        # The closed loop leaves Qt objects (its timer, socket notifiers) in reference
+        # cycles. Collect them here, on this (the GUI) thread: collected later on another
+        # thread, Qt cannot stop their timers there and one may fire on freed memory.
+        gc.collect()

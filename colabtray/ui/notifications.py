@@ -146,5 +146,20 @@ class Notifier:
             log.info("could not withdraw a notification: %s", type(exc).__name__)
 
     def close(self) -> None:
-        """Stop the notification thread (at quit)."""
+        """Hang up on the notification service and stop the thread (at quit)."""
+        if self._service is not None:
+            # desktop-notifier has no close(); its D-Bus backend keeps the connection in
+            # ``_backend.bus``. Disconnecting it on its own loop closes the socket cleanly.
+            bus = getattr(getattr(self._service, "_backend", None), "bus", None)
+            if bus is not None:
+
+                async def hang_up() -> None:
+                    bus.disconnect()
+                    await bus.wait_for_disconnect()
+
+                try:
+                    self._thread.submit(hang_up()).result(timeout=5)
+                except Exception as exc:
+                    log.info("closing the notification connection: %s", type(exc).__name__)
+            self._service = None
         self._thread.stop()
