@@ -55,7 +55,7 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def phase(name: str) -> None:
-    print(f"client: {name}", file=sys.stderr, flush=True)
+    print(f"client: {time.monotonic():.3f} {name}", file=sys.stderr, flush=True)
 
 
 async def client_main(config: dict[str, Any]) -> dict[str, Any]:
@@ -148,6 +148,7 @@ async def client_main(config: dict[str, Any]) -> dict[str, Any]:
         times = {name: [] for name in modes}
         for _round in range(config["rounds"]):
             for name in modes:
+                phase(f"output stream ({name})")
                 _replied, idle = await run(name, code)
                 times[name].append(idle)
         for name in modes:
@@ -257,6 +258,16 @@ async def app_main(args: argparse.Namespace, emulator: Any, work: Path) -> int:
     ]
     # From shortly after the client process started (spawning it is the benchmark's own cost).
     meanwhile = [late for at, late in lateness if client_started + 1.0 <= at <= client_ended]
+    phases = [
+        (float(words[1]), " ".join(words[2:]))
+        for line in child.stderr.splitlines()
+        if (words := line.split()) and words[0] == "client:"
+    ]
+    for at, late in lateness:
+        if late > 0.050 and client_started <= at <= client_ended:
+            current = [name for start, name in phases if start <= at]
+            where = current[-1] if current else "client starting"
+            print(f"UI loop late by {late * 1000:.0f} ms during: {where}")
     return _print(report["results"], during, meanwhile)
 
 
