@@ -14,8 +14,8 @@ import logging
 import webbrowser
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QPoint, Qt
-from PySide6.QtGui import QCursor, QGuiApplication
+from PySide6.QtCore import QObject, QPoint, Qt, QUrl
+from PySide6.QtGui import QCursor, QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QMessageBox, QSystemTrayIcon
 
 from colabtray import __version__
@@ -259,6 +259,25 @@ class Tray(QObject):
         url = self.core.connection_url(endpoint)
         if url:
             QGuiApplication.clipboard().setText(url)
+
+    def settings(self) -> None:
+        # Imported on first use: the window (and tomlkit) cost nothing until asked for.
+        from colabtray.ui.settings_window import show_settings_window
+
+        show_settings_window(self.core.settings, on_saved=self._settings_saved)
+
+    def _settings_saved(self, changes: dict[str, object]) -> None:
+        """Saved settings apply from the next start; say so once rather than half-apply them."""
+        if changes:
+            self.balloon(
+                "Settings saved",
+                "They take effect the next time colabtray starts (start at login: now).",
+            )
+
+    def open_log_folder(self) -> None:
+        folder = self.core.settings.log_dir
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
     def about(self) -> None:
         where = (

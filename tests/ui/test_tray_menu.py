@@ -34,7 +34,14 @@ def test_signed_out(tmp_path: Path, make_tray) -> None:
     core = offline_core(tmp_path, token=None)
     tray = make_tray(core)
     tray.menu.rebuild()
-    assert texts(tray.menu.menu) == ["Sign in with Google…", "---", "About colabtray", "Quit"]
+    assert texts(tray.menu.menu) == [
+        "Sign in with Google…",
+        "---",
+        "Settings…",
+        "Open log folder",
+        "About colabtray",
+        "Quit",
+    ]
     assert core.tray_state() is TrayState.SIGNED_OUT
     assert core.tooltip() == "colabtray: signed out"
 
@@ -84,6 +91,8 @@ def test_signed_in_without_runtimes(tmp_path: Path, make_tray) -> None:
         "---",
         "Compute units: 98.50 · 3.92/h · about 25 h left",
         "---",
+        "Settings…",
+        "Open log folder",
         "About colabtray",
         "Quit",
     ]
