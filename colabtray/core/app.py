@@ -44,6 +44,10 @@ class Bridge(Protocol):
         """The local URL an editor connects to for this runtime, while it is bridged."""
         ...
 
+    def gateway_command(self, endpoint: str) -> str | None:
+        """A ready ``jupyter lab --gateway-url=…`` line for this runtime, while bridged."""
+        ...
+
     def last_activity(self, endpoint: str) -> datetime | None:
         """When editor traffic last passed for this runtime (keep-alive reads it)."""
         ...
@@ -413,6 +417,9 @@ class Core:
 
     def connection_url(self, endpoint: str) -> str | None:
         return self.bridge.url_for(endpoint) if self.bridge is not None else None
+
+    def lab_command(self, endpoint: str) -> str | None:
+        return self.bridge.gateway_command(endpoint) if self.bridge is not None else None
 
     def _bridge_activity(self, endpoint: str) -> datetime | None:
         return self.bridge.last_activity(endpoint) if self.bridge is not None else None

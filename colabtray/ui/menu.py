@@ -40,6 +40,7 @@ class Actions(Protocol):
     def confirm_disconnect(self, endpoint: str) -> None: ...
     def answer_idle(self, endpoint: str, keep: bool) -> None: ...
     def copy_url(self, endpoint: str) -> None: ...
+    def copy_lab_command(self, endpoint: str) -> None: ...
     def settings(self) -> None: ...
     def open_log_folder(self) -> None: ...
     def about(self) -> None: ...
@@ -213,10 +214,18 @@ class TrayMenu:
         copy = self._add(
             submenu, "Copy connection URL", "copy-url", partial(self.actions.copy_url, endpoint)
         )
+        lab = self._add(
+            submenu,
+            "Copy JupyterLab command",
+            "copy-lab-command",
+            partial(self.actions.copy_lab_command, endpoint),
+        )
         if self.core.connection_url(endpoint) is None:
             copy.setEnabled(False)
             copy.setText("Copy connection URL (needs the editor bridge)")
             copy.setToolTip(NO_BRIDGE_REASON)
+            lab.setEnabled(False)
+            lab.setToolTip(NO_BRIDGE_REASON)
         submenu.addSeparator()
         anchor = submenu.addSeparator()
         build.figures[endpoint] = (submenu, anchor, [])

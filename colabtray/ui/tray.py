@@ -260,6 +260,11 @@ class Tray(QObject):
         if url:
             QGuiApplication.clipboard().setText(url)
 
+    def copy_lab_command(self, endpoint: str) -> None:
+        command = self.core.lab_command(endpoint)
+        if command:
+            QGuiApplication.clipboard().setText(command)
+
     def settings(self) -> None:
         # Imported on first use: the window (and tomlkit) cost nothing until asked for.
         from colabtray.ui.settings_window import show_settings_window

@@ -113,6 +113,7 @@ def test_runtimes_running(tmp_path: Path, make_tray) -> None:
     t4 = submenu(tray.menu.menu, f"runtime:{T4.endpoint}")
     assert texts(t4) == [
         "Copy connection URL (needs the editor bridge)",
+        "Copy JupyterLab command",
         "---",
         "Reading RAM, disk and GPU…",
         "---",
@@ -130,6 +131,10 @@ class _Bridge:
 
     def url_for(self, endpoint: str) -> str | None:
         return f"http://127.0.0.1:4242/{endpoint}/?token=t" if endpoint == T4.endpoint else None
+
+    def gateway_command(self, endpoint: str) -> str | None:
+        lab = "jupyter lab --gateway-url=http://127.0.0.1:4242"
+        return lab if endpoint == T4.endpoint else None
 
     def last_activity(self, endpoint: str) -> datetime | None:
         return None
@@ -150,6 +155,9 @@ def test_connection_url_once_a_bridge_is_attached(tmp_path: Path, make_tray) -> 
     assert QGuiApplication.clipboard().text() == f"http://127.0.0.1:4242/{T4.endpoint}/?token=t"
     other = action(submenu(tray.menu.menu, f"runtime:{CPU_RT.endpoint}"), "copy-url")
     assert not other.isEnabled()
+    lab = action(submenu(tray.menu.menu, f"runtime:{T4.endpoint}"), "copy-lab-command")
+    lab.trigger()
+    assert QGuiApplication.clipboard().text() == "jupyter lab --gateway-url=http://127.0.0.1:4242"
 
 
 def test_backend_unreachable(tmp_path: Path, make_tray) -> None:
