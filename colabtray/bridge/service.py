@@ -272,6 +272,7 @@ async def _client_session() -> aiohttp.ClientSession:
         connector=aiohttp.TCPConnector(limit=0),
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=15),
         read_bufsize=CHUNK,
+        trust_env=True,  # HTTPS_PROXY / NO_PROXY, as the rest of colabtray honours them
     )
 
 
