@@ -28,6 +28,7 @@ from websockets.typing import Subprotocol
 
 from colabtray.emulator.__main__ import main as emulator_main
 from tests.fixtures.emulator import Emulator, pid_alive, pids_mentioning, wait_for
+from tests.fixtures.kernel import execute as run_code
 
 XSSI = ")]}'\n"
 REDIRECT = "http://127.0.0.1:53127"
@@ -156,58 +157,13 @@ def sign_in(emu: Emulator, email: str) -> dict[str, Any]:
 
 
 async def execute(url: str, token: str, kernel_id: str, code: str, *, in_query: bool) -> str:
-    """Run ``code`` on a kernel over the channels WebSocket; returns its stdout."""
-    session = uuid.uuid4().hex
-    ws_url = (
-        url.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels?session_id={session}"
-    )
+    """Run ``code`` on a kernel, the proxy token in the query or in the header."""
     headers = {"X-Colab-Client-Agent": "tests"}
     if in_query:
-        ws_url += f"&colab-runtime-proxy-token={token}"
-    else:
-        headers["X-Colab-Runtime-Proxy-Token"] = token
-    msg_id = uuid.uuid4().hex
-    request = {
-        "header": {
-            "msg_id": msg_id,
-            "msg_type": "execute_request",
-            "session": session,
-            "username": "",
-            "date": "",
-            "version": "5.3",
-        },
-        "parent_header": {},
-        "metadata": {},
-        "channel": "shell",
-        "content": {
-            "code": code,
-            "silent": False,
-            "store_history": False,
-            "user_expressions": {},
-            "allow_stdin": False,
-            "stop_on_error": True,
-        },
-        "buffers": [],
-    }
-    output = ""
-    replied = idle = False
-    async with websockets.connect(ws_url, additional_headers=headers, open_timeout=30) as ws:
-        await ws.send(json.dumps(request))
-        async with asyncio.timeout(30):
-            # The reply (shell) may overtake the output (iopub): wait for both ends.
-            while not (replied and idle):
-                message = json.loads(await ws.recv())
-                if message["parent_header"].get("msg_id") != msg_id:
-                    continue
-                kind = message["msg_type"]
-                if kind == "stream":
-                    output += message["content"]["text"]
-                elif kind == "execute_reply":
-                    assert message["content"]["status"] == "ok"
-                    replied = True
-                elif kind == "status" and message["content"]["execution_state"] == "idle":
-                    idle = True
-    return output
+        return await run_code(url, code, headers=headers, kernel_id=kernel_id,
+                              query=f"colab-runtime-proxy-token={token}")  # fmt: skip
+    headers["X-Colab-Runtime-Proxy-Token"] = token
+    return await run_code(url, code, headers=headers, kernel_id=kernel_id)
 
 
 async def execute_v1(url: str, token: str, kernel_id: str, code: str) -> tuple[str, str]:
