@@ -22,11 +22,37 @@ log = logging.getLogger(__name__)
 _PAGES = resources.files("colabtray.resources")
 
 
-def _page(name: str, **values: str) -> str:
-    text = (_PAGES / name).read_text(encoding="utf-8")
-    for key, value in values.items():
-        text = text.replace("{{" + key + "}}", html.escape(value))
-    return text
+def _page(title: str, text: str, color: str) -> str:
+    """The one result page, filled in (HTML-escaped)."""
+    page = (_PAGES / "signin-page.html").read_text(encoding="utf-8")
+    for key, value in {"title": title, "text": text, "color": color}.items():
+        page = page.replace("{{" + key + "}}", html.escape(value))
+    return page
+
+
+def _success_page() -> str:
+    return _page(
+        "You are signed in",
+        "colabtray is signed in to Google. You can close this tab and go back to your editor.",
+        "#1e8e3e",
+    )
+
+
+def _declined_page() -> str:
+    return _page(
+        "You declined",
+        "colabtray was not given access. Nothing changed; you can close this tab and sign in "
+        "again from the tray whenever you like.",
+        "#b06000",
+    )
+
+
+def _error_page(reason: str) -> str:
+    return _page(
+        "Sign-in did not complete",
+        f"{reason} You can close this tab and start again from the tray.",
+        "#c5221f",
+    )
 
 
 class LoopbackReceiver:
@@ -70,33 +96,33 @@ class LoopbackReceiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         if request.method != "GET":
-            return _html(405, _page("signin-error.html", reason="Only GET is allowed here."),
+            return _html(405, _error_page("Only GET is allowed here."),
                          headers={"Allow": "GET"})  # fmt: skip
         if request.path != "/":
-            return _html(404, _page("signin-error.html", reason="There is nothing here."))
+            return _html(404, _error_page("There is nothing here."))
         if request.host not in (f"127.0.0.1:{self.port}", f"localhost:{self.port}"):
-            return _html(400, _page("signin-error.html", reason="Unexpected Host header."))
+            return _html(400, _error_page("Unexpected Host header."))
         query = request.query
         state = query.get("state", "")
         if self._state is None or not hmac.compare_digest(
             state.encode("utf-8", "surrogateescape"), self._state.encode()
         ):
             log.info("loopback receiver: ignored a request without the expected state")
-            return _html(400, _page("signin-error.html", reason="This sign-in link is not valid."))
+            return _html(400, _error_page("This sign-in link is not valid."))
         if self._result.done():
-            return _html(400, _page("signin-error.html", reason="Sign-in has already finished."))
+            return _html(400, _error_page("Sign-in has already finished."))
         error = query.get("error")
         code = query.get("code", "")
         if error == "access_denied":
             self._result.set_exception(SignInDeclinedError())
-            return _html(200, _page("signin-declined.html"))
+            return _html(200, _declined_page())
         if error or not code:
             self._result.set_exception(
                 SignInError(f"Google did not sign you in ({(error or 'no code')[:60]}).")
             )
-            return _html(400, _page("signin-error.html", reason="Google did not sign you in."))
+            return _html(400, _error_page("Google did not sign you in."))
         self._result.set_result(code)
-        return _html(200, _page("signin-success.html"))
+        return _html(200, _success_page())
 
 
 def _html(status: int, body: str, headers: dict[str, str] | None = None) -> web.Response:

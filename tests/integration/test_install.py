@@ -80,7 +80,7 @@ def test_the_wheel_carries_every_module_and_resource(wheel: Path) -> None:
         for p in (ROOT / "resources").rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
     }
-    assert {"colabtray/resources/signin-success.html",
+    assert {"colabtray/resources/signin-page.html",
             "colabtray/resources/icons/colabtray.svg"} <= expected  # fmt: skip
     assert expected - names == set()
 
@@ -102,7 +102,7 @@ def test_the_installed_resources_are_readable_from_the_package(installed: Path) 
     code = (
         "from importlib import resources; r = resources.files('colabtray.resources'); "
         "print((r / 'icons' / 'colabtray.svg').read_text()[:4], "
-        "(r / 'signin-success.html').is_file())"
+        "(r / 'signin-page.html').is_file())"
     )
     assert run([str(installed / "python"), "-c", code]).split() == ["<svg", "True"]
 
