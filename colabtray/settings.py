@@ -1,28 +1,34 @@
 """Where colabtray talks to, with which OAuth client, and where it keeps its files.
 
 Settings come from, first to last: keyword arguments of :func:`load_settings`, environment
-variables named ``COLABTRAY_<FIELD>`` (for example ``COLABTRAY_COLAB_URL``), the settings file
+variables named ``COLABTRAY_<FIELD>`` (for example ``COLABTRAY_COLAB_URL``; names in any case,
+lists as JSON: ``COLABTRAY_SCOPES='["openid", "email"]'``), the settings file
 ``settings.toml`` in the config directory (see :mod:`colabtray.settings_file`), and the
 defaults below. Nothing is read at import time: call :func:`load_settings`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import types
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import platformdirs
-from pydantic import Field, PrivateAttr, SecretStr, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    InitSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
 )
+from pydantic_core import InitErrorDetails
 
 from colabtray import settings_file
 
@@ -39,10 +45,15 @@ GOOGLE_SCOPES = (
 )
 
 
-class Settings(BaseSettings):
-    """The whole configuration of one colabtray process."""
+class Settings(BaseModel):
+    """The whole configuration of one colabtray process.
 
-    model_config = SettingsConfigDict(env_prefix="COLABTRAY_", extra="ignore")
+    ``Settings(...)`` reads the ``COLABTRAY_*`` environment variables itself (keyword arguments
+    win over them), as it did when it was a pydantic-settings model; that package cost about
+    4.5 MB of resident memory for this one job (see benchmarks/tray.py), so the reading is ours.
+    """
+
+    model_config = ConfigDict(extra="ignore", validate_default=True)
 
     # The Colab backend: the colab web host serves /tun/m/*, the GAPI host serves /v1/*.
     colab_url: str = "https://colab.research.google.com"
@@ -98,20 +109,11 @@ class Settings(BaseSettings):
     # What was wrong with the settings file when these settings were loaded (sentences).
     _file_problems: tuple[str, ...] = PrivateAttr(default=())
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Keyword arguments, then the environment, then the settings file, then defaults."""
-        from_file = _FILE_VALUES.get()
-        if from_file is None:  # Settings() made directly: no file
-            return (init_settings, env_settings)
-        return (init_settings, env_settings, InitSettingsSource(settings_cls, from_file))
+    def __init__(self, **values: Any) -> None:
+        """Keyword arguments, then the environment, then the settings file (only while
+        :func:`load_settings` reads one), then the defaults."""
+        from_file = _FILE_VALUES.get() or {}
+        super().__init__(**{**from_file, **_environment_values(os.environ), **values})
 
     @property
     def settings_file_path(self) -> Path:
@@ -136,6 +138,47 @@ class Settings(BaseSettings):
 
 # The values of the settings file that load_settings() is reading (a source, see above).
 _FILE_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("settings_file", default=None)
+
+
+def _variables(environ: Mapping[str, str]) -> dict[str, str]:
+    """The raw ``COLABTRAY_<FIELD>`` values by field name; the variables' names in any case."""
+    by_name = {name.lower(): value for name, value in environ.items()}
+    return {
+        field: by_name[f"colabtray_{field}"]
+        for field in Settings.model_fields
+        if f"colabtray_{field}" in by_name
+    }
+
+
+def _environment_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The settings the environment sets: strings, which pydantic converts like any input,
+    except JSON for container fields (``COLABTRAY_SCOPES='["openid", "email"]'``).
+
+    Raises pydantic's ValidationError, naming the field, for JSON that does not parse.
+    """
+    values: dict[str, Any] = {}
+    for field, raw in _variables(environ).items():
+        if not _is_container(Settings.model_fields[field].annotation):
+            values[field] = raw
+            continue
+        try:
+            values[field] = json.loads(raw)
+        except ValueError as exc:
+            error = InitErrorDetails(
+                type="json_invalid", loc=(field,), input=raw, ctx={"error": str(exc)}
+            )
+            raise ValidationError.from_exception_data(Settings.__name__, [error]) from None
+    return values
+
+
+def _is_container(annotation: Any) -> bool:
+    """Whether a field holds a list, tuple, set, dict or model (also as part of a union)."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return any(_is_container(arg) for arg in get_args(annotation))
+    kind = origin or annotation
+    containers = (list, tuple, set, frozenset, dict, Mapping, BaseModel)
+    return isinstance(kind, type) and issubclass(kind, containers)
 
 
 def settings_path(config_dir: Path | str | None = None) -> Path:
@@ -184,9 +227,5 @@ def save_settings(changes: Mapping[str, object], config_dir: Path | str | None =
 def environment_overrides(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Settings that an environment variable sets (field name → variable name): a value
     saved to the file for them has no effect while the variable is set."""
-    present = {name.lower() for name in (os.environ if environ is None else environ)}
-    return {
-        field: f"COLABTRAY_{field.upper()}"
-        for field in Settings.model_fields
-        if f"colabtray_{field}" in present
-    }
+    variables = _variables(os.environ if environ is None else environ)
+    return {field: f"COLABTRAY_{field.upper()}" for field in variables}

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from colabtray.settings import (
     Settings,
@@ -162,8 +163,66 @@ def test_an_invalid_environment_variable_still_raises(
     config_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLABTRAY_POLL_INTERVAL", "soon")
-    with pytest.raises(ValueError, match="poll_interval"):
+    with pytest.raises(ValidationError) as caught:
         load_settings()
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("poll_interval",)
+    assert error["input"] == "soon"
+    assert error["msg"].startswith("Input should be a valid number")
+
+
+def test_settings_made_directly_read_the_environment_and_keywords_win_over_it(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLABTRAY_POLL_INTERVAL", "15")
+    monkeypatch.setenv("COLABTRAY_COLAB_URL", "http://127.0.0.1:8080/")
+    settings = Settings()
+    assert settings.poll_interval == 15
+    assert settings.colab_url == "http://127.0.0.1:8080"  # validated like any other input
+    assert settings.config_dir == config_dir
+    assert Settings(poll_interval=5).poll_interval == 5
+
+
+def test_environment_variable_names_are_read_in_any_case(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("colabtray_Idle_Threshold", "42")
+    assert load_settings().idle_threshold == 42
+    assert environment_overrides()["idle_threshold"] == "COLABTRAY_IDLE_THRESHOLD"
+
+
+def test_a_list_setting_in_the_environment_is_json_and_wins_over_the_file(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(config_dir, 'scopes = ["openid"]\n')
+    assert load_settings().scopes == ("openid",)
+    monkeypatch.setenv("COLABTRAY_SCOPES", '["openid", "email"]')
+    assert load_settings().scopes == ("openid", "email")
+    assert load_settings(scopes=["profile"]).scopes == ("profile",)
+
+
+def test_a_list_setting_that_is_not_json_raises_naming_the_setting(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLABTRAY_SCOPES", "openid,email")
+    with pytest.raises(ValidationError) as caught:
+        load_settings()
+    (error,) = caught.value.errors()
+    assert (error["loc"], error["type"]) == (("scopes",), "json_invalid")
+    assert error["msg"].startswith("Invalid JSON: ")
+
+
+def test_empty_secrets_and_client_id_in_the_environment_mean_unset(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(config_dir, 'client_id = "from-the-file"\n')
+    for name in ("COLABTRAY_ACCESS_TOKEN", "COLABTRAY_CLIENT_ID", "COLABTRAY_CLIENT_SECRET"):
+        monkeypatch.setenv(name, "")
+    settings = load_settings()
+    assert (settings.access_token, settings.client_id, settings.client_secret) == (None,) * 3
+    monkeypatch.setenv("COLABTRAY_CLIENT_SECRET", "s3cr3t")
+    secret = load_settings().client_secret
+    assert secret is not None and secret.get_secret_value() == "s3cr3t"
 
 
 def test_nothing_is_read_at_import_time(config_dir: Path) -> None:
