@@ -25,7 +25,8 @@ import weakref
 from collections.abc import Callable
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlsplit
+from urllib.request import getproxies_environment, proxy_bypass_environment
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -101,6 +102,21 @@ def upstream_path(raw_path: str) -> str:
         if pair and unquote_plus(pair.partition("=")[0]) not in _QUERY_DROP
     ]
     return path + ("?" + "&".join(kept) if kept else "")
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy that ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` name for ``url``, unless
+    ``NO_PROXY`` exempts its host, as the rest of colabtray honours them.
+
+    Asked once per runtime address rather than by aiohttp on every request (its
+    ``trust_env`` looks up the environment and netrc in a worker thread each time, which
+    cost the small REST call about half a millisecond).
+    """
+    parts = urlsplit(url)
+    proxies = getproxies_environment()
+    if not parts.hostname or proxy_bypass_environment(parts.hostname, proxies):
+        return None
+    return proxies.get(parts.scheme) or proxies.get("all") or None
 
 
 def _forward_headers(headers: CIMultiDictProxy[str], drop: frozenset[str]) -> CIMultiDict[str]:
@@ -179,6 +195,7 @@ class RuntimeServer:
         self._runtime_cookies: set[str] = {"_xsrf"}
         self._answered: dict[tuple[str, str], float] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        self._proxies: dict[str, str | None] = {}  # runtime proxy URL → HTTP proxy to use
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -295,6 +312,14 @@ class RuntimeServer:
         assert runtime.proxy is not None
         return URL(runtime.proxy.url.rstrip("/") + path, encoded=True)
 
+    def _via(self, runtime: Runtime) -> str | None:
+        """The HTTP proxy between the bridge and this runtime, if the environment names one."""
+        assert runtime.proxy is not None
+        base = runtime.proxy.url
+        if base not in self._proxies:
+            self._proxies = {base: environment_proxy(base)}  # one address at a time
+        return self._proxies[base]
+
     async def _broken(self, what: str) -> web.Response:
         """The runtime's proxy did not answer: gone, or just unreachable?"""
         if not await self._upstream.still_there():
@@ -318,6 +343,7 @@ class RuntimeServer:
                     self._url(runtime, path),
                     headers=self._headers(request, runtime, _REQUEST_DROP),
                     data=body,
+                    proxy=self._via(runtime),
                     allow_redirects=False,
                     skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
                 )
@@ -415,6 +441,7 @@ class RuntimeServer:
                     self._url(runtime, path),
                     protocols=requested,
                     headers=self._headers(request, runtime, _WS_DROP),
+                    proxy=self._via(runtime),
                     max_msg_size=0,
                     compress=0,
                     autoping=True,

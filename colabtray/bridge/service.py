@@ -272,7 +272,9 @@ async def _client_session() -> aiohttp.ClientSession:
         connector=aiohttp.TCPConnector(limit=0),
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=15),
         read_bufsize=CHUNK,
-        trust_env=True,  # HTTPS_PROXY / NO_PROXY, as the rest of colabtray honours them
+        # No trust_env: RuntimeServer passes the environment's proxy itself (see
+        # proxy.environment_proxy), and netrc has no business with a runtime's requests.
+        trust_env=False,
     )
 
 
