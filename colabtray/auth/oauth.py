@@ -1,8 +1,11 @@
 """Google OAuth for an installed app: authorization URL with PKCE, code exchange, refresh, revoke.
 
-Authlib does the OAuth; this module only adds Google's parameters and turns its outcomes
-into typed errors with sentences. Tokens are handed around as ``SecretStr`` so that a stray
-repr or log line shows stars.
+Authlib writes the OAuth messages (the authorization URL, the token request bodies, the PKCE
+challenge); httpx2 sends them; this module adds Google's parameters and turns the outcomes
+into typed errors with sentences. (Authlib's httpx integration would also send them, but
+importing it loads OAuth 1, JWT assertions and ``cryptography``: 13 MB of resident memory
+in a tray app that needs none of them; see benchmarks/tray.py.) Tokens are handed around as
+``SecretStr`` so that a stray repr or log line shows stars.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx2
-from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from pydantic import SecretStr
 
 from colabtray.auth.errors import InvalidGrantError, SignInError
@@ -57,19 +61,12 @@ class GoogleOAuth:
             )
         self._settings = settings
 
-    def _client(self, redirect_uri: str | None = None) -> AsyncOAuth2Client:
-        secret = self._settings.client_secret
-        return AsyncOAuth2Client(
-            client_id=self._settings.client_id,
-            client_secret=secret.get_secret_value() if secret else None,
-            # Google's installed-app clients send the secret in the form body.
-            token_endpoint_auth_method="client_secret_post" if secret else "none",
-            revocation_endpoint_auth_method="client_secret_post" if secret else "none",
-            scope=" ".join(self._settings.scopes),
-            redirect_uri=redirect_uri,
-            code_challenge_method="S256",
-            timeout=self._settings.request_timeout,
-        )
+    def _client_credentials(self) -> dict[str, str]:
+        """Google's installed-app clients send their id (and secret) in the form body."""
+        fields = {"client_id": self._settings.client_id or ""}
+        if self._settings.client_secret:
+            fields["client_secret"] = self._settings.client_secret.get_secret_value()
+        return fields
 
     def authorization_request(
         self, redirect_uri: str, login_hint: str | None = None
@@ -77,29 +74,37 @@ class GoogleOAuth:
         """A fresh URL with a 256-bit state and a PKCE S256 challenge."""
         state = secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(64)  # 86 characters, within RFC 7636's 43..128
-        extra = {"access_type": "offline", "prompt": "consent"}
-        if login_hint:
-            extra["login_hint"] = login_hint
-        url, _ = self._client(redirect_uri).create_authorization_url(
-            self._settings.oauth_auth_url, state=state, code_verifier=verifier, **extra
+        url = prepare_grant_uri(
+            self._settings.oauth_auth_url,
+            self._settings.client_id,
+            "code",
+            redirect_uri=redirect_uri,
+            scope=" ".join(self._settings.scopes),
+            state=state,
+            code_challenge=create_s256_code_challenge(verifier),
+            code_challenge_method="S256",
+            access_type="offline",
+            prompt="consent",
+            login_hint=login_hint,  # left out when None
         )
         return AuthorizationRequest(url, state, verifier, redirect_uri)
 
     async def exchange_code(self, request: AuthorizationRequest, code: str) -> Grant:
         """Trade the authorization code (with its PKCE verifier) for tokens."""
-        async with self._client(request.redirect_uri) as client:
-            token = await _call(
-                "finishing sign-in",
-                refused=SignInError(
-                    "Google refused the sign-in code (already used or expired); sign in again."
-                ),
-                pending=client.fetch_token(
-                    self._settings.oauth_token_url,
-                    grant_type="authorization_code",
-                    code=code,
-                    code_verifier=request.code_verifier,
-                ),
-            )
+        body = prepare_token_request(
+            "authorization_code",
+            redirect_uri=request.redirect_uri,
+            code=code,
+            code_verifier=request.code_verifier,
+            **self._client_credentials(),
+        )
+        token = await self._token_request(
+            "finishing sign-in",
+            body,
+            refused=SignInError(
+                "Google refused the sign-in code (already used or expired); sign in again."
+            ),
+        )
         grant = _grant(token)
         if grant.refresh_token is None:
             raise SignInError("Google did not grant offline access; sign in again.")
@@ -107,15 +112,12 @@ class GoogleOAuth:
 
     async def refresh(self, refresh_token: SecretStr) -> Grant:
         """A new access token; InvalidGrantError when the grant was revoked or expired."""
-        async with self._client() as client:
-            token = await _call(
-                "renewing the sign-in",
-                refused=InvalidGrantError(),
-                pending=client.refresh_token(
-                    self._settings.oauth_token_url,
-                    refresh_token=refresh_token.get_secret_value(),
-                ),
-            )
+        body = prepare_token_request(
+            "refresh_token",
+            refresh_token=refresh_token.get_secret_value(),
+            **self._client_credentials(),
+        )
+        token = await self._token_request("renewing the sign-in", body, refused=InvalidGrantError())
         grant = _grant(token)
         if grant.refresh_token is None:  # Google does not rotate refresh tokens; keep ours
             grant = Grant(grant.access_token, grant.expires_at, refresh_token, grant.scope)
@@ -123,31 +125,48 @@ class GoogleOAuth:
 
     async def revoke(self, token: SecretStr) -> bool:
         """Best effort: True if Google confirmed the revocation."""
+        form = {"token": token.get_secret_value(), **self._client_credentials()}
         try:
-            async with self._client() as client:
-                response = await client.revoke_token(
-                    self._settings.oauth_revoke_url, token=token.get_secret_value()
-                )
-        except (httpx2.HTTPError, OAuthError) as exc:
+            async with self._http() as http:
+                response = await http.post(self._settings.oauth_revoke_url, data=form)
+        except httpx2.HTTPError as exc:
             log.info("could not revoke the token: %s", type(exc).__name__)
             return False
         return response.status_code == 200
 
+    def _http(self) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(
+            timeout=self._settings.request_timeout, headers={"Accept": "application/json"}
+        )
 
-async def _call(what: str, *, refused: SignInError, pending: object) -> dict[str, object]:
-    """Await an Authlib call; ``refused`` is raised when Google says the grant is no good."""
-    try:
-        return await pending  # type: ignore[misc]
-    except OAuthError as exc:
-        if exc.error in ("invalid_grant", "unauthorized_client", "invalid_client"):
-            raise refused from None
-        raise SignInError(f"Google refused {what} ({exc.error}).") from None
-    except httpx2.TimeoutException:
-        raise BackendUnavailableError(what, "timed out") from None
-    except httpx2.TransportError:
-        raise BackendUnavailableError(what, "connection failed") from None
-    except ValueError:  # a reply that is not JSON
-        raise SignInError(f"Google answered {what} with something unreadable.") from None
+    async def _token_request(
+        self, what: str, body: str, *, refused: SignInError
+    ) -> dict[str, object]:
+        """POST a token request; ``refused`` is raised when Google says the grant is no good."""
+        try:
+            async with self._http() as http:
+                response = await http.post(
+                    self._settings.oauth_token_url,
+                    content=body,
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                )
+        except httpx2.TimeoutException:
+            raise BackendUnavailableError(what, "timed out") from None
+        except httpx2.TransportError:
+            raise BackendUnavailableError(what, "connection failed") from None
+        try:
+            reply = response.json()
+        except ValueError:
+            reply = None
+        if isinstance(reply, dict) and isinstance(reply.get("error"), str):
+            if reply["error"] in ("invalid_grant", "unauthorized_client", "invalid_client"):
+                raise refused
+            raise SignInError(f"Google refused {what} ({reply['error']}).")
+        if response.status_code >= 500:
+            raise BackendUnavailableError(what, f"HTTP {response.status_code}")
+        if response.status_code != 200 or not isinstance(reply, dict):
+            raise SignInError(f"Google answered {what} with something unreadable.")
+        return reply
 
 
 def _grant(token: dict[str, object]) -> Grant:
