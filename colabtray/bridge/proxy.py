@@ -349,17 +349,25 @@ class RuntimeServer:
                 )
             except aiohttp.ClientError as exc:
                 return await self._broken(type(exc).__name__)
-            if (
-                upstream.status == 401
-                and attempt == 1
-                and not isinstance(body, aiohttp.StreamReader)
-            ):
+            if upstream.status == 401 and attempt == 1:
+                if isinstance(body, aiohttp.StreamReader):
+                    # Its body is spent, so this one gets the 401; but the next request must
+                    # not go out with the refused token again (until something else renews it).
+                    await self._renew_refused(runtime)
+                    break
                 upstream.release()
                 runtime = await self._upstream.get(stale=runtime)
                 continue
             break
         async with upstream:
             return await self._relay(request, upstream, runtime, set_cookie)
+
+    async def _renew_refused(self, runtime: Runtime) -> None:
+        """Replace a token the runtime refused; a failure is left to the next request."""
+        try:
+            await self._upstream.get(stale=runtime)
+        except errors.ColabError as exc:
+            log.info("token refresh for %s failed: %s", self.endpoint, exc.message)
 
     async def _relay(
         self,

@@ -68,6 +68,7 @@ class Admin:
             web.post(f"{p}/tokens/revoke", self.revoke_tokens),
             web.post(f"{p}/tokens/expire-access", self.expire_access),
             web.post(f"{p}/tokens/expire-codes", self.expire_codes),
+            web.post(f"{p}/tokens/revoke-proxy", self.revoke_proxy_tokens),
             web.get(f"{p}/requests", self.get_requests),
             web.delete(f"{p}/requests", self.clear_requests),
         ]
@@ -235,6 +236,21 @@ class Admin:
 
     async def expire_codes(self, request: web.Request) -> web.Response:
         return web.json_response({"expired": self.oauth.expire_codes()})
+
+    async def revoke_proxy_tokens(self, request: web.Request) -> web.Response:
+        """Runtime proxy tokens stop working now, before their expiry (one runtime or all)."""
+        body = await _body(request)
+        endpoint = body.get("endpoint")
+        if endpoint is None:
+            runtimes = list(self.state.runtimes.values())
+        elif isinstance(endpoint, str) and endpoint in self.state.runtimes:
+            runtimes = [self.state.runtimes[endpoint]]
+        else:
+            raise BadRequest("endpoint must name a runtime")
+        revoked = sum(runtime.revoke_proxy_tokens() for runtime in runtimes)
+        return web.json_response(
+            {"revoked": revoked, "endpoints": [runtime.endpoint for runtime in runtimes]}
+        )
 
     async def get_requests(self, request: web.Request) -> web.Response:
         try:

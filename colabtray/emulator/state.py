@@ -117,6 +117,14 @@ class Runtime:
                 return token, expiry - now
         return self.mint_proxy_token(ttl)
 
+    def revoke_proxy_tokens(self) -> int:
+        """Refuse every token issued so far (as Colab may before their expiry); returns how
+        many were still live. Tokens minted afterwards work as usual."""
+        now = time.monotonic()
+        live = sum(1 for expiry in self.proxy_tokens.values() if expiry > now)
+        self.proxy_tokens.clear()
+        return live
+
     def proxy_token_valid(self, token: str | None) -> bool:
         if not token:
             return False

@@ -666,6 +666,44 @@ def test_kernel_runs_code_through_the_runtime_proxy(emulator_factory: Any) -> No
         assert secret not in logged
 
 
+def test_admin_revokes_proxy_tokens_before_they_expire(emulator: Emulator) -> None:
+    first, second = body(assign(emulator)), body(assign(emulator))
+
+    def status(reply: dict[str, Any], token: str) -> int:
+        headers = {"X-Colab-Runtime-Proxy-Token": token}
+        url = reply["runtimeProxyInfo"]["url"]
+        return httpx2.get(url + "/api/kernels", headers=headers, timeout=30).status_code
+
+    token_a = first["runtimeProxyInfo"]["token"]
+    token_b = second["runtimeProxyInfo"]["token"]
+    assert (status(first, token_a), status(second, token_b)) == (200, 200)
+
+    # One runtime: its tokens are refused at once, the other runtime's are not.
+    assert emulator.revoke_proxy_tokens(first["endpoint"]) >= 1
+    assert status(first, token_a) == 401
+    assert status(second, token_b) == 200
+    # A token obtained the normal way afterwards works.
+    token_a = fresh_proxy_token(emulator, first["endpoint"])
+    assert status(first, token_a) == 200
+
+    # Every runtime: the GAPI listing (which otherwise hands out the newest token) and the
+    # refresh call give working ones.
+    assert emulator.revoke_proxy_tokens() >= 2
+    assert (status(first, token_a), status(second, token_b)) == (401, 401)
+    gapi = body(emulator.http.get("/gapi/v1/assignments", headers=emulator.auth_headers))
+    listed = {a["endpoint"]: a["runtimeProxyInfo"]["token"] for a in gapi["assignments"]}
+    assert status(first, listed[first["endpoint"]]) == 200
+    refreshed = emulator.http.get(
+        "/gapi/v1/runtime-proxy-token",
+        params={"endpoint": second["endpoint"], "port": "8080"},
+        headers=emulator.auth_headers,
+    )
+    assert status(second, body(refreshed)["token"]) == 200
+
+    unknown = emulator.http.post("/_emulator/tokens/revoke-proxy", json={"endpoint": "m-s-nope"})
+    assert unknown.status_code == 400
+
+
 # -- idle reclaim -----------------------------------------------------------------------------
 
 
