@@ -199,8 +199,8 @@ class RuntimeServer:
 
     # ---- lifecycle ------------------------------------------------------------------------
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen on ``host:port`` (0: any free port); returns the port. OSError if taken."""
+    async def start_on(self, sock: socket.socket) -> None:
+        """Serve the listening socket ``sock`` (bound by the caller, closed by :meth:`stop`)."""
         app = web.Application(handler_args={"max_field_size": 65536})
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(
@@ -212,15 +212,13 @@ class RuntimeServer:
         )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, host, port, reuse_address=True)
-            await site.start()
+            await web.SockSite(runner, sock).start()
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
-        self.port = int(runner.addresses[0][1])
+        self.port = int(sock.getsockname()[1])
         self._upstream.start_refreshing()
-        return self.port
 
     def mark_gone(self) -> None:
         """From now on every request is answered 502 (the runtime was disconnected)."""

@@ -8,6 +8,11 @@ PySide6, and a busy download must not make the tray stutter). Every public metho
 Each runtime keeps its port and secret while it lives, also across restarts of the app
 (:mod:`colabtray.bridge.store`); when it goes, its URL answers 502 "this Colab runtime was
 disconnected" for a while and then closes, and its server file and address are forgotten.
+
+The ports listen from the start, but the HTTP machinery (aiohttp, about 14 MB of resident
+memory) is loaded only when an editor first connects to one of them: a tray with runtimes that
+no editor uses stays light (benchmarks/tray.py). The first connection waits in the port's
+backlog meanwhile and is then served like any other.
 """
 
 from __future__ import annotations
@@ -16,24 +21,26 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import socket
 import threading
 import time
 import webbrowser
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp
-
 from colabtray.bridge.discovery import Discovery
 from colabtray.bridge.kernel_messages import Credentials
-from colabtray.bridge.proxy import CHUNK, RuntimeServer
 from colabtray.bridge.store import Address, AddressBook
 from colabtray.bridge.upstream import MainLoopBackend, RuntimeBackend, Upstream
 from colabtray.settings import Settings
 
 if TYPE_CHECKING:
+    import aiohttp
+
+    from colabtray.bridge.proxy import RuntimeServer
     from colabtray.core.registry import RuntimeRegistry
 
 log = logging.getLogger(__name__)
@@ -41,6 +48,19 @@ log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 # How long a disconnected runtime's URL keeps answering 502 before its port closes (seconds).
 GONE_GRACE = 300.0
+# Connections a port holds while the bridge loads its HTTP machinery.
+BACKLOG = 128
+
+
+@dataclass
+class _Port:
+    """One runtime's listening socket, and its server once an editor has connected."""
+
+    sock: socket.socket
+    port: int
+    secret: str
+    server: RuntimeServer | None = None
+    gone: bool = False
 
 
 class Bridge:
@@ -64,7 +84,7 @@ class Bridge:
             backend.propagate_credentials, open_browser, consent_timeout=consent_timeout
         )
         self._gone_grace = gone_grace
-        self._servers: dict[str, RuntimeServer] = {}  # only touched on the bridge loop
+        self._ports: dict[str, _Port] = {}  # only touched on the bridge loop
         self._urls: dict[str, tuple[int, str]] = {}  # replaced whole: safe to read anywhere
         self._activity: dict[str, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -145,6 +165,11 @@ class Bridge:
     def bridged(self) -> set[str]:
         return set(self._urls)
 
+    @property
+    def serving(self) -> bool:
+        """Whether an editor has connected yet (and the HTTP machinery is loaded)."""
+        return self._session is not None
+
     # ---- the bridge's loop ----------------------------------------------------------------
 
     def _thread_main(self, ready: threading.Event) -> None:
@@ -152,7 +177,6 @@ class Bridge:
         asyncio.set_event_loop(loop)
         self._loop = loop
         try:
-            self._session = loop.run_until_complete(_client_session())
             ready.set()
             loop.run_forever()
         finally:
@@ -179,23 +203,66 @@ class Bridge:
             await self._sync_now(runtimes, complete)
 
     async def _sync_now(self, runtimes: dict[str, str], complete: bool) -> None:
-        for endpoint in [ep for ep in self._servers if ep not in runtimes]:
+        for endpoint in [ep for ep in self._ports if ep not in runtimes]:
             self._retire(endpoint, forget_address=complete)
         for endpoint, name in runtimes.items():
-            server = self._servers.get(endpoint)
-            if server is None:
+            entry = self._ports.get(endpoint)
+            if entry is None:
                 await self._open(endpoint, name)
-            elif not server.gone and self._published.get(endpoint) != name:  # renamed
-                self._publish(endpoint, name, server.port, self._book.get(endpoint).secret)
+            elif not entry.gone and self._published.get(endpoint) != name:  # renamed
+                self._publish(endpoint, name, entry.port, entry.secret)
         if complete:
             self._book.drop(self._book.endpoints() - set(runtimes))
 
     async def _open(self, endpoint: str, name: str) -> None:
-        assert self._session is not None
         address = self._book.get(endpoint)
+        taken = {entry.port for entry in self._ports.values()}
+        sock = None
+        if address.port and address.port not in taken:
+            try:
+                sock = _listen(address.port)
+            except OSError:
+                log.info("port %d of %s is taken now; choosing another", address.port, endpoint)
+        if sock is None:
+            sock = _listen(0)
+        port = int(sock.getsockname()[1])
+        entry = self._ports[endpoint] = _Port(sock, port, address.secret)
+        if self.serving:
+            await self._serve(endpoint, entry)
+        else:
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._editor_arrived)
+        self._book.put(endpoint, Address(port, address.secret))
+        self._publish(endpoint, name, port, address.secret)
+        self._urls = {**self._urls, endpoint: (port, address.secret)}
+        log.info("bridging runtime %s on port %d", endpoint, port)
+
+    def _editor_arrived(self) -> None:
+        """A first connection waits on a port: load the HTTP side and serve every port."""
+        loop = asyncio.get_running_loop()
+        for entry in self._ports.values():
+            if entry.server is None:
+                loop.remove_reader(entry.sock.fileno())
+        if not any(t.get_name() == "serve" for t in self._closers):
+            task = asyncio.create_task(self._serve_all(), name="serve")
+            self._closers.add(task)
+            task.add_done_callback(self._closers.discard)
+
+    async def _serve_all(self) -> None:
+        async with self._sync_lock:
+            if self._session is None:
+                log.info("an editor connected: starting the bridge's HTTP side")
+                self._session = _client_session()
+            for endpoint, entry in list(self._ports.items()):
+                if entry.server is None:
+                    await self._serve(endpoint, entry)
+
+    async def _serve(self, endpoint: str, entry: _Port) -> None:
+        from colabtray.bridge.proxy import RuntimeServer
+
+        assert self._session is not None
         server = RuntimeServer(
             endpoint,
-            secret=address.secret,
+            secret=entry.secret,
             upstream=Upstream(endpoint, self._backend),
             session=self._session,
             credentials=self._credentials,
@@ -203,20 +270,10 @@ class Bridge:
             on_activity=self._activity_seen,
             on_gone=self._on_gone,
         )
-        taken = {s.port for s in self._servers.values()}
-        port = 0
-        if address.port and address.port not in taken:
-            try:
-                port = await server.start(HOST, address.port)
-            except OSError:
-                log.info("port %d of %s is taken now; choosing another", address.port, endpoint)
-        if not port:
-            port = await server.start(HOST, 0)
-        self._servers[endpoint] = server
-        self._book.put(endpoint, Address(port, address.secret))
-        self._publish(endpoint, name, port, address.secret)
-        self._urls = {**self._urls, endpoint: (port, address.secret)}
-        log.info("bridging runtime %s on port %d", endpoint, port)
+        if entry.gone:
+            server.mark_gone()
+        await server.start_on(entry.sock)
+        entry.server = server
 
     def _publish(self, endpoint: str, name: str, port: int, secret: str) -> None:
         self._discovery.publish(endpoint, name, port, secret)
@@ -228,10 +285,12 @@ class Bridge:
 
     def _retire(self, endpoint: str, *, forget_address: bool) -> None:
         """Stop forwarding at once; answer 502 for a while; then close the port."""
-        server = self._servers.get(endpoint)
-        if server is None:
+        entry = self._ports.get(endpoint)
+        if entry is None:
             return
-        server.mark_gone()
+        entry.gone = True
+        if entry.server is not None:
+            entry.server.mark_gone()
         self._urls = {ep: v for ep, v in self._urls.items() if ep != endpoint}
         self._discovery.withdraw(endpoint)
         self._published.pop(endpoint, None)
@@ -239,33 +298,59 @@ class Bridge:
             self._book.drop({endpoint})
         if not any(t.get_name() == f"retire:{endpoint}" for t in self._closers):
             task = asyncio.create_task(
-                self._close_later(endpoint, server), name=f"retire:{endpoint}"
+                self._close_later(endpoint, entry), name=f"retire:{endpoint}"
             )
             self._closers.add(task)
             task.add_done_callback(self._closers.discard)
         log.info("runtime %s is no longer bridged", endpoint)
 
-    async def _close_later(self, endpoint: str, server: RuntimeServer) -> None:
+    async def _close_later(self, endpoint: str, entry: _Port) -> None:
         try:
             await asyncio.sleep(self._gone_grace)
         finally:
-            if self._servers.get(endpoint) is server:
-                del self._servers[endpoint]
-            await server.stop()
+            if self._ports.get(endpoint) is entry:
+                del self._ports[endpoint]
+            await self._close(entry)
+
+    async def _close(self, entry: _Port) -> None:
+        if entry.server is not None:
+            await entry.server.stop()  # closes the socket too
+        else:
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(entry.sock.fileno())
+            entry.sock.close()
 
     async def _close_all(self) -> None:
         for task in list(self._closers):
             task.cancel()
         await asyncio.gather(*self._closers, return_exceptions=True)
-        servers = list(self._servers.values())
-        self._servers.clear()
+        entries = list(self._ports.values())
+        self._ports.clear()
         self._urls = {}
-        await asyncio.gather(*(s.stop() for s in servers), return_exceptions=True)
+        await asyncio.gather(*(self._close(e) for e in entries), return_exceptions=True)
         self._discovery.withdraw_all()
 
 
-async def _client_session() -> aiohttp.ClientSession:
+def _listen(port: int) -> socket.socket:
+    """A listening TCP socket on the loopback address; OSError if the port is taken."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, port))
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _client_session() -> aiohttp.ClientSession:
     """The one HTTP client of the bridge (made on its loop): bytes pass as they come."""
+    import aiohttp
+
+    from colabtray.bridge.proxy import CHUNK
+
     return aiohttp.ClientSession(
         auto_decompress=False,
         cookie_jar=aiohttp.DummyCookieJar(),

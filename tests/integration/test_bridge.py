@@ -166,3 +166,35 @@ async def test_terminals_pass_through(bridged: Bridged) -> None:
                     if kind == "stdout":
                         output += data[0]
         await http.delete(f"/api/terminals/{name}")
+
+
+async def test_ports_listen_at_once_and_the_http_side_starts_with_the_first_editor(
+    bridged: Bridged,
+) -> None:
+    endpoint, url = await bridged.runtime()
+    assert not bridged.bridge.serving  # no editor yet: aiohttp is not even loaded for it
+    base, token = split_url(url)
+    async with httpx2.AsyncClient(base_url=base, timeout=30) as http:
+        first = await http.get("/api/status", headers={"Authorization": f"token {token}"})
+        assert first.status_code == 200, first.text
+        assert bridged.bridge.serving
+        # A runtime added later is served from its first request on.
+        _other, later_url = await bridged.runtime()
+        later_base, later_token = split_url(later_url)
+        later = await http.get(
+            f"{later_base}/api/status", headers={"Authorization": f"token {later_token}"}
+        )
+        assert later.status_code == 200, later.text
+    assert endpoint in bridged.bridge.bridged()
+
+
+async def test_a_runtime_gone_before_any_editor_came_still_says_so(bridged: Bridged) -> None:
+    endpoint, url = await bridged.runtime()
+    base, token = split_url(url)
+    await bridged.registry.remove(endpoint)
+    await until(lambda: bridged.bridge.url_for(endpoint) is None, 10)
+    assert not bridged.bridge.serving
+    async with httpx2.AsyncClient(base_url=base, timeout=30) as http:
+        gone = await http.get("/api/kernels", params={"token": token})
+    assert gone.status_code == 502
+    assert gone.text == "502 Bad Gateway: this Colab runtime was disconnected\n"
