@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import tomlkit
-import tomlkit.exceptions
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 FILE_NAME = "settings.toml"
@@ -99,6 +97,10 @@ def write_changes(path: Path, changes: Mapping[str, Any], model: type[BaseModel]
             raise SettingsFileError(f"Cannot save {problem}.")
         adapter = _adapter(name, model)
         values[name] = _toml_value(adapter.dump_python(adapter.validate_python(value), mode="json"))
+
+    # Only saving needs tomlkit (reading is tomllib): not loaded in a tray that never saves.
+    import tomlkit
+    import tomlkit.exceptions
 
     try:
         text = path.read_text(encoding="utf-8")
