@@ -11,7 +11,9 @@ measured processes. Measured:
 - startup: process start → icon embedded, over ``--runs`` alternating starts; the floor is
   judged on the medians, the minimums are printed too (the least disturbed starts, on a
   machine that also does other work);
-- memory: resident set size after the idle period;
+- memory: resident set size after the idle period (no editor has used a bridge URL yet, so
+  the bridge's ports listen but its HTTP side is not loaded); then, for information, once an
+  editor has made one request through a runtime's URL;
 - idle CPU: user + system CPU time over ``--idle`` seconds, starting 5 s after the icon is
   up, as a share of one core.
 
@@ -23,6 +25,8 @@ It prints both, the ratios, and whether the floors hold (startup ≤ 1.5 x basel
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import shlex
 import shutil
@@ -146,13 +150,16 @@ def start(command: list[str], env: dict[str, str], timeout: float = 30.0) -> Sta
     )  # fmt: skip
     assert process.stderr is not None
     os.set_blocking(process.stderr.fileno(), True)
+    said: list[str] = []
     while True:
         line = process.stderr.readline()
+        said = [*said[-20:], line]
         if MARK in line:
             seconds = time.monotonic() - began
             break
         if not line or time.monotonic() - began > timeout:
             process.kill()
+            print("".join(said), file=sys.stderr)
             raise SystemExit(f"{command}: no tray icon ({process.wait()})")
     # Keep draining stderr so that a chatty process never blocks on a full pipe.
     subprocess.Popen(["cat"], stdin=process.stderr, stdout=subprocess.DEVNULL)
@@ -180,11 +187,38 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
+def rss_with_an_editor(pid: int, env: dict[str, str]) -> int:
+    """The app's RSS once an editor has used a runtime's bridge URL (which loads the bridge's
+    HTTP side; until then only its ports listen)."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "colabtray", "status", "--json"],
+        env=env, check=True, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    runtimes = json.loads(listed.stdout)["runtimes"]
+    url = next(r["url"] for r in runtimes if r.get("url"))
+    address, _, token = url.removeprefix("http://").partition("/?token=")
+    host, _, port = address.partition(":")
+    editor = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        editor.request("GET", "/api/status", headers={"Authorization": f"token {token}"})
+        editor.getresponse().read()
+    finally:
+        editor.close()
+    time.sleep(SETTLE)
+    return rss_bytes(pid)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", nargs="?", choices=["compare", "baseline"], default="compare")
     parser.add_argument("--runs", type=int, default=9, help="startups of each (median)")
     parser.add_argument("--idle", type=float, default=60.0, help="idle seconds measured")
+    parser.add_argument(
+        "--python",
+        help="interpreter for the app and the baseline, e.g. of a venv with only "
+        "`pip install .` in it, as users get it (the test venv's extra packages, such as "
+        "tornado, change what the app's libraries import); default: this one",
+    )
     args = parser.parse_args()
     if args.mode == "baseline":
         return baseline()
@@ -212,8 +246,9 @@ def main() -> int:
                 [sys.executable, "-m", "colabtray", "new", *kind],
                 env=app_env, check=True, capture_output=True, timeout=120,
             )  # fmt: skip
-        app_cmd = [sys.executable, "-m", "colabtray"]
-        base_cmd = [sys.executable, str(Path(__file__).resolve()), "baseline"]
+        python = args.python or sys.executable
+        app_cmd = [python, "-m", "colabtray"]
+        base_cmd = [python, str(Path(__file__).resolve()), "baseline"]
 
         print(f"startup: {args.runs} alternating starts of each…", flush=True)
         app_times, base_times = [], []
@@ -240,6 +275,7 @@ def main() -> int:
             for p in (base.process, app.process)
         }
         rss = {p.pid: rss_bytes(p.pid) for p in (base.process, app.process)}
+        editor_rss = rss_with_an_editor(app.process.pid, app_env)
         for started in (app, base):
             stop(started.process)
     finally:
@@ -263,6 +299,8 @@ def main() -> int:
     print(f"{'RSS after idle (MB)':24}{b_rss / MB:>12.1f}{a_rss / MB:>12.1f}{a_rss / b_rss:>8.2f}x"
           f"  (+{(a_rss - b_rss) / MB:.1f} MB)")  # fmt: skip
     print(f"{'idle CPU (% of a core)':24}{b_cpu * 100:>12.3f}{a_cpu * 100:>12.3f}")
+    print(f"{'RSS, editor connected':24}{'':>12}{editor_rss / MB:>12.1f}{'':>9}"
+          f"  (+{(editor_rss - b_rss) / MB:.1f} MB: the bridge serving, no floor)")  # fmt: skip
     print(f"startups (s): baseline {[round(t, 3) for t in base_times]}, "
           f"colabtray {[round(t, 3) for t in app_times]}")  # fmt: skip
     for name, ok in checks:
