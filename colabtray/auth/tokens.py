@@ -3,18 +3,20 @@
 One keyring entry per account (service ``colabtray``, user = the email). A backend that
 would write secrets to a plain file, or none at all, is refused: colabtray then keeps the
 session in memory for this run and says so in one sentence (``SecretStore.warning``).
-Keyring calls block on D-Bus, so the async methods run them in a worker thread.
+Keyring calls block on D-Bus, so the async methods run them in a worker thread. The keyring
+package itself is imported only when a store is made (see ``core.app._KeyringOnDemand``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
-import keyring
-import keyring.backend
-import keyring.errors
 from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    import keyring.backend
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,10 @@ class SecretStore:
     """Refresh tokens by account email."""
 
     def __init__(self, backend: keyring.backend.KeyringBackend | None = None) -> None:
+        import keyring
+        import keyring.errors
+
+        self._errors = keyring.errors
         candidate = backend or keyring.get_keyring()
         self._backend: keyring.backend.KeyringBackend | None = (
             candidate if _usable(candidate) else None
@@ -66,7 +72,7 @@ class SecretStore:
         if value is None and self._backend is not None:
             try:
                 value = self._backend.get_password(SERVICE, email)
-            except keyring.errors.KeyringError as exc:  # locked and not unlocked, D-Bus gone…
+            except self._errors.KeyringError as exc:  # locked and not unlocked, D-Bus gone…
                 self._fall_back(exc)
         return SecretStr(value) if value else None
 
@@ -76,7 +82,7 @@ class SecretStore:
                 self._backend.set_password(SERVICE, email, token.get_secret_value())
                 self._memory.pop(email, None)
                 return
-            except keyring.errors.KeyringError as exc:
+            except self._errors.KeyringError as exc:
                 self._fall_back(exc)
         self._memory[email] = token.get_secret_value()
 
@@ -85,9 +91,9 @@ class SecretStore:
         if self._backend is not None:
             try:
                 self._backend.delete_password(SERVICE, email)
-            except keyring.errors.PasswordDeleteError:
+            except self._errors.PasswordDeleteError:
                 pass  # nothing stored for that account
-            except keyring.errors.KeyringError as exc:
+            except self._errors.KeyringError as exc:
                 self._fall_back(exc)
 
     async def aget(self, email: str) -> SecretStr | None:
