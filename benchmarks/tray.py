@@ -1,12 +1,15 @@
 """The tray app against a bare PySide6 tray, in one run: startup, memory, idle CPU.
 
-    .venv/bin/python benchmarks/tray.py [--runs 5] [--idle 60]
+    .venv/bin/python benchmarks/tray.py [--runs 5] [--idle 60] [--ready-token] [--python PY]
 
 Both are started the same way (``python …``, same interpreter and environment) on a private
 X server (Xvfb) with a real tray host (trayer), and both print the same line once their
 icon is embedded in the tray. The app runs against the local emulator, which has three
 runtimes (T4, CPU, A100), as ``colabtray --demo`` would; the emulator runs outside both
-measured processes. Measured:
+measured processes. The app is signed in as a user is: through the OAuth flow, its refresh
+token in gnome-keyring's Secret Service on a private D-Bus session (both processes see that
+bus); ``--ready-token`` measures it with ``COLABTRAY_ACCESS_TOKEN`` instead, which needs no
+keyring. Measured:
 
 - startup: process start → icon embedded, over ``--runs`` alternating starts; the floor is
   judged on the medians, the minimums are printed too (the least disturbed starts, on a
@@ -110,7 +113,7 @@ class Desktop:
 class EmulatorProcess:
     def __init__(self, env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "colabtray.emulator", "--port", "0"],
+            [sys.executable, "-m", "colabtray.emulator", "--port", "0", "--auto-approve"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -131,6 +134,65 @@ class EmulatorProcess:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(30)
+
+
+class SecretService:
+    """A private session bus with gnome-keyring's Secret Service on it, unlocked with a
+    throwaway password (as tests/run-inside.sh does)."""
+
+    def __init__(self, env: dict[str, str], home: Path) -> None:
+        self.bus = subprocess.Popen(
+            ["dbus-daemon", "--session", "--nofork", "--print-address=1"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        assert self.bus.stdout is not None
+        address = self.bus.stdout.readline().strip()
+        self.env = dict(env, DBUS_SESSION_BUS_ADDRESS=address, XDG_DATA_HOME=str(home / "data"))
+        self.daemon = subprocess.Popen(
+            ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
+            env=self.env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert self.daemon.stdin is not None
+        self.daemon.stdin.write(b"throwaway-password")
+        self.daemon.stdin.close()
+        ask = ["dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus",
+               "/org/freedesktop/DBus", "org.freedesktop.DBus.NameHasOwner",
+               "string:org.freedesktop.secrets"]  # fmt: skip
+        deadline = time.monotonic() + 15
+        while (
+            "boolean true"
+            not in subprocess.run(
+                ask, env=self.env, capture_output=True, text=True, check=False
+            ).stdout
+        ):
+            if time.monotonic() > deadline:
+                raise SystemExit("gnome-keyring's Secret Service did not come up")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        for process in (self.daemon, self.bus):
+            process.terminate()
+            process.wait(10)
+
+
+def sign_in(env: dict[str, str]) -> None:
+    """``colabtray signin --no-browser``, with this process as the browser (the emulator
+    approves at once and redirects to the app's loopback receiver)."""
+    import httpx2
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "colabtray", "signin", "--no-browser"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("http"):
+            httpx2.get(line.strip(), follow_redirects=True, timeout=30)
+            break
+    said = process.stdout.read()
+    if process.wait(60) != 0 or "system keyring" not in said:
+        raise SystemExit(f"signing in through the keyring failed: {said.strip()!r}")
 
 
 # ---- measuring ---------------------------------------------------------------------------
@@ -214,6 +276,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=9, help="startups of each (median)")
     parser.add_argument("--idle", type=float, default=60.0, help="idle seconds measured")
     parser.add_argument(
+        "--ready-token",
+        action="store_true",
+        help="run the app with COLABTRAY_ACCESS_TOKEN instead of signed in through the keyring",
+    )
+    parser.add_argument(
         "--python",
         help="interpreter for the app and the baseline, e.g. of a venv with only "
         "`pip install .` in it, as users get it (the test venv's extra packages, such as "
@@ -222,7 +289,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.mode == "baseline":
         return baseline()
-    for tool in ("Xvfb", "trayer"):
+    tools = ("Xvfb", "trayer") if args.ready_token else ("Xvfb", "trayer", "gnome-keyring-daemon")
+    for tool in tools:
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is needed (scripts/setup.sh --system installs it)")
 
@@ -231,6 +299,9 @@ def main() -> int:
     runtime_dir = home / "run"
     runtime_dir.mkdir(mode=0o700)
     env = dict(desktop.env, XDG_RUNTIME_DIR=str(runtime_dir), JUPYTER_PLATFORM_DIRS="1")
+    keyring = None if args.ready_token else SecretService(env, home)
+    if keyring is not None:
+        env = keyring.env
     emulator = EmulatorProcess(env)
     try:
         app_env = dict(env, COLABTRAY_STARTUP_MARK="1")
@@ -246,6 +317,9 @@ def main() -> int:
                 [sys.executable, "-m", "colabtray", "new", *kind],
                 env=app_env, check=True, capture_output=True, timeout=120,
             )  # fmt: skip
+        if keyring is not None:
+            del app_env["COLABTRAY_ACCESS_TOKEN"]
+            sign_in(app_env)
         python = args.python or sys.executable
         app_cmd = [python, "-m", "colabtray"]
         base_cmd = [python, str(Path(__file__).resolve()), "baseline"]
@@ -280,6 +354,8 @@ def main() -> int:
             stop(started.process)
     finally:
         emulator.stop()
+        if keyring is not None:
+            keyring.stop()
         desktop.stop()
         shutil.rmtree(home, ignore_errors=True)
 
@@ -292,6 +368,8 @@ def main() -> int:
         ("idle CPU ≤ 0.5 % of a core", a_cpu <= 0.005),
     ]
     print()
+    how = "a ready token" if args.ready_token else "signed in, refresh token in the keyring"
+    print(f"colabtray ran with {how}")
     print(f"{'':24}{'baseline':>12}{'colabtray':>12}{'ratio':>9}")
     b_min, a_min = min(base_times), min(app_times)
     print(f"{'startup (median, s)':24}{b_start:>12.3f}{a_start:>12.3f}{a_start / b_start:>8.2f}x")

@@ -143,13 +143,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        _keyring_warnings()
+
+
+# Sessions this command opened: whether the keyring was usable is known once it was asked.
+_sessions: list[Session] = []
 
 
 def _session(settings: Settings) -> Session:
     session = Session(settings, SecretStore())
-    if session.keyring_warning:
-        print(f"colabtray: {session.keyring_warning}", file=sys.stderr)
+    _sessions.append(session)
     return session
+
+
+def _keyring_warnings() -> None:
+    for warning in dict.fromkeys(s.keyring_warning for s in _sessions if s.keyring_warning):
+        print(f"colabtray: {warning}", file=sys.stderr)
 
 
 def _tokens(settings: Settings) -> TokenSource:

@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from colabtray.auth.tokens import SecretStore
 from colabtray.auth.userinfo import fetch_email
@@ -83,22 +83,6 @@ class _PresenterSlot:
         self.target.withdraw(endpoint)
 
 
-class _KeyringOnDemand:
-    """The OS keyring, opened the first time an account needs it.
-
-    Finding the keyring's backend loads Secret Service and cryptography (~8 MB resident) and
-    may ask the user to unlock it: not worth doing for a ready token or before any sign-in.
-    """
-
-    def __init__(self) -> None:
-        self._store: SecretStore | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        if self._store is None:
-            self._store = SecretStore()
-        return getattr(self._store, name)
-
-
 class _ActiveTokens:
     """The client's TokenSource: the ready token while one is set, else the session."""
 
@@ -127,7 +111,7 @@ class Core:
         presenter: PromptPresenter | None = None,
     ) -> None:
         self.settings = settings
-        store = secrets or cast(SecretStore, _KeyringOnDemand())
+        store = secrets or SecretStore()  # the keyring itself is asked in a child process
         self.session = Session(settings, store)
         token = settings.access_token
         self._static: StaticToken | None = StaticToken(token.get_secret_value()) if token else None

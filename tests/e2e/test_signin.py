@@ -142,9 +142,18 @@ async def test_no_answer_times_out_with_a_sentence(emulator: Emulator, tmp_path:
 
 def test_the_app_trusts_this_keyring_and_would_refuse_a_plaintext_one():
     from keyring.backends import fail
+    from pydantic import SecretStr
 
     from colabtray.auth.tokens import NO_KEYRING, SecretStore
 
-    assert SecretStore().persistent and SecretStore().warning is None
+    # The default store asks the Secret Service from a child process: a real round trip.
+    store = SecretStore()
+    store.set("probe@example.com", SecretStr("probe-refresh-value"))
+    assert keyring.get_password("colabtray", "probe@example.com") == "probe-refresh-value"
+    assert SecretStore().get("probe@example.com") == SecretStr("probe-refresh-value")
+    store.delete("probe@example.com")
+    assert keyring.get_password("colabtray", "probe@example.com") is None
+    assert store.persistent and store.warning is None
+
     refused = SecretStore(fail.Keyring())
     assert not refused.persistent and refused.warning == NO_KEYRING
