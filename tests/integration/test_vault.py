@@ -23,18 +23,18 @@ def test_a_desktop_without_a_secret_service_keeps_the_sign_in_in_memory() -> Non
     # The child sees a session bus that does not exist, as on a desktop with no keyring.
     no_bus = ["env", "DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent/bus", *CHILD]
     store = SecretStore(child=ChildVault(no_bus, timeout=60))
-    store.set("ada@example.com", SecretStr("kept-in-memory"))
+    store.set("vault-test@example.com", SecretStr("kept-in-memory"))
     assert store.warning == NO_KEYRING and not store.persistent
-    assert store.get("ada@example.com") == SecretStr("kept-in-memory")
-    assert keyring.get_password("colabtray", "ada@example.com") is None  # never written
+    assert store.get("vault-test@example.com") == SecretStr("kept-in-memory")
+    assert keyring.get_password("colabtray", "vault-test@example.com") is None  # never written
 
 
 def test_a_helper_that_fails_is_a_keyring_that_cannot_be_used() -> None:
     store = SecretStore(child=ChildVault([sys.executable, "-c", "import sys; sys.exit(3)"]))
-    assert store.get("ada@example.com") is None
+    assert store.get("vault-test@example.com") is None
     assert store.warning == NO_KEYRING
-    store.set("ada@example.com", SecretStr("kept-in-memory"))
-    assert store.get("ada@example.com") == SecretStr("kept-in-memory")
+    store.set("vault-test@example.com", SecretStr("kept-in-memory"))
+    assert store.get("vault-test@example.com") == SecretStr("kept-in-memory")
 
 
 def test_the_child_answers_bad_requests_with_a_reason_not_a_traceback() -> None:
