@@ -35,6 +35,7 @@ from colabtray.bridge.discovery import Discovery
 from colabtray.bridge.kernel_messages import Credentials
 from colabtray.bridge.store import Address, AddressBook
 from colabtray.bridge.upstream import MainLoopBackend, RuntimeBackend, Upstream
+from colabtray.memory import forget_module_sources
 from colabtray.settings import Settings
 
 if TYPE_CHECKING:
@@ -252,6 +253,7 @@ class Bridge:
             if self._session is None:
                 log.info("an editor connected: starting the bridge's HTTP side")
                 self._session = _client_session()
+                forget_module_sources()  # aiohttp's, read by PySide6 on import
             for endpoint, entry in list(self._ports.items()):
                 if entry.server is None:
                     await self._serve(endpoint, entry)

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from colabtray.ipc import ControlServer
+from colabtray.memory import forget_module_sources
 
 if TYPE_CHECKING:
     from colabtray.core.app import Core
@@ -72,6 +73,7 @@ async def run_tray(
         start_bridge(core, server)  # the editor bridge; answers 'url' and 'urls'
         await server.start()
         await core.start()
+        forget_module_sources()  # the start-up imports are done
         await quit_requested.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
