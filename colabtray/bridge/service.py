@@ -91,7 +91,7 @@ class Bridge:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._closers: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # serving ports, closing retired ones
         self._published: dict[str, str] = {}  # endpoint → name in its server file
         self._sync_lock = asyncio.Lock()  # binds to the bridge loop on first use
 
@@ -239,14 +239,10 @@ class Bridge:
 
     def _editor_arrived(self) -> None:
         """A first connection waits on a port: load the HTTP side and serve every port."""
-        loop = asyncio.get_running_loop()
-        for entry in self._ports.values():
-            if entry.server is None:
-                loop.remove_reader(entry.sock.fileno())
-        if not any(t.get_name() == "serve" for t in self._closers):
+        if not any(t.get_name() == "serve" for t in self._tasks):
             task = asyncio.create_task(self._serve_all(), name="serve")
-            self._closers.add(task)
-            task.add_done_callback(self._closers.discard)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _serve_all(self) -> None:
         async with self._sync_lock:
@@ -274,6 +270,7 @@ class Bridge:
         )
         if entry.gone:
             server.mark_gone()
+        asyncio.get_running_loop().remove_reader(entry.sock.fileno())  # the server accepts now
         await server.start_on(entry.sock)
         entry.server = server
 
@@ -298,12 +295,12 @@ class Bridge:
         self._published.pop(endpoint, None)
         if forget_address:
             self._book.drop({endpoint})
-        if not any(t.get_name() == f"retire:{endpoint}" for t in self._closers):
+        if not any(t.get_name() == f"retire:{endpoint}" for t in self._tasks):
             task = asyncio.create_task(
                 self._close_later(endpoint, entry), name=f"retire:{endpoint}"
             )
-            self._closers.add(task)
-            task.add_done_callback(self._closers.discard)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         log.info("runtime %s is no longer bridged", endpoint)
 
     async def _close_later(self, endpoint: str, entry: _Port) -> None:
@@ -323,9 +320,9 @@ class Bridge:
             entry.sock.close()
 
     async def _close_all(self) -> None:
-        for task in list(self._closers):
+        for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._closers, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         entries = list(self._ports.values())
         self._ports.clear()
         self._urls = {}
