@@ -128,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from colabtray.launch import run_app
 
         return run_app(demo=args.demo, headless=args.headless, verbose=args.verbose)
+    _sessions.clear()
     try:
         return asyncio.run(handlers[args.command](args, settings))
     except errors.ColabError as exc:

@@ -9,19 +9,24 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
+import httpx2
 import keyring
 from pydantic import SecretStr
 
 from colabtray.auth.tokens import NO_KEYRING, SecretStore
 from colabtray.auth.vault import ChildVault, serve
+from tests.fixtures.colab import cli_env
 
 CHILD = [sys.executable, "-m", "colabtray.auth.vault"]
+NO_BUS = "unix:path=/nonexistent/bus"
 
 
 def test_a_desktop_without_a_secret_service_keeps_the_sign_in_in_memory() -> None:
     # The child sees a session bus that does not exist, as on a desktop with no keyring.
-    no_bus = ["env", "DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent/bus", *CHILD]
+    no_bus = ["env", f"DBUS_SESSION_BUS_ADDRESS={NO_BUS}", *CHILD]
     store = SecretStore(child=ChildVault(no_bus, timeout=60))
     store.set("vault-test@example.com", SecretStr("kept-in-memory"))
     assert store.warning == NO_KEYRING and not store.persistent
@@ -53,3 +58,21 @@ def test_serve_reads_writes_and_deletes_through_the_backend() -> None:
 
     refused = serve({"op": "get", "account": "a"}, BackendVault(fail.Keyring()))
     assert refused == {"unavailable": "no usable keyring backend (Keyring)"}
+
+
+def test_the_cli_says_when_a_sign_in_stays_in_memory(emulator_factory: Any, tmp_path: Path) -> None:
+    emulator = emulator_factory("--auto-approve")
+    env = dict(cli_env(emulator, tmp_path, with_token=False), DBUS_SESSION_BUS_ADDRESS=NO_BUS)
+    signin = subprocess.Popen(
+        [sys.executable, "-m", "colabtray", "signin", "--no-browser"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert signin.stdout is not None
+    for line in signin.stdout:
+        if line.startswith("http"):  # this test is the browser; the emulator approves at once
+            httpx2.get(line.strip(), follow_redirects=True, timeout=30)
+            break
+    out, err = signin.communicate(timeout=60)
+    assert signin.returncode == 0, err
+    assert "(kept in memory only)" in out
+    assert f"colabtray: {NO_KEYRING}" in err
