@@ -28,6 +28,7 @@ from colabtray.ui.app import STARTUP_MARK
 from tests.fixtures.colab import cli_env, run_cli
 from tests.fixtures.desktop import Dunst
 from tests.fixtures.emulator import Emulator, pid_alive, wait_for
+from tests.fixtures.environment import isolated_env
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -344,14 +345,7 @@ def test_reclaimed_behind_its_back_and_an_outage(
 
 def test_the_demo_quits_from_its_menu_and_leaves_nothing(tray_host, tmp_path: Path):
     """``colabtray --demo``, the README's first command: Quit in its menu stops everything."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COLABTRAY_")}
-    env.update(
-        COLABTRAY_CONFIG_DIR=str(tmp_path / "config"),
-        COLABTRAY_STATE_DIR=str(tmp_path / "state"),
-        COLABTRAY_LOG_DIR=str(tmp_path / "log"),
-        COLABTRAY_STARTUP_MARK="1",
-        QT_QPA_PLATFORM="xcb",
-    )
+    env = isolated_env(tmp_path, COLABTRAY_STARTUP_MARK="1", QT_QPA_PLATFORM="xcb")
     log = tmp_path / "demo.stderr"
     with log.open("w") as stderr:
         demo = subprocess.Popen(

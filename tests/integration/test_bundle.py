@@ -24,6 +24,7 @@ import pytest
 
 from colabtray import __version__, ipc
 from tests.fixtures.emulator import READY_LINE, pids_mentioning, wait_for
+from tests.fixtures.environment import isolated_env
 from tests.fixtures.jupyter_client import KernelSession
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,14 +71,8 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bundle]:
 @pytest.fixture
 def app_env(tmp_path: Path) -> dict[str, str]:
     """The environment of a person's session, with colabtray's directories in tmp_path."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COLABTRAY_")}
-    env.update(
-        COLABTRAY_CONFIG_DIR=str(tmp_path / "config"),
-        COLABTRAY_STATE_DIR=str(tmp_path / "state"),
-        COLABTRAY_LOG_DIR=str(tmp_path / "log"),
-        PYTHONPATH="",  # nothing of the developer's environment leaks into the bundle
-    )
-    return env
+    # PYTHONPATH: nothing of the developer's environment leaks into the bundle.
+    return isolated_env(tmp_path, PYTHONPATH="")
 
 
 def stop(process: subprocess.Popen[str], bundle: Bundle) -> int:

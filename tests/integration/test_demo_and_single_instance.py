@@ -5,7 +5,6 @@ a second instance hands over to the first and exits 0."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import pytest
 
 from colabtray import instance, ipc
 from tests.fixtures.emulator import pid_alive, wait_for
+from tests.fixtures.environment import isolated_env
 
 
 def children(pid: int) -> list[int]:
@@ -34,14 +34,7 @@ def children(pid: int) -> list[int]:
 @pytest.fixture
 def home(tmp_path: Path) -> dict[str, str]:
     """An environment whose colabtray directories are all under tmp_path."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COLABTRAY_")}
-    env.update(
-        COLABTRAY_CONFIG_DIR=str(tmp_path / "config"),
-        COLABTRAY_STATE_DIR=str(tmp_path / "state"),
-        COLABTRAY_LOG_DIR=str(tmp_path / "log"),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+    return isolated_env(tmp_path, PYTHONUNBUFFERED="1")
 
 
 @pytest.fixture

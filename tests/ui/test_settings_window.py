@@ -3,7 +3,6 @@ switches the real login entry, and says why when it cannot."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -19,15 +18,11 @@ from tests.unit.test_autostart import validate
 
 
 @pytest.fixture
-def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.upper().startswith("COLABTRAY_"):
-            monkeypatch.delenv(name)
-    directory = tmp_path / "config"
-    directory.mkdir()
-    monkeypatch.setenv("COLABTRAY_CONFIG_DIR", str(directory))
+def config_dir(config_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared one (tests/fixtures/environment.py), made, and XDG autostart in tmp_path."""
+    config_dir.mkdir()
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    return directory
+    return config_dir
 
 
 @pytest.fixture

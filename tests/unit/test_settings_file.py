@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,17 +18,6 @@ from colabtray.settings import (
     settings_path,
 )
 from colabtray.settings_file import SettingsFileError
-
-
-@pytest.fixture
-def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh config dir as COLABTRAY_CONFIG_DIR, and no other COLABTRAY_* variable."""
-    for name in list(os.environ):
-        if name.upper().startswith("COLABTRAY_"):
-            monkeypatch.delenv(name)
-    directory = tmp_path / "config"
-    monkeypatch.setenv("COLABTRAY_CONFIG_DIR", str(directory))
-    return directory
 
 
 def write(config_dir: Path, text: str) -> Path:
