@@ -1,6 +1,7 @@
 """The editor bridge against the runtime it fronts, in one run: what the extra hop costs.
 
     .venv/bin/python benchmarks/bridge.py [--rest 400] [--execute 200] [--rounds 5] [--downloads 15]
+                                          [--plain-http]
 
 Three processes, as in real use: the emulator (the runtime's proxy, Jupyter and a kernel),
 the app (this process: a Qt/qasync loop built by ``colabtray.ui.eventloop`` with the runtime
@@ -13,6 +14,11 @@ its secret — and reports:
 - ``execute_request`` for ``1+1``: median round trip to the ``execute_reply``;
 - 10,000 small outputs (``print(i, flush=True)``): time to the kernel's ``idle``;
 - a 50 MB download (``/files/``): throughput.
+
+The runtime's proxy speaks HTTPS, as Colab's do (the emulator's ``--tls``; both the client and
+the app trust its certificate through ``SSL_CERT_FILE``), so *direct* pays for TLS in the client
+as a direct client of Colab would, and the bridge pays for it instead of the editor.
+``--plain-http`` measures against a plain-HTTP proxy instead: the extra hop's whole cost.
 
 Meanwhile the app's qasync loop runs a 10 ms timer; its lateness during the bridged 50 MB
 downloads says whether the bridge's byte shovelling makes the tray stutter.
@@ -343,6 +349,11 @@ def main() -> int:
     # large share of one: take the median of many.
     parser.add_argument("--rounds", type=int, default=5, help="10,000-output streams per mode")
     parser.add_argument("--downloads", type=int, default=15, help="50 MB downloads per mode")
+    parser.add_argument(
+        "--plain-http",
+        action="store_true",
+        help="the runtime's proxy without TLS (Colab's always use it)",
+    )
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
@@ -356,10 +367,16 @@ def main() -> int:
     from tests.fixtures.emulator import start_emulator
 
     app = QApplication.instance() or QApplication([])
+    tls = () if args.plain_http else ("--tls",)
     with (
         tempfile.TemporaryDirectory(prefix="colabtray-bench-") as tmp,
-        start_emulator("--idle-timeout", "3600") as emulator,
+        start_emulator("--idle-timeout", "3600", *tls) as emulator,
     ):
+        if tls:
+            # Read when aiohttp is imported (by the bridge, here; by the client, its child).
+            assert "aiohttp" not in sys.modules, "SSL_CERT_FILE would come too late"
+            os.environ["SSL_CERT_FILE"] = emulator.env["SSL_CERT_FILE"]
+        print(f"runtime proxy: {'plain HTTP' if args.plain_http else 'HTTPS'}")
         return eventloop.run(app, app_main(args, emulator, Path(tmp)))  # type: ignore[arg-type]
 
 

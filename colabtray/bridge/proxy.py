@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 
 PROXY_TOKEN_HEADER = "X-Colab-Runtime-Proxy-Token"
 GONE_SENTENCE = "this Colab runtime was disconnected"
+UNTRUSTED_SENTENCE = (
+    "the Colab runtime's TLS certificate is not trusted, so nothing was sent to it "
+    "(the system's certificates, or SSL_CERT_FILE when set, decide)"
+)
 # How much of a large body may wait in the bridge (read side and write side) before it stops
 # reading: big enough for few wake-ups per megabyte, small enough to bound memory.
 CHUNK = 1024 * 1024
@@ -318,11 +322,19 @@ class RuntimeServer:
             self._proxies = {base: environment_proxy(base)}  # one address at a time
         return self._proxies[base]
 
-    async def _broken(self, what: str) -> web.Response:
-        """The runtime's proxy did not answer: gone, or just unreachable?"""
+    async def _broken(self, exc: aiohttp.ClientError) -> web.Response:
+        """The runtime's proxy did not answer: gone, untrusted, or just unreachable?"""
+        if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+            # The handshake failed, so no request (and no runtime token) went out.
+            log.warning(
+                "runtime %s: its TLS certificate is not trusted (%s)",
+                self.endpoint,
+                getattr(exc.certificate_error, "verify_message", None) or "verification failed",
+            )
+            return _refusal(502, f"Bad Gateway: {UNTRUSTED_SENTENCE}")
         if not await self._upstream.still_there():
             raise errors.RuntimeGoneError(self.endpoint)
-        log.info("runtime %s unreachable (%s)", self.endpoint, what)
+        log.info("runtime %s unreachable (%s)", self.endpoint, type(exc).__name__)
         return _refusal(502, "Bad Gateway: the Colab runtime did not answer")
 
     async def _http(self, request: web.Request, path: str, *, set_cookie: bool) -> Any:
@@ -346,7 +358,7 @@ class RuntimeServer:
                     skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
                 )
             except aiohttp.ClientError as exc:
-                return await self._broken(type(exc).__name__)
+                return await self._broken(exc)
             if upstream.status == 401 and attempt == 1:
                 if isinstance(body, aiohttp.StreamReader):
                     # Its body is spent, so this one gets the 401; but the next request must
@@ -461,7 +473,7 @@ class RuntimeServer:
                 status = exc.status if 400 <= exc.status < 600 else 502
                 return _refusal(status, "the runtime refused the WebSocket")
             except aiohttp.ClientError as exc:
-                return await self._broken(type(exc).__name__)
+                return await self._broken(exc)
         assert upstream is not None
         chosen = upstream.protocol
         client = web.WebSocketResponse(

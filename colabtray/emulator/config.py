@@ -29,6 +29,7 @@ class EmulatorConfig:
     fault_rate: float = 0.0
     latency: float = 0.0
     max_runtimes: int | None = None
+    tls: bool = False
     # (email, tier); the first one is the default account.
     accounts: tuple[tuple[str, Tier], ...] = field(default=DEFAULT_ACCOUNTS)
 
@@ -140,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="runtimes per account, overriding the tier's limit",
     )
     parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="runtime proxies speak HTTPS, as Colab's do, with a self-signed certificate "
+        "that the SSL_CERT_FILE export names",
+    )
+    parser.add_argument(
         "--account",
         type=_account,
         action="append",
@@ -171,5 +178,6 @@ def parse_config(argv: list[str] | None) -> EmulatorConfig:
         fault_rate=ns.fault_rate,
         latency=ns.latency,
         max_runtimes=ns.max_runtimes,
+        tls=ns.tls,
         accounts=accounts,
     )

@@ -157,11 +157,12 @@ class RuntimeProxy:
             app, access_log=None, auto_decompress=False, shutdown_timeout=1.0
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, 0)
+        tls = self._state.runtime_tls
+        site = web.TCPSite(self._runner, host, 0, ssl_context=tls)
         await site.start()
         port = self._runner.addresses[0][1]
         shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{port}"
+        return f"{'https' if tls else 'http'}://{shown}:{port}"
 
     async def stop(self) -> None:
         """Close the listener and every open WebSocket; idempotent."""

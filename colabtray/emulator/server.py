@@ -51,7 +51,7 @@ def build_app(state: EmulatorState, manager: RuntimeManager) -> web.Application:
 
 def exports(state: EmulatorState, access_token: str) -> dict[str, str]:
     base = state.base_url
-    return {
+    names = {
         "COLABTRAY_COLAB_URL": base,
         "COLABTRAY_GAPI_URL": f"{base}/gapi",
         "COLABTRAY_OAUTH_AUTH_URL": f"{base}/o/oauth2/v2/auth",
@@ -63,6 +63,11 @@ def exports(state: EmulatorState, access_token: str) -> dict[str, str]:
         "COLABTRAY_ACCESS_TOKEN": access_token,
         "COLABTRAY_EMULATOR_URL": base,
     }
+    if state.runtime_certificate is not None:
+        # The runtimes' self-signed certificate: the one thing a colabtray run with these
+        # exports trusts (both its HTTP clients read SSL_CERT_FILE).
+        names["SSL_CERT_FILE"] = str(state.runtime_certificate)
+    return names
 
 
 class _CrashCleanup:
@@ -87,6 +92,10 @@ async def serve(config: EmulatorConfig, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     temp_dir = Path(tempfile.mkdtemp(prefix="colabtray-emulator-"))
     state = EmulatorState(config, temp_dir)
+    if config.tls:
+        from colabtray.emulator.certificate import self_signed_context
+
+        state.runtime_tls, state.runtime_certificate = self_signed_context(config.host, temp_dir)
     manager = RuntimeManager(state)
     cleanup = _CrashCleanup(manager, temp_dir)
     atexit.register(cleanup)

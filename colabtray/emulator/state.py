@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import ssl
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -227,6 +228,9 @@ class EmulatorState:
         self.config = config
         self.temp_dir = temp_dir
         self.base_url = ""  # set once the server is listening
+        # With --tls: the runtime proxies' server context and the certificate to trust.
+        self.runtime_tls: ssl.SSLContext | None = None
+        self.runtime_certificate: Path | None = None
         self.client_id = "colabtray-emulator.apps.googleusercontent.com"
         self.client_secret = "GOCSPX-emu-" + secrets.token_urlsafe(24)
         self.accounts: dict[str, Account] = {

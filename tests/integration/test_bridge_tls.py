@@ -1,0 +1,78 @@
+"""Runtimes over HTTPS, as Colab serves them: the emulator's ``--tls`` runtime proxies.
+
+The bridge verifies the runtime's certificate like any HTTPS client (the system's
+certificates, or ``SSL_CERT_FILE``). A certificate it cannot verify gets a 502 with a
+sentence, and the runtime proxy token is never sent: the handshake fails before a request.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+
+import httpx2
+import pytest
+
+from tests.fixtures.bridge import until
+from tests.fixtures.colab import headless_app, run_cli
+from tests.fixtures.emulator import Emulator, start_emulator
+from tests.fixtures.jupyter_client import KernelSession, split_url
+
+pytestmark = pytest.mark.slow
+
+UNTRUSTED = "the Colab runtime's TLS certificate is not trusted, so nothing was sent to it"
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    """An emulator whose runtime proxies speak HTTPS (what ``app_env`` points at)."""
+    with start_emulator("--tls", "--idle-timeout", "600") as emu:
+        yield emu
+
+
+def _url_of(env: dict[str, str], name: str) -> subprocess.CompletedProcess | None:
+    answer = run_cli(env, "url", name)
+    return answer if answer.returncode == 0 else None
+
+
+async def test_a_runtime_over_https_works_through_the_bridge(
+    emulator: Emulator, app_env: dict[str, str]
+) -> None:
+    assert "SSL_CERT_FILE" in app_env  # the emulator's export: trust its certificate
+    made = run_cli(app_env, "new", "--cpu", "--json")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["endpoint"]
+    assert emulator.state()["runtimes"][0]["url"].startswith("https://127.0.0.1:")
+
+    with headless_app(app_env):
+        url = (await until(lambda: _url_of(app_env, "cpu"), 60, interval=0.5)).stdout.strip()
+        assert url.startswith("http://127.0.0.1:")  # the editor's side stays plain loopback
+        async with KernelSession(url) as kernel:
+            output, _ = await kernel.execute("print(6*7)")
+            assert output == "42\n"
+            written = await kernel.execute("open('x.bin', 'wb').write(bytes(range(256)) * 8192)")
+            assert written[1]["status"] == "ok"
+            base, token = split_url(url)
+            async with httpx2.AsyncClient(base_url=base, params={"token": token}) as http:
+                body = (await http.get("/files/x.bin")).content
+            assert body == bytes(range(256)) * 8192
+
+
+async def test_an_untrusted_runtime_certificate_is_refused_and_gets_no_token(
+    emulator: Emulator, app_env: dict[str, str]
+) -> None:
+    made = run_cli(app_env, "new", "--cpu", "--json")
+    assert made.returncode == 0, made.stderr
+    distrusting = {k: v for k, v in app_env.items() if k != "SSL_CERT_FILE"}
+    seen = emulator.last_seq()
+
+    with headless_app(distrusting):
+        url = (await until(lambda: _url_of(distrusting, "cpu"), 60, interval=0.5)).stdout
+        base, token = split_url(url.strip())
+        async with httpx2.AsyncClient(base_url=base, params={"token": token}) as http:
+            answer = await http.get("/api/status")
+        assert answer.status_code == 502
+        assert UNTRUSTED in answer.text
+    reached = [r for r in emulator.requests(since=seen) if r["host"] == "runtime"]
+    assert reached == []
