@@ -3,7 +3,8 @@
 With ``--tls`` the emulator makes one self-signed certificate for its loopback address at
 start, writes it (public part only) to its temp dir and exports ``SSL_CERT_FILE`` naming it:
 a colabtray started with that environment trusts these runtimes and nothing else, which is
-what a demo or a test wants. The private key never leaves the process.
+what a demo or a test wants. The private key touches the disk only while it is loaded: an
+owner-only file in the emulator's private temp dir, deleted at once.
 """
 
 from __future__ import annotations
