@@ -21,7 +21,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from pydantic import SecretStr
 
 from colabtray.auth.errors import InvalidGrantError, SignInError
-from colabtray.colab.errors import BackendUnavailableError
+from colabtray.colab.errors import BackendUnavailableError, connection_failed
 from colabtray.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -152,8 +152,8 @@ class GoogleOAuth:
                 )
         except httpx2.TimeoutException:
             raise BackendUnavailableError(what, "timed out") from None
-        except httpx2.TransportError:
-            raise BackendUnavailableError(what, "connection failed") from None
+        except httpx2.TransportError as exc:
+            raise connection_failed(what, exc, "connection failed") from None
         try:
             reply = response.json()
         except ValueError:

@@ -18,8 +18,8 @@ async def fetch_email(settings: Settings, access_token: str) -> str:
             )
     except httpx2.TimeoutException:
         raise errors.BackendUnavailableError(what, "timed out") from None
-    except httpx2.TransportError:
-        raise errors.BackendUnavailableError(what, "connection failed") from None
+    except httpx2.TransportError as exc:
+        raise errors.connection_failed(what, exc, "connection failed") from None
     if response.status_code == 401:
         raise errors.SignedOutError()
     if response.status_code >= 500:

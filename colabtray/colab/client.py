@@ -428,7 +428,10 @@ class ColabClient:
         except httpx2.TimeoutException as exc:
             raise _Retryable(errors.BackendUnavailableError(what, "timed out")) from exc
         except httpx2.TransportError as exc:
-            raise _Retryable(errors.BackendUnavailableError(what, _transport_detail(exc))) from exc
+            error = errors.connection_failed(what, exc, _transport_detail(exc))
+            if isinstance(error, errors.UntrustedCertificateError):
+                raise error from None  # retrying will not make it trusted
+            raise _Retryable(error) from exc
 
     async def _with_retries(self, send_once: Callable[[], Any], idempotent: bool) -> Any:
         """Retry idempotent calls on 5xx, 429, timeouts and connection errors, with backoff."""

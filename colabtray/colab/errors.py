@@ -89,6 +89,34 @@ class BackendUnavailableError(ColabError):
         super().__init__(f"Colab could not be reached for {what} ({detail}); try again later.")
 
 
+class UntrustedCertificateError(BackendUnavailableError):
+    """The TLS handshake failed verification: nothing was sent, and retrying will not help."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        ColabError.__init__(
+            self,
+            f"Colab's TLS certificate for {what} is not trusted, so nothing was sent. On a network "
+            "that inspects TLS, add its CA to the system's certificates or name it in "
+            "SSL_CERT_FILE.",
+        )
+
+
+def connection_failed(what: str, exc: BaseException, detail: str) -> BackendUnavailableError:
+    """The error for a request that got no answer: a refused TLS certificate says so by name
+    (found anywhere in ``exc``'s chain of causes); anything else is ``detail``."""
+    import ssl  # already loaded: the HTTP client made its TLS context with it
+
+    visited: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in visited:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return UntrustedCertificateError(what)
+        visited.add(id(current))
+        current = current.__cause__ or current.__context__
+    return BackendUnavailableError(what, detail)
+
+
 class MalformedResponseError(ColabError):
     """The backend answered 2xx with something that is not the documented JSON."""
 

@@ -1,8 +1,9 @@
 """Runtimes over HTTPS, as Colab serves them: the emulator's ``--tls`` runtime proxies.
 
-The bridge verifies the runtime's certificate like any HTTPS client (the system's
-certificates, or ``SSL_CERT_FILE``). A certificate it cannot verify gets a 502 with a
-sentence, and the runtime proxy token is never sent: the handshake fails before a request.
+The backend client and the bridge verify the runtime's certificate like any HTTPS client (the
+system's certificates, or ``SSL_CERT_FILE``). A certificate they cannot verify gets a sentence
+that names it (the editor a 502), and the runtime proxy token is never sent: the handshake
+fails before a request.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx2
 import pytest
 
+from colabtray.colab.client import ColabClient, StaticToken
+from colabtray.colab.errors import UntrustedCertificateError
 from tests.fixtures.bridge import until
-from tests.fixtures.colab import headless_app, run_cli
+from tests.fixtures.colab import headless_app, run_cli, settings_for
 from tests.fixtures.emulator import Emulator, start_emulator
 from tests.fixtures.jupyter_client import KernelSession, split_url
 
@@ -29,6 +33,29 @@ def emulator() -> Iterator[Emulator]:
     """An emulator whose runtime proxies speak HTTPS (what ``app_env`` points at)."""
     with start_emulator("--tls", "--idle-timeout", "600") as emu:
         yield emu
+
+
+async def test_the_client_reads_a_runtime_it_trusts_and_names_the_one_it_does_not(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for(emulator, tmp_path)
+    token = StaticToken(emulator.access_token)
+    # The process's own trust store: no SSL_CERT_FILE (as on a machine that lacks the CA).
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    async with ColabClient(settings, token) as distrusting:
+        runtime = (await distrusting.assign()).runtime  # the backend itself is plain HTTP
+        assert runtime.proxy is not None and runtime.proxy.url.startswith("https://")
+        seen = emulator.last_seq()
+        with pytest.raises(UntrustedCertificateError) as refused:
+            await distrusting.resources(runtime)
+    assert "TLS certificate for runtime" in refused.value.message
+    assert "SSL_CERT_FILE" in refused.value.message
+    assert [r for r in emulator.requests(since=seen) if r["host"] == "runtime"] == []
+
+    monkeypatch.setenv("SSL_CERT_FILE", emulator.env["SSL_CERT_FILE"])
+    async with ColabClient(settings, token) as trusting:
+        resources = await trusting.resources(runtime)
+    assert resources.disks
 
 
 def _url_of(env: dict[str, str], name: str) -> subprocess.CompletedProcess | None:
