@@ -15,9 +15,9 @@ its secret — and reports:
 - 10,000 small outputs (``print(i, flush=True)``): time to the kernel's ``idle``;
 - a 50 MB download (``/files/``): throughput.
 
-The runtime's proxy speaks HTTPS, as Colab's do (the emulator's ``--tls``; both the client and
-the app trust its certificate through ``SSL_CERT_FILE``), so *direct* pays for TLS in the client
-as a direct client of Colab would, and the bridge pays for it instead of the editor.
+The runtime's proxy speaks HTTPS, as Colab's do (the emulator's ``--tls``; the app trusts its
+certificate through the ``ca_file`` setting, the client likewise), so *direct* pays for TLS in
+the client as a direct client of Colab would, and the bridge pays for it instead of the editor.
 ``--plain-http`` measures against a plain-HTTP proxy instead: the extra hop's whole cost.
 
 Meanwhile the app's qasync loop runs a 10 ms timer; its lateness during the bridged 50 MB
@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import json
 import os
+import ssl
 import statistics
 import subprocess
 import sys
@@ -68,8 +69,10 @@ async def client_main(config: dict[str, Any]) -> dict[str, Any]:
     import aiohttp
 
     modes = config["modes"]  # name → {"base": url, "headers": {...}}
+    trusted = ssl.create_default_context(cafile=config["ca_file"]) if config["ca_file"] else True
     sessions = {
         name: aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=trusted),
             base_url=mode["base"],
             headers=mode["headers"],
             auto_decompress=False,
@@ -230,6 +233,7 @@ async def app_main(args: argparse.Namespace, emulator: Any, work: Path) -> int:
             "execute": args.execute,
             "rounds": args.rounds,
             "downloads": args.downloads,
+            "ca_file": emulator.env.get("COLABTRAY_CA_FILE"),
             "modes": {
                 "direct": {
                     "base": fresh.proxy.url,
@@ -372,10 +376,6 @@ def main() -> int:
         tempfile.TemporaryDirectory(prefix="colabtray-bench-") as tmp,
         start_emulator("--idle-timeout", "3600", *tls) as emulator,
     ):
-        if tls:
-            # Read when aiohttp is imported (by the bridge, here; by the client, its child).
-            assert "aiohttp" not in sys.modules, "SSL_CERT_FILE would come too late"
-            os.environ["SSL_CERT_FILE"] = emulator.env["SSL_CERT_FILE"]
         print(f"runtime proxy: {'plain HTTP' if args.plain_http else 'HTTPS'}")
         return eventloop.run(app, app_main(args, emulator, Path(tmp)))  # type: ignore[arg-type]
 

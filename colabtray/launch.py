@@ -80,8 +80,9 @@ def run_app(*, demo: bool = False, headless: bool = False, verbose: bool = False
             from colabtray.demo import DemoEmulator, wipe
 
             wipe(config_dir, state_dir)
-            # Started here, on the main thread, before Qt: see DemoEmulator.
-            emulator = DemoEmulator(state_dir / "emulator.log")
+            # Started here, on the main thread, before Qt: see DemoEmulator. Its runtimes speak
+            # HTTPS as Colab's do; the exports make the app trust their certificate.
+            emulator = DemoEmulator(state_dir / "emulator.log", ("--tls",))
         prepare = partial(_settings, config_dir, state_dir, log_dir, emulator)
         if headless:
             from colabtray.headless import run

@@ -23,6 +23,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    FilePath,
     PrivateAttr,
     SecretStr,
     ValidationError,
@@ -95,6 +96,10 @@ class Settings(BaseModel):
     idle_prompt_timeout: float = Field(default=60.0, gt=0)
     # How often the runtime list is polled (seconds).
     poll_interval: float = Field(default=60.0, gt=0)
+
+    # Certificate authorities to trust besides the system's (a PEM file): for a network that
+    # inspects TLS, and for the demo's HTTPS runtimes.
+    ca_file: FilePath | None = None
 
     # The editor bridge's port for the first runtime (0: ports the OS picks).
     bridge_port: int = Field(default=0, ge=0, le=65535)

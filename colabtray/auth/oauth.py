@@ -20,6 +20,7 @@ from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_r
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from pydantic import SecretStr
 
+from colabtray import trust
 from colabtray.auth.errors import InvalidGrantError, SignInError
 from colabtray.colab.errors import BackendUnavailableError, connection_failed
 from colabtray.settings import Settings
@@ -136,7 +137,9 @@ class GoogleOAuth:
 
     def _http(self) -> httpx2.AsyncClient:
         return httpx2.AsyncClient(
-            timeout=self._settings.request_timeout, headers={"Accept": "application/json"}
+            timeout=self._settings.request_timeout,
+            headers={"Accept": "application/json"},
+            verify=trust.verification(self._settings),
         )
 
     async def _token_request(

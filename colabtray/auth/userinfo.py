@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx2
 
+from colabtray import trust
 from colabtray.colab import errors
 from colabtray.settings import Settings
 
@@ -12,7 +13,9 @@ async def fetch_email(settings: Settings, access_token: str) -> str:
     """The account's email; SignedOutError if Google refuses the token."""
     what = "the account's email"
     try:
-        async with httpx2.AsyncClient(timeout=settings.request_timeout) as http:
+        async with httpx2.AsyncClient(
+            timeout=settings.request_timeout, verify=trust.verification(settings)
+        ) as http:
             response = await http.get(
                 settings.userinfo_url, headers={"Authorization": f"Bearer {access_token}"}
             )

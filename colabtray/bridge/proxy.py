@@ -46,7 +46,7 @@ PROXY_TOKEN_HEADER = "X-Colab-Runtime-Proxy-Token"
 GONE_SENTENCE = "this Colab runtime was disconnected"
 UNTRUSTED_SENTENCE = (
     "the Colab runtime's TLS certificate is not trusted, so nothing was sent to it "
-    "(the system's certificates, or SSL_CERT_FILE when set, decide)"
+    "(the system's certificates and the ca_file setting decide)"
 )
 # How much of a large body may wait in the bridge (read side and write side) before it stops
 # reading: big enough for few wake-ups per megabyte, small enough to bound memory.

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from colabtray import trust
 from colabtray.bridge.discovery import Discovery
 from colabtray.bridge.kernel_messages import Credentials
 from colabtray.bridge.store import Address, AddressBook
@@ -248,7 +249,7 @@ class Bridge:
         async with self._sync_lock:
             if self._session is None:
                 log.info("an editor connected: starting the bridge's HTTP side")
-                self._session = _client_session()
+                self._session = _client_session(self._settings)
                 forget_module_sources()  # aiohttp's, read by PySide6 on import
             for endpoint, entry in list(self._ports.items()):
                 if entry.server is None:
@@ -344,7 +345,7 @@ def _listen(port: int) -> socket.socket:
     return sock
 
 
-def _client_session() -> aiohttp.ClientSession:
+def _client_session(settings: Settings) -> aiohttp.ClientSession:
     """The one HTTP client of the bridge (made on its loop): bytes pass as they come."""
     import aiohttp
 
@@ -353,7 +354,7 @@ def _client_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         auto_decompress=False,
         cookie_jar=aiohttp.DummyCookieJar(),
-        connector=aiohttp.TCPConnector(limit=0),
+        connector=aiohttp.TCPConnector(limit=0, ssl=trust.verification(settings)),
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=15),
         read_bufsize=CHUNK,
         # No trust_env: RuntimeServer passes the environment's proxy itself (see

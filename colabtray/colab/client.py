@@ -19,7 +19,7 @@ import httpx2
 import stamina
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from colabtray import __version__
+from colabtray import __version__, trust
 from colabtray.colab import errors
 from colabtray.colab.models import (
     CPU,
@@ -118,6 +118,7 @@ class ColabClient:
             transport=transport,
             follow_redirects=False,
             headers={"User-Agent": f"colabtray/{__version__}"},
+            verify=trust.verification(settings),
         )
 
     async def __aenter__(self) -> ColabClient:

@@ -97,8 +97,8 @@ class UntrustedCertificateError(BackendUnavailableError):
         ColabError.__init__(
             self,
             f"Colab's TLS certificate for {what} is not trusted, so nothing was sent. On a network "
-            "that inspects TLS, add its CA to the system's certificates or name it in "
-            "SSL_CERT_FILE.",
+            "that inspects TLS, add its CA to the system's certificates or name its file in "
+            "the ca_file setting.",
         )
 
 

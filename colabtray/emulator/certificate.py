@@ -1,9 +1,9 @@
 """A throwaway certificate so the emulator's runtime proxies can speak HTTPS, as Colab's do.
 
 With ``--tls`` the emulator makes one self-signed certificate for its loopback address at
-start, writes it (public part only) to its temp dir and exports ``SSL_CERT_FILE`` naming it:
-a colabtray started with that environment trusts these runtimes and nothing else, which is
-what a demo or a test wants. The private key touches the disk only while it is loaded: an
+start, writes it (public part only) to its temp dir and exports ``COLABTRAY_CA_FILE`` naming
+it: a colabtray started with that environment trusts these runtimes besides what the system
+trusts. The private key touches the disk only while it is loaded: an
 owner-only file in the emulator's private temp dir, deleted at once.
 """
 

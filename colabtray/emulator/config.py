@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls",
         action="store_true",
         help="runtime proxies speak HTTPS, as Colab's do, with a self-signed certificate "
-        "that the SSL_CERT_FILE export names",
+        "that the COLABTRAY_CA_FILE export names",
     )
     parser.add_argument(
         "--account",

@@ -64,9 +64,8 @@ def exports(state: EmulatorState, access_token: str) -> dict[str, str]:
         "COLABTRAY_EMULATOR_URL": base,
     }
     if state.runtime_certificate is not None:
-        # The runtimes' self-signed certificate: the one thing a colabtray run with these
-        # exports trusts (both its HTTP clients read SSL_CERT_FILE).
-        names["SSL_CERT_FILE"] = str(state.runtime_certificate)
+        # The runtimes' self-signed certificate, trusted besides the system's.
+        names["COLABTRAY_CA_FILE"] = str(state.runtime_certificate)
     return names
 
 

@@ -27,8 +27,9 @@ from colabtray import instance, ipc
 from colabtray.ui.app import STARTUP_MARK
 from tests.fixtures.colab import cli_env, run_cli
 from tests.fixtures.desktop import Dunst
-from tests.fixtures.emulator import Emulator, pid_alive, wait_for
+from tests.fixtures.emulator import Emulator, pid_alive, start_emulator, wait_for
 from tests.fixtures.environment import isolated_env
+from tests.fixtures.jupyter_client import KernelSession
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -66,6 +67,13 @@ def screenshot(name: str, crop: list[int] | None = None) -> Path:
             timeout=30,
         )  # fmt: skip
     return path
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    """Runtimes over HTTPS, as Colab's and the demo's are (the app trusts them by ca_file)."""
+    with start_emulator("--tls", "--idle-timeout", "600") as emu:
+        yield emu
 
 
 @pytest.fixture
@@ -226,6 +234,12 @@ def open_submenu(app: App, prefix: str) -> dict[str, Any]:
     raise AssertionError(f"the {prefix} submenu did not open")
 
 
+async def print_6_times_7(url: str) -> str:
+    async with KernelSession(url) as kernel:
+        output, _ = await kernel.execute("print(6*7)")
+    return output
+
+
 def dunst_summaries(dunst: Dunst) -> list[str]:
     """Every notification dunst got so far (closing those still shown)."""
     dunst._ctl("close-all")
@@ -292,6 +306,8 @@ def test_the_tray_end_to_end(emulator: Emulator, start_app, dunst: Dunst, tmp_pa
     screenshot("tray-menu-full.png")
     shot = screenshot("tray-menu.png", [left, top, right - left, bottom - top])
     assert shot.stat().st_size > 1000
+    # The copied URL runs a cell (the bridge to the runtime's HTTPS proxy).
+    assert asyncio.run(print_6_times_7(bridged)) == "42\n"
 
     # "Disconnect runtime…" asks first; the confirmation's Disconnect removes it.
     disconnect = item(t4["submenu"], "disconnect")

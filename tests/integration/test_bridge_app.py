@@ -16,8 +16,8 @@ from tests.fixtures.jupyter_client import KernelSession
 pytestmark = pytest.mark.slow
 
 
-async def test_headless_app_serves_urls_to_the_cli(app_env: dict[str, str]) -> None:
-    env = app_env
+async def test_headless_app_serves_urls_to_the_cli(headless_env: dict[str, str]) -> None:
+    env = headless_env
     stopped = run_cli(env, "url", "anything")
     assert stopped.returncode == 1
     assert "colabtray is not running" in stopped.stderr and "--headless" in stopped.stderr

@@ -1,9 +1,9 @@
 """Runtimes over HTTPS, as Colab serves them: the emulator's ``--tls`` runtime proxies.
 
-The backend client and the bridge verify the runtime's certificate like any HTTPS client (the
-system's certificates, or ``SSL_CERT_FILE``). A certificate they cannot verify gets a sentence
-that names it (the editor a 502), and the runtime proxy token is never sent: the handshake
-fails before a request.
+The backend client and the bridge verify the runtime's certificate like any HTTPS client: the
+system's certificates, plus those of the ``ca_file`` setting (``COLABTRAY_CA_FILE``, which the
+emulator exports). A certificate they cannot verify gets a sentence that names it (the editor
+a 502), and the runtime proxy token is never sent: the handshake fails before a request.
 """
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ from tests.fixtures.jupyter_client import KernelSession, split_url
 
 pytestmark = pytest.mark.slow
 
+TRUST_VARIABLES = ("COLABTRAY_CA_FILE", "SSL_CERT_FILE", "SSL_CERT_DIR")
 UNTRUSTED = "the Colab runtime's TLS certificate is not trusted, so nothing was sent to it"
 
 
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
-    """An emulator whose runtime proxies speak HTTPS (what ``app_env`` points at)."""
+    """An emulator whose runtime proxies speak HTTPS (what ``headless_env`` points at)."""
     with start_emulator("--tls", "--idle-timeout", "600") as emu:
         yield emu
 
@@ -38,22 +39,22 @@ def emulator() -> Iterator[Emulator]:
 async def test_the_client_reads_a_runtime_it_trusts_and_names_the_one_it_does_not(
     emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = settings_for(emulator, tmp_path)
+    assert "COLABTRAY_CA_FILE" in emulator.env
     token = StaticToken(emulator.access_token)
-    # The process's own trust store: no SSL_CERT_FILE (as on a machine that lacks the CA).
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    async with ColabClient(settings, token) as distrusting:
+    # Only the system's certificates, as on a machine that lacks the CA.
+    for name in TRUST_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    async with ColabClient(settings_for(emulator, tmp_path, ca_file=None), token) as distrusting:
         runtime = (await distrusting.assign()).runtime  # the backend itself is plain HTTP
         assert runtime.proxy is not None and runtime.proxy.url.startswith("https://")
         seen = emulator.last_seq()
         with pytest.raises(UntrustedCertificateError) as refused:
             await distrusting.resources(runtime)
     assert "TLS certificate for runtime" in refused.value.message
-    assert "SSL_CERT_FILE" in refused.value.message
+    assert "ca_file setting" in refused.value.message
     assert [r for r in emulator.requests(since=seen) if r["host"] == "runtime"] == []
 
-    monkeypatch.setenv("SSL_CERT_FILE", emulator.env["SSL_CERT_FILE"])
-    async with ColabClient(settings, token) as trusting:
+    async with ColabClient(settings_for(emulator, tmp_path), token) as trusting:
         resources = await trusting.resources(runtime)
     assert resources.disks
 
@@ -64,16 +65,16 @@ def _url_of(env: dict[str, str], name: str) -> subprocess.CompletedProcess | Non
 
 
 async def test_a_runtime_over_https_works_through_the_bridge(
-    emulator: Emulator, app_env: dict[str, str]
+    emulator: Emulator, headless_env: dict[str, str]
 ) -> None:
-    assert "SSL_CERT_FILE" in app_env  # the emulator's export: trust its certificate
-    made = run_cli(app_env, "new", "--cpu", "--json")
+    assert "COLABTRAY_CA_FILE" in headless_env  # the emulator's export: trust its certificate
+    made = run_cli(headless_env, "new", "--cpu", "--json")
     assert made.returncode == 0, made.stderr
     assert json.loads(made.stdout)["endpoint"]
     assert emulator.state()["runtimes"][0]["url"].startswith("https://127.0.0.1:")
 
-    with headless_app(app_env):
-        url = (await until(lambda: _url_of(app_env, "cpu"), 60, interval=0.5)).stdout.strip()
+    with headless_app(headless_env):
+        url = (await until(lambda: _url_of(headless_env, "cpu"), 60, interval=0.5)).stdout.strip()
         assert url.startswith("http://127.0.0.1:")  # the editor's side stays plain loopback
         async with KernelSession(url) as kernel:
             output, _ = await kernel.execute("print(6*7)")
@@ -87,11 +88,11 @@ async def test_a_runtime_over_https_works_through_the_bridge(
 
 
 async def test_an_untrusted_runtime_certificate_is_refused_and_gets_no_token(
-    emulator: Emulator, app_env: dict[str, str]
+    emulator: Emulator, headless_env: dict[str, str]
 ) -> None:
-    made = run_cli(app_env, "new", "--cpu", "--json")
+    made = run_cli(headless_env, "new", "--cpu", "--json")
     assert made.returncode == 0, made.stderr
-    distrusting = {k: v for k, v in app_env.items() if k != "SSL_CERT_FILE"}
+    distrusting = {k: v for k, v in headless_env.items() if k not in TRUST_VARIABLES}
     seen = emulator.last_seq()
 
     with headless_app(distrusting):
