@@ -29,7 +29,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_core import InitErrorDetails
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from colabtray import settings_file
 
@@ -139,6 +139,19 @@ class Settings(BaseModel):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("ca_file")
+    @classmethod
+    def _holds_certificates(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            import ssl
+
+            try:  # an empty context: cheap, unlike one that loads the system's store
+                ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=value)
+            except (ssl.SSLError, OSError):
+                message = "not a readable PEM file of certificates"
+                raise PydanticCustomError("ca_file", message) from None
+        return value
 
 
 # The values of the settings file that load_settings() is reading (a source, see above).

@@ -200,6 +200,26 @@ def test_a_list_setting_that_is_not_json_raises_naming_the_setting(
     assert error["msg"].startswith("Invalid JSON: ")
 
 
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "Path does not point to a file"),
+        (b"not a certificate\n", "not a readable PEM file of certificates"),
+    ],
+)
+def test_a_ca_file_that_cannot_serve_is_refused_by_name(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch, content: bytes | None, expected: str
+) -> None:
+    ca_file = config_dir.parent / "company-ca.pem"
+    if content is not None:
+        ca_file.write_bytes(content)
+    monkeypatch.setenv("COLABTRAY_CA_FILE", str(ca_file))
+    with pytest.raises(ValidationError) as caught:
+        load_settings()
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("ca_file",) and error["msg"] == expected
+
+
 def test_empty_secrets_and_client_id_in_the_environment_mean_unset(
     config_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
