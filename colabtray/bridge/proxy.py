@@ -22,7 +22,7 @@ import re
 import socket
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
@@ -153,6 +153,29 @@ class _KindOnly(logging.Filter):
 # The server side of every bridge port logs through this logger, never aiohttp.server.
 _server_log = logging.getLogger("colabtray.bridge.http")
 _server_log.addFilter(_KindOnly())
+
+
+async def _replayable_body(request: web.Request) -> bytes | AsyncIterator[bytes] | None:
+    """The request's body: bytes when it is small enough to send twice (again after a 401),
+    else a stream that can go once."""
+    if not request.body_exists:
+        return None
+    length = request.content_length
+    if length is not None:
+        return await request.read() if length <= RETRY_BODY_LIMIT else _stream(request.content)
+    # Chunked, so no length was given: read up to the limit to find out.
+    try:
+        head = await request.content.readexactly(RETRY_BODY_LIMIT + 1)
+    except asyncio.IncompleteReadError as whole:
+        return whole.partial
+    return _stream(request.content, head)
+
+
+async def _stream(rest: aiohttp.StreamReader, head: bytes = b"") -> AsyncIterator[bytes]:
+    if head:
+        yield head
+    async for chunk in rest.iter_chunked(CHUNK):
+        yield chunk
 
 
 def _refusal(status: int, reason: str) -> web.Response:
@@ -338,13 +361,7 @@ class RuntimeServer:
         return _refusal(502, "Bad Gateway: the Colab runtime did not answer")
 
     async def _http(self, request: web.Request, path: str, *, set_cookie: bool) -> Any:
-        body: Any = None
-        if request.body_exists:
-            length = request.content_length
-            if length is not None and length <= RETRY_BODY_LIMIT:
-                body = await request.read()
-            else:
-                body = request.content
+        body = await _replayable_body(request)
         runtime = await self._upstream.get()
         for attempt in (1, 2):
             try:
@@ -360,7 +377,7 @@ class RuntimeServer:
             except aiohttp.ClientError as exc:
                 return await self._broken(exc)
             if upstream.status == 401 and attempt == 1:
-                if isinstance(body, aiohttp.StreamReader):
+                if body is not None and not isinstance(body, bytes):
                     # Its body is spent, so this one gets the 401; but the next request must
                     # not go out with the refused token again (until something else renews it).
                     await self._renew_refused(runtime)

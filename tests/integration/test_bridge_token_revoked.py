@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,32 @@ async def test_saving_a_file_after_revocation_keeps_its_content(bridged: Bridged
     (runtime,) = [r for r in emulator.state()["runtimes"] if r["endpoint"] == endpoint]
     on_disk = Path(runtime["root_dir"], "content", "revoked.txt")
     assert await asyncio.to_thread(on_disk.read_bytes) == text.encode()
+
+
+async def test_a_save_without_a_length_is_retried_whole_after_revocation(bridged: Bridged) -> None:
+    """A body sent chunked (no Content-Length) that fits the retry buffer is kept, so the
+    save after a revocation goes through at once, as one with a length does."""
+    emulator = bridged.emulator
+    endpoint, url = await bridged.runtime()
+    base, token = split_url(url)
+    text = "".join(f"{i:06d} {os.urandom(24).hex()}\n" for i in range(4000))  # 228 KB
+    body = json.dumps({"type": "file", "format": "text", "content": text}).encode()
+
+    async def in_pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 16 * 1024):
+            yield body[start : start + 16 * 1024]
+
+    path = "/api/contents/content/chunked.txt"
+    async with httpx2.AsyncClient(base_url=base, params={"token": token}, timeout=60) as http:
+        assert (await http.get("/api/contents")).status_code == 200
+        mark = emulator.last_seq()
+        emulator.revoke_proxy_tokens(endpoint)
+
+        saved = await http.put(path, content=in_pieces())
+        assert saved.status_code == 201, saved.text[:300]
+        assert_refused_then_retried(emulator, mark, path, [401, 201])
+        got = await http.get(path, params={"content": "1", "format": "text"})
+        assert got.json()["content"] == text
 
 
 async def test_large_upload_refused_once_then_goes_through(bridged: Bridged) -> None:
