@@ -15,9 +15,13 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from pydantic import SecretStr
 
+from colabtray.auth.errors import SignInError
+from colabtray.auth.oauth import GoogleOAuth
+from colabtray.auth.userinfo import fetch_email
 from colabtray.colab.client import ColabClient, StaticToken
-from colabtray.colab.errors import UntrustedCertificateError
+from colabtray.colab.errors import SignedOutError, UntrustedCertificateError
 from tests.fixtures.bridge import until
 from tests.fixtures.colab import headless_app, run_cli, settings_for
 from tests.fixtures.emulator import Emulator, start_emulator
@@ -57,6 +61,38 @@ async def test_the_client_reads_a_runtime_it_trusts_and_names_the_one_it_does_no
     async with ColabClient(settings_for(emulator, tmp_path), token) as trusting:
         resources = await trusting.resources(runtime)
     assert resources.disks
+
+
+async def test_sign_in_calls_name_an_untrusted_certificate_and_honour_ca_file(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Google's token and userinfo endpoints played by an HTTPS server of the emulator (a
+    runtime's proxy, which refuses both requests: it only matters whether they arrive)."""
+    for name in TRUST_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    token = StaticToken(emulator.access_token)
+    async with ColabClient(settings_for(emulator, tmp_path), token) as client:
+        runtime = (await client.assign()).runtime
+    assert runtime.proxy is not None
+    https = runtime.proxy.url.rstrip("/")
+    endpoints = {"oauth_token_url": f"{https}/token", "userinfo_url": f"{https}/userinfo"}
+    refresh_token = SecretStr("1//not-a-real-refresh-token")
+
+    distrusting = settings_for(emulator, tmp_path, ca_file=None, **endpoints)
+    seen = emulator.last_seq()
+    with pytest.raises(UntrustedCertificateError, match="for renewing the sign-in is not trust"):
+        await GoogleOAuth(distrusting).refresh(refresh_token)
+    with pytest.raises(UntrustedCertificateError, match="for the account's email is not trust"):
+        await fetch_email(distrusting, "an-access-token")
+    assert [r for r in emulator.requests(since=seen) if r["host"] == "runtime"] == []
+
+    trusting = settings_for(emulator, tmp_path, **endpoints)
+    with pytest.raises(SignInError, match="unreadable"):  # the handshake passed; a 401 came
+        await GoogleOAuth(trusting).refresh(refresh_token)
+    with pytest.raises(SignedOutError):
+        await fetch_email(trusting, "an-access-token")
+    reached = [r["path"] for r in emulator.requests(since=seen) if r["host"] == "runtime"]
+    assert reached == ["/token", "/userinfo"]
 
 
 def _url_of(env: dict[str, str], name: str) -> subprocess.CompletedProcess | None:
