@@ -8,11 +8,11 @@ network that inspects TLS, or the demo's HTTPS runtimes, need one setting and no
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import ssl
+    from pathlib import Path
 
     from colabtray.settings import Settings
 
@@ -22,7 +22,7 @@ def verification(settings: Settings) -> ssl.SSLContext | bool:
     own default context, nothing extra loaded) unless ``ca_file`` adds authorities."""
     if settings.ca_file is None:
         return True
-    return _with_extra_authorities(Path(settings.ca_file).resolve())
+    return _with_extra_authorities(settings.ca_file.resolve())
 
 
 @functools.cache
