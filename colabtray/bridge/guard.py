@@ -13,6 +13,7 @@ A request is admitted only if all of these hold, in this order:
 
 from __future__ import annotations
 
+import functools
 import hmac
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
@@ -33,14 +34,20 @@ def cookie_name(port: int) -> str:
     return f"colabtray-bridge-{port}"
 
 
+@functools.cache
 def own_origins(port: int) -> frozenset[str]:
     return frozenset(f"http://{name}:{port}" for name in LOOPBACK_NAMES)
+
+
+@functools.cache
+def _own_hosts(port: int) -> frozenset[str]:
+    return frozenset(f"{name}:{port}" for name in LOOPBACK_NAMES)
 
 
 def host_ok(host: str | None, port: int) -> bool:
     if not host:
         return False
-    return host.strip().lower() in {f"{name}:{port}" for name in LOOPBACK_NAMES}
+    return host.strip().lower() in _own_hosts(port)
 
 
 def same_secret(given: str, secret: str) -> bool:

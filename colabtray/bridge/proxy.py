@@ -155,7 +155,7 @@ _server_log = logging.getLogger("colabtray.bridge.http")
 _server_log.addFilter(_KindOnly())
 
 
-async def _replayable_body(request: web.Request) -> bytes | AsyncIterator[bytes] | None:
+async def _replayable_body(request: web.BaseRequest) -> bytes | AsyncIterator[bytes] | None:
     """The request's body: bytes when it is small enough to send twice (again after a 401),
     else a stream that can go once."""
     if not request.body_exists:
@@ -178,18 +178,16 @@ async def _stream(rest: aiohttp.StreamReader, head: bytes = b"") -> AsyncIterato
         yield chunk
 
 
+async def _continue(request: web.BaseRequest) -> None:
+    """Tell a client that waits before sending its body to go ahead (as aiohttp's router
+    does; the bridge uses the low-level server, which leaves it to the handler)."""
+    if request.version >= aiohttp.HttpVersion11:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the reply proper has not started
+
+
 def _refusal(status: int, reason: str) -> web.Response:
     return web.Response(status=status, text=f"{status} {reason}\n")
-
-
-def _nodelay(request: web.Request) -> None:
-    """aiohttp sets TCP_NODELAY already; made explicit because kernel round trips depend on it
-    (test-environment.md: Nagle plus delayed ACK adds ~40 ms)."""
-    transport = request.transport
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class RuntimeServer:
@@ -217,7 +215,7 @@ class RuntimeServer:
         self._on_activity = on_activity
         self._on_gone = on_gone
         self.gone = False
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
         self._runtime_cookies: set[str] = {"_xsrf"}
         self._answered: dict[tuple[str, str], float] = {}
@@ -228,15 +226,17 @@ class RuntimeServer:
 
     async def start_on(self, sock: socket.socket) -> None:
         """Serve the listening socket ``sock`` (bound by the caller, closed by :meth:`stop`)."""
-        app = web.Application(handler_args={"max_field_size": 65536})
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(
-            app,
+        # aiohttp's low-level server: every path comes to _handle, with no router or
+        # middleware in between. (Its TCP transports set TCP_NODELAY on every connection, as
+        # asyncio's and uvloop's do; kernel round trips depend on it, test-environment.md.)
+        server = web.Server(
+            self._handle,
+            max_field_size=65536,
             access_log=None,
             logger=_server_log,
             auto_decompress=False,
-            shutdown_timeout=1.0,
         )
+        runner = web.ServerRunner(server, shutdown_timeout=1.0)
         await runner.setup()
         try:
             await web.SockSite(runner, sock).start()
@@ -268,7 +268,7 @@ class RuntimeServer:
 
     # ---- requests -------------------------------------------------------------------------
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         verdict = guard.check(
             port=self.port,
             secret=self._secret,
@@ -284,8 +284,9 @@ class RuntimeServer:
             return _refusal(403, f"Forbidden: {verdict.reason}")
         if self.gone:
             return _refusal(502, f"Bad Gateway: {GONE_SENTENCE}")
-        _nodelay(request)
         self._on_activity(self.endpoint)
+        if request.headers.get("Expect", "").lower() == "100-continue":
+            await _continue(request)
         path = upstream_path(request.raw_path)
         try:
             if (
@@ -308,7 +309,7 @@ class RuntimeServer:
         self.mark_gone()
         self._on_gone(self.endpoint)
 
-    def _headers(self, request: web.Request, runtime: Runtime, drop: frozenset[str]) -> Any:
+    def _headers(self, request: web.BaseRequest, runtime: Runtime, drop: frozenset[str]) -> Any:
         headers = _forward_headers(request.headers, drop)
         cookies = self._cookies_for_runtime(request.headers.get("Cookie"))
         if cookies:
@@ -360,7 +361,7 @@ class RuntimeServer:
         log.info("runtime %s unreachable (%s)", self.endpoint, type(exc).__name__)
         return _refusal(502, "Bad Gateway: the Colab runtime did not answer")
 
-    async def _http(self, request: web.Request, path: str, *, set_cookie: bool) -> Any:
+    async def _http(self, request: web.BaseRequest, path: str, *, set_cookie: bool) -> Any:
         body = await _replayable_body(request)
         runtime = await self._upstream.get()
         for attempt in (1, 2):
@@ -372,7 +373,6 @@ class RuntimeServer:
                     data=body,
                     proxy=self._via(runtime),
                     allow_redirects=False,
-                    skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
                 )
             except aiohttp.ClientError as exc:
                 return await self._broken(exc)
@@ -398,7 +398,7 @@ class RuntimeServer:
 
     async def _relay(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         upstream: aiohttp.ClientResponse,
         runtime: Runtime,
         set_cookie: bool,
@@ -462,7 +462,7 @@ class RuntimeServer:
 
     # ---- WebSockets -----------------------------------------------------------------------
 
-    async def _websocket(self, request: web.Request, path: str) -> web.StreamResponse:
+    async def _websocket(self, request: web.BaseRequest, path: str) -> web.StreamResponse:
         requested = [
             p.strip()
             for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
@@ -518,7 +518,7 @@ class RuntimeServer:
 
     def _kernel_channel(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         path: str,
         protocol: str | None,
         upstream: aiohttp.ClientWebSocketResponse,

@@ -111,6 +111,7 @@ class Upstream:
         self.endpoint = endpoint
         self._backend = backend
         self._runtime: Runtime | None = None
+        self._renew_at = 0.0  # time.monotonic() from which the cached token needs renewing
         self._lock = asyncio.Lock()
         self._verified_at = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -123,15 +124,13 @@ class Upstream:
         other ColabErrors.
         """
         current = self._runtime
-        if stale is None and _usable(current):
-            assert current is not None
+        if stale is None and current is not None and time.monotonic() < self._renew_at:
             return current
         async with self._lock:
             current = self._runtime
             if stale is not None and current is not None and current is not stale:
                 return current  # someone refreshed while we waited
-            if stale is None and _usable(current):
-                assert current is not None
+            if stale is None and current is not None and time.monotonic() < self._renew_at:
                 return current
             force = stale is not None
             ahead = refresh_ahead(current) if current is not None else AHEAD_MAX
@@ -139,6 +138,7 @@ class Upstream:
             if runtime.proxy is None:
                 raise errors.RuntimeAccessError(self.endpoint, 0)
             self._runtime = runtime
+            self._renew_at = _renew_at(runtime)
             return runtime
 
     async def still_there(self) -> bool:
@@ -172,21 +172,20 @@ class Upstream:
     async def _refresh_forever(self) -> None:
         while True:
             try:
-                runtime = await self.get()
+                await self.get()
             except errors.RuntimeGoneError:
                 return  # requests will find out and say so
             except errors.ColabError as exc:
                 log.info("token refresh for %s failed: %s", self.endpoint, exc.message)
                 await asyncio.sleep(30)
                 continue
-            proxy = runtime.proxy
-            assert proxy is not None
-            left = proxy.expires_at.timestamp() - time.time()
             # Wake just inside the refresh window; never spin on a token that stays short.
-            await asyncio.sleep(max(left - refresh_ahead(runtime) + 0.5, 1.0))
+            await asyncio.sleep(max(self._renew_at - time.monotonic() + 0.5, 1.0))
 
 
-def _usable(runtime: Runtime | None) -> bool:
-    if runtime is None or runtime.proxy is None:
-        return False
-    return not runtime.proxy.expires_within(refresh_ahead(runtime))
+def _renew_at(runtime: Runtime) -> float:
+    """When (on the monotonic clock) the runtime's token enters its refresh window; worked out
+    once per token, as every request asks."""
+    assert runtime.proxy is not None
+    left = runtime.proxy.expires_at.timestamp() - time.time()
+    return time.monotonic() + left - refresh_ahead(runtime)

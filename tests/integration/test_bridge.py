@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import httpx2
 import pytest
 import websockets
@@ -105,6 +106,28 @@ async def test_large_bodies_stream_intact_both_ways(bridged: Bridged) -> None:
         # JupyterLab's own bundles, compressed or not, arrive as the runtime sent them.
         page = await http.get("/lab")
         assert page.status_code == 200 and "jupyter-config-data" in page.text
+
+
+async def test_a_client_that_waits_for_100_continue_gets_it_and_its_save_lands(
+    bridged: Bridged,
+) -> None:
+    """curl and others ask before sending a large body (``Expect: 100-continue``); without the
+    bridge's go-ahead such a client would wait for good (aiohttp's client waits forever)."""
+    _endpoint, url = await bridged.runtime()
+    base, token = split_url(url)
+    content = "saved after 100 Continue\n"
+    async with (
+        aiohttp.ClientSession(base_url=base, headers={"Authorization": f"token {token}"}) as http,
+        asyncio.timeout(30),
+    ):
+        async with http.put(
+            "/api/contents/expect.txt",
+            json={"type": "file", "format": "text", "content": content},
+            expect100=True,
+        ) as put:
+            assert put.status in (200, 201), await put.text()
+        async with http.get("/files/expect.txt") as got:
+            assert await got.text() == content
 
 
 def listening_ports() -> set[int]:
