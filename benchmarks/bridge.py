@@ -20,6 +20,12 @@ certificate through the ``ca_file`` setting, the client likewise), so *direct* p
 the client as a direct client of Colab would, and the bridge pays for it instead of the editor.
 ``--plain-http`` measures against a plain-HTTP proxy instead: the extra hop's whole cost.
 
+A third column, *pump*, is the least any relay can do: a bare byte pump on its own thread of
+this process, plain TCP from the client and TLS to the runtime's proxy, copying bytes as they
+come with no HTTP in between (the client adds the proxy token header itself). Its ratios to
+direct show what the extra hop costs on this machine whatever the relay does; a floor that
+the pump misses too is out of reach of any relay here.
+
 Meanwhile the app's qasync loop runs a 10 ms timer; its lateness during the bridged 50 MB
 downloads says whether the bridge's byte shovelling makes the tray stutter.
 
@@ -34,6 +40,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import ssl
 import statistics
 import subprocess
@@ -242,6 +249,10 @@ async def app_main(args: argparse.Namespace, emulator: Any, work: Path) -> int:
                 "bridge": {"base": base, "headers": {"Authorization": f"token {token}"}},
             },
         }
+        config["modes"]["pump"] = {
+            "base": f"http://127.0.0.1:{start_pump(fresh.proxy.url, config['ca_file'])}",
+            "headers": config["modes"]["direct"]["headers"],
+        }
         # The editor is another process; the app's loop stays free meanwhile.
         client_started = time.monotonic()
         child = await asyncio.to_thread(
@@ -290,6 +301,75 @@ async def app_main(args: argparse.Namespace, emulator: Any, work: Path) -> int:
     return _print(report["results"], during, meanwhile)
 
 
+class _Pump(asyncio.Protocol):
+    """One side of a pumped connection: what arrives is written to the other side at once."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Pump | None = None
+        self.early: list[bytes] = []  # arrived before the other side was connected
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=2 * MB)  # as the bridge's relay
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.write(data)
+        else:
+            self.early.append(data)
+
+    def pause_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.close()
+
+
+def start_pump(target_url: str, ca_file: str | None) -> int:
+    """Serve a byte pump to ``target_url``'s host on a thread of its own; returns its port."""
+    import threading
+    from urllib.parse import urlsplit
+
+    target = urlsplit(target_url)
+    tls = ssl.create_default_context(cafile=ca_file) if target.scheme == "https" else None
+    loop = asyncio.new_event_loop()
+
+    async def connect(client: _Pump) -> None:
+        _transport, upstream = await loop.create_connection(
+            _Pump, target.hostname, target.port, ssl=tls
+        )
+        upstream.peer, client.peer = client, upstream
+        assert upstream.transport is not None
+        for data in client.early:
+            upstream.transport.write(data)
+        client.early.clear()
+
+    def accept() -> _Pump:
+        client = _Pump()
+        task = loop.create_task(connect(client))
+        task.add_done_callback(lambda t: t.exception())  # a failed connect fails the client
+        return client
+
+    sock = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(loop.create_server(accept, sock=sock))
+        loop.run_forever()
+
+    threading.Thread(target=serve, name="pump", daemon=True).start()
+    return int(sock.getsockname()[1])
+
+
 async def _probe(lateness: list[tuple[float, float]]) -> None:
     """A 10 ms timer on the app's (qasync) loop; records how late each tick is."""
     while True:
@@ -304,18 +384,26 @@ def _print(
     during: list[float],
     meanwhile: list[float],
 ) -> int:
-    direct, bridge = results["direct"], results["bridge"]
+    direct, bridge, pump = results["direct"], results["bridge"], results["pump"]
     rows = [
-        ("small REST, median (ms)", "rest_median_ms", "lower"),
-        ("small REST, p95 (ms)", "rest_p95_ms", "lower"),
-        ("execute 1+1 round trip, median (ms)", "execute_median_ms", "lower"),
-        (f"{OUTPUTS:,} outputs streamed (s)", "outputs_s", "lower"),
-        ("50 MB download (MB/s)", "download_mb_s", "higher"),
+        ("small REST, median (ms)", "rest_median_ms"),
+        ("small REST, p95 (ms)", "rest_p95_ms"),
+        ("execute 1+1 round trip, median (ms)", "execute_median_ms"),
+        (f"{OUTPUTS:,} outputs streamed (s)", "outputs_s"),
+        ("50 MB download (MB/s)", "download_mb_s"),
     ]
-    print(f"{'':40} {'direct':>10} {'bridge':>10} {'bridge/direct':>14}")
-    for label, key, _better in rows:
-        ratio = bridge[key] / direct[key]
-        print(f"{label:40} {direct[key]:10.3f} {bridge[key]:10.3f} {ratio:14.3f}")
+    print(f"{'':38} {'direct':>9} {'bridge':>9} {'pump':>9} {'bridge/direct':>14} "
+          f"{'pump/direct':>12}")  # fmt: skip
+    for label, key in rows:
+        print(
+            f"{label:38} {direct[key]:9.3f} {bridge[key]:9.3f} {pump[key]:9.3f} "
+            f"{bridge[key] / direct[key]:14.3f} {pump[key] / direct[key]:12.3f}"
+        )
+    print(
+        "small REST, median, extra over direct: "
+        f"bridge {bridge['rest_median_ms'] - direct['rest_median_ms']:+.3f} ms, "
+        f"pump {pump['rest_median_ms'] - direct['rest_median_ms']:+.3f} ms"
+    )
     worst = max(during) * 1000 if during else float("nan")
     p99 = percentile(during, 0.99) * 1000 if during else float("nan")
     overall = max(meanwhile) * 1000 if meanwhile else float("nan")

@@ -227,8 +227,8 @@ class RuntimeServer:
     async def start_on(self, sock: socket.socket) -> None:
         """Serve the listening socket ``sock`` (bound by the caller, closed by :meth:`stop`)."""
         # aiohttp's low-level server: every path comes to _handle, with no router or
-        # middleware in between. (Its TCP transports set TCP_NODELAY on every connection, as
-        # asyncio's and uvloop's do; kernel round trips depend on it, test-environment.md.)
+        # middleware in between. (aiohttp sets TCP_NODELAY on each connection it serves or
+        # opens; kernel round trips depend on it, test-environment.md.)
         server = web.Server(
             self._handle,
             max_field_size=65536,
