@@ -98,7 +98,7 @@ class UntrustedCertificateError(BackendUnavailableError):
             self,
             f"Colab's TLS certificate for {what} is not trusted, so nothing was sent. On a network "
             "that inspects TLS, add its CA to the system's certificates or name its file in "
-            "the ca_file setting.",
+            "the ca_file setting, then restart colabtray.",
         )
 
 

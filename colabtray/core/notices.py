@@ -50,6 +50,8 @@ def notice_for(event: Event) -> Notice | None:
             )
         case SignInNeeded(message=message):
             return Notice("Sign in to Colab again", message, urgent=True)
+        case BackendLost(message=message, untrusted=True):
+            return Notice("Colab's certificate is not trusted", message, urgent=True)
         case BackendLost(message=message):
             return Notice(
                 "Colab is unreachable",

@@ -44,6 +44,7 @@ class RuntimeRemoved:
 @dataclass(frozen=True)
 class BackendLost:
     message: str
+    untrusted: bool = False  # Colab's TLS certificate failed verification: waiting won't help
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ class RuntimeRegistry:
                 self._signed_out(exc.message)
                 return
             except errors.ColabError as exc:
-                self._lost(exc.message)
+                self._lost(exc.message, untrusted=isinstance(exc, errors.UntrustedCertificateError))
                 return
             self._found()
             self._apply(listed)
@@ -254,11 +255,11 @@ class RuntimeRegistry:
 
     # ---- episodes -------------------------------------------------------------------------
 
-    def _lost(self, message: str) -> None:
+    def _lost(self, message: str, *, untrusted: bool = False) -> None:
         self.state.problem = message
         if self.state.reachable:
             self.state.reachable = False
-            self._emit(BackendLost(message))
+            self._emit(BackendLost(message, untrusted))
         self._emit(StateChanged())
 
     def _found(self) -> None:

@@ -22,6 +22,9 @@ from colabtray.auth.oauth import GoogleOAuth
 from colabtray.auth.userinfo import fetch_email
 from colabtray.colab.client import ColabClient, StaticToken
 from colabtray.colab.errors import SignedOutError, UntrustedCertificateError
+from colabtray.core.naming import RuntimeNames
+from colabtray.core.notices import notice_for
+from colabtray.core.registry import BackendLost, Event, RuntimeRegistry
 from tests.fixtures.bridge import until
 from tests.fixtures.colab import headless_app, run_cli, settings_for
 from tests.fixtures.emulator import Emulator, start_emulator
@@ -93,6 +96,33 @@ async def test_sign_in_calls_name_an_untrusted_certificate_and_honour_ca_file(
         await fetch_email(trusting, "an-access-token")
     reached = [r["path"] for r in emulator.requests(since=seen) if r["host"] == "runtime"]
     assert reached == ["/token", "/userinfo"]
+
+
+async def test_an_untrusted_colab_is_announced_as_such_not_as_an_outage(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Colab behind TLS inspection, played by a runtime's HTTPS proxy in place of the backend:
+    the notice names the certificate and the fix, rather than "Colab is unreachable"."""
+    for name in TRUST_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    token = StaticToken(emulator.access_token)
+    async with ColabClient(settings_for(emulator, tmp_path), token) as client:
+        runtime = (await client.assign()).runtime
+    assert runtime.proxy is not None
+    https = runtime.proxy.url.rstrip("/")
+    inspected = settings_for(emulator, tmp_path, ca_file=None, colab_url=https, gapi_url=https)
+    seen = emulator.last_seq()
+    async with ColabClient(inspected, token) as distrusting:
+        registry = RuntimeRegistry(distrusting, RuntimeNames(tmp_path / "names.json"))
+        events: list[Event] = []
+        registry.subscribe(events.append)
+        await registry.refresh()
+    (lost,) = [e for e in events if isinstance(e, BackendLost)]
+    notice = notice_for(lost)
+    assert notice is not None and notice.title == "Colab's certificate is not trusted"
+    assert "ca_file setting, then restart colabtray" in notice.body
+    assert registry.state.problem == lost.message  # what the menu shows
+    assert [r for r in emulator.requests(since=seen) if r["host"] == "runtime"] == []
 
 
 def _url_of(env: dict[str, str], name: str) -> subprocess.CompletedProcess | None:

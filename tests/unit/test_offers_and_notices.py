@@ -80,6 +80,9 @@ def test_notices() -> None:
     assert expired is not None and expired.body == "ada@example.com needs to sign in again."
     lost = notice_for(BackendLost("Colab could not be reached (HTTP 503)."))
     assert lost is not None and lost.title == "Colab is unreachable"
+    untrusted = notice_for(BackendLost("Colab's TLS certificate … is not trusted.", untrusted=True))
+    assert untrusted is not None and untrusted.title == "Colab's certificate is not trusted"
+    assert "keeps trying" not in untrusted.body  # waiting will not mend it
     back = notice_for(BackendBack())
     assert back is not None and back.title == "Colab is reachable again"
     assert notice_for(StateChanged()) is None
