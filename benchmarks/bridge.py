@@ -1,7 +1,7 @@
 """The editor bridge against the runtime it fronts, in one run: what the extra hop costs.
 
     .venv/bin/python benchmarks/bridge.py [--rest 400] [--execute 200] [--rounds 5] [--downloads 15]
-                                          [--plain-http]
+                                          [--plain-http] [--split-cpus]
 
 Three processes, as in real use: the emulator (the runtime's proxy, Jupyter and a kernel),
 the app (this process: a Qt/qasync loop built by ``colabtray.ui.eventloop`` with the runtime
@@ -26,6 +26,12 @@ come with no HTTP in between (the client adds the proxy token header itself). It
 direct show what the extra hop costs on this machine whatever the relay does; a floor that
 the pump misses too is out of reach of any relay here.
 
+Colab's runtime (its proxy, Jupyter, the kernel) runs on Google's machines, not the user's.
+By default all three processes share this machine's cores, so on a machine with few of them
+the bridge also competes with the emulated runtime, which no user's bridge does.
+``--split-cpus`` puts the emulator (and all it starts) on one half of the CPUs and the app and
+the client on the other: the user's machine beside a remote runtime.
+
 Meanwhile the app's qasync loop runs a 10 ms timer; its lateness during the bridged 50 MB
 downloads says whether the bridge's byte shovelling makes the tray stutter.
 
@@ -38,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -446,6 +453,11 @@ def main() -> int:
         action="store_true",
         help="the runtime's proxy without TLS (Colab's always use it)",
     )
+    parser.add_argument(
+        "--split-cpus",
+        action="store_true",
+        help="the emulated runtime on one half of the CPUs, the app and client on the other",
+    )
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
@@ -460,12 +472,34 @@ def main() -> int:
 
     app = QApplication.instance() or QApplication([])
     tls = () if args.plain_http else ("--tls",)
+    halves = _cpu_halves() if args.split_cpus else None
     with (
         tempfile.TemporaryDirectory(prefix="colabtray-bench-") as tmp,
-        start_emulator("--idle-timeout", "3600", *tls) as emulator,
+        contextlib.ExitStack() as stack,
     ):
+        if halves:
+            os.sched_setaffinity(0, halves[0])  # the emulator and what it starts inherit it
+        emulator = stack.enter_context(start_emulator("--idle-timeout", "3600", *tls))
+        if halves:
+            _pin_this_process(halves[1])
+            print(f"CPUs: the runtime's side {sorted(halves[0])}, the user's {sorted(halves[1])}")
         print(f"runtime proxy: {'plain HTTP' if args.plain_http else 'HTTPS'}")
         return eventloop.run(app, app_main(args, emulator, Path(tmp)))  # type: ignore[arg-type]
+
+
+def _cpu_halves() -> tuple[set[int], set[int]]:
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--split-cpus needs at least two CPUs")
+    middle = len(cpus) // 2
+    return set(cpus[:middle]), set(cpus[middle:])
+
+
+def _pin_this_process(cpus: set[int]) -> None:
+    """Every thread of this process, and all it starts from now on (the bridge, the client)."""
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(int(task.name), cpus)
 
 
 if __name__ == "__main__":
