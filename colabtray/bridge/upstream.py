@@ -123,23 +123,26 @@ class Upstream:
         unless another caller has refreshed since. Raises RuntimeGoneError and the backend's
         other ColabErrors.
         """
-        current = self._runtime
-        if stale is None and current is not None and time.monotonic() < self._renew_at:
-            return current
+        if stale is None and (cached := self._cached()) is not None:
+            return cached
         async with self._lock:
             current = self._runtime
             if stale is not None and current is not None and current is not stale:
                 return current  # someone refreshed while we waited
-            if stale is None and current is not None and time.monotonic() < self._renew_at:
-                return current
+            if stale is None and (cached := self._cached()) is not None:
+                return cached
             force = stale is not None
             ahead = refresh_ahead(current) if current is not None else AHEAD_MAX
             runtime = await self._backend.fresh_runtime(self.endpoint, force=force, ahead=ahead)
             if runtime.proxy is None:
                 raise errors.RuntimeAccessError(self.endpoint, 0)
             self._runtime = runtime
-            self._renew_at = _renew_at(runtime)
+            self._renew_at = _renewal_deadline(runtime)
             return runtime
+
+    def _cached(self) -> Runtime | None:
+        """The cached runtime while its token is not yet due for renewal."""
+        return self._runtime if time.monotonic() < self._renew_at else None
 
     async def still_there(self) -> bool:
         """After a broken connection: does the backend still list the runtime?
@@ -183,7 +186,7 @@ class Upstream:
             await asyncio.sleep(max(self._renew_at - time.monotonic() + 0.5, 1.0))
 
 
-def _renew_at(runtime: Runtime) -> float:
+def _renewal_deadline(runtime: Runtime) -> float:
     """When (on the monotonic clock) the runtime's token enters its refresh window; worked out
     once per token, as every request asks."""
     assert runtime.proxy is not None
