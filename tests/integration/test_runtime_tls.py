@@ -66,19 +66,31 @@ async def test_the_client_reads_a_runtime_it_trusts_and_names_the_one_it_does_no
     assert resources.disks
 
 
-async def test_sign_in_calls_name_an_untrusted_certificate_and_honour_ca_file(
+@pytest.fixture
+async def https_stand_in(
     emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Google's token and userinfo endpoints played by an HTTPS server of the emulator (a
-    runtime's proxy, which refuses both requests: it only matters whether they arrive)."""
+) -> str:
+    """The base URL of an HTTPS server of the emulator (a runtime's proxy) to play one of
+    Google's servers; only the system's certificates are trusted from here on, so it is
+    trusted only where ``ca_file`` names the emulator's certificate."""
     for name in TRUST_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     token = StaticToken(emulator.access_token)
     async with ColabClient(settings_for(emulator, tmp_path), token) as client:
         runtime = (await client.assign()).runtime
     assert runtime.proxy is not None
-    https = runtime.proxy.url.rstrip("/")
-    endpoints = {"oauth_token_url": f"{https}/token", "userinfo_url": f"{https}/userinfo"}
+    return runtime.proxy.url.rstrip("/")
+
+
+async def test_sign_in_calls_name_an_untrusted_certificate_and_honour_ca_file(
+    emulator: Emulator, tmp_path: Path, https_stand_in: str
+) -> None:
+    """Google's token and userinfo endpoints played by an HTTPS server of the emulator (a
+    runtime's proxy, which refuses both requests: it only matters whether they arrive)."""
+    endpoints = {
+        "oauth_token_url": f"{https_stand_in}/token",
+        "userinfo_url": f"{https_stand_in}/userinfo",
+    }
     refresh_token = SecretStr("1//not-a-real-refresh-token")
 
     distrusting = settings_for(emulator, tmp_path, ca_file=None, **endpoints)
@@ -99,20 +111,15 @@ async def test_sign_in_calls_name_an_untrusted_certificate_and_honour_ca_file(
 
 
 async def test_an_untrusted_colab_is_announced_as_such_not_as_an_outage(
-    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    emulator: Emulator, tmp_path: Path, https_stand_in: str
 ) -> None:
     """Colab behind TLS inspection, played by a runtime's HTTPS proxy in place of the backend:
     the notice names the certificate and the fix, rather than "Colab is unreachable"."""
-    for name in TRUST_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    token = StaticToken(emulator.access_token)
-    async with ColabClient(settings_for(emulator, tmp_path), token) as client:
-        runtime = (await client.assign()).runtime
-    assert runtime.proxy is not None
-    https = runtime.proxy.url.rstrip("/")
-    inspected = settings_for(emulator, tmp_path, ca_file=None, colab_url=https, gapi_url=https)
+    inspected = settings_for(
+        emulator, tmp_path, ca_file=None, colab_url=https_stand_in, gapi_url=https_stand_in
+    )
     seen = emulator.last_seq()
-    async with ColabClient(inspected, token) as distrusting:
+    async with ColabClient(inspected, StaticToken(emulator.access_token)) as distrusting:
         registry = RuntimeRegistry(distrusting, RuntimeNames(tmp_path / "names.json"))
         events: list[Event] = []
         registry.subscribe(events.append)
