@@ -362,8 +362,12 @@ def start_pump(target_url: str, ca_file: str | None) -> int:
 
     def accept() -> _Pump:
         client = _Pump()
-        task = loop.create_task(connect(client))
-        task.add_done_callback(lambda t: t.exception())  # a failed connect fails the client
+
+        def connected(task: asyncio.Task[None]) -> None:
+            if task.exception() is not None and client.transport is not None:
+                client.transport.close()  # the client sees its connection end, not a hang
+
+        loop.create_task(connect(client)).add_done_callback(connected)
         return client
 
     sock = socket.create_server(("127.0.0.1", 0))
