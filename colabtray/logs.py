@@ -6,6 +6,12 @@ second line of defence, every record passes a filter that masks anything shaped 
 Google token before it is written anywhere, and the formatters mask the finished line again,
 tracebacks included (an exception's text can quote a URL or a form body).
 
+Request data (paths, headers, names) can reach a log line, so a record can never forge
+another: its message is written on one line with control characters escaped, and every line
+of a traceback after it is indented. The same kind of line repeated more than THROTTLE_BURST
+times a minute (a flood of bad requests) is held back and counted, so a flood cannot rotate
+the log's history away.
+
 The file rotates at 1 MB (``colabtray.log``, ``.1`` … ``.3``); every one of them is readable by
 the user only, in a directory only the user may enter.
 """
@@ -16,6 +22,7 @@ import logging
 import logging.handlers
 import os
 import re
+import time
 from pathlib import Path
 from typing import TextIO
 
@@ -29,6 +36,11 @@ _SECRET_SHAPES = re.compile(
 )
 
 LOG_FILE = "colabtray.log"
+# Characters that could end a line or fool a terminal: C0 and C1 controls, DEL, and Unicode's
+# line and paragraph separators.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+THROTTLE_BURST = 20  # lines of one kind per THROTTLE_WINDOW before they are held back
+THROTTLE_WINDOW = 60.0
 
 
 class RedactSecrets(logging.Filter):
@@ -53,11 +65,63 @@ def mask_secrets(text: str) -> str:
     return _SECRET_SHAPES.sub(_mask, text)
 
 
-class _MaskingFormatter(logging.Formatter):
+def one_line(text: str) -> str:
+    """``text`` with every control character escaped (``\\n``, ``\\x1b``, ``\\u2028``)."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group(0).encode("unicode_escape").decode("ascii")
+
+
+class OneLineFormatter(logging.Formatter):
+    """One physical line per record, then its traceback or stack indented under it: whatever
+    a message quotes, no line of the log can pass for a record it did not write."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        first, *rest = super().format(record).split("\n")
+        return "\n".join([first, *("    " + one_line(line) for line in rest)])
+
+
+class _MaskingFormatter(OneLineFormatter):
     """Masks the whole formatted record: message, traceback and stack."""
 
     def format(self, record: logging.LogRecord) -> str:
         return mask_secrets(super().format(record))
+
+
+class Throttle(logging.Filter):
+    """Holds back a kind of line (same logger, same message template) after ``burst`` of them
+    in ``window`` seconds; the next one let through says how many were held back."""
+
+    def __init__(self, burst: int = THROTTLE_BURST, window: float = THROTTLE_WINDOW) -> None:
+        super().__init__()
+        self._burst = burst
+        self._window = window
+        self._seen: dict[tuple[str, object], list[float | int]] = {}  # → [start, count, held]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.msg)
+        now = time.monotonic()
+        entry = self._seen.get(key)
+        if entry is None or now - entry[0] >= self._window:
+            held = int(entry[2]) if entry is not None else 0
+            if len(self._seen) > 1000:  # forget old kinds rather than grow without bound
+                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self._window}
+            self._seen[key] = [now, 1, 0]
+            if held:
+                record.msg = f"{record.getMessage()} ({held} more like it were not logged)"
+                record.args = None
+            return True
+        entry[1] += 1
+        if entry[1] <= self._burst:
+            return True
+        entry[2] += 1
+        return False
 
 
 class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
@@ -84,6 +148,7 @@ def configure_logging(verbose: bool = False, log_dir: Path | None = None) -> Pat
     console = logging.StreamHandler()
     console.setLevel(logging.DEBUG if verbose else logging.WARNING)
     console.setFormatter(_MaskingFormatter("%(levelname)s %(name)s: %(message)s"))
+    console.addFilter(Throttle())
     console.addFilter(redact)
     root.addHandler(console)
 
@@ -96,6 +161,7 @@ def configure_logging(verbose: bool = False, log_dir: Path | None = None) -> Pat
                 path, maxBytes=1_000_000, backupCount=3, encoding="utf-8"
             )
             file_handler.setFormatter(formatter)
+            file_handler.addFilter(Throttle())
             file_handler.addFilter(redact)
             root.addHandler(file_handler)
         except OSError as exc:

@@ -8,6 +8,7 @@ import sys
 
 from colabtray.emulator.config import parse_config
 from colabtray.emulator.server import serve
+from colabtray.logs import OneLineFormatter, Throttle
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,11 +17,10 @@ def main(argv: list[str] | None = None) -> int:
         config = parse_config(argv)
     except SystemExit as exc:  # argparse: --help (0) or a bad option (2)
         return exc.code if isinstance(exc.code, int) else 2
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(Throttle())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     # aiohttp's access log would print query strings, which may hold tokens.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
