@@ -2,7 +2,8 @@
 
 It listens on 127.0.0.1 at a port the OS picks, answers exactly one redirect that carries the
 expected ``state``, and then closes. Anything else a local process or web page sends gets an
-error page and changes nothing: the real redirect still completes afterwards.
+error page and changes nothing: the real redirect still completes afterwards. Its connections
+are held under a guard (:mod:`colabtray.listen`) like every listener's.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from importlib import resources
 from aiohttp import web
 
 from colabtray.auth.errors import SignInDeclinedError, SignInError
+from colabtray.listen.connections import ConnectionGuard, listening_socket
+from colabtray.listen.http import BUSY, GuardedSite, guarded, server_log
+from colabtray.listen.targets import Target
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ class LoopbackReceiver:
     def __init__(self, expected_state: str | None = None) -> None:
         self._state = expected_state
         self._result: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self.port = 0
 
     @property
@@ -73,14 +77,20 @@ class LoopbackReceiver:
 
     async def start(self) -> str:
         """Bind to 127.0.0.1 on a free port; returns the redirect URI."""
-        app = web.Application(client_max_size=64 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
+        guard = ConnectionGuard("sign-in receiver", limit=64, refusal=BUSY)
         # handler_cancellation: a client that hangs up early cancels only its own handler.
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        server = web.Server(
+            guarded(guard, self._handle),
+            access_log=None,
+            logger=server_log,
+            handler_cancellation=True,
+            max_field_size=16 * 1024,
+        )
+        self._runner = web.ServerRunner(server)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, reuse_address=False)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        sock = listening_socket("127.0.0.1", 0)
+        await GuardedSite(self._runner, sock, guard).start()
+        self.port = sock.getsockname()[1]
         return self.redirect_uri
 
     async def wait(self) -> str:
@@ -94,13 +104,13 @@ class LoopbackReceiver:
         if not self._result.done():
             self._result.cancel()
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.BaseRequest, target: Target) -> web.Response:
         if request.method != "GET":
             return _html(405, _error_page("Only GET is allowed here."),
                          headers={"Allow": "GET"})  # fmt: skip
-        if request.path != "/":
+        if target.path != "/":
             return _html(404, _error_page("There is nothing here."))
-        if request.host not in (f"127.0.0.1:{self.port}", f"localhost:{self.port}"):
+        if request.headers.get("Host") not in (f"127.0.0.1:{self.port}", f"localhost:{self.port}"):
             return _html(400, _error_page("Unexpected Host header."))
         query = request.query
         state = query.get("state", "")

@@ -8,7 +8,12 @@ A request is admitted only if all of these hold, in this order:
 2. an ``Origin`` header, if present, is the bridge's own origin (browsers send one on
    cross-origin requests and on every WebSocket handshake);
 3. the bridge secret comes as ``?token=``, as ``Authorization: token …`` (or ``bearer``), or in
-   the cookie a browser got on its first visit with ``?token=``.
+   the cookie a browser got on its first visit with ``?token=``;
+4. a request that has only the cookie to show is not a cross-site one: browsers send the
+   (``SameSite=Strict``) cookie to every port of 127.0.0.1, so a page of another local app
+   could otherwise use it where no ``Origin`` is sent (an ``<img>`` or ``<script>`` tag).
+   ``Sec-Fetch-Site`` tells, where browsers send it: only ``same-origin`` and ``none`` (the
+   user typed the address) pass.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from http.cookies import CookieError, SimpleCookie
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 TOKEN_PARAM = "token"
+# Sec-Fetch-Site values of a request the user's own page (or the user) made.
+_OWN_FETCH_SITES = frozenset({"same-origin", "none"})
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,7 @@ def check(
     query_tokens: list[str],
     authorization: str | None,
     cookie: str | None,
+    fetch_site: str | None = None,
 ) -> Verdict:
     """Admit or refuse one request; see the module docstring for the rules."""
     if not host_ok(host, port):
@@ -99,11 +107,17 @@ def check(
         offered = True
         if same_secret(given, secret):
             return Verdict(True, by_query=True)
-    for given in (token_from_authorization(authorization), token_from_cookie(cookie, port)):
-        if given is None:
-            continue
+    given = token_from_authorization(authorization)
+    if given is not None:
         offered = True
         if same_secret(given, secret):
+            return Verdict(True)
+    given = token_from_cookie(cookie, port)
+    if given is not None:
+        offered = True
+        if same_secret(given, secret):
+            if fetch_site is not None and fetch_site.strip().lower() not in _OWN_FETCH_SITES:
+                return Verdict(False, "cross-site requests are refused")
             return Verdict(True)
     if offered:
         return Verdict(False, "the bridge token is wrong")

@@ -1,8 +1,11 @@
 """One runtime served as a plain Jupyter server on a loopback port of its own.
 
-Every request passes :mod:`colabtray.bridge.guard` first; a refused one gets 403 and a
+Every request passes :mod:`colabtray.listen.http` (HTTP version, method, a path as target) and
+:mod:`colabtray.bridge.guard` (secret, Host, Origin) first; a refused one gets a 4xx and a
 one-line reason, and nothing reaches the runtime. Admitted requests go to the runtime's proxy
-URL with the runtime proxy token added and the bridge's secret, cookies and origin removed;
+address, built from its parts with only the client's path and query (so no request can name
+another host), with the runtime proxy token added and the bridge's secret, cookies and origin
+removed; Jupyter's CORS headers are dropped from answers;
 bodies stream both ways in large chunks (never read whole), compressed bytes pass as they are,
 and WebSocket frames are copied one by one (text and binary, the subprotocol the runtime
 chose), with kernel channels watched for Colab's credentials requests. A runtime that is gone
@@ -30,7 +33,6 @@ from urllib.request import getproxies_environment, proxy_bypass_environment
 
 import aiohttp
 from aiohttp import WSMsgType, web
-from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -39,6 +41,10 @@ from colabtray.bridge.kernel_messages import V1_PROTOCOL, Credentials, KernelCha
 from colabtray.bridge.upstream import Upstream
 from colabtray.colab import errors
 from colabtray.colab.models import Runtime
+from colabtray.listen import targets
+from colabtray.listen.connections import ConnectionGuard
+from colabtray.listen.http import GuardedSite, guarded, refusal, server_log
+from colabtray.listen.targets import Target
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +62,8 @@ SMALL_BODY = 64 * 1024
 # Bodies up to this size are read first, so a request the runtime refuses with 401 (token
 # revoked early) can be sent again with a fresh token; bigger ones stream and are not retried.
 RETRY_BODY_LIMIT = 1024 * 1024
+# A request body that stops arriving for this long (seconds) ends the request: 408.
+BODY_TIMEOUT = 30.0
 
 _HOP_BY_HOP = frozenset(
     {
@@ -95,17 +103,15 @@ _QUERY_DROP = frozenset({guard.TOKEN_PARAM, "colab-runtime-proxy-token"})
 _KERNEL_CHANNELS = re.compile(r"^/api/kernels/([^/]+)/channels$")
 
 
-def upstream_path(raw_path: str) -> str:
-    """The raw (still percent-encoded) path and query, minus the token parameters."""
-    path, sep, query = raw_path.partition("?")
-    if not sep:
-        return path
-    kept = [
+def upstream_query(query: str) -> str:
+    """The raw (still percent-encoded) query, minus the token parameters."""
+    if not query:
+        return query
+    return "&".join(
         pair
         for pair in query.split("&")
         if pair and unquote_plus(pair.partition("=")[0]) not in _QUERY_DROP
-    ]
-    return path + ("?" + "&".join(kept) if kept else "")
+    )
 
 
 def environment_proxy(url: str) -> str | None:
@@ -133,48 +139,43 @@ def _forward_headers(headers: CIMultiDictProxy[str], drop: frozenset[str]) -> CI
     return out
 
 
-class _KindOnly(logging.Filter):
-    """aiohttp's server logs a malformed request with its raw request line, which may hold
-    ``?token=…``: keep the message and the error's kind, drop the details. A client's bad
-    request is not colabtray's error, so it is logged at INFO. (Errors of the bridge itself
-    keep their traceback: the secret is never part of what it raises.)"""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, HttpProcessingError):
-            record.levelno, record.levelname = logging.INFO, "INFO"
-            record.msg = f"{record.getMessage()} ({type(error).__name__})"
-            record.args = ()
-            record.exc_info = None
-            record.exc_text = None
-        return True
-
-
-# The server side of every bridge port logs through this logger, never aiohttp.server.
-_server_log = logging.getLogger("colabtray.bridge.http")
-_server_log.addFilter(_KindOnly())
+class _BodyStalled(Exception):
+    """The client stopped sending the body it announced."""
 
 
 async def _replayable_body(request: web.BaseRequest) -> bytes | AsyncIterator[bytes] | None:
     """The request's body: bytes when it is small enough to send twice (again after a 401),
-    else a stream that can go once."""
+    else a stream that can go once. Raises _BodyStalled if the client stops sending."""
     if not request.body_exists:
         return None
     length = request.content_length
-    if length is not None:
-        return await request.read() if length <= RETRY_BODY_LIMIT else _stream(request.content)
-    # Chunked, so no length was given: read up to the limit to find out.
     try:
-        head = await request.content.readexactly(RETRY_BODY_LIMIT + 1)
-    except asyncio.IncompleteReadError as whole:
-        return whole.partial
+        async with asyncio.timeout(BODY_TIMEOUT):
+            if length is not None:
+                if length > RETRY_BODY_LIMIT:
+                    return _stream(request.content)
+                return await request.read()
+            # Chunked, so no length was given: read up to the limit to find out.
+            try:
+                head = await request.content.readexactly(RETRY_BODY_LIMIT + 1)
+            except asyncio.IncompleteReadError as whole:
+                return whole.partial
+    except TimeoutError:
+        raise _BodyStalled from None
     return _stream(request.content, head)
 
 
 async def _stream(rest: aiohttp.StreamReader, head: bytes = b"") -> AsyncIterator[bytes]:
     if head:
         yield head
-    async for chunk in rest.iter_chunked(CHUNK):
+    while True:
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT):
+                chunk = await rest.read(CHUNK)
+        except TimeoutError:
+            raise _BodyStalled from None
+        if not chunk:
+            return
         yield chunk
 
 
@@ -184,10 +185,6 @@ async def _continue(request: web.BaseRequest) -> None:
     if request.version >= aiohttp.HttpVersion11:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the reply proper has not started
-
-
-def _refusal(status: int, reason: str) -> web.Response:
-    return web.Response(status=status, text=f"{status} {reason}\n")
 
 
 class RuntimeServer:
@@ -204,9 +201,11 @@ class RuntimeServer:
         client_agent: str,
         on_activity: Callable[[str], None],
         on_gone: Callable[[str], None],
+        connections: ConnectionGuard,
     ) -> None:
         self.endpoint = endpoint
         self.port = 0
+        self._connections = connections
         self._secret = secret
         self._upstream = upstream
         self._session = session
@@ -221,6 +220,7 @@ class RuntimeServer:
         self._answered: dict[tuple[str, str], float] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._proxies: dict[str, str | None] = {}  # runtime proxy URL → HTTP proxy to use
+        self._bases: dict[str, URL] = {}  # runtime proxy URL → parsed, for upstream_url
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -230,16 +230,19 @@ class RuntimeServer:
         # middleware in between. (aiohttp sets TCP_NODELAY on each connection it serves or
         # opens; kernel round trips depend on it, test-environment.md.)
         server = web.Server(
-            self._handle,
+            guarded(self._connections, self._handle),
             max_field_size=65536,
             access_log=None,
-            logger=_server_log,
+            logger=server_log,
             auto_decompress=False,
+            # After an answer that left a body unread (a refusal, a stalled upload), read and
+            # drop what still comes for this long so the client sees the answer, then close.
+            lingering_time=2.0,
         )
         runner = web.ServerRunner(server, shutdown_timeout=1.0)
         await runner.setup()
         try:
-            await web.SockSite(runner, sock).start()
+            await GuardedSite(runner, sock, self._connections).start()
         except BaseException:
             await runner.cleanup()
             raise
@@ -268,39 +271,42 @@ class RuntimeServer:
 
     # ---- requests -------------------------------------------------------------------------
 
-    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def _handle(self, request: web.BaseRequest, target: Target) -> web.StreamResponse:
+        headers = request.headers
         verdict = guard.check(
             port=self.port,
             secret=self._secret,
-            host=request.headers.get("Host"),
-            origin=request.headers.get("Origin"),
+            host=headers.get("Host"),
+            origin=headers.get("Origin"),
+            fetch_site=headers.get("Sec-Fetch-Site"),
             query_tokens=request.query.getall(guard.TOKEN_PARAM, []),
-            authorization=request.headers.get("Authorization"),
-            cookie=request.headers.get("Cookie"),
+            authorization=headers.get("Authorization"),
+            cookie=headers.get("Cookie"),
         )
         if not verdict.ok:
-            log.info("refused %s %s on %s: %s", request.method, request.path, self.endpoint,
+            log.info("refused %s %s on %s: %s", request.method, target.path, self.endpoint,
                      verdict.reason)  # fmt: skip
-            return _refusal(403, f"Forbidden: {verdict.reason}")
+            return refusal(403, f"Forbidden: {verdict.reason}")
         if self.gone:
-            return _refusal(502, f"Bad Gateway: {GONE_SENTENCE}")
+            return refusal(502, f"Bad Gateway: {GONE_SENTENCE}")
         self._on_activity(self.endpoint)
-        if request.headers.get("Expect", "").lower() == "100-continue":
+        if headers.get("Expect", "").lower() == "100-continue":
             await _continue(request)
-        path = upstream_path(request.raw_path)
         try:
-            if (
-                request.method == "GET"
-                and request.headers.get("Upgrade", "").lower() == "websocket"
-            ):
-                response = await self._websocket(request, path)
+            if request.method == "GET" and headers.get("Upgrade", "").lower() == "websocket":
+                response = await self._websocket(request, target)
             else:
-                response = await self._http(request, path, set_cookie=verdict.by_query)
+                response = await self._http(request, target, set_cookie=verdict.by_query)
         except errors.RuntimeGoneError:
             self._gone()
-            return _refusal(502, f"Bad Gateway: {GONE_SENTENCE}")
+            return refusal(502, f"Bad Gateway: {GONE_SENTENCE}")
         except errors.ColabError as exc:
-            return _refusal(503, f"Service Unavailable: {exc.message}")
+            return refusal(503, f"Service Unavailable: {exc.message}")
+        except _BodyStalled:
+            log.info("%s %s on %s: the body stopped arriving", request.method, target.path,
+                     self.endpoint)  # fmt: skip
+            response = refusal(408, "Request Timeout: the request body stopped arriving")
+            response.force_close()
         finally:
             self._on_activity(self.endpoint)
         return response
@@ -334,9 +340,14 @@ class RuntimeServer:
             if name in self._runtime_cookies
         )
 
-    def _url(self, runtime: Runtime, path: str) -> URL:
+    def _url(self, runtime: Runtime, target: Target) -> URL:
+        """The runtime's own scheme, host and port; only the path and query are the client's."""
         assert runtime.proxy is not None
-        return URL(runtime.proxy.url.rstrip("/") + path, encoded=True)
+        base = self._bases.get(runtime.proxy.url)
+        if base is None:
+            base = URL(runtime.proxy.url)
+            self._bases = {runtime.proxy.url: base}  # one address at a time
+        return targets.upstream_url(base, target.path, upstream_query(target.query))
 
     def _via(self, runtime: Runtime) -> str | None:
         """The HTTP proxy between the bridge and this runtime, if the environment names one."""
@@ -355,26 +366,28 @@ class RuntimeServer:
                 self.endpoint,
                 getattr(exc.certificate_error, "verify_message", None) or "verification failed",
             )
-            return _refusal(502, f"Bad Gateway: {UNTRUSTED_SENTENCE}")
+            return refusal(502, f"Bad Gateway: {UNTRUSTED_SENTENCE}")
         if not await self._upstream.still_there():
             raise errors.RuntimeGoneError(self.endpoint)
         log.info("runtime %s unreachable (%s)", self.endpoint, type(exc).__name__)
-        return _refusal(502, "Bad Gateway: the Colab runtime did not answer")
+        return refusal(502, "Bad Gateway: the Colab runtime did not answer")
 
-    async def _http(self, request: web.BaseRequest, path: str, *, set_cookie: bool) -> Any:
+    async def _http(self, request: web.BaseRequest, target: Target, *, set_cookie: bool) -> Any:
         body = await _replayable_body(request)
         runtime = await self._upstream.get()
         for attempt in (1, 2):
             try:
                 upstream = await self._session.request(
                     request.method,
-                    self._url(runtime, path),
+                    self._url(runtime, target),
                     headers=self._headers(request, runtime, _REQUEST_DROP),
                     data=body,
                     proxy=self._via(runtime),
                     allow_redirects=False,
                 )
             except aiohttp.ClientError as exc:
+                if isinstance(exc.__cause__, _BodyStalled):  # raised by the streamed body
+                    raise _BodyStalled from None
                 return await self._broken(exc)
             if upstream.status == 401 and attempt == 1:
                 if body is not None and not isinstance(body, bytes):
@@ -408,7 +421,9 @@ class RuntimeServer:
         headers: CIMultiDict[str] = CIMultiDict()
         for name, value in upstream.headers.items():
             lower = name.lower()
-            if lower in _RESPONSE_DROP:
+            if lower in _RESPONSE_DROP or lower.startswith("access-control-"):
+                # CORS is the bridge's to answer, and it answers none: only its own origin
+                # may use it (Jupyter's "Access-Control-Allow-Origin: *" must not pass).
                 continue
             if lower == "location" and value.startswith(base):
                 value = value[len(base) :] or "/"  # keep the editor on the bridge
@@ -462,7 +477,7 @@ class RuntimeServer:
 
     # ---- WebSockets -----------------------------------------------------------------------
 
-    async def _websocket(self, request: web.BaseRequest, path: str) -> web.StreamResponse:
+    async def _websocket(self, request: web.BaseRequest, target: Target) -> web.StreamResponse:
         requested = [
             p.strip()
             for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
@@ -473,7 +488,7 @@ class RuntimeServer:
         for attempt in (1, 2):
             try:
                 upstream = await self._session.ws_connect(
-                    self._url(runtime, path),
+                    self._url(runtime, target),
                     protocols=requested,
                     headers=self._headers(request, runtime, _WS_DROP),
                     proxy=self._via(runtime),
@@ -488,7 +503,7 @@ class RuntimeServer:
                     runtime = await self._upstream.get(stale=runtime)
                     continue
                 status = exc.status if 400 <= exc.status < 600 else 502
-                return _refusal(status, "the runtime refused the WebSocket")
+                return refusal(status, "the runtime refused the WebSocket")
             except aiohttp.ClientError as exc:
                 return await self._broken(exc)
         assert upstream is not None
@@ -505,7 +520,7 @@ class RuntimeServer:
             await upstream.close()
             raise
         self._sockets.add(client)
-        channel = self._kernel_channel(request, path, chosen, upstream)
+        channel = self._kernel_channel(request, target, chosen, upstream)
         try:
             await self._splice(client, upstream, channel)
         finally:
@@ -519,11 +534,11 @@ class RuntimeServer:
     def _kernel_channel(
         self,
         request: web.BaseRequest,
-        path: str,
+        target: Target,
         protocol: str | None,
         upstream: aiohttp.ClientWebSocketResponse,
     ) -> KernelChannel | None:
-        match = _KERNEL_CHANNELS.match(request.path)
+        match = _KERNEL_CHANNELS.match(target.decoded_path)
         if match is None:
             return None
 

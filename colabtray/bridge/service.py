@@ -36,6 +36,7 @@ from colabtray.bridge.discovery import Discovery
 from colabtray.bridge.kernel_messages import Credentials
 from colabtray.bridge.store import Address, AddressBook
 from colabtray.bridge.upstream import MainLoopBackend, RuntimeBackend, Upstream
+from colabtray.listen.connections import ConnectionGuard, listening_socket
 from colabtray.memory import forget_module_sources
 from colabtray.settings import Settings
 
@@ -95,6 +96,9 @@ class Bridge:
         self._tasks: set[asyncio.Task[None]] = set()  # serving ports, closing retired ones
         self._published: dict[str, str] = {}  # endpoint → name in its server file
         self._sync_lock = asyncio.Lock()  # binds to the bridge loop on first use
+        # One budget of connections for all ports, so that more runtimes do not mean more
+        # file descriptors for a flood to take.
+        self._connections: ConnectionGuard | None = None  # made on the bridge loop
 
     # ---- what the rest of the app calls (any thread) --------------------------------------
 
@@ -257,8 +261,11 @@ class Bridge:
 
     async def _serve(self, endpoint: str, entry: _Port) -> None:
         from colabtray.bridge.proxy import RuntimeServer
+        from colabtray.listen.http import BUSY
 
         assert self._session is not None
+        if self._connections is None:
+            self._connections = ConnectionGuard("editor bridge", refusal=BUSY)
         server = RuntimeServer(
             endpoint,
             secret=entry.secret,
@@ -268,6 +275,7 @@ class Bridge:
             client_agent=self._settings.client_agent,
             on_activity=self._activity_seen,
             on_gone=self._on_gone,
+            connections=self._connections,
         )
         if entry.gone:
             server.mark_gone()
@@ -333,16 +341,7 @@ class Bridge:
 
 def _listen(port: int) -> socket.socket:
     """A listening TCP socket on the loopback address; OSError if the port is taken."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((HOST, port))
-        sock.listen(BACKLOG)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return listening_socket(HOST, port, BACKLOG)
 
 
 def _client_session(settings: Settings) -> aiohttp.ClientSession:

@@ -32,9 +32,13 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not request.body_exists:
         return {}
     try:
-        body = json.loads(await request.text())
+        body = json.loads(await request.read())
+    except UnicodeDecodeError:
+        raise BadRequest("body is not UTF-8") from None
     except json.JSONDecodeError as exc:
         raise BadRequest(f"body is not JSON: {exc.msg}") from None
+    except RecursionError:
+        raise BadRequest("body is nested too deeply") from None
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object")
     return body

@@ -4,6 +4,8 @@ Plays the part of Colab's ``https://8080-<endpoint>...prod.colab.dev`` host: it 
 request only with a live runtime proxy token (header ``X-Colab-Runtime-Proxy-Token`` or query
 ``colab-runtime-proxy-token``), swaps it for the Jupyter token, and streams HTTP bodies and
 WebSocket frames both ways without buffering. ``GET /api/colab/resources`` it answers itself.
+Like every listener here it takes only a path and a query from a client (the Jupyter server's
+address is never the client's to choose) and holds its connections under a guard.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from yarl import URL
 
 from colabtray.emulator.requestlog import make_request_log
 from colabtray.emulator.state import EmulatorState, Runtime
+from colabtray.listen import targets
+from colabtray.listen.connections import ConnectionGuard, listening_socket
+from colabtray.listen.http import BUSY, GuardedSite, middleware, server_log
+from colabtray.listen.targets import Target
 
 log = logging.getLogger("colabtray.emulator.proxy")
 
@@ -70,17 +76,13 @@ def _forward_headers(headers: CIMultiDict[str] | Any, drop: frozenset[str]) -> C
     return out
 
 
-def upstream_path(raw_path: str) -> str:
-    """The raw (still percent-encoded) path and query, minus the token parameters."""
-    path, sep, query = raw_path.partition("?")
-    if not sep:
-        return path
-    kept = [
+def upstream_query(query: str) -> str:
+    """The raw (still percent-encoded) query, minus the token parameters."""
+    return "&".join(
         pair
         for pair in query.split("&")
         if pair and unquote_plus(pair.partition("=")[0]) not in _QUERY_DROP
-    ]
-    return path + ("?" + "&".join(kept) if kept else "")
+    )
 
 
 def _meminfo() -> tuple[int, int]:
@@ -139,13 +141,17 @@ class RuntimeProxy:
         self._session: aiohttp.ClientSession | None = None
         self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
 
-    @property
-    def _upstream(self) -> str:
-        return f"http://127.0.0.1:{self._runtime.jupyter_port}"
+    def _upstream(self, target: Target) -> URL:
+        """The Jupyter server's own address; only the path and query are the client's."""
+        base = URL.build(scheme="http", host="127.0.0.1", port=self._runtime.jupyter_port)
+        return targets.upstream_url(base, target.path, upstream_query(target.query))
 
     async def start(self, host: str) -> str:
         """Listen on a random port of ``host``; returns the runtime URL."""
-        app = web.Application(middlewares=[make_request_log(self._state, "runtime")])
+        guard = ConnectionGuard(f"runtime proxy {self._runtime.endpoint}", refusal=BUSY)
+        app = web.Application(
+            middlewares=[middleware(guard), make_request_log(self._state, "runtime")]
+        )
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._session = aiohttp.ClientSession(
             auto_decompress=False,
@@ -154,13 +160,13 @@ class RuntimeProxy:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
         )
         self._runner = web.AppRunner(
-            app, access_log=None, auto_decompress=False, shutdown_timeout=1.0
+            app, access_log=None, logger=server_log, auto_decompress=False, shutdown_timeout=1.0
         )
         await self._runner.setup()
         tls = self._state.runtime_tls
-        site = web.TCPSite(self._runner, host, 0, ssl_context=tls)
-        await site.start()
-        port = self._runner.addresses[0][1]
+        sock = listening_socket(host, 0)
+        await GuardedSite(self._runner, sock, guard, ssl_context=tls).start()
+        port = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         return f"{'https' if tls else 'http'}://{shown}:{port}"
 
@@ -180,16 +186,16 @@ class RuntimeProxy:
         token = request.headers.get(PROXY_TOKEN_HEADER) or request.query.get(PROXY_TOKEN_QUERY)
         if not self._runtime.proxy_token_valid(token):
             return web.Response(status=401, text="Unauthorized: runtime proxy token required\n")
-        if request.path == "/api/colab/resources":
+        if request["target"].decoded_path == "/api/colab/resources":
             if request.method != "GET":
                 return web.Response(status=405, headers={"Allow": "GET"})
             return web.json_response(resources(self._runtime))
-        path = upstream_path(request.raw_path)
+        url = self._upstream(request["target"])
         if request.headers.get("Upgrade", "").lower() == "websocket" and request.method == "GET":
-            return await self._websocket(request, path)
-        return await self._http(request, path)
+            return await self._websocket(request, url)
+        return await self._http(request, url)
 
-    async def _http(self, request: web.Request, path: str) -> web.StreamResponse:
+    async def _http(self, request: web.Request, url: URL) -> web.StreamResponse:
         assert self._session is not None
         headers = _forward_headers(request.headers, _REQUEST_DROP)
         headers["Authorization"] = f"token {self._jupyter_token}"
@@ -197,7 +203,7 @@ class RuntimeProxy:
         try:
             upstream = await self._session.request(
                 request.method,
-                URL(self._upstream + path, encoded=True),
+                url,
                 headers=headers,
                 data=data,
                 allow_redirects=False,
@@ -217,7 +223,7 @@ class RuntimeProxy:
             await response.write_eof()
         return response
 
-    async def _websocket(self, request: web.Request, path: str) -> web.StreamResponse:
+    async def _websocket(self, request: web.Request, url: URL) -> web.StreamResponse:
         assert self._session is not None
         headers = _forward_headers(request.headers, _WS_DROP)
         headers["Authorization"] = f"token {self._jupyter_token}"
@@ -228,7 +234,7 @@ class RuntimeProxy:
         ]
         try:
             upstream = await self._session.ws_connect(
-                URL(self._upstream + path, encoded=True),
+                url,
                 protocols=requested,
                 headers=headers,
                 max_msg_size=0,

@@ -31,17 +31,27 @@ from colabtray.emulator.requestlog import make_request_log
 from colabtray.emulator.runtimes import RuntimeManager
 from colabtray.emulator.state import EmulatorState
 from colabtray.emulator.tokens import KNOWN_SCOPES
+from colabtray.listen.connections import ConnectionGuard, listening_socket
+from colabtray.listen.http import BUSY, GuardedSite, middleware, server_log
 
 log = logging.getLogger("colabtray.emulator")
 
 READY_LINE = "# colabtray emulator ready"
 
 
-def build_app(state: EmulatorState, manager: RuntimeManager) -> web.Application:
+def build_app(
+    state: EmulatorState, manager: RuntimeManager, connections: ConnectionGuard
+) -> web.Application:
     oauth = OAuth(state)
     admin = Admin(state, manager, oauth)
     app = web.Application(
-        middlewares=[admin.guard, make_request_log(state), make_faults(state), rejections]
+        middlewares=[
+            middleware(connections),
+            admin.guard,
+            make_request_log(state),
+            make_faults(state),
+            rejections,
+        ]
     )
     app.add_routes(oauth.routes())
     app.add_routes(Backend(state, manager).routes())
@@ -98,7 +108,13 @@ async def serve(config: EmulatorConfig, out: TextIO | None = None) -> int:
     manager = RuntimeManager(state)
     cleanup = _CrashCleanup(manager, temp_dir)
     atexit.register(cleanup)
-    runner = web.AppRunner(build_app(state, manager), access_log=None, shutdown_timeout=2.0)
+    connections = ConnectionGuard("emulator", refusal=BUSY)
+    runner = web.AppRunner(
+        build_app(state, manager, connections),
+        access_log=None,
+        logger=server_log,
+        shutdown_timeout=2.0,
+    )
     reclaimer: asyncio.Task[None] | None = None
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -107,13 +123,13 @@ async def serve(config: EmulatorConfig, out: TextIO | None = None) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await runner.setup()
-        site = web.TCPSite(runner, config.host, config.port)
         try:
-            await site.start()
+            sock = listening_socket(config.host, config.port)
         except OSError as exc:
             log.error("cannot listen on %s:%s: %s", config.host, config.port, exc.strerror)
             return 1
-        port = runner.addresses[0][1]
+        await GuardedSite(runner, sock, connections).start()
+        port = sock.getsockname()[1]
         host = f"[{config.host}]" if ":" in config.host else config.host
         state.base_url = f"http://{host}:{port}"
         static = state.tokens.static_token(state.default_email, state.client_id, KNOWN_SCOPES)

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx2
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fixtures.bridge import Bridged, bridge_on, until
+from tests.fixtures.hostile import METHODS, VERSIONS, Canary, exchange, status_of, steering_targets
 from tests.fixtures.jupyter_client import KernelSession, split_url
 
 pytestmark = pytest.mark.slow
@@ -265,3 +267,202 @@ async def test_hostile_requests_crash_nothing_and_leak_nothing(
     for secret in secrets_of(bridged, endpoint, url):
         assert secret not in our_logs(caplog)
     assert 403 in statuses
+
+
+# ---- request targets: no request moves the upstream host (issue: "@host" steering) ---------
+
+
+def steering_property(
+    port: int, canary: Canary, headers: list[str], secrets: Callable[[], list[str]], examples: int
+) -> list[tuple[int, int]]:
+    """Run the generator against a listener; returns (case number, status) of each request."""
+    seen: list[tuple[int, int]] = []
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        database=None,
+    )
+    @given(  # mostly what a client sends, so that many requests get through to be checked
+        method=st.sampled_from(["GET", "GET", "POST", *METHODS]),
+        target=steering_targets(canary.port),
+        version=st.sampled_from(["HTTP/1.1", "HTTP/1.1", "HTTP/1.1", *VERSIONS]),
+    )
+    def one(method: str, target: str, version: str) -> None:
+        case = len(seen)
+        lines = [f"{method} {target} {version}", *headers, f"X-Case-{case}: 1",
+                 "Content-Length: 0", "Connection: close", "", ""]  # fmt: skip
+        answer = exchange(port, "\r\n".join(lines).encode("latin-1"))
+        status = status_of(answer)
+        seen.append((case, status))
+        assert status not in (500, 502), answer[:300]  # 502: it tried a host that is not there
+        for secret in secrets():
+            assert secret.encode() not in answer
+        assert canary.connections == 0, f"{method} {target!r} reached another server"
+
+    one()
+    return seen
+
+
+def refused_here(status: int) -> bool:
+    """The listener's own refusals (or a connection it closed), as opposed to an answer of
+    whatever it forwards to."""
+    return status in (0, 400, 403, 405, 505)
+
+
+async def test_no_request_target_steers_the_bridge_to_another_host(bridged: Bridged) -> None:
+    endpoint, url = await bridged.runtime()
+    base, token = split_url(url)
+    port = int(base.rsplit(":", 1)[1])
+    registry = bridged.registry
+
+    def proxy_tokens() -> list[str]:
+        proxy = registry.state.runtimes[endpoint].proxy
+        return [proxy.token.get_secret_value()] if proxy is not None else []
+
+    before = bridged.emulator.last_seq()
+    async with Canary() as canary:
+        headers = [f"Host: 127.0.0.1:{port}", f"Authorization: token {token}"]
+        seen = await asyncio.to_thread(steering_property, port, canary, headers, proxy_tokens, 300)
+    reached = {
+        name.removeprefix("X-Case-")
+        for entry in bridged.emulator.requests(since=before, host="runtime")
+        for name in entry["headers"]
+        if name.startswith("X-Case-")
+    }
+    for case, status in seen:  # either refused by the bridge, or sent to the runtime itself
+        assert refused_here(status) or str(case) in reached, (case, status)
+    assert any(str(case) in reached for case, _ in seen)  # the property saw both outcomes
+    assert any(refused_here(status) for _, status in seen)
+    async with KernelSession(url) as kernel:  # and the bridge still serves
+        assert (await kernel.execute("print(6*7)"))[0] == "42\n"
+
+
+async def test_no_request_target_steers_the_emulators_runtime_proxy(bridged: Bridged) -> None:
+    endpoint, _url = await bridged.runtime()
+    runtime = bridged.registry.state.runtimes[endpoint]
+    assert runtime.proxy is not None
+    proxy_url = runtime.proxy.url
+    port = int(proxy_url.rsplit(":", 1)[1].rstrip("/"))
+    token = runtime.proxy.token.get_secret_value()
+    async with Canary() as canary:
+        headers = [f"Host: 127.0.0.1:{port}", f"X-Colab-Runtime-Proxy-Token: {token}"]
+        seen = await asyncio.to_thread(
+            steering_property, port, canary, headers, lambda: [token], 200
+        )
+    assert any(not refused_here(status) for _, status in seen)
+    assert "Traceback" not in bridged.emulator.stderr_text()
+
+
+async def test_the_attack_pass_case_connects_nowhere(bridged: Bridged) -> None:
+    """The reported case itself: an authority-form target after the secret."""
+    _endpoint, url = await bridged.runtime()
+    base, token = split_url(url)
+    port = int(base.rsplit(":", 1)[1])
+    async with Canary() as canary:
+        for line in (
+            f"CONNECT @127.0.0.1:{canary.port} HTTP/1.1",
+            f"GET @127.0.0.1:{canary.port}/api/status HTTP/1.1",
+            f"GET http://127.0.0.1:{canary.port}/api/status HTTP/1.1",
+        ):
+            request = (f"{line}\r\nHost: 127.0.0.1:{port}\r\nAuthorization: token {token}\r\n"
+                       "Connection: close\r\n\r\n")  # fmt: skip
+            answer = await asyncio.to_thread(exchange, port, request.encode())
+            assert status_of(answer) in (400, 405), answer[:200]
+        assert canary.connections == 0
+
+
+# ---- the rest of the family: CORS, cross-site cookies, HTTP versions, stalled bodies ------
+
+
+async def test_jupyters_cors_headers_do_not_reach_the_editor(bridged: Bridged) -> None:
+    endpoint, url = await bridged.runtime()
+    base, token = split_url(url)
+    port = int(base.rsplit(":", 1)[1])
+    runtime = bridged.registry.state.runtimes[endpoint]
+    assert runtime.proxy is not None
+    async with httpx2.AsyncClient(timeout=30) as http:
+        direct = await http.get(
+            runtime.proxy.url.rstrip("/") + "/api/status",
+            headers={
+                "X-Colab-Runtime-Proxy-Token": runtime.proxy.token.get_secret_value(),
+                "Origin": "http://evil.example",
+            },
+        )
+        assert direct.headers.get("Access-Control-Allow-Origin") == "*"  # what Jupyter says
+        bridged_answer = await http.get(
+            f"{base}/api/status",
+            params={"token": token},
+            headers={"Origin": f"http://127.0.0.1:{port}"},
+        )
+    assert bridged_answer.status_code == 200
+    assert not [h for h in bridged_answer.headers if h.lower().startswith("access-control-")]
+
+
+@pytest.mark.parametrize(
+    ("fetch_site", "status"),
+    [("cross-site", 403), ("same-site", 403), ("same-origin", 200), ("none", 200), (None, 200)],
+)
+async def test_a_cookie_is_honoured_only_from_the_bridges_own_pages(
+    bridged: Bridged, fetch_site: str | None, status: int
+) -> None:
+    """Browsers send the SameSite=Strict cookie to every port of 127.0.0.1 (same-site), and
+    send no Origin on an <img> or <script> fetch: Sec-Fetch-Site tells such requests apart."""
+    _endpoint, url = await bridged.runtime()
+    base, token = split_url(url)
+    port = int(base.rsplit(":", 1)[1])
+    headers = {"Cookie": f"colabtray-bridge-{port}={token}"}
+    if fetch_site is not None:
+        headers["Sec-Fetch-Site"] = fetch_site
+    probe = f"/api/contents/probe-{uuid.uuid4().hex}"
+    async with httpx2.AsyncClient(base_url=base, timeout=30) as http:
+        response = await http.get(probe, headers=headers)
+    if status == 403:
+        assert response.status_code == 403
+        assert response.text == "403 Forbidden: cross-site requests are refused\n"
+        assert probe not in runtime_paths(bridged)
+    else:
+        assert response.status_code == 404  # the runtime's answer: it got there
+        assert probe in runtime_paths(bridged)
+
+
+@pytest.mark.parametrize("version", ["HTTP/2.0", "HTTP/0.9"])
+async def test_a_request_in_another_http_version_gets_505_in_http_1_1(
+    bridged: Bridged, version: str
+) -> None:
+    _endpoint, url = await bridged.runtime()
+    base, token = split_url(url)
+    port = int(base.rsplit(":", 1)[1])
+    request = (f"GET /api/status {version}\r\nHost: 127.0.0.1:{port}\r\n"
+               f"Authorization: token {token}\r\n\r\n")  # fmt: skip
+    answer = await asyncio.to_thread(exchange, port, request.encode())
+    assert answer.startswith(b"HTTP/1.1 505 HTTP Version Not Supported\r\n")
+    assert answer.endswith(b"505 HTTP Version Not Supported: speak HTTP/1.1 here\n")
+    assert "/api/status" not in runtime_paths(bridged)
+
+
+async def test_a_body_that_stops_arriving_ends_with_408(
+    bridged: Bridged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from colabtray.bridge import proxy
+
+    monkeypatch.setattr(proxy, "BODY_TIMEOUT", 1.0)
+    _endpoint, url = await bridged.runtime()
+    base, token = split_url(url)
+    port = int(base.rsplit(":", 1)[1])
+    for length in (100, 5 * 1024 * 1024):  # one read whole first, one streamed
+        head = (f"PUT /api/contents/stalled.txt HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                f"Authorization: token {token}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {length}\r\n\r\n")  # fmt: skip
+        sent = head.encode() + b"x" * (min(length, 2 * 1024 * 1024) // 2)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(sent)
+            await writer.drain()
+            async with asyncio.timeout(15):
+                answer = await reader.read()  # the bridge answers and closes
+        finally:
+            writer.close()
+        assert answer.startswith(b"HTTP/1.1 408 "), (length, answer[:200])
+        assert answer.endswith(b"408 Request Timeout: the request body stopped arriving\n")

@@ -24,10 +24,14 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 import pytest
 import websockets
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from websockets.typing import Subprotocol
 
 from colabtray.emulator.__main__ import main as emulator_main
 from tests.fixtures.emulator import Emulator, pid_alive, pids_mentioning, wait_for
+from tests.fixtures.hostile import METHODS, status_of, steering_targets
+from tests.fixtures.hostile import exchange as raw_exchange
 from tests.fixtures.kernel import execute as run_code
 
 XSSI = ")]}'\n"
@@ -906,3 +910,50 @@ def test_killed_emulator_leaves_no_jupyter_behind(emulator_factory: Any) -> None
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
         emu.discard()  # already dead: nothing for the fixture to check
+
+
+# -- hostile input ----------------------------------------------------------------------------
+
+_ROUTES = ["/tun/m/assign", "/tun/m/assignments", "/tun/m/ccu-info", "/tun/m/unassign/x",
+           "/tun/m/credentials-propagation/x", "/tun/m/x/keep-alive/", "/gapi/v1/user-info",
+           "/gapi/v1/assignments", "/gapi/v1/runtime-proxy-token", "/o/oauth2/v2/auth",
+           "/o/oauth2/approval", "/token", "/revoke", "/oauth2/v2/userinfo",
+           "/_emulator/state", "/_emulator/faults", "/_emulator/accounts/a@b.c",
+           "/_emulator/runtimes/x/reclaim", "/_emulator/requests"]  # fmt: skip
+_QUERY_TEXT = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=30)
+
+
+def test_hostile_requests_get_a_clean_answer_and_leave_no_traceback(emulator: Emulator) -> None:
+    """Every route, odd targets, odd queries, odd bodies: a 4xx (or a real answer), never a
+    500 or an unhandled exception in the log."""
+    port = int(urlsplit(emulator.url).port or 0)
+    token = emulator.access_token
+    statuses: list[int] = []
+
+    @settings(max_examples=300, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+    @given(
+        method=st.sampled_from(METHODS),
+        target=st.one_of(
+            st.builds(lambda r, q: f"{r}?{q}", st.sampled_from(_ROUTES), _QUERY_TEXT),
+            st.builds(lambda r, t: r + t, st.sampled_from(_ROUTES), steering_targets(1)),
+            steering_targets(1),
+        ),
+        version=st.sampled_from(["HTTP/1.1", "HTTP/1.1", "HTTP/1.0", "HTTP/2.0"]),
+        authorized=st.booleans(),
+        body=st.one_of(st.just(b""), st.binary(max_size=200), st.just(b'{"a": [[[[1]]]]}')),
+    )
+    def one(method: str, target: str, version: str, authorized: bool, body: bytes) -> None:
+        lines = [f"{method} {target} {version}", f"Host: 127.0.0.1:{port}",
+                 f"Content-Length: {len(body)}", "Connection: close"]  # fmt: skip
+        if authorized:
+            lines.append(f"Authorization: Bearer {token}")
+        data = "\r\n".join([*lines, "", ""]).encode("latin-1") + body
+        status = status_of(raw_exchange(port, data))
+        statuses.append(status)
+        assert status != 500
+
+    one()
+    log = emulator.stderr_text()
+    assert "Traceback" not in log and " ERROR " not in log, log[-3000:]
+    assert {200, 400, 401, 404} <= set(statuses)  # the generator reached real handlers

@@ -184,3 +184,23 @@ async def _raw_request(port: int, line: str, headers: list[str], close_early: bo
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
+
+
+async def test_a_connection_that_asks_nothing_is_closed_and_the_flow_goes_on(
+    receiver: LoopbackReceiver,
+) -> None:
+    from colabtray.listen.connections import HEAD_TIMEOUT
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", receiver.port)
+    started = asyncio.get_running_loop().time()
+    try:
+        writer.write(b"GET /?state=")  # half a request line, then nothing
+        async with asyncio.timeout(HEAD_TIMEOUT + 5):
+            assert await reader.read() == b""
+        assert asyncio.get_running_loop().time() - started >= HEAD_TIMEOUT - 1
+    finally:
+        writer.close()
+    async with httpx2.AsyncClient() as http:
+        response = await http.get(receiver.redirect_uri, params={"state": STATE, "code": "c"})
+    assert response.status_code == 200
+    assert await asyncio.wait_for(receiver.wait(), 5) == "c"
