@@ -11,6 +11,8 @@ Wire format: one JSON line each way, then the connection closes::
 
 Requests are validated strictly (version, known command, object arguments, one line of at
 most 64 KiB, read within 5 s); on Linux the peer must also be the same user (SO_PEERCRED).
+Every line gets one JSON reply, however malformed (too deep, not UTF-8, not an object…), and
+the socket holds at most MAX_CONNECTIONS connections (:mod:`colabtray.listen.connections`).
 Commands are a small registry: ``server.register("url", handler)`` adds one.
 """
 
@@ -29,12 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from colabtray.instance import InstanceError, InstanceLock, socket_path
+from colabtray.listen.connections import ConnectionGuard
 
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 MAX_LINE = 64 * 1024
 READ_TIMEOUT = 5.0
+MAX_CONNECTIONS = 32
 
 Reply = dict[str, Any]
 Handler = Callable[[dict[str, Any]], Reply | Awaitable[Reply]]
@@ -60,6 +64,13 @@ class ControlServer:
         self._lock: InstanceLock | None = lock
         self._handlers: dict[str, Handler] = {}
         self._server: asyncio.AbstractServer | None = None
+        self._guard = ConnectionGuard(
+            "control socket",
+            limit=MAX_CONNECTIONS,
+            head_timeout=READ_TIMEOUT + 1,
+            idle_timeout=READ_TIMEOUT,
+            refusal=_line(_error("colabtray is busy with other requests; try again.")),
+        )
 
     @classmethod
     def claim(cls, config_dir: Path) -> ControlServer | None:
@@ -77,8 +88,14 @@ class ControlServer:
 
     async def start(self) -> None:
         self.path.unlink(missing_ok=True)  # left by a crash; the lock says it is stale
-        self._server = await asyncio.start_unix_server(
-            self._serve, path=str(self.path), limit=MAX_LINE
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> asyncio.StreamReaderProtocol:
+            reader = asyncio.StreamReader(limit=MAX_LINE, loop=loop)
+            return asyncio.StreamReaderProtocol(reader, self._serve, loop=loop)
+
+        self._server = await loop.create_unix_server(
+            self._guard.protocols(protocol), path=str(self.path)
         )
         self.path.chmod(0o600)
 
@@ -98,8 +115,12 @@ class ControlServer:
             if not _same_user(writer.get_extra_info("socket")):
                 log.warning("refused a control connection from another user")
                 return
-            reply = await self._answer(reader)
-            writer.write(json.dumps(reply).encode() + b"\n")
+            try:
+                reply = await self._answer(reader, writer.transport)
+            except Exception:  # a bug of ours: still an answer, and the traceback in the log
+                log.exception("control request failed")
+                reply = _error("colabtray failed to answer; see its log.")
+            writer.write(_line(reply))
             await asyncio.wait_for(writer.drain(), READ_TIMEOUT)
         except (OSError, TimeoutError) as exc:
             log.info("control connection dropped: %s", type(exc).__name__)
@@ -108,7 +129,9 @@ class ControlServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _answer(self, reader: asyncio.StreamReader) -> Reply:
+    async def _answer(
+        self, reader: asyncio.StreamReader, transport: asyncio.BaseTransport
+    ) -> Reply:
         try:
             line = await asyncio.wait_for(reader.readline(), READ_TIMEOUT)
         except TimeoutError:
@@ -119,6 +142,10 @@ class ControlServer:
             name, args = self._validate(line)
         except IpcError as exc:
             return _error(exc.message)
+        with self._guard.serving(transport):  # a command may take its time
+            return await self._run(name, args)
+
+    async def _run(self, name: str, args: dict[str, Any]) -> Reply:
         try:
             result = self._handlers[name](args)
             if inspect.isawaitable(result):
@@ -141,11 +168,14 @@ class ControlServer:
             message = json.loads(line)
         except (ValueError, UnicodeDecodeError):
             raise IpcError("The request is not JSON.") from None
+        except RecursionError:
+            raise IpcError("The request is nested too deeply.") from None
         if not isinstance(message, dict):
             raise IpcError("The request must be a JSON object.")
         unknown = set(message) - {"v", "cmd", "args"}
         if unknown:
-            raise IpcError(f"Unknown fields in the request: {', '.join(sorted(unknown))}.")
+            names = ", ".join(repr(name) for name in sorted(unknown))
+            raise IpcError(f"Unknown fields in the request: {names}.")
         version = message.get("v")
         if type(version) is not int or version != PROTOCOL_VERSION:
             raise IpcError(
@@ -164,6 +194,14 @@ class ControlServer:
 
 def _error(sentence: str) -> Reply:
     return {"v": PROTOCOL_VERSION, "ok": False, "error": sentence}
+
+
+def _line(reply: Reply) -> bytes:
+    try:
+        return json.dumps(reply).encode() + b"\n"
+    except (TypeError, ValueError):  # a handler's result JSON cannot carry
+        log.exception("control reply could not be sent as JSON")
+        return json.dumps(_error("colabtray failed to answer; see its log.")).encode() + b"\n"
 
 
 def _same_user(sock: socket.socket | None) -> bool:

@@ -4,6 +4,7 @@ commands, strict input."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import stat
@@ -11,6 +12,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from colabtray import instance, ipc
 
@@ -106,7 +109,7 @@ async def test_a_failing_handler_answers_a_sentence(
         (b'{"cmd": "show"}\n', "not None"),
         (b'{"v": 1, "cmd": 5}\n', "Unknown command 5"),
         (b'{"v": 1, "cmd": "show", "args": []}\n', "arguments must be a JSON object"),
-        (b'{"v": 1, "cmd": "show", "extra": 1}\n', "Unknown fields in the request: extra."),
+        (b'{"v": 1, "cmd": "show", "extra": 1}\n', "Unknown fields in the request: 'extra'."),
         (b'{"v": 1, "cmd": "show"}', "one line ending in a newline"),
         (b"\xff\xfe\n", "The request is not JSON."),
         (b"x" * (ipc.MAX_LINE + 10) + b"\n", "The request is too long."),
@@ -188,3 +191,76 @@ async def test_waits_for_an_instance_that_is_starting(tmp_path: Path) -> None:
     finally:
         await starting
         await server.close()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"[" * 60000 + b"\n",
+        b'{"v": 1, "cmd": "show", "args": {"a": ' + b"[" * 20000 + b"]" * 20000 + b"}}\n",
+    ],
+)
+async def test_input_nested_too_deeply_gets_an_answer(
+    server: ipc.ControlServer, data: bytes
+) -> None:
+    reply = await _raw(server.path, data)
+    assert reply == {"v": 1, "ok": False, "error": "The request is nested too deeply."}
+    assert (await _raw(server.path, b'{"v": 1, "cmd": "show"}\n'))["ok"] is True
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=20,
+)
+_lines = st.one_of(
+    st.binary(max_size=300).map(lambda b: b.replace(b"\n", b"") + b"\n"),
+    _json_values.map(lambda v: json.dumps(v).encode() + b"\n"),
+    st.fixed_dictionaries(
+        {"v": _json_values | st.just(1), "cmd": _json_values | st.just("show")},
+        optional={"args": _json_values},
+    ).map(lambda v: json.dumps(v).encode() + b"\n"),
+    st.integers(1, 3000).map(lambda depth: b"[" * depth + b"]" * depth + b"\n"),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(_lines, min_size=1, max_size=5))
+def test_every_line_gets_exactly_one_json_reply(tmp_path_factory, lines: list[bytes]) -> None:
+    async def run() -> None:
+        config = tmp_path_factory.mktemp("config")
+        server = ipc.ControlServer.claim(config)
+        assert server is not None
+        server.register("show", lambda args: {"shown": "menu"})
+        await server.start()
+        try:
+            for line in lines:
+                reply = await _raw(server.path, line)
+                assert set(reply) in ({"v", "ok", "error"}, {"v", "ok", "result"})
+                assert reply["v"] == 1 and isinstance(reply["ok"], bool)
+                if not reply["ok"]:
+                    assert isinstance(reply["error"], str) and "\n" not in reply["error"]
+        finally:
+            await server.close()
+
+    asyncio.run(run())
+
+
+async def test_a_flood_of_silent_connections_does_not_lock_the_user_out(
+    tmp_path: Path, server: ipc.ControlServer
+) -> None:
+    silent = [await asyncio.open_unix_connection(str(server.path)) for _ in range(100)]
+    try:
+        # Held at most MAX_CONNECTIONS at once: the oldest silent ones made room.
+        result = await ipc.request(tmp_path / "config", "show", {"after": "flood"})
+        assert result == {"shown": "menu", "args": {"after": "flood"}}
+        closed = 0
+        for reader, _writer in silent:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.05):
+                    await reader.read()
+                    closed += 1
+        assert closed >= 100 - ipc.MAX_CONNECTIONS
+    finally:
+        for _reader, writer in silent:
+            writer.close()
