@@ -10,15 +10,21 @@ import argparse
 import asyncio
 import json
 import logging
+import subprocess
 import sys
 import webbrowser
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from colabtray import __version__
+from colabtray.auth.adc import adc_file
+from colabtray.auth.client_file import configured_client, install_client_file
 from colabtray.auth.errors import NotSignedInError
+from colabtray.auth.gcloud import adc_login_command, find_gcloud
+from colabtray.auth.methods import choices, discover
 from colabtray.auth.tokens import SecretStore
 from colabtray.auth.userinfo import fetch_email
 from colabtray.colab import errors
@@ -53,13 +59,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    signin = commands.add_parser("signin", help="sign in with Google (opens your browser)")
+    signin = commands.add_parser(
+        "signin",
+        help="sign in with Google (your OAuth client, gcloud, or Application Default Credentials)",
+    )
+    way = signin.add_mutually_exclusive_group()
+    way.add_argument(
+        "--client-file",
+        metavar="PATH",
+        type=lambda value: Path(value).expanduser(),
+        help="sign in with your own OAuth client: its JSON file from the Google Cloud console",
+    )
+    way.add_argument("--gcloud", action="store_true", help="use the Google Cloud CLI's sign-in")
+    way.add_argument("--adc", action="store_true", help="use Application Default Credentials")
+    way.add_argument(
+        "--switch", metavar="EMAIL", help="make an account that is signed in already active"
+    )
     signin.add_argument(
         "--no-browser", action="store_true", help="print the sign-in URL instead of opening it"
     )
-    signin.add_argument("--account", metavar="EMAIL", help="suggest this account to Google")
     signin.add_argument(
-        "--switch", metavar="EMAIL", help="make an account that is signed in already active"
+        "--account",
+        metavar="EMAIL",
+        help="suggest this account to Google (with --gcloud: gcloud's account to use)",
     )
 
     signout = commands.add_parser("signout", help="sign out (revokes and forgets the token)")
@@ -89,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     url.add_argument(
         "--lab", action="store_true", help="print the 'jupyter lab --gateway-url=…' command instead"
     )
+
+    doctor = commands.add_parser(
+        "doctor", help="check the sign-in, the network and Colab, and say what Google answered"
+    )
+    doctor.add_argument("--json", action="store_true", help="print one JSON object")
 
     commands.add_parser(
         "emulator",
@@ -123,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "new": _new,
         "remove": _remove,
         "url": _url,
+        "doctor": _doctor,
     }
     if args.command is None:
         from colabtray.launch import run_app
@@ -389,17 +417,69 @@ async def _signin(args: argparse.Namespace, settings: Settings) -> int:
         session.switch(args.switch)
         print(f"Active account: {args.switch}")
         return 0
+    if args.gcloud:
+        email = await session.sign_in_gcloud(args.account)
+        print(f"Signed in as {email} with gcloud (colabtray asks gcloud for each token).")
+        return 0
+    if args.adc:
+        return await _signin_adc(session, settings)
+    if args.client_file:
+        client = install_client_file(args.client_file, settings.config_dir)
+        print(f"Using the OAuth client {client.client_id} (kept in {client.origin}).")
+    elif configured_client(settings) is None:
+        for line in choices(await discover(settings)):
+            print(line, file=sys.stderr)
+        return 2
     hint = args.account or session.active_email
-    print("Waiting for you to sign in with Google in your browser (Ctrl-C cancels)…",
-          file=sys.stderr)  # fmt: skip
     email = await session.sign_in(
         _print_url if args.no_browser else _open_in_browser,
         login_hint=hint,
         wait_seconds=settings.signin_timeout,
+        on_waiting=lambda: print(
+            "Waiting for you to sign in with Google in your browser (Ctrl-C cancels)…",
+            file=sys.stderr,
+        ),
     )
     where = "the system keyring" if not session.keyring_warning else "memory only"
     print(f"Signed in as {email} (kept in {where}).")
     return 0
+
+
+async def _signin_adc(session: Session, settings: Settings) -> int:
+    """Sign in with the ADC file; without one, offer to have gcloud make it."""
+    path = adc_file()
+    if path is None:
+        command = adc_login_command(settings.oauth_scopes)
+        shown = " ".join(command)
+        if not (sys.stdin.isatty() and find_gcloud()):
+            print(
+                f"colabtray: there are no Application Default Credentials; make them with: {shown}",
+                file=sys.stderr,
+            )
+            return 2
+        answer = await asyncio.to_thread(
+            input, f"No Application Default Credentials. Run '{shown}' now? [Y/n] "
+        )
+        if answer.strip().lower() not in ("", "y", "yes"):
+            return 2
+        done = await asyncio.to_thread(subprocess.run, command, check=False)
+        path = adc_file()
+        if done.returncode != 0 or path is None:
+            raise errors.ColabError("gcloud did not make Application Default Credentials.")
+    email = await session.sign_in_adc(path)
+    print(f"Signed in as {email} with the Application Default Credentials in {path}.")
+    return 0
+
+
+async def _doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from colabtray import doctor
+
+    ready = StaticToken(settings.access_token.get_secret_value()) if settings.access_token else None
+    email = await _email_of_static_token(settings, ready) if ready is not None else None
+    identity = doctor.identity_of(settings, _session(settings), ready, email)
+    checks = await doctor.run_checks(settings, identity)
+    print(doctor.as_json(checks) if args.json else doctor.as_text(checks))
+    return doctor.exit_status(checks)
 
 
 async def _signout(args: argparse.Namespace, settings: Settings) -> int:
@@ -407,6 +487,6 @@ async def _signout(args: argparse.Namespace, settings: Settings) -> int:
     gone = await session.sign_out(args.account, everyone=args.all)
     if not gone:
         raise NotSignedInError()
-    for email in gone:
-        print(f"Signed out {email}.")
+    for email, note in gone:
+        print(f"Signed out {email}." + (f" {note}" if note else ""))
     return 0

@@ -37,13 +37,12 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "colabtray"
 
-GOOGLE_SCOPES = (
-    "openid",
-    "email",
-    "profile",
-    "https://www.googleapis.com/auth/userinfo.email",
-    "https://www.googleapis.com/auth/colaboratory",
-)
+SCOPE_EMAIL = "https://www.googleapis.com/auth/userinfo.email"
+SCOPE_COLAB = "https://www.googleapis.com/auth/colaboratory"
+# What Colab's /tun/m/* endpoints need (Google's own CLI found userinfo.email enough, and 401
+# without it): few enough that a new user's own OAuth client in "Testing" mode gets consent
+# without Google's verification. colaboratory is added only where a gapi setting needs it.
+GOOGLE_SCOPES = ("openid", SCOPE_EMAIL)
 
 
 class Settings(BaseModel):
@@ -70,6 +69,8 @@ class Settings(BaseModel):
     oauth_token_url: str = "https://oauth2.googleapis.com/token"
     oauth_revoke_url: str = "https://oauth2.googleapis.com/revoke"
     userinfo_url: str = "https://www.googleapis.com/oauth2/v2/userinfo"
+    # What a token holds (scopes, expiry, account): for `colabtray doctor`.
+    tokeninfo_url: str = "https://oauth2.googleapis.com/tokeninfo"
     client_id: str | None = None
     client_secret: SecretStr | None = None
     scopes: tuple[str, ...] = GOOGLE_SCOPES
@@ -119,6 +120,15 @@ class Settings(BaseModel):
         :func:`load_settings` reads one), then the defaults."""
         from_file = _FILE_VALUES.get() or {}
         super().__init__(**{**from_file, **_environment_values(os.environ), **values})
+
+    @property
+    def oauth_scopes(self) -> tuple[str, ...]:
+        """The scopes to ask Google for: ``scopes``, plus ``colaboratory`` when a setting
+        sends calls to the GAPI host (which refuses tokens without it)."""
+        needs_colab = "gapi" in (self.listing_api, self.account_api)
+        if needs_colab and SCOPE_COLAB not in self.scopes:
+            return (*self.scopes, SCOPE_COLAB)
+        return self.scopes
 
     @property
     def settings_file_path(self) -> Path:

@@ -27,7 +27,12 @@ class SignInCancelledError(SignInError):
         super().__init__("Sign-in was cancelled.")
 
 
-class InvalidGrantError(SignInError):
+class CredentialsRefusedError(SignInError):
+    """A sign-in gives no more tokens until the person acts (signs in again, runs a gcloud
+    command): the account is marked "sign in again" with this sentence."""
+
+
+class InvalidGrantError(CredentialsRefusedError):
     """Google answered invalid_grant: the refresh token was revoked or has expired."""
 
     def __init__(self) -> None:
@@ -41,11 +46,19 @@ class NotSignedInError(SignInError):
         super().__init__("Not signed in. Run 'colabtray signin' (or set COLABTRAY_ACCESS_TOKEN).")
 
 
-class SignInAgainError(NotSignedInError):
-    """The account is listed but has no usable refresh token any more."""
+class NoSignInMethodError(SignInError):
+    """Nothing to sign in with: no OAuth client configured (the sentence lists the ways)."""
 
-    def __init__(self, email: str) -> None:
+    def __init__(self, ways: str) -> None:
+        super().__init__(f"colabtray has no OAuth client to sign in with. {ways}")
+
+
+class SignInAgainError(NotSignedInError):
+    """The account is listed but gives no tokens any more (``reason`` says why, if known)."""
+
+    def __init__(self, email: str, reason: str | None = None) -> None:
         self.email = email
         SignInError.__init__(
-            self, f"{email} needs to sign in again: run 'colabtray signin' or use the tray."
+            self,
+            reason or f"{email} needs to sign in again: run 'colabtray signin' or use the tray.",
         )

@@ -21,7 +21,8 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from pydantic import SecretStr
 
 from colabtray import trust
-from colabtray.auth.errors import InvalidGrantError, SignInError
+from colabtray.auth.client_file import OAuthClient, configured_client
+from colabtray.auth.errors import InvalidGrantError, NoSignInMethodError, SignInError
 from colabtray.colab.errors import BackendUnavailableError, connection_failed
 from colabtray.settings import Settings
 
@@ -52,21 +53,35 @@ class Grant:
 
 
 class GoogleOAuth:
-    """The OAuth client colabtray is registered as (``COLABTRAY_CLIENT_ID`` / ``_SECRET``)."""
+    """Sign-in with an OAuth client of the user's (:mod:`colabtray.auth.client_file` says
+    which); NoSignInMethodError, listing the other ways, when there is none."""
 
-    def __init__(self, settings: Settings) -> None:
-        if not settings.client_id:
-            raise SignInError(
-                "No OAuth client is configured: set COLABTRAY_CLIENT_ID (and "
-                "COLABTRAY_CLIENT_SECRET) to a Google OAuth client for a desktop app."
-            )
+    def __init__(self, settings: Settings, client: OAuthClient | None = None) -> None:
+        client = client or configured_client(settings)
+        if client is None:
+            from colabtray.auth.methods import OTHER_WAYS
+
+            raise NoSignInMethodError(OTHER_WAYS)
         self._settings = settings
+        self.client = client
+        # The endpoints a setting names win; else the client file's; else Google's.
+        chosen = settings.model_fields_set
+        self._auth_url = (
+            client.auth_uri
+            if client.auth_uri and "oauth_auth_url" not in chosen
+            else settings.oauth_auth_url
+        )
+        self._token_url = (
+            client.token_uri
+            if client.token_uri and "oauth_token_url" not in chosen
+            else settings.oauth_token_url
+        )
 
     def _client_credentials(self) -> dict[str, str]:
         """Google's installed-app clients send their id (and secret) in the form body."""
-        fields = {"client_id": self._settings.client_id or ""}
-        if self._settings.client_secret:
-            fields["client_secret"] = self._settings.client_secret.get_secret_value()
+        fields = {"client_id": self.client.client_id}
+        if self.client.client_secret:
+            fields["client_secret"] = self.client.client_secret.get_secret_value()
         return fields
 
     def authorization_request(
@@ -76,11 +91,14 @@ class GoogleOAuth:
         state = secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(64)  # 86 characters, within RFC 7636's 43..128
         url = prepare_grant_uri(
-            self._settings.oauth_auth_url,
-            self._settings.client_id,
+            self._auth_url,
+            self.client.client_id,
             "code",
             redirect_uri=redirect_uri,
-            scope=" ".join(self._settings.scopes),
+            scope=" ".join(self._settings.oauth_scopes),
+            # Keep what this client was granted before (a scope added later is asked for
+            # alone, and the account's earlier consent stays).
+            include_granted_scopes="true",
             state=state,
             code_challenge=create_s256_code_challenge(verifier),
             code_challenge_method="S256",
@@ -149,7 +167,7 @@ class GoogleOAuth:
         try:
             async with self._http() as http:
                 response = await http.post(
-                    self._settings.oauth_token_url,
+                    self._token_url,
                     content=body,
                     headers={"Content-Type": "application/x-www-form-urlencoded"},
                 )

@@ -55,6 +55,10 @@ class BackendVault:
         self._backend = backend or keyring.get_keyring()
         self.usable = usable(self._backend)
 
+    @property
+    def name(self) -> str:
+        return type(self._backend).__name__
+
     def _check(self) -> None:
         if not self.usable:
             raise KeyringUnavailable(f"no usable keyring backend ({type(self._backend).__name__})")
@@ -101,6 +105,10 @@ class ChildVault:
     def delete(self, account: str) -> None:
         self._ask({"op": "delete", "account": account})
 
+    def backend(self) -> str:
+        """The name of the keyring backend the system offers (KeyringUnavailable if none)."""
+        return str(self._ask({"op": "probe", "account": ""}).get("backend", "?"))
+
     def _ask(self, request: dict[str, str]) -> dict[str, Any]:
         try:
             done = subprocess.run(
@@ -129,10 +137,13 @@ class ChildVault:
 def serve(request: dict[str, Any], vault: BackendVault | None = None) -> dict[str, Any]:
     """Carry out one request (the child's whole job); never raises for a keyring problem."""
     account, op = request.get("account"), request.get("op")
-    if not isinstance(account, str) or op not in ("get", "set", "delete"):
+    if not isinstance(account, str) or op not in ("get", "set", "delete", "probe"):
         return {"unavailable": "a malformed request"}
     try:
         vault = vault or BackendVault()
+        if op == "probe":
+            vault._check()
+            return {"backend": vault.name}
         if op == "get":
             return {"secret": vault.get(account)}
         if op == "set":

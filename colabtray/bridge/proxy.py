@@ -28,8 +28,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
-from urllib.parse import unquote_plus, urlsplit
-from urllib.request import getproxies_environment, proxy_bypass_environment
+from urllib.parse import unquote_plus
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -45,6 +44,7 @@ from colabtray.listen import targets
 from colabtray.listen.connections import ConnectionGuard
 from colabtray.listen.http import GuardedSite, guarded, refusal, server_log
 from colabtray.listen.targets import Target
+from colabtray.proxies import environment_proxy
 
 log = logging.getLogger(__name__)
 
@@ -112,21 +112,6 @@ def upstream_query(query: str) -> str:
         for pair in query.split("&")
         if pair and unquote_plus(pair.partition("=")[0]) not in _QUERY_DROP
     )
-
-
-def environment_proxy(url: str) -> str | None:
-    """The proxy that ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` name for ``url``, unless
-    ``NO_PROXY`` exempts its host, as the rest of colabtray honours them.
-
-    Asked once per runtime address rather than by aiohttp on every request (its
-    ``trust_env`` looks up the environment and netrc in a worker thread each time, which
-    cost the small REST call about half a millisecond).
-    """
-    parts = urlsplit(url)
-    proxies = getproxies_environment()
-    if not parts.hostname or proxy_bypass_environment(parts.hostname, proxies):
-        return None
-    return proxies.get(parts.scheme) or proxies.get("all") or None
 
 
 def _forward_headers(headers: CIMultiDictProxy[str], drop: frozenset[str]) -> CIMultiDict[str]:

@@ -359,7 +359,7 @@ def _client_session(settings: Settings) -> aiohttp.ClientSession:
         # Headers the editor did not send are not made up for it.
         skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
         # No trust_env: RuntimeServer passes the environment's proxy itself (see
-        # proxy.environment_proxy), and netrc has no business with a runtime's requests.
+        # colabtray.proxies), and netrc has no business with a runtime's requests.
         trust_env=False,
     )
 

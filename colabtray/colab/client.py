@@ -505,6 +505,10 @@ def _raise_for_status(
         raise errors.SignedOutError()
     hint = ""
     if status == 403:
+        if "SCOPE_NOT_PERMITTED" in response.text or "insufficient authentication scopes" in (
+            response.text
+        ):
+            raise errors.ScopeNotPermittedError(what)
         hint = "This Google account or OAuth client may not be allowed to use Colab this way."
     raise errors.RequestRejectedError(what, status, hint)
 

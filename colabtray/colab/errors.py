@@ -135,3 +135,17 @@ class RequestRejectedError(ColabError):
         self.what = what
         self.status = status
         super().__init__(f"Colab refused {what} (HTTP {status}).{(' ' + hint) if hint else ''}")
+
+
+class ScopeNotPermittedError(RequestRejectedError):
+    """403 SCOPE_NOT_PERMITTED: the token lacks a scope this host wants (GAPI: colaboratory)."""
+
+    def __init__(self, what: str) -> None:
+        ColabError.__init__(
+            self,
+            f"Google refused {what}: the token lacks the colaboratory scope, which the gapi "
+            "API settings need. Sign in again (colabtray now asks for it), or set listing_api "
+            "and account_api back to colab.",
+        )
+        self.what = what
+        self.status = 403

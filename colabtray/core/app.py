@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from colabtray.auth.tokens import SecretStore
@@ -282,6 +283,46 @@ class Core:
         if self._sign_in_task is not None:
             self._sign_in_task.cancel()
 
+    async def sign_in_gcloud(self, account: str | None = None) -> str:
+        """Use gcloud's sign-in (of ``account``, else gcloud's active one); the email."""
+        email = await self.session.sign_in_gcloud(account)
+        self._drop_ready_token()
+        return email
+
+    async def sign_in_adc(self, path: Path) -> str:
+        """Use the Application Default Credentials in ``path``; the email."""
+        email = await self.session.sign_in_adc(path)
+        self._drop_ready_token()
+        return email
+
+    async def use_ready_token(self, token: str) -> str:
+        """Use an access token the person pasted, for this run only (memory, never a file);
+        its email. SignedOutError if Google does not accept it."""
+        email = await fetch_email(self.settings, token)
+        self._static = StaticToken(token)
+        self.static_email = email
+        self._identity = None  # a new token is a new identity even with the same email
+        self._follow_identity()
+        self._changed()
+        return email
+
+    async def diagnostics(self) -> str:
+        """What ``colabtray doctor`` would print for this app's sign-in (for a bug report)."""
+        from colabtray import doctor
+
+        identity = doctor.identity_of(
+            self.settings,
+            self.session,
+            self._static,
+            self.static_email,
+            "a ready access token (memory only)",
+        )
+        return doctor.as_text(await doctor.run_checks(self.settings, identity))
+
+    async def retry_sign_in(self, email: str) -> None:
+        """Ask a gcloud or ADC account's source again, after the person fixed it there."""
+        await self.session.retry(email)
+
     def switch(self, email: str) -> None:
         """Make another signed-in account the active one."""
         self.session.switch(email)
@@ -423,7 +464,8 @@ class Core:
     def problem(self) -> str | None:
         """The sentence to show while something is wrong."""
         if self.must_sign_in:
-            return self.registry.state.problem or f"{self.email} needs to sign in again."
+            why = next((a.problem for a in self.session.accounts() if a.active and a.problem), None)
+            return self.registry.state.problem or why or f"{self.email} needs to sign in again."
         return self.registry.state.problem
 
     def compute_units_line(self) -> str | None:

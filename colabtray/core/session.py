@@ -1,10 +1,12 @@
-"""Who is signed in, and the access token of the active account.
+"""Who is signed in, how, and the access token of the active account.
 
-Accounts are listed in ``accounts.json`` in the config directory (emails and which one is
-active: nothing secret). Each account's refresh token is in the OS keyring; access tokens
-live in memory only and are refreshed shortly before they expire, once for all callers.
-An account whose refresh token is missing or was refused (``invalid_grant``) needs a new
-sign-in; the others are untouched.
+Accounts are listed in ``accounts.json`` in the config directory: each email with the way it
+was signed in (:class:`~colabtray.auth.identities.Source`), and which one is active; nothing
+secret. Tokens come from the account's identity (colabtray's own sign-in with its refresh
+token in the OS keyring, gcloud, or Application Default Credentials); access tokens live in
+memory only and are refreshed shortly before they expire, once for all callers. An account
+whose identity stops giving tokens (``invalid_grant``, gcloud signed out, a refresh token
+gone from the keyring) is marked "sign in again" with the reason; the others are untouched.
 """
 
 from __future__ import annotations
@@ -14,13 +16,22 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from colabtray.auth.errors import (
-    InvalidGrantError,
+    CredentialsRefusedError,
     NotSignedInError,
     SignInAgainError,
     SignInTimeoutError,
+)
+from colabtray.auth.identities import (
+    AdcIdentity,
+    GcloudIdentity,
+    Identity,
+    OAuthIdentity,
+    Source,
+    Token,
 )
 from colabtray.auth.tokens import SecretStore
 from colabtray.auth.userinfo import fetch_email
@@ -28,7 +39,7 @@ from colabtray.core.jsonfile import read_json, write_json
 from colabtray.settings import Settings
 
 if TYPE_CHECKING:  # imported when first needed: aiohttp and Authlib weigh ~25 MB resident
-    from colabtray.auth.oauth import GoogleOAuth, Grant
+    from colabtray.auth.oauth import GoogleOAuth
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +49,7 @@ REFRESH_AHEAD_SECONDS = 300
 
 class AccountState(StrEnum):
     SIGNED_IN = "signed-in"
-    NEEDS_SIGN_IN = "needs-sign-in"  # listed, but its sign-in was revoked, expired or lost
+    NEEDS_SIGN_IN = "needs-sign-in"  # listed, but it gives no tokens until the person acts
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,26 @@ class Account:
     email: str
     state: AccountState
     active: bool
+    source: Source = Source.OAUTH
+    problem: str | None = None  # why it needs a sign-in, when it does
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """What accounts.json keeps of an account (never a secret)."""
+
+    email: str
+    source: Source
+    gcloud_account: str | None = None  # the account gcloud is asked for
+    adc_file: str | None = None  # where the ADC file was at sign-in
+
+    def to_json(self) -> dict[str, str]:
+        data = {"email": self.email, "source": str(self.source)}
+        if self.gcloud_account:
+            data["gcloud_account"] = self.gcloud_account
+        if self.adc_file:
+            data["adc_file"] = self.adc_file
+        return data
 
 
 class Session:
@@ -58,10 +89,11 @@ class Session:
         self._store = store
         self._oauth = oauth
         self._path = settings.config_dir / "accounts.json"
-        self._emails, self._active = self._load()
-        self._grants: dict[str, Grant] = {}
-        self._refreshing: dict[str, asyncio.Future[Grant]] = {}
-        self._needs_sign_in: set[str] = set()
+        self._entries, self._active = self._load()
+        self._identities: dict[str, Identity] = {}
+        self._tokens: dict[str, Token] = {}
+        self._refreshing: dict[str, asyncio.Future[Token]] = {}
+        self._problems: dict[str, str] = {}  # email → why it needs a sign-in
         self._listeners: list[Callable[[], None]] = []
 
     # ---- what the rest of the app reads ---------------------------------------------------
@@ -77,25 +109,33 @@ class Session:
     def accounts(self) -> list[Account]:
         return [
             Account(
-                email,
+                entry.email,
                 AccountState.NEEDS_SIGN_IN
-                if email in self._needs_sign_in
+                if entry.email in self._problems
                 else AccountState.SIGNED_IN,
-                email == self._active,
+                entry.email == self._active,
+                entry.source,
+                self._problems.get(entry.email),
             )
-            for email in self._emails
+            for entry in self._entries.values()
         ]
+
+    def source_of(self, email: str) -> Source | None:
+        entry = self._entries.get(email)
+        return entry.source if entry is not None else None
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every change of accounts or their state."""
         self._listeners.append(listener)
 
     async def check_stored(self) -> None:
-        """Mark accounts whose refresh token is no longer in the keyring."""
+        """Mark colabtray-signed-in accounts whose refresh token left the keyring."""
         changed = False
-        for email in self._emails:
-            if email not in self._needs_sign_in and await self._store.aget(email) is None:
-                self._needs_sign_in.add(email)
+        for entry in self._entries.values():
+            if entry.source is not Source.OAUTH or entry.email in self._problems:
+                continue
+            if await self._store.aget(entry.email) is None:
+                self._problems[entry.email] = SignInAgainError(entry.email).message
                 changed = True
         if changed:
             self._changed()
@@ -108,10 +148,12 @@ class Session:
         *,
         login_hint: str | None = None,
         wait_seconds: float = 300.0,
+        on_waiting: Callable[[], object] | None = None,
     ) -> str:
         """Run the loopback flow to the end; returns the email that is now active.
 
-        Cancelling the task that awaits this closes the port at once.
+        ``on_waiting`` is called once the browser was sent to Google. Cancelling the task
+        that awaits this closes the port at once.
         """
         oauth = self._require_oauth()
         from colabtray.auth.loopback import LoopbackReceiver
@@ -122,6 +164,8 @@ class Session:
             request = oauth.authorization_request(redirect_uri, login_hint=login_hint)
             receiver.expect(request.state)
             await asyncio.to_thread(open_url, request.url)
+            if on_waiting is not None:
+                on_waiting()
             try:
                 code = await asyncio.wait_for(receiver.wait(), wait_seconds)
             except TimeoutError:
@@ -132,40 +176,66 @@ class Session:
         email = await fetch_email(self._settings, grant.access_token.get_secret_value())
         assert grant.refresh_token is not None  # exchange_code guarantees it
         await self._store.aset(email, grant.refresh_token)
-        self._grants[email] = grant
-        self._needs_sign_in.discard(email)
-        if email not in self._emails:
-            self._emails.append(email)
-        self._active = email
-        self._save()
-        self._changed()
+        entry = _Entry(email, Source.OAUTH)
+        self._add(entry, self._make_identity(entry), Token(grant.access_token, grant.expires_at))
         return email
+
+    async def sign_in_gcloud(self, account: str | None = None) -> str:
+        """Use gcloud's sign-in of ``account`` (None: gcloud's active account); returns the
+        email now active. GcloudError with a sentence if gcloud gives no token."""
+        token = await GcloudIdentity(account).fresh_token()
+        email = await fetch_email(self._settings, token.value.get_secret_value())
+        # From now on gcloud is asked for this account, whichever is active in gcloud.
+        identity = GcloudIdentity(account or email)
+        self._add(_Entry(email, Source.GCLOUD, gcloud_account=identity.account), identity, token)
+        return email
+
+    async def sign_in_adc(self, path: Path) -> str:
+        """Use the Application Default Credentials in ``path``; returns the email now active."""
+        from colabtray.auth.adc import AdcCredentials
+
+        identity = AdcIdentity(AdcCredentials(self._settings, path))
+        token = await identity.fresh_token()
+        email = await fetch_email(self._settings, token.value.get_secret_value())
+        self._add(_Entry(email, Source.ADC, adc_file=str(path)), identity, token)
+        return email
+
+    async def retry(self, email: str) -> None:
+        """Ask a gcloud or ADC account's source again (after the person fixed it there)."""
+        self._problems.pop(email, None)
+        self._tokens.pop(email, None)
+        try:
+            await self._refresh(email)
+        finally:
+            self._changed()
 
     def switch(self, email: str) -> None:
         """Make another listed account the active one."""
-        if email not in self._emails:
+        if email not in self._entries:
             raise NotSignedInError()
         self._active = email
         self._save()
         self._changed()
 
-    async def sign_out(self, email: str | None = None, *, everyone: bool = False) -> list[str]:
-        """Revoke (best effort) and forget one account, or all; returns who was signed out."""
-        targets = list(self._emails) if everyone else [email or self._active or ""]
-        targets = [t for t in targets if t in self._emails]
-        for target in targets:
-            refresh_token = await self._store.aget(target)
-            if refresh_token is not None and self._oauth is not None:
-                await self._oauth.revoke(refresh_token)
-            await self._store.adelete(target)
-            self._grants.pop(target, None)
-            self._needs_sign_in.discard(target)
-            self._emails.remove(target)
-        if self._active not in self._emails:
-            self._active = self._emails[0] if self._emails else None
+    async def sign_out(
+        self, email: str | None = None, *, everyone: bool = False
+    ) -> list[tuple[str, str | None]]:
+        """Forget one account, or all (colabtray's own sign-ins are revoked, best effort);
+        returns each email signed out with a sentence about what was left alone, if any."""
+        targets = list(self._entries) if everyone else [email or self._active or ""]
+        gone: list[tuple[str, str | None]] = []
+        for target in [t for t in targets if t in self._entries]:
+            note = await self._identity(target).forget()
+            self._tokens.pop(target, None)
+            self._identities.pop(target, None)
+            self._problems.pop(target, None)
+            del self._entries[target]
+            gone.append((target, note))
+        if self._active not in self._entries:
+            self._active = next(iter(self._entries), None)
         self._save()
         self._changed()
-        return targets
+        return gone
 
     # ---- TokenSource ----------------------------------------------------------------------
 
@@ -173,27 +243,27 @@ class Session:
         email = self._active
         if email is None:
             raise NotSignedInError()
-        if email in self._needs_sign_in:
-            raise SignInAgainError(email)
-        grant = self._grants.get(email)
-        if grant is None or grant.expires_within(REFRESH_AHEAD_SECONDS):
-            grant = await self._refresh(email)
-        return grant.access_token.get_secret_value()
+        if email in self._problems:
+            raise SignInAgainError(email, self._problems[email])
+        token = self._tokens.get(email)
+        if token is None or token.expires_within(REFRESH_AHEAD_SECONDS):
+            token = await self._refresh(email)
+        return token.value.get_secret_value()
 
     async def token_rejected(self, token: str) -> str | None:
         email = self._active
         if email is None:
             return None
-        grant = self._grants.get(email)
-        if grant is not None and grant.access_token.get_secret_value() != token:
-            return grant.access_token.get_secret_value()  # someone refreshed meanwhile
-        self._grants.pop(email, None)
+        current = self._tokens.get(email)
+        if current is not None and current.value.get_secret_value() != token:
+            return current.value.get_secret_value()  # someone refreshed meanwhile
+        self._tokens.pop(email, None)
         try:
-            return (await self._refresh(email)).access_token.get_secret_value()
-        except InvalidGrantError:
-            raise SignInAgainError(email) from None
+            return (await self._refresh(email)).value.get_secret_value()
+        except CredentialsRefusedError:
+            raise SignInAgainError(email, self._problems.get(email)) from None
 
-    async def _refresh(self, email: str) -> Grant:
+    async def _refresh(self, email: str) -> Token:
         """One refresh per account at a time; concurrent callers share its result."""
         pending = self._refreshing.get(email)
         if pending is None:
@@ -202,21 +272,32 @@ class Session:
             pending.add_done_callback(lambda _: self._refreshing.pop(email, None))
         return await asyncio.shield(pending)
 
-    async def _do_refresh(self, email: str) -> Grant:
-        refresh_token = await self._store.aget(email)
-        if refresh_token is None:
-            self._mark_needs_sign_in(email)
-            raise SignInAgainError(email)
+    async def _do_refresh(self, email: str) -> Token:
         try:
-            grant = await self._require_oauth().refresh(refresh_token)
-        except InvalidGrantError:
-            await self._store.adelete(email)  # it will never work again
-            self._mark_needs_sign_in(email)
+            token = await self._identity(email).fresh_token()
+        except (CredentialsRefusedError, SignInAgainError) as exc:
+            self._mark_needs_sign_in(email, exc.message)
             raise
-        self._grants[email] = grant
-        return grant
+        self._tokens[email] = token
+        return token
 
     # ---- plumbing -------------------------------------------------------------------------
+
+    def _identity(self, email: str) -> Identity:
+        identity = self._identities.get(email)
+        if identity is None:
+            identity = self._identities[email] = self._make_identity(self._entries[email])
+        return identity
+
+    def _make_identity(self, entry: _Entry) -> Identity:
+        if entry.source is Source.GCLOUD:
+            return GcloudIdentity(entry.gcloud_account or entry.email)
+        if entry.source is Source.ADC:
+            from colabtray.auth.adc import AdcCredentials, adc_file
+
+            path = Path(entry.adc_file) if entry.adc_file else adc_file()
+            return AdcIdentity(AdcCredentials(self._settings, path or Path("(none)")))
+        return OAuthIdentity(entry.email, self._store, self._require_oauth)
 
     def _require_oauth(self) -> GoogleOAuth:
         if self._oauth is None:
@@ -225,24 +306,62 @@ class Session:
             self._oauth = GoogleOAuth(self._settings)
         return self._oauth
 
-    def _mark_needs_sign_in(self, email: str) -> None:
-        self._grants.pop(email, None)
-        if email not in self._needs_sign_in:
-            log.info("an account needs to sign in again")
-            self._needs_sign_in.add(email)
+    def _add(self, entry: _Entry, identity: Identity, token: Token) -> None:
+        """A new or renewed sign-in: listed, active, with its first token."""
+        self._entries[entry.email] = entry
+        self._identities[entry.email] = identity
+        self._tokens[entry.email] = token
+        self._problems.pop(entry.email, None)
+        self._active = entry.email
+        self._save()
+        self._changed()
+
+    def _mark_needs_sign_in(self, email: str, reason: str) -> None:
+        self._tokens.pop(email, None)
+        if self.source_of(email) is Source.OAUTH:
+            sentence = SignInAgainError(email).message  # the remedy is always the same
+        else:
+            sentence = f"{email}: {reason}"  # gcloud's or ADC's own remedy
+        if self._problems.get(email) != sentence:
+            log.info("an account needs to sign in again: %s", sentence)
+            self._problems[email] = sentence
             self._changed()
 
     def _changed(self) -> None:
         for listener in list(self._listeners):
             listener()
 
-    def _load(self) -> tuple[list[str], str | None]:
+    def _load(self) -> tuple[dict[str, _Entry], str | None]:
         data = read_json(self._path)
         if not isinstance(data, dict):
-            return [], None
-        emails = [e for e in data.get("accounts", []) if isinstance(e, str) and "@" in e]
+            return {}, None
+        entries: dict[str, _Entry] = {}
+        for item in data.get("accounts", []):
+            entry = _entry(item)
+            if entry is not None:
+                entries[entry.email] = entry
         active = data.get("active")
-        return emails, active if active in emails else (emails[0] if emails else None)
+        return entries, active if active in entries else next(iter(entries), None)
 
     def _save(self) -> None:
-        write_json(self._path, {"accounts": self._emails, "active": self._active})
+        write_json(
+            self._path,
+            {"accounts": [e.to_json() for e in self._entries.values()], "active": self._active},
+        )
+
+
+def _entry(item: Any) -> _Entry | None:
+    """An account of accounts.json: an email (the first format), or an object."""
+    if isinstance(item, str):
+        return _Entry(item, Source.OAUTH) if "@" in item else None
+    if not isinstance(item, dict) or not isinstance(item.get("email"), str):
+        return None
+    email = item["email"]
+    try:
+        source = Source(item.get("source", Source.OAUTH))
+    except ValueError:
+        return None
+    if "@" not in email:
+        return None
+    text = {k: v for k, v in item.items() if isinstance(v, str)}
+    return _Entry(email, source, text.get("gcloud_account"), text.get("adc_file"))

@@ -67,7 +67,10 @@ async def test_sign_in_switch_and_sign_out_of_several_accounts(emulator: Emulato
     session.switch("ada@example.com")
     restarted = Session(settings, memory_store())  # the accounts file survives a restart
     assert restarted.active_email == "ada@example.com"
-    assert await session.sign_out(everyone=True) == ["ada@example.com", "free@example.com"]
+    assert await session.sign_out(everyone=True) == [
+        ("ada@example.com", None),
+        ("free@example.com", None),
+    ]
     assert session.accounts() == [] and session.active_email is None
 
 
@@ -77,7 +80,7 @@ async def test_concurrent_callers_share_one_refresh(auto_emulator: Emulator, tmp
     await session.sign_in(follow)
     auto_emulator.admin("DELETE", "requests")
     auto_emulator.admin("POST", "tokens/expire-access", {})
-    session._grants.clear()  # as after a restart: no access token in memory
+    session._tokens.clear()  # as after a restart: no access token in memory
 
     tokens = await asyncio.gather(*(session.access_token() for _ in range(20)))
     assert len(set(tokens)) == 1

@@ -1,0 +1,113 @@
+"""Application Default Credentials (ADC): the file gcloud writes with
+``gcloud auth application-default login``, or the one ``GOOGLE_APPLICATION_CREDENTIALS`` names.
+
+google-auth reads and refreshes them (imported only here, when an account uses ADC); the
+refresh, a blocking HTTP call, runs in a worker thread. The token endpoint is trusted like every
+other of colabtray's (:mod:`colabtray.trust`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from colabtray import trust
+from colabtray.auth.errors import CredentialsRefusedError
+from colabtray.auth.gcloud import adc_login_command
+from colabtray.colab.errors import BackendUnavailableError
+from colabtray.settings import Settings
+
+WELL_KNOWN_FILE = "application_default_credentials.json"
+
+
+class AdcError(CredentialsRefusedError):
+    """The credentials cannot give a token; the sentence says what to run."""
+
+
+def adc_file() -> Path | None:
+    """Where the ADC are, as google-auth looks: ``GOOGLE_APPLICATION_CREDENTIALS``, else
+    gcloud's well-known file; None when neither exists."""
+    named = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if named:
+        return Path(named) if Path(named).is_file() else None
+    if os.environ.get("CLOUDSDK_CONFIG"):
+        folder = Path(os.environ["CLOUDSDK_CONFIG"])
+    elif sys.platform == "win32":
+        folder = Path(os.environ.get("APPDATA", Path.home())) / "gcloud"
+    else:
+        folder = Path.home() / ".config" / "gcloud"
+    path = folder / WELL_KNOWN_FILE
+    return path if path.is_file() else None
+
+
+def login_hint(settings: Settings) -> str:
+    """The command that makes ADC with the scopes colabtray needs."""
+    return " ".join(adc_login_command(settings.oauth_scopes))
+
+
+class AdcCredentials:
+    """One ADC file's credentials, refreshed on demand."""
+
+    def __init__(self, settings: Settings, path: Path) -> None:
+        self._settings = settings
+        self.path = path
+        self._credentials: Any = None
+
+    async def fresh_token(self) -> tuple[str, datetime]:
+        """A new access token and when it expires; AdcError or BackendUnavailableError."""
+        return await asyncio.to_thread(self._refresh)
+
+    def _refresh(self) -> tuple[str, datetime]:
+        import google.auth
+        import google.auth.exceptions
+        import google.auth.transport.urllib3
+        import urllib3
+
+        if self._credentials is None:
+            try:
+                self._credentials, _project = google.auth.load_credentials_from_file(
+                    str(self.path), scopes=list(self._settings.oauth_scopes)
+                )
+            except google.auth.exceptions.DefaultCredentialsError as exc:
+                raise AdcError(
+                    f"The Application Default Credentials in {self.path} cannot be used "
+                    f"({_first_line(exc)}); run: {login_hint(self._settings)}"
+                ) from None
+        verify = trust.verification(self._settings)
+        pool = urllib3.PoolManager(
+            ssl_context=verify if not isinstance(verify, bool) else None,
+            timeout=urllib3.Timeout(total=self._settings.request_timeout),
+            retries=False,
+        )
+        try:
+            self._credentials.refresh(google.auth.transport.urllib3.Request(pool))
+        except google.auth.exceptions.RefreshError:
+            raise AdcError(
+                "Google no longer accepts the Application Default Credentials (expired or "
+                f"revoked); run: {login_hint(self._settings)}"
+            ) from None
+        except google.auth.exceptions.TransportError:
+            raise BackendUnavailableError(
+                "renewing the Application Default Credentials", "connection failed"
+            ) from None
+        finally:
+            pool.clear()
+        token = self._credentials.token
+        if not isinstance(token, str) or not token:
+            raise AdcError("The Application Default Credentials gave no access token.")
+        expiry = self._credentials.expiry
+        expires_at = (
+            expiry.replace(tzinfo=UTC)
+            if isinstance(expiry, datetime)
+            else datetime.now(UTC) + timedelta(minutes=30)
+        )
+        return token, expires_at
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:160] if text else type(exc).__name__

@@ -1,0 +1,81 @@
+"""What this machine offers to sign in with, so that nobody meets a dead end.
+
+The CLI lists it when ``colabtray signin`` has nothing to go on, the sign-in window shows it
+as buttons, and ``colabtray doctor`` reports it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from colabtray.auth import gcloud
+from colabtray.auth.adc import adc_file, login_hint
+from colabtray.auth.client_file import CONSOLE_URL, ClientFileError, OAuthClient, configured_client
+from colabtray.settings import Settings
+
+OTHER_WAYS = (
+    "Sign in another way: 'colabtray signin --gcloud' (the Google Cloud CLI's sign-in), "
+    "'colabtray signin --adc' (Application Default Credentials), "
+    "'colabtray signin --client-file PATH' (an OAuth client of your own, of type Desktop app), "
+    "or set COLABTRAY_ACCESS_TOKEN to a ready access token."
+)
+
+CLIENT_HOW_TO = (
+    "1. In the Google Cloud console, open a project and set up its OAuth consent screen "
+    '(user type "External", publishing status "Testing") and add yourself as a test user.',
+    '2. Under APIs & Services → Credentials, create an OAuth client ID of type "Desktop app".',
+    "3. Download its JSON file and choose it here (or run: colabtray signin --client-file PATH).",
+)
+
+
+@dataclass(frozen=True)
+class Methods:
+    """The ways to sign in, as found on this machine now."""
+
+    client: OAuthClient | None  # an OAuth client to run colabtray's own sign-in with
+    client_problem: str | None  # why the kept client file cannot be used, if so
+    gcloud: bool  # gcloud is installed
+    gcloud_account: str | None  # gcloud's active account, if it has one
+    adc: Path | None  # an Application Default Credentials file
+    adc_command: str  # the gcloud command that makes one with the scopes colabtray needs
+
+
+async def discover(settings: Settings) -> Methods:
+    """Look (gcloud is asked for its account, so this may take a second)."""
+    try:
+        client, problem = configured_client(settings), None
+    except ClientFileError as exc:
+        client, problem = None, exc.message
+    installed = gcloud.find_gcloud() is not None
+    account = await gcloud.active_account() if installed else None
+    return Methods(client, problem, installed, account, adc_file(), login_hint(settings))
+
+
+def choices(methods: Methods) -> list[str]:
+    """The ways as command lines with a note each (for ``colabtray signin`` with no way)."""
+    lines = ["How to sign in (choose one):"]
+    if methods.gcloud_account:
+        lines.append(
+            f"  colabtray signin --gcloud    use gcloud, signed in as {methods.gcloud_account}"
+        )
+    elif methods.gcloud:
+        lines.append("  colabtray signin --gcloud    use gcloud, after 'gcloud auth login'")
+    else:
+        lines.append(
+            "  colabtray signin --gcloud    use gcloud (install the Google Cloud CLI first)"
+        )
+    if methods.adc is not None:
+        lines.append(
+            f"  colabtray signin --adc       use Application Default Credentials ({methods.adc})"
+        )
+    else:
+        lines.append(f"  colabtray signin --adc       after: {methods.adc_command}")
+    lines.append(
+        "  colabtray signin --client-file PATH    your own OAuth client (type Desktop app), "
+        f"made at {CONSOLE_URL}"
+    )
+    lines.append("  (or set COLABTRAY_ACCESS_TOKEN to a ready access token, for scripts)")
+    if methods.client_problem:
+        lines.append(f"(The kept OAuth client file cannot be used: {methods.client_problem})")
+    return lines
