@@ -3,6 +3,10 @@
 This module only lays out actions; what a click does is a method of the :class:`Actions`
 it is given (the tray), and every word comes from ``core``. Actions carry object names
 (``"new-runtime"``, ``"runtime:<endpoint>"``…) so that tests and tools can find them.
+
+An account that needs a sign-in is signed in again in the browser, unless it came from gcloud
+or Application Default Credentials: those are fixed where they live (the problem sentence
+says how), then colabtray only has to ask them again ("Try gcloud again").
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Protocol
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu
 
+from colabtray.auth.identities import Source
 from colabtray.colab.errors import ColabError
 from colabtray.core.app import NO_BRIDGE_REASON, Core
 from colabtray.core.display import RuntimeRow, resource_lines
@@ -27,12 +32,17 @@ log = logging.getLogger(__name__)
 
 RESOURCES_MAX_AGE = 5.0  # seconds before an open submenu fetches fresh figures
 CANNOT_READ = "Could not read RAM, disk and GPU"
+RETRY = {
+    Source.GCLOUD: "Try gcloud again",
+    Source.ADC: "Try Application Default Credentials again",
+}
 
 
 class Actions(Protocol):
     """What the menu's entries do."""
 
     def sign_in(self, login_hint: str | None = None) -> None: ...
+    def retry_sign_in(self, email: str) -> None: ...
     def cancel_sign_in(self) -> None: ...
     def switch_to(self, email: str) -> None: ...
     def sign_out(self) -> None: ...
@@ -82,6 +92,7 @@ class TrayMenu:
             core.signed_in,
             core.signing_in,
             core.email,
+            tuple(core.session.accounts()),  # each one's state, source and problem
             tuple(core.other_accounts()),
             core.must_sign_in,
             core.problem(),
@@ -133,6 +144,16 @@ class TrayMenu:
         else:
             self._add(top, "Sign in with Google…", "sign-in", self.actions.sign_in)
         for account in self.core.other_accounts():  # listed, but none active (rare)
+            retry = RETRY.get(account.source)
+            if account.state is AccountState.NEEDS_SIGN_IN and retry:
+                entry = self._add(
+                    top,
+                    f"{account.email}: {retry}",
+                    "retry-sign-in",
+                    partial(self.actions.retry_sign_in, account.email),
+                )
+                entry.setToolTip(account.problem or "")
+                continue
             self._add(
                 top,
                 f"Sign in again as {account.email}…",
@@ -142,11 +163,24 @@ class TrayMenu:
 
     def _signed_in(self, build: _Build) -> None:
         core, top = self.core, build.top
+        retry = self._retry_text()
         self._account_menu(build)
         top.addSeparator()
         if core.signing_in:
             self._note(top, "Waiting for you to sign in, in your browser…", "sign-in-waiting")
             self._add(top, "Cancel sign-in", "cancel-sign-in", self.actions.cancel_sign_in)
+        elif core.must_sign_in and retry and core.email:
+            # The remedy is outside colabtray (a gcloud command): say it, then "try again".
+            why = core.problem() or ""
+            self._note(top, why, "problem")
+            entry = self._add(
+                top,
+                retry,
+                "retry-sign-in",
+                partial(self.actions.retry_sign_in, core.email),
+                icon="attention",
+            )
+            entry.setToolTip(why)
         elif core.must_sign_in:
             self._add(
                 top,
@@ -178,7 +212,16 @@ class TrayMenu:
             submenu.addSeparator()
         others = core.other_accounts()
         for account in others:
-            if account.state is AccountState.NEEDS_SIGN_IN:
+            retry = RETRY.get(account.source)
+            if account.state is AccountState.NEEDS_SIGN_IN and retry:
+                entry = self._add(
+                    submenu,
+                    f"{account.email}: {retry}",
+                    "retry-sign-in",
+                    partial(self.actions.retry_sign_in, account.email),
+                )
+                entry.setToolTip(account.problem or "")
+            elif account.state is AccountState.NEEDS_SIGN_IN:
                 self._add(
                     submenu,
                     f"{account.email} (sign in again…)",
@@ -198,6 +241,14 @@ class TrayMenu:
         switch.setToolTip("Sign in with another Google account in your browser.")
         switch.setEnabled(not core.signing_in)
         self._add(submenu, "Sign out", "sign-out", self.actions.sign_out)
+
+    def _retry_text(self) -> str | None:
+        """The words of the retry entry when the active account came from gcloud or ADC."""
+        core = self.core
+        if core.uses_ready_token or core.email is None:
+            return None
+        source = core.session.source_of(core.email)
+        return RETRY.get(source) if source is not None else None
 
     def _runtime_menu(self, build: _Build, row: RuntimeRow) -> None:
         endpoint = row.endpoint

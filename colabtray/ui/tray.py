@@ -4,7 +4,8 @@ dialogs a click opens, and desktop notifications for what the core reports.
 Every click that needs the network schedules a coroutine on the core (``core.spawn``) and
 returns at once; an error comes back as a sentence in a dialog. The icon and its tooltip
 follow the core's state; the menu is rebuilt when it opens and, while open, when what it
-shows changes.
+shows changes. "Sign in with Google…" runs the browser sign-in when there is an OAuth client
+to run it with, and opens the sign-in window (every other way) when there is none.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import asyncio
 import logging
 import webbrowser
 from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QPoint, Qt, QUrl
 from PySide6.QtGui import QCursor, QDesktopServices, QGuiApplication
-from PySide6.QtWidgets import QMessageBox, QSystemTrayIcon
+from PySide6.QtWidgets import QMessageBox, QPushButton, QSystemTrayIcon
 
 from colabtray import __version__
 from colabtray.colab.errors import ColabError
@@ -28,6 +31,9 @@ from colabtray.ui.menu import TrayMenu, describe, rect_of
 from colabtray.ui.new_runtime import NewRuntimeDialog
 from colabtray.ui.notifications import Notifier
 from colabtray.ui.window import StatusWindow
+
+if TYPE_CHECKING:
+    from colabtray.ui.signin_window import ChooseFile, SignInWindow
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +50,14 @@ class Tray(QObject):
         icon: QSystemTrayIcon | None = None,
         notifier: Notifier | None = None,
         open_browser: Callable[[str], bool] = webbrowser.open,
+        choose_client_file: ChooseFile | None = None,
     ) -> None:
         super().__init__()
         self.core = core
         self.demo = demo
         self._quit = quit
         self._open_browser = open_browser  # honours $BROWSER; tests pass their own
+        self._choose_client_file = choose_client_file  # None: a file dialog; tests pass one
         self.menu = TrayMenu(core, self)
         self.icon = icon or QSystemTrayIcon(icons.app_icon())  # the app may have put one up
         self.icon.setContextMenu(self.menu.menu)
@@ -57,6 +65,7 @@ class Tray(QObject):
         self.window: StatusWindow | None = None
         self.notifier = notifier or Notifier(fallback=self.balloon)
         self.dialog: NewRuntimeDialog | None = None
+        self.sign_in_window: SignInWindow | None = None
         self.confirmation: QMessageBox | None = None
         self._confirming: str | None = None  # the endpoint the confirmation is about
         self._messages: dict[str, QMessageBox] = {}
@@ -82,7 +91,8 @@ class Tray(QObject):
         self.icon.hide()
         if self.window is not None:
             self.window.hide()
-        for widget in (self.dialog, self.confirmation, *self._messages.values()):
+        others = (self.dialog, self.sign_in_window, self.confirmation, *self._messages.values())
+        for widget in others:
             if widget is not None:
                 widget.close()
 
@@ -171,18 +181,56 @@ class Tray(QObject):
     # ---- what the menu's entries do (menu.Actions) ----------------------------------------
 
     def sign_in(self, login_hint: str | None = None) -> None:
+        # Imported on first use, like the Settings window.
+        from colabtray.ui.signin_window import needs_window
+
+        if needs_window(self.core):
+            self.show_sign_in_window(login_hint)
+            return
         self.core.spawn(
             self._sign_in(login_hint), on_error=lambda s: self.error("Sign-in failed", s)
         )
 
-    async def _sign_in(self, login_hint: str | None) -> None:
+    async def _sign_in(self, login_hint: str | None) -> str | None:
         loop = asyncio.get_running_loop()
 
         def open_browser(url: str) -> None:  # runs in a worker thread
             if not self._open_browser(url):
                 loop.call_soon_threadsafe(self._show_sign_in_url, url)
 
-        await self.core.sign_in(open_browser, login_hint)
+        return await self.core.sign_in(open_browser, login_hint)
+
+    def show_sign_in_window(self, login_hint: str | None = None) -> SignInWindow:
+        """The sign-in window (the one already open, raised): every way to sign in."""
+        from colabtray.ui.signin_window import SignInWindow, choose_client_file
+
+        window = self.sign_in_window
+        if window is None or not window.isVisible():
+            window = SignInWindow(
+                self.core,
+                partial(self._sign_in, login_hint),
+                choose_file=self._choose_client_file or choose_client_file,
+            )
+            self.sign_in_window = window
+        window.show()
+        window.raise_()
+        window.activateWindow()
+        return window
+
+    def retry_sign_in(self, email: str) -> None:
+        """Ask a gcloud or ADC account's source again (the person fixed it there)."""
+        self.core.spawn(
+            self._retry_sign_in(email),
+            on_error=lambda s: self.error("Still not signed in", s),
+        )
+
+    async def _retry_sign_in(self, email: str) -> None:
+        await self.core.retry_sign_in(email)
+        if self.core.email != email:
+            self.core.switch(email)  # as signing in again in the browser makes it active
+        # A listing refused meanwhile keeps the tray at "sign in again" until the next poll:
+        # list at once with the account's new token.
+        self.core.registry.poke()
 
     def _show_sign_in_url(self, url: str) -> None:
         box = QMessageBox(
@@ -285,6 +333,12 @@ class Tray(QObject):
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
     def about(self) -> None:
+        """A small box: the version, where the backend is, and a way to copy diagnostics."""
+        shown = self._messages.get("about")
+        if shown is not None:  # one About box, raised again
+            shown.raise_()
+            shown.activateWindow()
+            return
         where = (
             "This is the demo: a local emulator of Google sign-in and Colab, started with "
             "colabtray --demo. Nothing here reaches Google, and quitting stops it."
@@ -299,12 +353,34 @@ class Tray(QObject):
         )
         box.setObjectName("about")
         box.setIconPixmap(icons.app_icon().pixmap(48, 48))
-        box.setInformativeText(
-            f"{where}\n\ncolabtray is not made or endorsed by Google. Apache-2.0 licence."
-        )
+        about = f"{where}\n\ncolabtray is not made or endorsed by Google. Apache-2.0 licence."
+        box.setInformativeText(about)
+        copy = box.addButton("Copy diagnostics", QMessageBox.ButtonRole.ActionRole)
+        copy.setObjectName("copy-diagnostics")
+        copy.setToolTip("What 'colabtray doctor' reports, secrets masked, for a bug report.")
+        # Any button of a QMessageBox closes it; this one must leave the box open to say
+        # how copying went, so the box's own handler is taken off it.
+        copy.clicked.disconnect()
+        copy.clicked.connect(lambda *_: self._copy_diagnostics(box, copy, about))
+        box.setDefaultButton(box.addButton(QMessageBox.StandardButton.Ok))
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # and its slot, which holds it
         self._messages["about"] = box
         box.finished.connect(lambda *_: self._messages.pop("about", None))
         box.show()
+
+    def _copy_diagnostics(self, box: QMessageBox, button: QPushButton, about: str) -> None:
+        def say(line: str, *, done: bool = True) -> None:
+            if self._messages.get("about") is box:  # still open
+                box.setInformativeText(f"{about}\n\n{line}")
+                button.setEnabled(done)
+
+        async def collect() -> None:
+            # Only doctor's own text, masked there: nothing is added to it here.
+            QGuiApplication.clipboard().setText(await self.core.diagnostics())
+            say("Diagnostics copied to the clipboard; paste them into your bug report.")
+
+        say("Collecting diagnostics (this takes a few seconds)…", done=False)
+        self.core.spawn(collect(), on_error=lambda s: say(f"Could not collect diagnostics: {s}"))
 
     def quit(self) -> None:
         self._quit()
