@@ -7,15 +7,18 @@ that click through to the backend use the emulator and run on the app's qasync l
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
+import shutil
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from keyring.backends import fail
+from playwright.async_api import Browser, async_playwright
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QMenu
 
@@ -25,6 +28,7 @@ from colabtray.core.app import Core
 from colabtray.settings import load_settings
 from colabtray.ui import eventloop
 from colabtray.ui.tray import Tray
+from tests.fixtures.browser import CHROMIUM_ARGS
 
 UNREACHABLE = "http://127.0.0.1:9"  # nothing listens; no test here should get that far
 
@@ -169,3 +173,32 @@ def submenu(menu: QMenu, name: str) -> QMenu:
     sub = action(menu, name).menu()
     assert isinstance(sub, QMenu)
     return sub
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's Chromium, launched as tests/fixtures/browser.py does, on the running loop.
+
+    That fixture's browser lives on pytest-asyncio's loop; a test that clicks through the
+    tray runs on the app's qasync loop (see run()), where Playwright works as well.
+    """
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is not installed (scripts/test.sh installs it)"
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def allow_in_browser(browser: Browser, url: str, email: str = "ada@example.com") -> None:
+    """What a person does on the emulator's Google consent page (as tests/e2e/test_signin.py
+    does): choose the account, Allow, and see the sign-in page say so."""
+    page = await browser.new_page()
+    await page.goto(url)
+    await page.check(f"input[value='{email}']")
+    await page.click("#allow")
+    await page.wait_for_selector("text=You are signed in", timeout=30_000)

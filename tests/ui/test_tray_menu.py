@@ -4,13 +4,16 @@ nothing reaches the network), its live updates, and the window used where there 
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from pydantic import SecretStr
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QSystemTrayIcon
 
+from colabtray.colab.errors import ColabError
 from colabtray.colab.models import CPU, GPU, TPU, ComputeUnits
 from colabtray.core.app import NO_BRIDGE_REASON
 from colabtray.core.display import TrayState
@@ -272,3 +275,95 @@ def test_a_window_where_there_is_no_tray(qtbot, tmp_path: Path, make_tray) -> No
     assert tray.show_menu() == "window"
     assert tray.describe()["window"] is True
     assert asyncio.iscoroutinefunction(tray._sign_in)
+
+
+# ---- gcloud and ADC accounts that need a sign-in: tried again, never the browser ------------
+
+GINA = "gina@example.com"
+ADAM = "adam@example.com"
+
+
+def _accounts(tmp_path: Path, accounts: list[dict[str, str]], active: str) -> None:
+    config = tmp_path / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "accounts.json").write_text(json.dumps({"accounts": accounts, "active": active}))
+
+
+def test_a_gcloud_account_that_needs_a_sign_in_offers_to_try_gcloud_again(
+    qapp, tmp_path: Path, make_tray, monkeypatch
+) -> None:
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # gcloud is not installed here
+    _accounts(tmp_path, [{"email": GINA, "source": "gcloud"}], GINA)
+    core = offline_core(tmp_path, token=None)
+    opened: list[str] = []
+    tray = make_tray(core, open_browser=lambda url: opened.append(url) or True)
+    gone = (
+        "gcloud (the Google Cloud CLI) is not installed or not on PATH; install it, or sign in "
+        "another way."
+    )
+
+    async def scenario() -> None:
+        with pytest.raises(ColabError):  # what the first listing meets
+            await core.session.access_token()
+        problem = f"{GINA}: {gone}"
+        assert core.problem() == problem
+        tray.menu.rebuild()
+        assert texts(tray.menu.menu)[:4] == [
+            (GINA, ["Switch account…", "Sign out"]),
+            "---",
+            problem,
+            "Try gcloud again",
+        ]
+        retry = action(tray.menu.menu, "retry-sign-in")
+        assert retry.isEnabled() and retry.toolTip() == problem
+        assert core.tray_state() is TrayState.ATTENTION and problem in core.tooltip()
+
+        retry.trigger()  # gcloud is still missing: it says so, and opens no browser
+        await until(lambda: "Still not signed in" in tray._messages)
+        assert tray._messages["Still not signed in"].text() == gone
+        assert not opened and not core.signing_in and tray.sign_in_window is None
+
+    run(qapp, scenario())
+
+
+@pytest.mark.filterwarnings(  # google-auth 2.63 on colabtray.auth.adc's loader; reported
+    "ignore:The load_credentials_from_file method is deprecated:DeprecationWarning"
+)
+def test_an_adc_account_that_needs_a_sign_in_offers_to_try_adc_again(
+    qapp, tmp_path: Path, make_tray
+) -> None:
+    missing = tmp_path / "moved-away.json"
+    _accounts(
+        tmp_path,
+        [
+            {"email": "ada@example.com", "source": "oauth"},
+            {"email": ADAM, "source": "adc", "adc_file": str(missing)},
+        ],
+        "ada@example.com",
+    )
+    core = offline_core(tmp_path, token=None)
+    core.session._store.set("ada@example.com", SecretStr("refresh-token"))  # the test's memory
+    tray = make_tray(core)
+
+    async def scenario() -> None:
+        with pytest.raises(ColabError):
+            await core.retry_sign_in(ADAM)  # the file is gone: adam needs a sign-in
+
+    run(qapp, scenario())
+    tray.menu.rebuild()
+    account_menu = texts(tray.menu.menu)[0]
+    assert account_menu == (
+        "ada@example.com",
+        [
+            f"{ADAM}: Try Application Default Credentials again",
+            "---",
+            "Switch account…",
+            "Sign out",
+        ],
+    )
+    retry = action(tray.menu.menu, "retry-sign-in")
+    assert retry.toolTip().startswith(
+        f"{ADAM}: The Application Default Credentials in {missing} cannot be used"
+    )
+    assert core.email == "ada@example.com" and not core.must_sign_in
