@@ -35,9 +35,16 @@ the client on the other: the user's machine beside a remote runtime.
 Meanwhile the app's qasync loop runs a 10 ms timer; its lateness during the bridged 50 MB
 downloads says whether the bridge's byte shovelling makes the tray stutter.
 
-Floors (exit status 1 if one fails): execute round trip and the 10,000-output stream
-≤ 1.15 x direct; download ≥ 0.85 x direct throughput; small REST ≤ direct + 0.5 ms at the
-median; UI timer lateness < 50 ms.
+How the bridge is judged (exit status 1 if one fails): with ``--split-cpus`` (a real runtime
+never shares the user's CPU), against the pump where any relay pays the same, against direct
+where the pump has nothing to say:
+
+- download ≥ 0.9 x the pump's throughput;
+- small REST median ≤ the pump's + 0.5 ms;
+- execute round trip ≤ 1.05 x direct; the 10,000-output stream ≤ 1.15 x direct;
+- UI timer lateness < 50 ms.
+
+Without ``--split-cpus`` the same floors are printed, marked as not the judgement.
 """
 
 from __future__ import annotations
@@ -305,7 +312,7 @@ async def app_main(args: argparse.Namespace, emulator: Any, work: Path) -> int:
     bridged = worst_in.get("output stream (bridge)", 0.0) * 1000
     print(f"UI loop lateness while outputs stream: worst {direct:.0f} ms direct, "
           f"{bridged:.0f} ms through the bridge")  # fmt: skip
-    return _print(report["results"], during, meanwhile)
+    return _print(report["results"], during, meanwhile, judged=args.split_cpus)
 
 
 class _Pump(asyncio.Protocol):
@@ -394,6 +401,8 @@ def _print(
     results: dict[str, dict[str, float]],
     during: list[float],
     meanwhile: list[float],
+    *,
+    judged: bool,
 ) -> int:
     direct, bridge, pump = results["direct"], results["bridge"], results["pump"]
     rows = [
@@ -425,20 +434,26 @@ def _print(
     )
     floors = [
         (
-            "execute round trip ≤ 1.15 x direct",
-            bridge["execute_median_ms"] <= 1.15 * direct["execute_median_ms"],
+            "download ≥ 0.9 x the pump",
+            bridge["download_mb_s"] >= 0.9 * pump["download_mb_s"],
+        ),
+        (
+            "small REST ≤ the pump + 0.5 ms (median)",
+            bridge["rest_median_ms"] <= pump["rest_median_ms"] + 0.5,
+        ),
+        (
+            "execute round trip ≤ 1.05 x direct",
+            bridge["execute_median_ms"] <= 1.05 * direct["execute_median_ms"],
         ),
         ("10,000 outputs ≤ 1.15 x direct", bridge["outputs_s"] <= 1.15 * direct["outputs_s"]),
-        (
-            "download ≥ 0.85 x direct",
-            bridge["download_mb_s"] >= 0.85 * direct["download_mb_s"],
-        ),
-        (
-            "small REST ≤ direct + 0.5 ms (median)",
-            bridge["rest_median_ms"] <= direct["rest_median_ms"] + 0.5,
-        ),
         ("UI timer lateness < 50 ms", bool(during) and worst < 50),
     ]
+    print(
+        "Floors (the judgement: --split-cpus):"
+        if judged
+        else "Floors (not the judgement: run with --split-cpus, as a real runtime never "
+        "shares the user's CPU):"
+    )
     for text, held in floors:
         print(f"  {'ok  ' if held else 'FAIL'} {text}")
     return 0 if all(held for _t, held in floors) else 1
