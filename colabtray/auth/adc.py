@@ -9,6 +9,7 @@ other of colabtray's (:mod:`colabtray.trust`).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from typing import Any
 from colabtray import trust
 from colabtray.auth.errors import CredentialsRefusedError
 from colabtray.auth.gcloud import adc_login_command
-from colabtray.colab.errors import BackendUnavailableError
+from colabtray.colab.errors import BackendUnavailableError, ColabError
 from colabtray.settings import Settings
 
 WELL_KNOWN_FILE = "application_default_credentials.json"
@@ -26,6 +27,14 @@ WELL_KNOWN_FILE = "application_default_credentials.json"
 
 class AdcError(CredentialsRefusedError):
     """The credentials cannot give a token; the sentence says what to run."""
+
+
+class AdcUnreachableError(BackendUnavailableError):
+    """Google's token service did not answer: passing trouble, not a reason to sign in."""
+
+    def __init__(self, message: str) -> None:
+        ColabError.__init__(self, message)
+        self.what = "renewing the Application Default Credentials"
 
 
 def adc_file() -> Path | None:
@@ -61,22 +70,48 @@ class AdcCredentials:
         """A new access token and when it expires; AdcError or BackendUnavailableError."""
         return await asyncio.to_thread(self._refresh)
 
+    def _load(self) -> Any:
+        """The file's user credentials. Only the "authorized_user" kind that gcloud writes:
+        a service account or another kind cannot use Colab, and reading any kind a file
+        names is how a planted file would make colabtray run what it says."""
+        import google.oauth2.credentials
+
+        hint = login_hint(self._settings)
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise AdcError(
+                f"The Application Default Credentials in {self.path} are gone; run: {hint}"
+            ) from None
+        except (OSError, UnicodeDecodeError):
+            raise AdcError(f"Cannot read {self.path}; run: {hint}") from None
+        try:
+            kind = json.loads(text).get("type")
+        except (ValueError, AttributeError, RecursionError):
+            kind = None
+        if kind != "authorized_user":
+            raise AdcError(
+                f"{self.path} holds no user credentials (type {kind or 'unreadable'}); Colab "
+                f"needs a Google account's. Run: {hint}"
+            )
+        try:
+            return google.oauth2.credentials.Credentials.from_authorized_user_file(
+                str(self.path), scopes=list(self._settings.oauth_scopes)
+            )
+        except ValueError as exc:
+            missing = str(exc).split(":")[-1].strip()[:120] or "fields missing"
+            raise AdcError(
+                f"The Application Default Credentials in {self.path} are incomplete "
+                f"({missing}); run: {hint}"
+            ) from None
+
     def _refresh(self) -> tuple[str, datetime]:
-        import google.auth
         import google.auth.exceptions
         import google.auth.transport.urllib3
         import urllib3
 
         if self._credentials is None:
-            try:
-                self._credentials, _project = google.auth.load_credentials_from_file(
-                    str(self.path), scopes=list(self._settings.oauth_scopes)
-                )
-            except google.auth.exceptions.DefaultCredentialsError as exc:
-                raise AdcError(
-                    f"The Application Default Credentials in {self.path} cannot be used "
-                    f"({_first_line(exc)}); run: {login_hint(self._settings)}"
-                ) from None
+            self._credentials = self._load()
         verify = trust.verification(self._settings)
         pool = urllib3.PoolManager(
             ssl_context=verify if not isinstance(verify, bool) else None,
@@ -91,8 +126,9 @@ class AdcCredentials:
                 f"revoked); run: {login_hint(self._settings)}"
             ) from None
         except google.auth.exceptions.TransportError:
-            raise BackendUnavailableError(
-                "renewing the Application Default Credentials", "connection failed"
+            raise AdcUnreachableError(
+                "Google's token service could not be reached to renew the Application Default "
+                "Credentials; check the network and try again."
             ) from None
         finally:
             pool.clear()
@@ -106,8 +142,3 @@ class AdcCredentials:
             else datetime.now(UTC) + timedelta(minutes=30)
         )
         return token, expires_at
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:160] if text else type(exc).__name__

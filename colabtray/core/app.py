@@ -298,7 +298,14 @@ class Core:
     async def use_ready_token(self, token: str) -> str:
         """Use an access token the person pasted, for this run only (memory, never a file);
         its email. SignedOutError if Google does not accept it."""
-        email = await fetch_email(self.settings, token)
+        try:
+            email = await fetch_email(self.settings, token.strip())
+        except errors.SignedOutError:
+            raise errors.ColabError(
+                "Google does not accept this access token (expired, revoked or mistyped); "
+                "paste a fresh one."
+            ) from None
+        token = token.strip()
         self._static = StaticToken(token)
         self.static_email = email
         self._identity = None  # a new token is a new identity even with the same email
@@ -320,8 +327,10 @@ class Core:
         return doctor.as_text(await doctor.run_checks(self.settings, identity))
 
     async def retry_sign_in(self, email: str) -> None:
-        """Ask a gcloud or ADC account's source again, after the person fixed it there."""
+        """Ask a gcloud or ADC account's source again, after the person fixed it there; then
+        list the runtimes at once."""
         await self.session.retry(email)
+        self.registry.poke()
 
     def switch(self, email: str) -> None:
         """Make another signed-in account the active one."""

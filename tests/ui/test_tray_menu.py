@@ -327,9 +327,6 @@ def test_a_gcloud_account_that_needs_a_sign_in_offers_to_try_gcloud_again(
     run(qapp, scenario())
 
 
-@pytest.mark.filterwarnings(  # google-auth 2.63 on colabtray.auth.adc's loader; reported
-    "ignore:The load_credentials_from_file method is deprecated:DeprecationWarning"
-)
 def test_an_adc_account_that_needs_a_sign_in_offers_to_try_adc_again(
     qapp, tmp_path: Path, make_tray
 ) -> None:
@@ -364,6 +361,6 @@ def test_an_adc_account_that_needs_a_sign_in_offers_to_try_adc_again(
     )
     retry = action(tray.menu.menu, "retry-sign-in")
     assert retry.toolTip().startswith(
-        f"{ADAM}: The Application Default Credentials in {missing} cannot be used"
+        f"{ADAM}: The Application Default Credentials in {missing} are gone"
     )
     assert core.email == "ada@example.com" and not core.must_sign_in
