@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.desktop",
     "tests.fixtures.bridge",
+    "tests.fixtures.gcloud",
 ]

@@ -2,8 +2,8 @@
 ``gcloud auth application-default login``, or the one ``GOOGLE_APPLICATION_CREDENTIALS`` names.
 
 google-auth reads and refreshes them (imported only here, when an account uses ADC); the
-refresh, a blocking HTTP call, runs in a worker thread. The token endpoint is trusted like every
-other of colabtray's (:mod:`colabtray.trust`).
+refresh, a blocking HTTP call, runs in a worker thread, at the ``oauth_token_url`` setting, trusted
+like every other endpoint of colabtray's (:mod:`colabtray.trust`).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class AdcCredentials:
                 f"needs a Google account's. Run: {hint}"
             )
         try:
-            return google.oauth2.credentials.Credentials.from_authorized_user_file(
+            credentials = google.oauth2.credentials.Credentials.from_authorized_user_file(
                 str(self.path), scopes=list(self._settings.oauth_scopes)
             )
         except ValueError as exc:
@@ -104,6 +104,9 @@ class AdcCredentials:
                 f"The Application Default Credentials in {self.path} are incomplete "
                 f"({missing}); run: {hint}"
             ) from None
+        # google-auth renews such files at Google's token endpoint whatever they say; that is
+        # colabtray's oauth_token_url setting (Google's, unless pointed at the emulator).
+        return credentials.with_token_uri(self._settings.oauth_token_url)
 
     def _refresh(self) -> tuple[str, datetime]:
         import google.auth.exceptions

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from colabtray.emulator.catalog import TIERS, Tier
+from colabtray.emulator.tokens import normalize_scopes
 
 DEFAULT_ACCOUNTS: tuple[tuple[str, Tier], ...] = (
     ("ada@example.com", "pro"),
@@ -30,6 +31,8 @@ class EmulatorConfig:
     latency: float = 0.0
     max_runtimes: int | None = None
     tls: bool = False
+    # Scopes of the ready-made access token it exports; None: every scope it knows.
+    token_scopes: tuple[str, ...] | None = None
     # (email, tier); the first one is the default account.
     accounts: tuple[tuple[str, Tier], ...] = field(default=DEFAULT_ACCOUNTS)
 
@@ -44,6 +47,13 @@ def _loopback_host(value: str) -> str:
     if not address.is_loopback:
         raise argparse.ArgumentTypeError(f"{value} is not a loopback address; refusing to listen")
     return str(address)
+
+
+def _scopes(value: str) -> tuple[str, ...]:
+    scopes = normalize_scopes(value)
+    if scopes is None:
+        raise argparse.ArgumentTypeError(f"unknown or no scopes in {value!r}")
+    return scopes
 
 
 def _non_negative(value: str) -> float:
@@ -147,6 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
         "that the COLABTRAY_CA_FILE export names",
     )
     parser.add_argument(
+        "--token-scopes",
+        type=_scopes,
+        default=None,
+        metavar='"SCOPE …"',
+        help="scopes of the ready-made COLABTRAY_ACCESS_TOKEN (default: all), e.g. 'openid' "
+        "for a token Colab refuses",
+    )
+    parser.add_argument(
         "--account",
         type=_account,
         action="append",
@@ -179,5 +197,6 @@ def parse_config(argv: list[str] | None) -> EmulatorConfig:
         latency=ns.latency,
         max_runtimes=ns.max_runtimes,
         tls=ns.tls,
+        token_scopes=ns.token_scopes,
         accounts=accounts,
     )

@@ -65,7 +65,7 @@ def authenticate(
     """The live access token of the request, with the scopes ``host`` demands.
 
     The colab host wants ``userinfo.email`` (Google's CLI saw 401 without it); GAPI wants
-    ``colaboratory`` (403 ``ACCESS_TOKEN_SCOPE_INSUFFICIENT`` without it).
+    ``colaboratory`` (403 ``SCOPE_NOT_PERMITTED`` without it).
     """
     if "Authorization" not in request.headers:
         raise reject(401, MISSING_CREDENTIALS, "CREDENTIALS_MISSING")
@@ -77,9 +77,6 @@ def authenticate(
     if scope and scope not in checked.scopes:
         if host == "colab":
             raise reject(401, INVALID_CREDENTIALS)
-        raise reject(
-            403,
-            "Request had insufficient authentication scopes.",
-            "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
-        )
+        # What Colab's API host answered Google's own CLI without colaboratory (2026-04-30).
+        raise reject(403, "Request had insufficient authentication scopes.", "SCOPE_NOT_PERMITTED")
     return checked

@@ -104,6 +104,8 @@ class OAuth:
             web.post("/token", self.token),
             web.post("/revoke", self.revoke),
             web.get("/oauth2/v2/userinfo", self.userinfo),
+            web.get("/tokeninfo", self.tokeninfo),
+            web.post("/tokeninfo", self.tokeninfo),
         ]
 
     # -- the consent page --------------------------------------------------------------------
@@ -320,6 +322,29 @@ class OAuth:
         if not self.state.tokens.revoke(token):
             return oauth_error(400, "invalid_token", "Token expired or revoked")
         return web.json_response({})
+
+    async def tokeninfo(self, request: web.Request) -> web.Response:
+        """What a token holds, as oauth2.googleapis.com/tokeninfo says (GET with the token in
+        the query, or POST with it in the form)."""
+        form = await request.post() if request.content_type == FORM_TYPE else {}
+        value = str(form.get("access_token") or request.query.get("access_token") or "")
+        token = self.state.tokens.check(value)
+        if isinstance(token, str) or token.email not in self.state.accounts:
+            return oauth_error(400, "invalid_token", "Invalid Value")
+        account = self.state.accounts[token.email]
+        left = self.state.tokens.expires_in(token)
+        body: dict[str, str] = {
+            "azp": token.grant.client_id,
+            "aud": token.grant.client_id,
+            "sub": account.id,
+            "scope": " ".join(token.scopes),
+            "exp": str(int(time.time()) + left),
+            "expires_in": str(left),
+            "access_type": "offline" if token.grant.refresh_token else "online",
+        }
+        if SCOPE_EMAIL in token.scopes:
+            body.update(email=account.email, email_verified="true")
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
 
     async def userinfo(self, request: web.Request) -> web.Response:
         token = authenticate(request, self.state, "userinfo")

@@ -68,6 +68,7 @@ def exports(state: EmulatorState, access_token: str) -> dict[str, str]:
         "COLABTRAY_OAUTH_TOKEN_URL": f"{base}/token",
         "COLABTRAY_OAUTH_REVOKE_URL": f"{base}/revoke",
         "COLABTRAY_USERINFO_URL": f"{base}/oauth2/v2/userinfo",
+        "COLABTRAY_TOKENINFO_URL": f"{base}/tokeninfo",
         "COLABTRAY_CLIENT_ID": state.client_id,
         "COLABTRAY_CLIENT_SECRET": state.client_secret,
         "COLABTRAY_ACCESS_TOKEN": access_token,
@@ -132,7 +133,8 @@ async def serve(config: EmulatorConfig, out: TextIO | None = None) -> int:
         port = sock.getsockname()[1]
         host = f"[{config.host}]" if ":" in config.host else config.host
         state.base_url = f"http://{host}:{port}"
-        static = state.tokens.static_token(state.default_email, state.client_id, KNOWN_SCOPES)
+        scopes = config.token_scopes or tuple(sorted(KNOWN_SCOPES))
+        static = state.tokens.static_token(state.default_email, state.client_id, scopes)
         for name, value in exports(state, static.value).items():
             print(f"export {name}={shlex.quote(value)}", file=out)
         print(READY_LINE, file=out, flush=True)

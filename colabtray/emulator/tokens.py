@@ -111,6 +111,9 @@ class TokenStore:
         return token
 
     def expires_in(self, token: AccessToken) -> int:
+        """Seconds left; a static token, which never expires, says an hour as Google's do."""
+        if math.isinf(token.expires_at):
+            return 3599
         return max(0, int(token.expires_at - self._clock()))
 
     def check(self, value: str | None) -> AccessToken | TokenProblem:

@@ -310,8 +310,7 @@ def test_adc_that_cannot_be_used_are_their_sentence(
     nothing_configured: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A file without its refresh token (google-auth refreshes ADC at Google's own token
-    # endpoint whatever the file says, so a refusal cannot be staged on the emulator).
+    # A file without its refresh token: refused before any request.
     adc = tmp_path / "application_default_credentials.json"
     adc.write_text(json.dumps({"type": "authorized_user", "client_id": "1-adc.example"}))
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
