@@ -22,16 +22,16 @@ from pydantic import ValidationError
 from colabtray import __version__
 from colabtray.auth.adc import adc_file
 from colabtray.auth.client_file import configured_client, install_client_file
-from colabtray.auth.errors import NotSignedInError
 from colabtray.auth.gcloud import adc_login_command, find_gcloud
 from colabtray.auth.methods import choices, discover
 from colabtray.auth.tokens import SecretStore
 from colabtray.auth.userinfo import fetch_email
 from colabtray.colab import errors
-from colabtray.colab.client import ColabClient, StaticToken, TokenSource
-from colabtray.colab.models import CPU, GPU, HIGH_MEM, TPU, ComputeUnits, Runtime
-from colabtray.core.naming import RuntimeNames, kind_label, shape_label
+from colabtray.colab.client import StaticToken
+from colabtray.colab.models import CPU, GPU, TPU
+from colabtray.core.naming import shape_label
 from colabtray.core.session import AccountState, Session
+from colabtray.instance import InstanceError
 from colabtray.logs import configure_logging
 from colabtray.settings import Settings, load_settings
 
@@ -112,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--lab", action="store_true", help="print the 'jupyter lab --gateway-url=…' command instead"
     )
 
+    keep = commands.add_parser(
+        "keep", help="keep an idle runtime running (answers the app's idle question)"
+    )
+    keep.add_argument("runtime", metavar="NAME_OR_ENDPOINT")
+
     doctor = commands.add_parser(
         "doctor", help="check the sign-in, the network and Colab, and say what Google answered"
     )
@@ -134,8 +139,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return emulator_main(argv[1:])
 
     args = build_parser().parse_args(argv)
+    if args.command is not None and args.headless:
+        print(
+            "colabtray: --headless starts the app; run commands without it (they go to the "
+            "running app).",
+            file=sys.stderr,
+        )
+        return 2
     try:
         settings = load_settings()
+        if args.command is not None and args.demo:  # the demo's own directories, as its app
+            settings = load_settings(
+                **{k: getattr(settings, k) / "demo" for k in ("config_dir", "state_dir", "log_dir")}
+            )
     except ValidationError as exc:
         problems = "; ".join(
             f"COLABTRAY_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
@@ -150,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "new": _new,
         "remove": _remove,
         "url": _url,
+        "keep": _keep,
         "doctor": _doctor,
     }
     if args.command is None:
@@ -158,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_app(demo=args.demo, headless=args.headless, verbose=args.verbose)
     _sessions.clear()
     try:
+        if args.demo and args.command != "doctor":
+            return asyncio.run(_demo_command(args, settings, handlers[args.command]))
         return asyncio.run(handlers[args.command](args, settings))
     except errors.ColabError as exc:
         print(f"colabtray: {exc.message}", file=sys.stderr)
@@ -176,8 +195,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         _keyring_warnings()
 
 
-# Sessions this command opened: whether the keyring was usable is known once it was asked.
+# Cores this command made (no app was running): whether the keyring was usable is known once
+# it was asked, and is said at the end.
 _sessions: list[Session] = []
+
+# How long a command may take in the running app before the CLI gives up waiting (seconds):
+# an assignment waits for Colab, a sign-in for the person at the browser.
+SLOW_COMMAND = 300.0
+
+
+class _DemoNotRunning(Exception):
+    pass
 
 
 def _session(settings: Settings) -> Session:
@@ -191,120 +219,84 @@ def _keyring_warnings() -> None:
         print(f"colabtray: {warning}", file=sys.stderr)
 
 
-def _tokens(settings: Settings) -> TokenSource:
-    """COLABTRAY_ACCESS_TOKEN if set, else the active signed-in account."""
-    if settings.access_token is not None:
-        return StaticToken(settings.access_token.get_secret_value())
-    session = _session(settings)
-    if session.active_email is None:
-        raise NotSignedInError()
-    return session
-
-
-def _client(settings: Settings, tokens: TokenSource | None = None) -> ColabClient:
-    return ColabClient(settings, tokens or _tokens(settings))
-
-
-def _names(settings: Settings) -> RuntimeNames:
-    return RuntimeNames(settings.state_dir / "runtime-names.json")
-
-
-def runtime_json(runtime: Runtime, name: str, url: str | None = None) -> dict[str, Any]:
-    return {
-        "name": name,
-        "endpoint": runtime.endpoint,
-        "variant": runtime.variant,
-        "accelerator": runtime.accelerator,
-        "shape": runtime.shape,
-        "kind": kind_label(runtime.variant, runtime.accelerator),
-        "runtime_version": runtime.runtime_version,
-        "url": url,  # the editor bridge's, while the app runs
-    }
-
-
-def compute_units_json(units: ComputeUnits) -> dict[str, Any]:
-    return {
-        "tier": units.tier,
-        "balance": units.balance,
-        "rate_per_hour": units.rate_per_hour,
-        "hours_left": units.hours_left,
-        "free_remaining": units.free_remaining,
-        "assignments": units.assignments,
-    }
-
-
-async def _status(args: argparse.Namespace, settings: Settings) -> int:
-    tokens = _tokens(settings)
-    async with _client(settings, tokens) as client:
-        runtimes = await client.list_assignments()
-        if isinstance(tokens, Session):
-            email = tokens.active_email
-            others = [a for a in tokens.accounts() if not a.active]
-        else:
-            email = await _email_of_static_token(settings, tokens)
-            others = []
-        units: ComputeUnits | None
-        try:
-            units = await client.compute_units()
-        except errors.SignedOutError:
-            raise
-        except errors.ColabError as exc:
-            log.warning("could not read compute units: %s", exc.message)
-            units = None
-    names = _names(settings).sync(runtimes)
-    if args.json:
-        urls = await _bridge_urls(settings)
-        print(
-            json.dumps(
-                {
-                    "account": {"email": email} if email else None,
-                    "other_accounts": [{"email": a.email, "state": str(a.state)} for a in others],
-                    "runtimes": [
-                        runtime_json(r, names[r.endpoint], urls.get(r.endpoint)) for r in runtimes
-                    ],
-                    "compute_units": compute_units_json(units) if units else None,
-                },
-                indent=2,
-            )
-        )
-        return 0
-    print(f"Signed in as {email}" if email else "Signed in (account email unknown)")
-    for account in others:
-        note = "sign in again" if account.state == AccountState.NEEDS_SIGN_IN else "signed in"
-        print(f"  also: {account.email} ({note}; colabtray signin --switch {account.email})")
-    if not runtimes:
-        print("No runtimes. Start one with: colabtray new --gpu T4")
-    for runtime in runtimes:
-        print(
-            f"  {names[runtime.endpoint]:<16} "
-            f"{kind_label(runtime.variant, runtime.accelerator)}, {shape_label(runtime.shape)}"
-            f"  ({runtime.endpoint})"
-        )
-    if units and units.rate_per_hour is not None:
-        left = f", about {units.hours_left:.1f} h left" if units.hours_left is not None else ""
-        balance = f"{units.balance:.2f} compute units" if units.balance is not None else "free tier"
-        print(f"Compute units: {balance}, using {units.rate_per_hour:.2f}/h{left}")
-    return 0
-
-
-async def _bridge_urls(settings: Settings) -> dict[str, str]:
-    """endpoint → URL from the running app's editor bridge; empty if no app runs."""
+async def _command(
+    settings: Settings,
+    name: str,
+    args: dict[str, Any],
+    *,
+    demo: bool,
+    within: float = SLOW_COMMAND,
+) -> dict[str, Any]:
+    """Carry out a control command: in the running app if there is one (so the tray, its
+    bridge and the CLI agree at once), else on a core made for this one call; with ``demo``
+    only in the running demo app."""
     from colabtray import ipc
 
     try:
-        reply = await ipc.request(settings.config_dir, "urls", answer_within=3)
+        return await ipc.request(settings.config_dir, name, args, answer_within=within)
+    except ipc.NotRunningError:
+        if demo:
+            raise _DemoNotRunning() from None
     except ipc.IpcError as exc:
-        if not isinstance(exc, ipc.NotRunningError):
-            log.info("could not ask colabtray for the connection URLs: %s", exc.message)
-        return {}
-    runtimes = reply.get("runtimes")
-    if not isinstance(runtimes, dict):
-        return {}
-    return {
-        endpoint: entry["url"]
-        for endpoint, entry in runtimes.items()
-        if isinstance(entry, dict) and isinstance(entry.get("url"), str)
-    }
+        raise errors.ColabError(exc.message) from None
+    from colabtray.core.app import Core
+    from colabtray.core.commands import Commands
+
+    core = Core(settings)
+    _sessions.append(core.session)
+    try:
+        return await Commands(core).run(name, args)
+    except InstanceError as exc:  # the commands' own sentences
+        raise errors.ColabError(exc.message) from None
+    finally:
+        await core.stop()
+
+
+async def _demo_command(
+    args: argparse.Namespace,
+    settings: Settings,
+    handler: Callable[[argparse.Namespace, Settings], Awaitable[int]],
+) -> int:
+    """``colabtray --demo COMMAND``: carried out by the running demo app, or refused."""
+    try:
+        return await handler(args, settings)
+    except _DemoNotRunning:
+        print(
+            "colabtray: the demo is not running, so --demo has nothing to act on (your own "
+            "account is never used with --demo). Start it with 'colabtray --demo', then run "
+            "this again beside it.",
+            file=sys.stderr,
+        )
+        return 2
+
+
+async def _status(args: argparse.Namespace, settings: Settings) -> int:
+    data = await _command(settings, "status", {}, demo=args.demo)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    email = (data.get("account") or {}).get("email")
+    print(f"Signed in as {email}" if email else "Signed in (account email unknown)")
+    for account in data["other_accounts"]:
+        note = "sign in again" if account["state"] == AccountState.NEEDS_SIGN_IN else "signed in"
+        print(f"  also: {account['email']} ({note}; colabtray signin --switch {account['email']})")
+    if not data["runtimes"]:
+        print("No runtimes. Start one with: colabtray new --gpu T4")
+    for runtime in data["runtimes"]:
+        url = f"  {runtime['url']}" if runtime["url"] else ""
+        print(
+            f"  {runtime['name']:<16} {runtime['kind']}, {shape_label(runtime['shape'])}"
+            f"  ({runtime['endpoint']}){url}"
+        )
+    units = data["compute_units"]
+    if units and units["rate_per_hour"] is not None:
+        hours = units["hours_left"]
+        left = f", about {hours:.1f} h left" if hours is not None else ""
+        balance = (
+            f"{units['balance']:.2f} compute units" if units["balance"] is not None else "free tier"
+        )
+        print(f"Compute units: {balance}, using {units['rate_per_hour']:.2f}/h{left}")
+    return 0
 
 
 async def _url(args: argparse.Namespace, settings: Settings) -> int:
@@ -314,6 +306,8 @@ async def _url(args: argparse.Namespace, settings: Settings) -> int:
     try:
         reply = await ipc.request(settings.config_dir, "url", {"runtime": args.runtime})
     except ipc.NotRunningError:
+        if args.demo:
+            raise _DemoNotRunning() from None
         raise errors.ColabError(
             "colabtray is not running, and connection URLs are served by the running app. "
             "Start it with 'colabtray' (or 'colabtray --headless' where there is no tray), "
@@ -322,6 +316,24 @@ async def _url(args: argparse.Namespace, settings: Settings) -> int:
     except ipc.IpcError as exc:
         raise errors.ColabError(exc.message) from None
     print(reply["gateway_command"] if args.lab else reply["url"])
+    return 0
+
+
+async def _keep(args: argparse.Namespace, settings: Settings) -> int:
+    """Answer the running app's idle question: keep the runtime."""
+    from colabtray import ipc
+
+    try:
+        reply = await ipc.request(settings.config_dir, "keep", {"runtime": args.runtime})
+    except ipc.NotRunningError:
+        if args.demo:
+            raise _DemoNotRunning() from None
+        raise errors.ColabError(
+            "colabtray is not running, so no idle question is waiting for an answer."
+        ) from None
+    except ipc.IpcError as exc:
+        raise errors.ColabError(exc.message) from None
+    print(f"Keeping {reply['name']} running.")
     return 0
 
 
@@ -336,69 +348,31 @@ def _requested_kind(args: argparse.Namespace) -> tuple[str, str | None]:
 
 async def _new(args: argparse.Namespace, settings: Settings) -> int:
     variant, accelerator = _requested_kind(args)
-    wanted = kind_label(variant, accelerator)
-    async with _client(settings) as client:
-        try:
-            eligibility = await client.eligibility()
-        except errors.SignedOutError:
-            raise
-        except errors.ColabError as exc:  # let the backend decide; it has the last word
-            log.warning("could not read what this account may have: %s", exc.message)
-            eligibility = None
-        if eligibility is not None:
-            if not eligibility.may_have(variant, accelerator):
-                offered = ", ".join(eligibility.eligible.get(variant, ())) or "none"
-                raise errors.ColabError(
-                    f"This account may not have a {wanted} runtime "
-                    f"({variant} models it may have: {offered})."
-                )
-            if args.high_mem and HIGH_MEM not in eligibility.shapes_for(accelerator):
-                raise errors.ColabError("High-RAM machines need a paid Colab plan (Pro or Pro+).")
-        result = await client.assign(
-            variant, accelerator, high_mem=args.high_mem, runtime_version=args.runtime_version
-        )
-    runtime = result.runtime
-    name = _names(settings).name_of(runtime)
+    runtime = await _command(
+        settings,
+        "new",
+        {
+            "variant": variant,
+            "accelerator": accelerator,
+            "high_mem": args.high_mem,
+            "runtime_version": args.runtime_version,
+        },
+        demo=args.demo,
+    )
     if args.json:
-        print(json.dumps(runtime_json(runtime, name), indent=2))
+        print(json.dumps(runtime, indent=2))
     else:
-        print(f"Assigned {name} ({shape_label(runtime.shape)}): {runtime.endpoint}")
+        shape = shape_label(runtime["shape"])
+        print(f"Assigned {runtime['name']} ({shape}): {runtime['endpoint']}")
+        if runtime["url"]:
+            print(f"Editors connect to: {runtime['url']}")
     return 0
 
 
 async def _remove(args: argparse.Namespace, settings: Settings) -> int:
-    names = _names(settings)
-    async with _client(settings) as client:
-        runtimes = await client.list_assignments()
-        runtime = names.find(args.runtime, runtimes)
-        if runtime is None:
-            known = ", ".join(names.sync(runtimes).values()) or "none"
-            raise errors.ColabError(f"No runtime named {args.runtime!r} (runtimes: {known}).")
-        name = names.name_of(runtime)
-        await _close_sessions(client, runtime)
-        await client.unassign(runtime.endpoint)
-    names.sync([r for r in runtimes if r.endpoint != runtime.endpoint])
-    print(f"Disconnected {name} ({runtime.endpoint}).")
+    gone = await _command(settings, "remove", {"runtime": args.runtime}, demo=args.demo)
+    print(f"Disconnected {gone['name']} ({gone['endpoint']}).")
     return 0
-
-
-async def _close_sessions(client: ColabClient, runtime: Runtime) -> None:
-    """Best effort, as Google's extension does: attached notebooks then disconnect at once."""
-    try:
-        for session in await client.sessions(runtime):
-            await client.delete_session(runtime, session.id)
-    except errors.ColabError as exc:
-        log.info("could not close the sessions on %s first: %s", runtime.endpoint, exc.message)
-
-
-async def _email_of_static_token(settings: Settings, tokens: StaticToken) -> str | None:
-    try:
-        return await fetch_email(settings, tokens.token)
-    except errors.SignedOutError:
-        raise
-    except errors.ColabError as exc:
-        log.warning("could not read the account's email: %s", exc.message)
-        return None
 
 
 def _open_in_browser(url: str) -> None:
@@ -412,17 +386,20 @@ def _print_url(url: str) -> None:
 
 
 async def _signin(args: argparse.Namespace, settings: Settings) -> int:
-    session = _session(settings)
     if args.switch:
-        session.switch(args.switch)
+        await _command(
+            settings, "signin", {"how": "switch", "account": args.switch}, demo=args.demo
+        )
         print(f"Active account: {args.switch}")
         return 0
     if args.gcloud:
-        email = await session.sign_in_gcloud(args.account)
-        print(f"Signed in as {email} with gcloud (colabtray asks gcloud for each token).")
+        reply = await _command(
+            settings, "signin", {"how": "gcloud", "account": args.account}, demo=args.demo
+        )
+        print(f"Signed in as {reply['email']} with gcloud (colabtray asks gcloud for each token).")
         return 0
     if args.adc:
-        return await _signin_adc(session, settings)
+        return await _signin_adc(settings, demo=args.demo)
     if args.client_file:
         client = install_client_file(args.client_file, settings.config_dir)
         print(f"Using the OAuth client {client.client_id} (kept in {client.origin}).")
@@ -430,22 +407,54 @@ async def _signin(args: argparse.Namespace, settings: Settings) -> int:
         for line in choices(await discover(settings)):
             print(line, file=sys.stderr)
         return 2
-    hint = args.account or session.active_email
+    if not args.no_browser and await _app_runs(settings):
+        # The running app opens the browser and keeps the sign-in (the demo's in memory).
+        print("Waiting for you to sign in with Google in your browser…", file=sys.stderr)
+        reply = await _command(
+            settings, "signin", {"how": "browser", "account": args.account}, demo=args.demo
+        )
+        print(f"Signed in as {reply['email']}.")
+        return 0
+    if args.demo:
+        raise _DemoNotRunning()
+    session = _session(settings)
     email = await session.sign_in(
         _print_url if args.no_browser else _open_in_browser,
-        login_hint=hint,
+        login_hint=args.account or session.active_email,
         wait_seconds=settings.signin_timeout,
         on_waiting=lambda: print(
             "Waiting for you to sign in with Google in your browser (Ctrl-C cancels)…",
             file=sys.stderr,
         ),
     )
+    await _tell_app(settings)
     where = "the system keyring" if not session.keyring_warning else "memory only"
     print(f"Signed in as {email} (kept in {where}).")
     return 0
 
 
-async def _signin_adc(session: Session, settings: Settings) -> int:
+async def _app_runs(settings: Settings) -> bool:
+    from colabtray import ipc
+
+    try:
+        await ipc.request(settings.config_dir, "urls", answer_within=5)
+    except ipc.IpcError:
+        return False
+    return True
+
+
+async def _tell_app(settings: Settings) -> None:
+    """A sign-in made here: the running app (if any) reads the accounts again at once."""
+    from colabtray import ipc
+
+    try:
+        await ipc.request(settings.config_dir, "signin", {"how": "reload"}, answer_within=10)
+    except ipc.IpcError as exc:
+        if not isinstance(exc, ipc.NotRunningError):
+            log.info("could not tell colabtray about the sign-in: %s", exc.message)
+
+
+async def _signin_adc(settings: Settings, *, demo: bool) -> int:
     """Sign in with the ADC file; without one, offer to have gcloud make it."""
     path = adc_file()
     if path is None:
@@ -457,17 +466,16 @@ async def _signin_adc(session: Session, settings: Settings) -> int:
                 file=sys.stderr,
             )
             return 2
-        answer = await asyncio.to_thread(
-            input, f"No Application Default Credentials. Run '{shown}' now? [Y/n] "
-        )
+        question = f"No Application Default Credentials. Run '{shown}' now? [Y/n] "
+        answer = await asyncio.to_thread(input, question)
         if answer.strip().lower() not in ("", "y", "yes"):
             return 2
         done = await asyncio.to_thread(subprocess.run, command, check=False)
         path = adc_file()
         if done.returncode != 0 or path is None:
             raise errors.ColabError("gcloud did not make Application Default Credentials.")
-    email = await session.sign_in_adc(path)
-    print(f"Signed in as {email} with the Application Default Credentials in {path}.")
+    reply = await _command(settings, "signin", {"how": "adc", "path": str(path)}, demo=demo)
+    print(f"Signed in as {reply['email']} with the Application Default Credentials in {path}.")
     return 0
 
 
@@ -475,7 +483,12 @@ async def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     from colabtray import doctor
 
     ready = StaticToken(settings.access_token.get_secret_value()) if settings.access_token else None
-    email = await _email_of_static_token(settings, ready) if ready is not None else None
+    email = None
+    if ready is not None:
+        try:
+            email = await fetch_email(settings, ready.token)
+        except errors.ColabError as exc:  # the token line says more
+            log.info("could not read the account's email: %s", exc.message)
     identity = doctor.identity_of(settings, _session(settings), ready, email)
     checks = await doctor.run_checks(settings, identity)
     print(doctor.as_json(checks) if args.json else doctor.as_text(checks))
@@ -483,10 +496,9 @@ async def _doctor(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _signout(args: argparse.Namespace, settings: Settings) -> int:
-    session = _session(settings)
-    gone = await session.sign_out(args.account, everyone=args.all)
-    if not gone:
-        raise NotSignedInError()
-    for email, note in gone:
+    reply = await _command(
+        settings, "signout", {"account": args.account, "all": args.all}, demo=args.demo
+    )
+    for email, note in reply["signed_out"]:
         print(f"Signed out {email}." + (f" {note}" if note else ""))
     return 0

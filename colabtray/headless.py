@@ -1,7 +1,9 @@
 """``colabtray --headless``: the core with no UI, on a plain asyncio loop, until SIGINT/SIGTERM.
 
-Polling, keep-alive (idle runtimes are let go, since nobody can be asked) and the control
-channel run as in the tray; notices go to the log (stderr) instead of the desktop.
+Like ``jupyter server`` it speaks on stdout, one line each: who it is signed in as (or how to
+sign in), each runtime once an editor can reach it (name, kind, local URL), each runtime that
+goes and why, and an idle question with the commands that answer it (``colabtray keep NAME``,
+``colabtray remove NAME``). Notices that a desktop would show go to the log (stderr).
 """
 
 from __future__ import annotations
@@ -9,12 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Callable
+from typing import Any, TextIO
 
-from colabtray.bridge.control import start_for as start_bridge
 from colabtray.core.app import Core
+from colabtray.core.keepalive import Choice, IdleQuestion
+from colabtray.core.naming import kind_label
+from colabtray.core.registry import Event, RuntimeRemoved
+from colabtray.core.runner import run_core
 from colabtray.instance import InstanceLock
-from colabtray.ipc import ControlServer
+from colabtray.ipc import ControlServer, IpcError
 from colabtray.settings import Settings
 
 log = logging.getLogger("colabtray")
@@ -32,25 +39,89 @@ async def _main(prepare: Callable[[], Settings], server: ControlServer, *, demo:
         loop.add_signal_handler(sig, stop.set)
     try:
         settings = await asyncio.to_thread(prepare)
-        secrets = None
-        if demo:
-            from colabtray.demo import memory_secrets
-
-            secrets = memory_secrets()
-        core = Core(settings, secrets=secrets)
-        core.subscribe_notices(lambda n: log.warning("%s: %s", n.title, n.body))
-        server.register("show", lambda _args: {"shown": "nothing", "status": core.tooltip()})
-        start_bridge(core, server)  # the editor bridge; answers 'url' and 'urls'
-        await server.start()
-        await core.start()
-        if not core.signed_in:
-            log.warning("not signed in: run 'colabtray signin' (or set COLABTRAY_ACCESS_TOKEN)")
-        try:
-            await stop.wait()
-        finally:
-            await core.stop()
+        await run_core(settings, server, lambda core: HeadlessFace(core), stop, demo=demo)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        await server.close()
+        await server.close()  # already closed unless starting failed; releases the lock
     return 0
+
+
+class HeadlessFace:
+    """The core told on stdout, a line per thing a person would want to know."""
+
+    def __init__(self, core: Core, out: TextIO | None = None) -> None:
+        self._core = core
+        self._out = out or sys.stdout
+        self._told: dict[str, str] = {}  # endpoint → URL already printed
+        self._account: tuple[str | None, bool] | None = None
+        core.set_presenter(_Questions(self))
+        core.subscribe(self._changed)
+        core.registry.subscribe(self._event)
+        core.subscribe_notices(lambda n: log.warning("%s: %s", n.title, n.body))
+
+    def _say(self, line: str) -> None:
+        print(line, file=self._out, flush=True)
+
+    # ---- Face -------------------------------------------------------------------------------
+
+    def show(self) -> dict[str, Any]:
+        return {"shown": "nothing", "status": self._core.tooltip()}
+
+    def menu(self) -> dict[str, Any]:
+        raise IpcError("colabtray --headless has no menu.")
+
+    def started(self) -> None:
+        self._changed()
+
+    def close(self) -> None:
+        self._say("colabtray stopped.")
+
+    # ---- what changed -----------------------------------------------------------------------
+
+    def _changed(self) -> None:
+        core = self._core
+        account = (core.email, core.must_sign_in)
+        if account != self._account and (core.email or not core.signed_in):
+            self._account = account
+            if not core.signed_in:
+                self._say("Not signed in: run 'colabtray signin' (it lists the ways to sign in).")
+            elif core.must_sign_in:
+                self._say(f"Sign in again: {core.problem()}")
+            else:
+                self._say(f"Signed in as {core.email}.")
+        for name, runtime in core.registry.runtimes():
+            url = core.connection_url(runtime.endpoint)
+            if url is not None and self._told.get(runtime.endpoint) != url:
+                self._told[runtime.endpoint] = url
+                kind = kind_label(runtime.variant, runtime.accelerator)
+                self._say(f"{name} ({kind}) is ready for editors at {url}")
+
+    def _event(self, event: Event) -> None:
+        if isinstance(event, RuntimeRemoved):
+            self._told.pop(event.endpoint, None)
+            why = "disconnected" if event.by_user else "reclaimed by Colab or removed elsewhere"
+            self._say(f"{event.name} is gone ({why}).")
+
+    # ---- the idle question, answered with `colabtray keep|remove` ------------------------
+
+    def ask(self, question: IdleQuestion) -> None:
+        self._say(
+            f"{question.name} is idle: run 'colabtray keep \"{question.name}\"' within "
+            f"{question.seconds:.0f} s to keep it running, or 'colabtray remove "
+            f'"{question.name}"\' to give it back now; otherwise Colab will reclaim it.'
+        )
+
+
+class _Questions:
+    """The idle question on stdout; the answer comes through the control channel's ``keep``
+    (or ``remove``), which keep-alive takes directly."""
+
+    def __init__(self, face: HeadlessFace) -> None:
+        self._face = face
+
+    def show(self, question: IdleQuestion, answer: Callable[[Choice], None]) -> None:
+        self._face.ask(question)
+
+    def withdraw(self, endpoint: str) -> None:
+        pass  # it became busy or went away: the next line about it says so

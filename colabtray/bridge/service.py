@@ -369,21 +369,36 @@ def _log_failure(future: concurrent.futures.Future[None]) -> None:
         log.error("the editor bridge could not follow the runtimes", exc_info=future.exception())
 
 
-def bridge_registry(settings: Settings, registry: RuntimeRegistry, **options: object) -> Bridge:
+def bridge_registry(
+    settings: Settings,
+    registry: RuntimeRegistry,
+    *,
+    on_change: Callable[[], None] | None = None,
+    **options: object,
+) -> Bridge:
     """Start a bridge that follows ``registry``; call it on the registry's loop.
 
     The bridge asks the registry for fresh runtimes (and the backend for credentials) on that
     loop, and bridges whatever runtimes the registry lists after each of its events.
+    ``on_change`` is called on that loop once the ports follow (URLs came or went).
     """
     loop = asyncio.get_running_loop()
     bridge = Bridge(settings, MainLoopBackend(registry, loop), **options)  # type: ignore[arg-type]
     bridge.start()
 
+    def synced(_done: object) -> None:
+        if on_change is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(on_change)
+
     def follow(_event: object = None) -> None:
         if not bridge.running:
             return
         state = registry.state
-        bridge.sync({ep: registry.name_of(ep) for ep in state.runtimes}, complete=state.loaded)
+        future = bridge.sync(
+            {ep: registry.name_of(ep) for ep in state.runtimes}, complete=state.loaded
+        )
+        future.add_done_callback(synced)
 
     registry.subscribe(follow)
     follow()

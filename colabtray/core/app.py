@@ -24,9 +24,9 @@ from colabtray.auth.userinfo import fetch_email
 from colabtray.colab import errors
 from colabtray.colab.client import ColabClient, StaticToken
 from colabtray.colab.models import Eligibility, Resources, Runtime
-from colabtray.core import display
+from colabtray.core import display, offers
 from colabtray.core.keepalive import Choice, IdleQuestion, KeepAlive, PromptPresenter
-from colabtray.core.naming import RuntimeNames
+from colabtray.core.naming import RuntimeNames, find_endpoint
 from colabtray.core.notices import Notice, notice_for
 from colabtray.core.registry import Event, RuntimeRegistry
 from colabtray.core.session import Account, AccountState, Session
@@ -217,6 +217,17 @@ class Core:
         self.bridge = bridge
         self._changed()
 
+    def bridge_changed(self) -> None:
+        """The bridge opened or closed a runtime's URL (called on the core's loop)."""
+        self._changed()
+
+    def answer_idle(self, endpoint: str, choice: Choice) -> bool:
+        """Answer a runtime's pending idle question; False if none is waiting."""
+        if endpoint not in self.keepalive.pending():
+            return False
+        self.keepalive.answer(endpoint, choice)
+        return True
+
     # ---- who is signed in -----------------------------------------------------------------
 
     @property
@@ -326,6 +337,22 @@ class Core:
         )
         return doctor.as_text(await doctor.run_checks(self.settings, identity))
 
+    def reload_accounts(self) -> str | None:
+        """Read the accounts again (another colabtray process signed in); the active one."""
+        self.session.reload()
+        self._drop_ready_token()
+        return self.session.active_email
+
+    async def learn_email(self) -> None:
+        """Find out whose the ready token is, once (a failure leaves the email unknown)."""
+        if self._static is not None and self.static_email is None:
+            try:
+                self.static_email = await fetch_email(self.settings, self._static.token)
+            except errors.SignedOutError:
+                raise
+            except errors.ColabError as exc:
+                log.warning("could not read the account's email: %s", exc.message)
+
     async def retry_sign_in(self, email: str) -> None:
         """Ask a gcloud or ADC account's source again, after the person fixed it there; then
         list the runtimes at once."""
@@ -339,11 +366,20 @@ class Core:
 
     async def sign_out(self) -> None:
         """Sign the active account out (revoking it); a ready token is just dropped."""
-        if self._static is not None:
+        await self.sign_out_of(None)
+
+    async def sign_out_of(
+        self, email: str | None, *, everyone: bool = False
+    ) -> list[tuple[str, str | None]]:
+        """Sign out ``email`` (None: the active one) or everyone; a ready token in use is
+        dropped first. Returns who was signed out, each with a note on what stayed."""
+        if self._static is not None and email is None and not everyone:
+            gone = [(self.static_email or "the ready token", None)]
             self._drop_ready_token()
-            return
-        if self.session.active_email is not None:
-            await self.session.sign_out(self.session.active_email)
+            return gone
+        if self._static is not None and everyone:
+            self._drop_ready_token()
+        return await self.session.sign_out(email, everyone=everyone)
 
     def _drop_ready_token(self) -> None:
         if self._static is not None:
@@ -432,6 +468,44 @@ class Core:
     ) -> tuple[str, Runtime]:
         """Assign a runtime; the client's typed errors reach the caller."""
         return await self.registry.create(variant, accelerator, high_mem=high_mem)
+
+    async def create_checked(
+        self,
+        variant: str,
+        accelerator: str | None,
+        *,
+        high_mem: bool = False,
+        runtime_version: str | None = None,
+    ) -> tuple[str, Runtime]:
+        """Assign a runtime unless the account's plan rules it out (a sentence saying so);
+        when the plan cannot be read, Colab has the last word."""
+        try:
+            eligibility = await self.eligibility()
+        except errors.SignedOutError:
+            raise
+        except errors.ColabError as exc:
+            log.warning("could not read what this account may have: %s", exc.message)
+        else:
+            refused = offers.refusal(eligibility, variant, accelerator, high_mem=high_mem)
+            if refused is not None:
+                raise errors.ColabError(refused)
+        return await self.registry.create(
+            variant, accelerator, high_mem=high_mem, runtime_version=runtime_version
+        )
+
+    async def find_runtime(self, query: str) -> str | None:
+        """The endpoint ``query`` names (a name in any case, or an endpoint); lists once more
+        before saying there is none, so a runtime made a moment ago elsewhere is found."""
+        found = find_endpoint(query, self.registry.state.names)
+        if found is None:
+            await self.registry.refresh()
+            found = find_endpoint(query, self.registry.state.names)
+        return found
+
+    async def fresh_listing(self, within: float = 5.0) -> None:
+        """List again unless the last listing is younger than ``within`` seconds."""
+        if self.registry.age() > within:
+            await self.registry.refresh()
 
     async def disconnect(self, endpoint: str) -> None:
         await self.registry.remove(endpoint)

@@ -7,7 +7,7 @@ and keeps the names in a small JSON file in the state directory (nothing secret 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from colabtray.colab.models import CPU, HIGH_MEM, Runtime
@@ -76,12 +76,16 @@ class RuntimeNames:
 
     def find(self, name_or_endpoint: str, runtimes: Iterable[Runtime]) -> Runtime | None:
         """The runtime with that endpoint, or that name (case-insensitive)."""
-        runtimes = list(runtimes)
-        for runtime in runtimes:
-            if runtime.endpoint == name_or_endpoint:
-                return runtime
-        wanted = name_or_endpoint.casefold()
-        for runtime in runtimes:
-            if self.name_of(runtime).casefold() == wanted:
-                return runtime
-        return None
+        by_endpoint = {r.endpoint: r for r in runtimes}
+        found = find_endpoint(name_or_endpoint, self.sync(by_endpoint.values()))
+        return by_endpoint.get(found) if found is not None else None
+
+
+def find_endpoint(query: str, names: Mapping[str, str]) -> str | None:
+    """The endpoint ``query`` names among ``names`` (endpoint → name): an endpoint, or a
+    name in any case; None when nothing (or more than one runtime) matches."""
+    wanted = query.strip()
+    if wanted in names:
+        return wanted
+    matches = [ep for ep, name in names.items() if name.casefold() == wanted.casefold()]
+    return matches[0] if len(matches) == 1 else None

@@ -65,3 +65,19 @@ def offers(eligibility: Eligibility) -> list[Offer]:
             if model not in eligibility.eligible.get(variant, ()):
                 result.append(Offer(variant, model, False, NOT_ON_PLAN, NOT_ON_PLAN_SHORT))
     return result
+
+
+def refusal(
+    eligibility: Eligibility, variant: str, accelerator: str | None, *, high_mem: bool
+) -> str | None:
+    """Why this account may not have that runtime (a sentence), or None if it may."""
+    if not eligibility.may_have(variant, accelerator):
+        offered = ", ".join(eligibility.eligible.get(variant, ())) or "none"
+        wanted = kind_label(variant, accelerator)
+        return (
+            f"This account may not have a {wanted} runtime "
+            f"({variant} models it may have: {offered})."
+        )
+    if high_mem and HIGH_MEM not in eligibility.shapes_for(accelerator):
+        return HIGH_RAM_NEEDS_PLAN
+    return None

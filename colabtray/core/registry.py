@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -95,6 +97,7 @@ class RuntimeRegistry:
         self._refresh_lock = asyncio.Lock()
         self._token_locks: dict[str, asyncio.Lock] = {}
         self._wake = asyncio.Event()
+        self._listed_at = -math.inf  # time.monotonic() of the last listing that succeeded
 
     @property
     def client(self) -> ColabClient:
@@ -126,6 +129,10 @@ class RuntimeRegistry:
     def poke(self) -> None:
         self._wake.set()
 
+    def age(self) -> float:
+        """Seconds since the last listing that succeeded (inf: none yet)."""
+        return time.monotonic() - self._listed_at
+
     async def refresh(self) -> None:
         """One listing (plus compute units); never raises for backend trouble."""
         async with self._refresh_lock:
@@ -138,6 +145,7 @@ class RuntimeRegistry:
                 self._lost(exc.message, untrusted=isinstance(exc, errors.UntrustedCertificateError))
                 return
             self._found()
+            self._listed_at = time.monotonic()
             self._apply(listed)
             await self._refresh_account()
 
@@ -281,6 +289,7 @@ class RuntimeRegistry:
     def reset(self) -> None:
         """Forget everything (another account became active)."""
         self.state = RegistryState()
+        self._listed_at = -math.inf
         self._created_here.clear()
         self._removing.clear()
         self._token_locks.clear()

@@ -209,6 +209,15 @@ class Session:
         finally:
             self._changed()
 
+    def reload(self) -> None:
+        """Read accounts.json again (another colabtray process changed it)."""
+        self._entries, self._active = self._load()
+        # A sign-in there may have replaced a sign-in here: ask every identity afresh.
+        self._identities.clear()
+        self._tokens.clear()
+        self._problems.clear()
+        self._changed()
+
     def switch(self, email: str) -> None:
         """Make another listed account the active one."""
         if email not in self._entries:

@@ -11,7 +11,7 @@ import importlib
 import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from colabtray.ipc import ControlServer
 from colabtray.memory import forget_module_sources
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from colabtray.instance import InstanceLock
     from colabtray.settings import Settings
     from colabtray.ui.app import _StartingIcon
-    from colabtray.ui.tray import Tray
 
 
 async def run_tray(
@@ -39,51 +38,60 @@ async def run_tray(
         loop.add_signal_handler(sig, quit_requested.set)
 
     server = ControlServer(lock)
-    tray: Tray | None = None
-    core: Core | None = None
     try:
         settings = await asyncio.to_thread(prepare)
         # The client stack and core: imported off the UI thread so the icon stays live.
         await asyncio.to_thread(importlib.import_module, "colabtray.ui.tray")
-        from colabtray.bridge.control import start_for as start_bridge
-        from colabtray.core.app import Core
-        from colabtray.ui.app import mark_started
-        from colabtray.ui.idle_prompt import IdlePromptPresenter
-        from colabtray.ui.tray import Tray
+        from colabtray.core.runner import run_core
 
-        secrets = None
-        if demo:
-            from colabtray.demo import memory_secrets
-
-            secrets = memory_secrets()
-        core = Core(settings, secrets=secrets)
-        tray = Tray(core, icon=starting.icon, quit=quit_requested.set, demo=demo)
-        core.set_presenter(
-            IdlePromptPresenter(
-                tray.notifier,
-                anchor=tray.anchor,
-                window_only=settings.notifications == "window",
-            )
+        await run_core(
+            settings,
+            server,
+            lambda core: _TrayFace(core, starting, quit_requested, demo=demo),
+            quit_requested,
+            demo=demo,
         )
-        tray.show()
-        if tray.window is not None:
-            mark_started()  # no tray here: the window is the app's face
-        server.register("show", lambda _args: {"shown": tray.show_menu()})
-        server.register("menu", lambda _args: tray.describe())
-        start_bridge(core, server)  # the editor bridge; answers 'url' and 'urls'
-        await server.start()
-        await core.start()
-        forget_module_sources()  # the start-up imports are done
-        await quit_requested.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        if tray is not None:
-            tray.hide()
-            tray.notifier.close()
         starting.icon.hide()
-        if core is not None:
-            await core.stop()
-        await server.close()
+        await server.close()  # already closed unless starting failed; releases the lock
         starting.menu.deleteLater()
     return 0
+
+
+class _TrayFace:
+    """The tray as the core's face: the icon and menu, the idle prompt, notifications."""
+
+    def __init__(
+        self, core: Core, starting: _StartingIcon, quit_requested: asyncio.Event, *, demo: bool
+    ) -> None:
+        from colabtray.ui.idle_prompt import IdlePromptPresenter
+        from colabtray.ui.tray import Tray
+
+        self.tray = Tray(core, icon=starting.icon, quit=quit_requested.set, demo=demo)
+        core.set_presenter(
+            IdlePromptPresenter(
+                self.tray.notifier,
+                anchor=self.tray.anchor,
+                window_only=core.settings.notifications == "window",
+            )
+        )
+        self.tray.show()
+
+    def show(self) -> dict[str, Any]:
+        return {"shown": self.tray.show_menu()}
+
+    def menu(self) -> dict[str, Any]:
+        return dict(self.tray.describe())
+
+    def started(self) -> None:
+        from colabtray.ui.app import mark_started
+
+        if self.tray.window is not None:
+            mark_started()  # no tray here: the window is the app's face
+        forget_module_sources()  # the start-up imports are done
+
+    def close(self) -> None:
+        self.tray.hide()
+        self.tray.notifier.close()

@@ -1,0 +1,228 @@
+"""Every command of the control channel, carried out by the running app's core.
+
+The CLI sends these when an app runs (tray or ``--headless``), so its registry, bridge and
+menu change at once and the CLI, the tray and Colab agree; without an app the CLI does the
+same work with the same core objects for one call. One JSON line each way (:mod:`colabtray.ipc`):
+
+* ``show`` ``{}`` → what the face showed (the tray's menu or window; headless: its status)
+* ``menu`` ``{}`` → the tray's menu as text (tests; headless has none)
+* ``status`` ``{}`` → the account, other accounts, runtimes with their URLs, compute units
+* ``url`` ``{"runtime"}`` → ``{"name", "endpoint", "url", "gateway_command"}``
+* ``urls`` ``{}`` → ``{"runtimes": {endpoint: {"name", "url"}}}``
+* ``new`` ``{"variant", "accelerator", "high_mem", "runtime_version"}`` → the runtime
+  (as in ``status``), once it is bridged
+* ``remove`` ``{"runtime"}`` → ``{"name", "endpoint"}`` (also the answer "give it back" to an
+  idle question)
+* ``keep`` ``{"runtime"}`` → ``{"name", "endpoint"}``: "keep it running", to an idle question
+* ``signin`` ``{"how": "gcloud"|"adc"|"browser"|"switch"|"reload", "account", "path"}`` →
+  ``{"email"}`` ("reload": another process signed in; read the accounts again)
+* ``signout`` ``{"account", "all"}`` → ``{"signed_out": [[email, note], …]}``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import webbrowser
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from colabtray.auth.errors import NotSignedInError
+from colabtray.colab import errors
+from colabtray.colab.models import ComputeUnits, Runtime
+from colabtray.core.keepalive import Choice
+from colabtray.core.naming import kind_label
+from colabtray.ipc import ControlServer, IpcError
+
+if TYPE_CHECKING:
+    from colabtray.core.app import Core
+
+# How long ``new`` waits for the bridge to serve the new runtime before answering without URL.
+BRIDGED_WITHIN = 10.0
+
+
+def runtime_json(runtime: Runtime, name: str, url: str | None = None) -> dict[str, Any]:
+    """A runtime as ``status --json`` and ``new --json`` print it."""
+    return {
+        "name": name,
+        "endpoint": runtime.endpoint,
+        "variant": runtime.variant,
+        "accelerator": runtime.accelerator,
+        "shape": runtime.shape,
+        "kind": kind_label(runtime.variant, runtime.accelerator),
+        "runtime_version": runtime.runtime_version,
+        "url": url,  # the editor bridge's, while the app runs
+    }
+
+
+def compute_units_json(units: ComputeUnits) -> dict[str, Any]:
+    return {
+        "tier": units.tier,
+        "balance": units.balance,
+        "rate_per_hour": units.rate_per_hour,
+        "hours_left": units.hours_left,
+        "free_remaining": units.free_remaining,
+        "assignments": units.assignments,
+    }
+
+
+def _text(args: dict[str, Any], key: str, what: str) -> str:
+    value = args.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise IpcError(f"Name {what}.")
+    return value.strip()
+
+
+def _optional(args: dict[str, Any], key: str) -> str | None:
+    value = args.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+class Commands:
+    """The commands, each a coroutine from JSON arguments to a JSON result, on one core: the
+    running app's, or (from the CLI, when no app runs) one made for a single call."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.handlers: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
+            "status": self.status,
+            "url": self.url,
+            "urls": self.urls,
+            "new": self.new,
+            "remove": self.remove,
+            "keep": self.keep,
+            "signin": self.signin,
+            "signout": self.signout,
+        }
+
+    async def run(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        return await self.handlers[name](args)
+
+    def register(
+        self,
+        server: ControlServer,
+        *,
+        show: Callable[[], dict[str, Any]],
+        menu: Callable[[], dict[str, Any]],
+    ) -> None:
+        """Answer every command on ``server``; ``show`` and ``menu`` come from the face."""
+        server.register("show", lambda _args: show())
+        server.register("menu", lambda _args: menu())
+        for name, handler in self.handlers.items():
+            server.register(name, handler)
+
+    async def _find(self, args: dict[str, Any]) -> str:
+        query = _text(args, "runtime", "a runtime (its name or endpoint)")
+        endpoint = await self.core.find_runtime(query)
+        if endpoint is None:
+            known = ", ".join(name for name, _ in self.core.registry.runtimes()) or "none"
+            raise IpcError(f"No runtime named {query!r} (runtimes: {known}).")
+        return endpoint
+
+    async def url(self, args: dict[str, Any]) -> dict[str, Any]:
+        core = self.core
+        endpoint = await self._find(args)
+        name = core.registry.name_of(endpoint)
+        address = core.connection_url(endpoint)
+        if address is None:
+            raise IpcError(f"{name} has no connection URL right now; try again in a moment.")
+        return {
+            "name": name,
+            "endpoint": endpoint,
+            "url": address,
+            "gateway_command": core.lab_command(endpoint),
+        }
+
+    async def urls(self, _args: dict[str, Any]) -> dict[str, Any]:
+        core = self.core
+        return {
+            "runtimes": {
+                rt.endpoint: {"name": name, "url": core.connection_url(rt.endpoint)}
+                for name, rt in core.registry.runtimes()
+            }
+        }
+
+    async def status(self, _args: dict[str, Any]) -> dict[str, Any]:
+        core = self.core
+        await core.fresh_listing()
+        state = core.registry.state
+        if not state.loaded and state.problem:
+            raise errors.ColabError(state.problem)
+        if not core.signed_in:
+            raise NotSignedInError()
+        await core.learn_email()
+        return {
+            "account": {"email": core.email} if core.email else None,
+            "other_accounts": [
+                {"email": a.email, "state": str(a.state)} for a in core.other_accounts()
+            ],
+            "runtimes": [
+                runtime_json(rt, name, core.connection_url(rt.endpoint))
+                for name, rt in core.registry.runtimes()
+            ],
+            "compute_units": compute_units_json(state.compute_units)
+            if state.compute_units
+            else None,
+        }
+
+    async def new(self, args: dict[str, Any]) -> dict[str, Any]:
+        core = self.core
+        variant = _text(args, "variant", "a kind of runtime (CPU, GPU or TPU)")
+        name, runtime = await core.create_checked(
+            variant,
+            _optional(args, "accelerator"),
+            high_mem=bool(args.get("high_mem")),
+            runtime_version=_optional(args, "runtime_version"),
+        )
+        address = None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BRIDGED_WITHIN
+        while core.bridge is not None and loop.time() < deadline:
+            address = core.connection_url(runtime.endpoint)
+            if address is not None:
+                break
+            await asyncio.sleep(0.05)  # the bridge's thread opens the port; no event to wait on
+        return runtime_json(runtime, name, address)
+
+    async def remove(self, args: dict[str, Any]) -> dict[str, Any]:
+        endpoint = await self._find(args)
+        name = self.core.registry.name_of(endpoint)
+        await self.core.disconnect(endpoint)
+        return {"name": name, "endpoint": endpoint}
+
+    async def keep(self, args: dict[str, Any]) -> dict[str, Any]:
+        endpoint = await self._find(args)
+        name = self.core.registry.name_of(endpoint)
+        if not self.core.answer_idle(endpoint, Choice.KEEP):
+            raise IpcError(f"{name} is not waiting for an answer about being idle.")
+        return {"name": name, "endpoint": endpoint}
+
+    async def signin(self, args: dict[str, Any]) -> dict[str, Any]:
+        core = self.core
+        how = args.get("how")
+        account = _optional(args, "account")
+        if how == "switch":
+            email = _text(args, "account", "the account to switch to")
+            core.switch(email)
+        elif how == "gcloud":
+            email = await core.sign_in_gcloud(account)
+        elif how == "adc":
+            email = await core.sign_in_adc(Path(_text(args, "path", "the ADC file")))
+        elif how == "browser":
+            signed = await core.sign_in(webbrowser.open, account)
+            if signed is None:
+                raise IpcError("Sign-in was cancelled in colabtray.")
+            email = signed
+        elif how == "reload":  # another process signed in: read the accounts again
+            email = core.reload_accounts() or ""
+        else:
+            raise IpcError(f"Unknown way to sign in: {how!r}.")
+        return {"email": email}
+
+    async def signout(self, args: dict[str, Any]) -> dict[str, Any]:
+        gone = await self.core.sign_out_of(
+            _optional(args, "account"), everyone=bool(args.get("all"))
+        )
+        if not gone:
+            raise NotSignedInError()
+        return {"signed_out": [[email, note] for email, note in gone]}

@@ -1,0 +1,71 @@
+"""The app's life, whatever its face: the core, the editor bridge and the control channel,
+started in order, run until asked to stop, then stopped in order.
+
+The tray (:mod:`colabtray.ui.lifecycle`) and ``--headless`` (:mod:`colabtray.headless`) both
+run through :func:`run_core`; each brings a :class:`Face` that shows the core (or prints it)
+and answers the control channel's ``show``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from colabtray.bridge import bridge_registry
+from colabtray.core.app import Core
+from colabtray.core.commands import Commands
+from colabtray.ipc import ControlServer
+from colabtray.settings import Settings
+
+
+class Face(Protocol):
+    """What shows the core to a person: the tray, or lines on stdout."""
+
+    def show(self) -> dict[str, Any]:
+        """Bring the app to the front (a second ``colabtray`` asked); what was shown."""
+        ...
+
+    def menu(self) -> dict[str, Any]:
+        """The menu as text (tests ask for it); IpcError with a sentence where there is none."""
+        ...
+
+    def started(self) -> None:
+        """The core runs and the control channel answers."""
+        ...
+
+    def close(self) -> None:
+        """Take the face down (before the core stops)."""
+        ...
+
+
+async def run_core(
+    settings: Settings,
+    server: ControlServer,
+    make_face: Callable[[Core], Face],
+    until: asyncio.Event,
+    *,
+    demo: bool = False,
+) -> None:
+    """Run the core with its bridge, its face and the control channel until ``until`` is set."""
+    secrets = None
+    if demo:  # demo sign-ins stay in memory, never in the user's keyring
+        from colabtray.demo import memory_secrets
+
+        secrets = memory_secrets()
+    core = Core(settings, secrets=secrets)
+    face: Face | None = None
+    try:
+        face = make_face(core)
+        bridge = bridge_registry(core.settings, core.registry, on_change=core.bridge_changed)
+        core.attach_bridge(bridge)  # core.stop() stops it
+        Commands(core).register(server, show=face.show, menu=face.menu)
+        await server.start()
+        await core.start()
+        face.started()
+        await until.wait()
+    finally:
+        if face is not None:
+            face.close()
+        await core.stop()
+        await server.close()

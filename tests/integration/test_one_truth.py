@@ -1,0 +1,194 @@
+"""The CLI, the running app and Colab agree at once; ``--demo`` commands never reach a real
+account; ``--headless`` says what it does on stdout. Real processes against the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.bridge import until
+from tests.fixtures.colab import cli_env, headless_app, run_cli
+from tests.fixtures.emulator import Emulator
+from tests.fixtures.environment import isolated_env
+from tests.fixtures.jupyter_client import KernelSession
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("command", [("new", "--gpu", "T4"), ("remove", "T4 GPU")])
+def test_a_demo_command_without_the_demo_touches_no_account(
+    emulator: Emulator, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """With a signed-in account at hand (the ready token), `--demo new` must not use it."""
+    env = cli_env(emulator, tmp_path)
+    before = emulator.last_seq()
+    result = run_cli(env, "--demo", *command)
+    assert result.returncode == 2
+    assert "the demo is not running" in result.stderr
+    assert "your own account is never used with --demo" in result.stderr
+    assert emulator.requests(since=before) == []  # nothing reached Colab
+    assert emulator.state()["runtimes"] == []
+
+
+def test_headless_refuses_a_command(emulator: Emulator, tmp_path: Path) -> None:
+    result = run_cli(cli_env(emulator, tmp_path), "--headless", "status")
+    assert result.returncode == 2 and "--headless starts the app" in result.stderr
+
+
+def test_demo_commands_go_to_the_running_demo(tmp_path: Path) -> None:
+    env = isolated_env(tmp_path, PYTHONUNBUFFERED="1")
+    app = subprocess.Popen(
+        [sys.executable, "-m", "colabtray", "--demo", "--headless"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        made = _until_ok(lambda: run_cli(env, "--demo", "new", "--cpu", "--json"), 90)
+        runtime = json.loads(made.stdout)
+        assert runtime["url"].startswith("http://127.0.0.1:")  # bridged by the demo app
+        status = json.loads(run_cli(env, "--demo", "status", "--json").stdout)
+        assert status["account"] == {"email": "ada@example.com"}  # the demo's account
+        assert [r["endpoint"] for r in status["runtimes"]] == [runtime["endpoint"]]
+        gone = run_cli(env, "--demo", "remove", runtime["name"])
+        assert gone.returncode == 0, gone.stderr
+    finally:
+        os.killpg(app.pid, signal.SIGTERM)
+        assert app.wait(60) == 0
+
+
+def test_new_then_url_at_once_through_the_running_app(headless_env: dict[str, str]) -> None:
+    env = headless_env
+    with headless_app(env):
+        _until_ok(lambda: run_cli(env, "status"), 60)
+        made = run_cli(env, "new", "--cpu", "--json")
+        assert made.returncode == 0, made.stderr
+        runtime = json.loads(made.stdout)
+        assert runtime["name"] == "CPU" and runtime["url"].startswith("http://127.0.0.1:")
+        url = run_cli(env, "url", "CPU")  # at once: no poll in between
+        assert url.returncode == 0, url.stderr
+        assert url.stdout.strip() == runtime["url"]
+        text = run_cli(env, "new", "--cpu")
+        assert "Editors connect to: http://127.0.0.1:" in text.stdout
+        removed = run_cli(env, "remove", "CPU (1)")
+        assert removed.returncode == 0 and "Disconnected CPU (1)" in removed.stdout
+
+
+async def test_a_runtime_made_elsewhere_is_found_by_name_at_once(
+    emulator: Emulator, headless_env: dict[str, str]
+) -> None:
+    env = headless_env
+    env["COLABTRAY_POLL_INTERVAL"] = "3600"  # no poll will find it: the lookup must
+    with headless_app(env):
+        await until(lambda: run_cli(env, "status").returncode == 0, 60, interval=0.5)
+        # As Colab's web page would: straight at the backend, not through colabtray.
+        made = run_cli(cli_env(emulator, Path(env["COLABTRAY_CONFIG_DIR"]).parent / "other"),
+                       "new", "--cpu", "--json")  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        url = run_cli(env, "url", json.loads(made.stdout)["endpoint"])
+        assert url.returncode == 0, url.stderr
+
+
+class Lines:
+    """A process's stdout, line by line, waited on with a bound."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self._queue: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        assert process.stdout is not None
+        stream = process.stdout
+        threading.Thread(target=lambda: [self._queue.put(x) for x in stream], daemon=True).start()
+
+    def next_with(self, text: str, seconds: float = 60) -> str:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=left).rstrip("\n")
+            except queue.Empty:
+                break
+            self.seen.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"no line with {text!r} in {seconds} s; saw {self.seen}")
+
+
+@pytest.fixture
+def speaking_app(headless_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], Lines]]:
+    env = {**headless_env, "COLABTRAY_IDLE_THRESHOLD": "3", "COLABTRAY_KEEPALIVE_INTERVAL": "1",
+           "COLABTRAY_IDLE_PROMPT_TIMEOUT": "120"}  # fmt: skip
+    app = subprocess.Popen(
+        [sys.executable, "-m", "colabtray", "--headless"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        yield app, Lines(app)
+    finally:
+        os.killpg(app.pid, signal.SIGTERM)
+        app.wait(60)
+        assert app.stdout is not None
+        app.stdout.close()
+
+
+def test_headless_says_what_it_does(
+    emulator: Emulator, headless_env: dict[str, str], speaking_app
+) -> None:
+    _app, lines = speaking_app
+    env = headless_env
+    assert lines.next_with("Signed in as") == "Signed in as ada@example.com."
+    made = run_cli(env, "new", "--cpu", "--json")
+    assert made.returncode == 0, made.stderr
+    runtime = json.loads(made.stdout)
+    ready = lines.next_with("is ready for editors at")
+    assert ready == f"CPU (CPU) is ready for editors at {runtime['url']}"
+    asked = lines.next_with("is idle")
+    assert 'colabtray keep "CPU"' in asked and 'colabtray remove "CPU"' in asked
+    kept = run_cli(env, "keep", "CPU")
+    assert kept.returncode == 0 and kept.stdout.strip() == "Keeping CPU running."
+    again = run_cli(env, "keep", "CPU")
+    assert again.returncode == 1 and "not waiting for an answer" in again.stderr
+    emulator.admin("POST", f"runtimes/{runtime['endpoint']}/reclaim")
+    run_cli(env, "status")  # a listing now, rather than at the next poll
+    assert lines.next_with("is gone") == "CPU is gone (reclaimed by Colab or removed elsewhere)."
+    order = [line.split(" ")[1] for line in lines.seen if line.startswith(("Signed", "CPU"))]
+    assert order[:1] == ["in"]  # signed in first, then the runtime's lines in order
+
+
+async def test_a_kernel_keeps_working_after_keep(
+    headless_env: dict[str, str], speaking_app
+) -> None:
+    _app, lines = speaking_app
+    env = headless_env
+    lines.next_with("Signed in as")
+    runtime = json.loads(run_cli(env, "new", "--cpu", "--json").stdout)
+    lines.next_with("is idle")
+    assert run_cli(env, "keep", "CPU").returncode == 0
+    async with KernelSession(runtime["url"]) as kernel:
+        assert (await kernel.execute("print(6*7)"))[0] == "42\n"
+
+
+def _until_ok(run, seconds: float):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while True:
+        result = run()
+        if result.returncode == 0:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never succeeded: {result.stderr}")
+        time.sleep(0.5)
