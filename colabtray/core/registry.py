@@ -79,6 +79,55 @@ class RegistryState:
     signed_out: bool = False
 
 
+class PollPlan:
+    """When to list the runtimes again: soon after something changed (then less and less
+    soon), rarer while nothing changes, and never more often on average than once per
+    ``interval``: every listing, whoever asked for it, spends one of a small budget that
+    refills at that rate, and the background poll waits for the budget.
+    """
+
+    def __init__(
+        self,
+        interval: float,
+        *,
+        burst: float = 3.0,
+        soon: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval = interval
+        self._burst = burst
+        self._soon = min(soon, interval)
+        self._clock = clock
+        self._budget = burst
+        self._at = clock()
+        self._next_soon: float | None = None  # the wait after the next change-driven poll
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._budget = min(self._burst, self._budget + (now - self._at) / self.interval)
+        self._at = now
+
+    def spent(self) -> None:
+        """A listing went out."""
+        self._refill()
+        self._budget -= 1.0
+
+    def changed(self) -> None:
+        """Something changed (a runtime came or went): look again soon."""
+        self._next_soon = self._soon
+
+    def delay(self) -> float:
+        """Seconds until the background poll should list again."""
+        self._refill()
+        if self._next_soon is not None:
+            wanted = self._next_soon
+            self._next_soon = wanted * 2 if wanted * 2 < 2 * self.interval else None
+        else:
+            wanted = 2 * self.interval  # nothing changes: rarer, saving budget for changes
+        short = max(0.0, 1.0 - self._budget) * self.interval  # until one listing is affordable
+        return max(wanted, short)
+
+
 class RuntimeRegistry:
     def __init__(
         self,
@@ -90,6 +139,7 @@ class RuntimeRegistry:
         self._client = client
         self._names = names
         self.poll_interval = poll_interval
+        self.plan = PollPlan(poll_interval)
         self.state = RegistryState()
         self._listeners: list[Callable[[Event], None]] = []
         self._created_here: set[str] = set()
@@ -119,12 +169,13 @@ class RuntimeRegistry:
     # ---- polling --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Poll until cancelled; ``poke()`` polls at once (after wake-up, network back…)."""
+        """Poll until cancelled, as ``plan`` says; ``poke()`` polls at once (after a wake-up,
+        the network back…)."""
         while True:
             await self.refresh()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                await asyncio.wait_for(self._wake.wait(), self.plan.delay())
 
     def poke(self) -> None:
         self._wake.set()
@@ -136,6 +187,7 @@ class RuntimeRegistry:
     async def refresh(self) -> None:
         """One listing (plus compute units); never raises for backend trouble."""
         async with self._refresh_lock:
+            self.plan.spent()
             try:
                 listed = await self._client.list_assignments()
             except (errors.SignedOutError, InvalidGrantError, NotSignedInError) as exc:
@@ -164,6 +216,8 @@ class RuntimeRegistry:
         names = self._names.sync(listed)
         removed = [ep for ep in before if ep not in after]
         added = [ep for ep in after if ep not in before]
+        if (removed or added) and self.state.loaded:
+            self.plan.changed()
         old_names = self.state.names
         self.state.runtimes = after
         self.state.names = names

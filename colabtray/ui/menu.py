@@ -57,6 +57,10 @@ class Actions(Protocol):
     def quit(self) -> None: ...
 
 
+# The runtime list is listed again when the menu opens and it is older than this (seconds).
+LOOKED_AT_WITHIN = 3.0
+
+
 @dataclass
 class _Build:
     """One filling of a menu: its submenus, and where each runtime's figures go."""
@@ -77,6 +81,7 @@ class TrayMenu:
         self.menu = QMenu()
         self.menu.setToolTipsVisible(True)
         self.menu.aboutToShow.connect(self.rebuild)
+        self.menu.aboutToShow.connect(self._list_if_stale)
         self._live = _Build(self.menu)
         self._signature: object = None
         # Per runtime: the figures last read (time, lines, why not) and whether they load.
@@ -100,6 +105,12 @@ class TrayMenu:
             core.compute_units_line(),
             tuple(core.connection_url(r.endpoint) is not None for r in core.rows()),
         )
+
+    def _list_if_stale(self) -> None:
+        """A look at the menu lists the runtimes again when the last listing is older than a
+        few seconds; the open menu follows the answer (refresh_if_open)."""
+        if self.core.signed_in and not self.core.must_sign_in:
+            self.core.spawn(self.core.fresh_listing(LOOKED_AT_WITHIN))
 
     def rebuild(self) -> None:
         self._signature = self.signature()

@@ -3,6 +3,7 @@ account; ``--headless`` says what it does on stdout. Real processes against the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -192,3 +193,20 @@ def _until_ok(run, seconds: float):  # type: ignore[no-untyped-def]
         if time.monotonic() > deadline:
             raise AssertionError(f"never succeeded: {result.stderr}")
         time.sleep(0.5)
+
+
+async def test_the_background_poll_stays_within_its_rate(
+    emulator: Emulator, headless_env: dict[str, str]
+) -> None:
+    """Counted in the emulator's request log: a quiet account is listed at most once per
+    poll interval on average (plus the small budget kept for changes)."""
+    env = {**headless_env, "COLABTRAY_POLL_INTERVAL": "2"}
+    assert run_cli(env, "new", "--cpu").returncode == 0
+    with headless_app(env):
+        await until(lambda: run_cli(env, "status").returncode == 0, 60, interval=0.5)
+        mark = emulator.last_seq()
+        started = time.monotonic()
+        await asyncio.sleep(12)  # the quantity measured is what happens in this time
+        elapsed = time.monotonic() - started
+        listings = [e for e in emulator.requests(since=mark) if e["path"] == "/tun/m/assignments"]
+    assert 1 <= len(listings) <= elapsed / 2 + 3 + 1

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QCursor, QGuiApplication
 from PySide6.QtWidgets import QSystemTrayIcon
 
 from colabtray.colab.errors import ColabError
 from colabtray.colab.models import CPU, GPU, TPU, ComputeUnits
-from colabtray.core.app import NO_BRIDGE_REASON
+from colabtray.core.app import NO_BRIDGE_REASON, Core
 from colabtray.core.display import TrayState
+from colabtray.ui.menu import LOOKED_AT_WITHIN
 from tests.ui.conftest import (
     action,
     offline_core,
@@ -364,3 +365,40 @@ def test_an_adc_account_that_needs_a_sign_in_offers_to_try_adc_again(
         f"{ADAM}: The Application Default Credentials in {missing} are gone"
     )
     assert core.email == "ada@example.com" and not core.must_sign_in
+
+
+def test_a_runtime_made_elsewhere_appears_in_the_open_menu_within_2_s(
+    qapp, emulator, tmp_path: Path, make_tray
+) -> None:
+    """Colab's web page assigns a runtime; the background poll is an hour away, but opening
+    the menu lists again and the open menu follows."""
+    from tests.fixtures.colab import cli_env, run_cli, settings_for
+
+    core = Core(settings_for(emulator, tmp_path, poll_interval=3600, log_dir=tmp_path / "log"))
+    tray = make_tray(core)
+
+    async def scenario() -> None:
+        await core.start()
+        await until(lambda: core.registry.state.loaded, 30)
+        made = await asyncio.to_thread(
+            run_cli, cli_env(emulator, tmp_path / "elsewhere"), "new", "--cpu"
+        )
+        assert made.returncode == 0, made.stderr
+        await until(lambda: core.registry.age() > LOOKED_AT_WITHIN, 10)
+
+        def shows_cpu() -> bool:
+            return any(
+                isinstance(t, tuple) and t[0].startswith("CPU") for t in texts(tray.menu.menu)
+            )
+
+        tray.menu.rebuild()
+        assert not shows_cpu()
+        tray.menu.menu.popup(QCursor.pos())
+        opened = asyncio.get_running_loop().time()
+        await until(shows_cpu, 5)
+        assert asyncio.get_running_loop().time() - opened < 2.0
+        assert tray.menu.menu.isVisible()  # updated in place, not closed
+        tray.menu.menu.hide()
+        await core.stop()
+
+    run(qapp, scenario())
