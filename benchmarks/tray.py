@@ -53,14 +53,15 @@ MB = 1024 * 1024
 
 
 def baseline() -> int:
-    """QApplication + QSystemTrayIcon with a menu, nothing else."""
+    """QApplication + QSystemTrayIcon with a menu and a pixmap icon (no SVG), nothing else."""
     from PySide6.QtCore import QTimer
-    from PySide6.QtGui import QIcon
+    from PySide6.QtGui import QIcon, QPixmap
     from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
     app = QApplication(sys.argv)
     app.setQuitOnLastWindowClosed(False)
-    icon = QSystemTrayIcon(QIcon(str(REPO / "resources" / "icons" / "colabtray.svg")))
+    pixmap = QPixmap(str(REPO / "resources" / "icons" / "png" / "colabtray-22.png"))
+    icon = QSystemTrayIcon(QIcon(pixmap))
     menu = QMenu()
     menu.addAction("Quit", app.quit)
     icon.setContextMenu(menu)
