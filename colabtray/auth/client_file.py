@@ -11,7 +11,6 @@ a file a packager put in the package's resources, or none.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from colabtray.auth.errors import SignInError
+from colabtray.core.jsonfile import write_atomically
 from colabtray.settings import Settings
 
 FILE_NAME = "oauth-client.json"
@@ -96,14 +96,8 @@ def _uri(value: object) -> str | None:
 def install_client_file(source: Path, config_dir: Path) -> OAuthClient:
     """Check ``source`` and keep a private copy (0600) in ``config_dir`` for later runs."""
     client = read_client_file(source)
-    config_dir.mkdir(parents=True, exist_ok=True)
     target = config_dir / FILE_NAME
-    temporary = target.with_suffix(".tmp")
-    temporary.unlink(missing_ok=True)  # O_EXCL below: never write through someone's link
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(source.read_text(encoding="utf-8"))
-    temporary.replace(target)
+    write_atomically(target, source.read_text(encoding="utf-8"))
     return OAuthClient(
         client.client_id, client.client_secret, client.auth_uri, client.token_uri, str(target)
     )

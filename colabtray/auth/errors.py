@@ -22,11 +22,6 @@ class SignInTimeoutError(SignInError):
         )
 
 
-class SignInCancelledError(SignInError):
-    def __init__(self) -> None:
-        super().__init__("Sign-in was cancelled.")
-
-
 class CredentialsRefusedError(SignInError):
     """A sign-in gives no more tokens until the person acts (signs in again, runs a gcloud
     command): the account is marked "sign in again" with this sentence."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from colabtray import __version__
+from colabtray.core.jsonfile import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +73,7 @@ class Discovery:
         old = self._files.get(endpoint)
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = path.with_name(f".{path.name}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                os.fchmod(handle.fileno(), 0o600)
-                json.dump(info, handle, indent=2, sort_keys=True)
-            os.replace(tmp, path)
+            write_atomically(path, json.dumps(info, indent=2, sort_keys=True))
         except OSError as exc:
             log.warning("could not write the Jupyter server file for %s: %s", endpoint,
                         exc.strerror)  # fmt: skip

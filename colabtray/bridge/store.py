@@ -44,9 +44,6 @@ class AddressBook:
             self._entries[endpoint] = address
             self._save()
 
-    def ports_in_use(self) -> set[int]:
-        return {a.port for a in self._entries.values() if a.port}
-
     def endpoints(self) -> set[str]:
         return set(self._entries)
 

@@ -21,6 +21,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from colabtray.core.jsonfile import write_atomically
+
 APP_ID = "io.github.colabtray"
 NAME = "colabtray"
 COMMENT = "Google Colab runtimes one click away from any local editor"
@@ -124,7 +126,7 @@ class XdgAutostart(Autostart):
             "Categories=Development;",
             "X-GNOME-Autostart-enabled=true",
         ]
-        _write_atomically(self.path, "\n".join(lines) + "\n")
+        write_atomically(self.path, "\n".join(lines) + "\n", 0o644)
 
 
 class LaunchAgent(Autostart):
@@ -143,7 +145,7 @@ class LaunchAgent(Autostart):
             "ProcessType": "Interactive",
             "LimitLoadToSessionType": "Aqua",
         }
-        _write_atomically(self.path, plistlib.dumps(agent).decode("utf-8"))
+        write_atomically(self.path, plistlib.dumps(agent).decode("utf-8"), 0o644)
 
 
 class StartupShortcut(Autostart):
@@ -219,9 +221,3 @@ def _ps_quote(text: str) -> str:
 
 def _run_checked(argv: Sequence[str]) -> None:
     subprocess.run(list(argv), check=True, capture_output=True, timeout=30)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)

@@ -1,4 +1,4 @@
-"""Small JSON state files, written atomically so a crash never leaves half a file."""
+"""Small files written atomically, so a crash never leaves half a file, and JSON state files."""
 
 from __future__ import annotations
 
@@ -23,14 +23,27 @@ def read_json(path: Path) -> Any:
         return None
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Replace the file in one step; readable by the user only."""
+def write_atomically(path: Path, text: str, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``text`` in one step: readers see the old file or the new one,
+    never half; the new file has ``mode`` from its first byte (a temporary file of our own,
+    never one someone else made), and a failure leaves no temporary file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-        os.replace(tmp, path)
+            if hasattr(os, "fchmod"):
+                os.fchmod(handle.fileno(), mode)
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if not hasattr(os, "fchmod"):
+            os.chmod(temp, mode)
+        os.replace(temp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        Path(temp).unlink(missing_ok=True)
         raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Replace the file in one step; readable by the user only."""
+    write_atomically(path, json.dumps(data, indent=1, sort_keys=True))

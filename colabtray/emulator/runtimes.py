@@ -241,7 +241,3 @@ class RuntimeManager:
                     self.release_soon(runtime, "idle")
                 elif not self.process_alive(runtime.endpoint):
                     self.release_soon(runtime, "jupyter exited")
-
-    @staticmethod
-    def root_dir_for(temp_dir: Path, endpoint: str) -> Path:
-        return temp_dir / endpoint

@@ -9,6 +9,7 @@ offers the same two answers while the question stands (the tray reads KeepAlive.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 from collections.abc import Callable
 
@@ -46,9 +47,9 @@ class IdlePromptWindow(QWidget):
         self._answer = answer
         self._left = max(1, round(question.seconds))
 
-        title = QLabel(f"<b>{_escape(question.title)}</b>")
+        title = QLabel(f"<b>{html.escape(question.title)}</b>")
         title.setWordWrap(True)
-        body = QLabel(_escape(question.body))
+        body = QLabel(html.escape(question.body))
         body.setWordWrap(True)
         self.countdown = QLabel()
         self.countdown.setObjectName("countdown")
@@ -165,7 +166,3 @@ class IdlePromptPresenter:
 
     def window_for(self, endpoint: str) -> IdlePromptWindow | None:
         return self._windows.get(endpoint)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -8,6 +8,8 @@ the menu quits.
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent, QIcon
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QPushButton, QVBoxLayout, QWidget
@@ -45,7 +47,7 @@ class StatusWindow(QWidget):
         self.status.setText(text)
 
     def show_message(self, title: str, body: str) -> None:
-        self.message.setText(f"<b>{_escape(title)}</b><br>{_escape(body)}")
+        self.message.setText(f"<b>{html.escape(title)}</b><br>{html.escape(body)}")
         self.message.show()
 
     def bring_up(self) -> None:
@@ -56,7 +58,3 @@ class StatusWindow(QWidget):
     def closeEvent(self, event: QCloseEvent) -> None:
         event.ignore()  # the window is the app's only face here: keep it, out of the way
         self.showMinimized()
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
