@@ -31,7 +31,7 @@ from colabtray.colab.client import StaticToken
 from colabtray.colab.models import CPU, GPU, TPU
 from colabtray.core.naming import shape_label
 from colabtray.core.session import AccountState, Session
-from colabtray.instance import InstanceError
+from colabtray.errors import UserError
 from colabtray.logs import configure_logging
 from colabtray.settings import Settings, load_settings
 
@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.demo and args.command != "doctor":
             return asyncio.run(_demo_command(args, settings, handlers[args.command]))
         return asyncio.run(handlers[args.command](args, settings))
-    except errors.ColabError as exc:
+    except UserError as exc:
         print(f"colabtray: {exc.message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -246,8 +246,6 @@ async def _command(
     _sessions.append(core.session)
     try:
         return await Commands(core).run(name, args)
-    except InstanceError as exc:  # the commands' own sentences
-        raise errors.ColabError(exc.message) from None
     finally:
         await core.stop()
 

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from colabtray.auth.tokens import SecretStore
+    from colabtray.errors import UserError
+from colabtray.auth.tokens import SecretStore
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,8 @@ STOP_TIMEOUT = 20.0
 PR_SET_PDEATHSIG = 1
 
 
-class DemoError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class DemoError(UserError):
+    """One sentence for the user: see colabtray.errors."""
 
 
 def wipe(*dirs: Path) -> None:

@@ -18,16 +18,14 @@ from pathlib import Path
 
 import platformdirs
 
+from colabtray.errors import UserError
+
 # colabtray.settings.APP_NAME, not imported: that module pulls in pydantic.
 APP_NAME = "colabtray"
 
 
-class InstanceError(Exception):
+class InstanceError(UserError):
     """The lock's directory cannot be used; ``message`` is a sentence for the user."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def channel_dir() -> Path:

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from colabtray.errors import UserError
 from colabtray.instance import InstanceError, InstanceLock, socket_path
 from colabtray.listen.connections import ConnectionGuard
 
@@ -150,10 +151,9 @@ class ControlServer:
             result = self._handlers[name](args)
             if inspect.isawaitable(result):
                 result = await result
+        except UserError as exc:
+            return _error(exc.message)
         except Exception as exc:
-            message = getattr(exc, "message", None)
-            if isinstance(message, str):
-                return _error(message)
             log.error("control command %s failed", name, exc_info=exc)
             return _error(f"colabtray failed to run {name!r}; see its log.")
         if not isinstance(result, dict):

@@ -147,9 +147,10 @@ def _hand_over(config_dir: Path) -> int:
 
 def _sentence(exc: BaseException) -> str | None:
     """A sentence for errors a person can act on (typed errors, bad settings), else None."""
-    message = getattr(exc, "message", None)
-    if isinstance(message, str):
-        return message
+    from colabtray.errors import UserError
+
+    if isinstance(exc, UserError):
+        return exc.message
     errors = getattr(exc, "errors", None)
     if type(exc).__name__ == "ValidationError" and callable(errors):  # a COLABTRAY_* variable
         first = errors()[0]

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from colabtray.core.jsonfile import write_atomically
+from colabtray.errors import UserError
 
 FILE_NAME = "settings.toml"
 
@@ -36,12 +37,8 @@ HEADER = (
 )
 
 
-class SettingsFileError(Exception):
+class SettingsFileError(UserError):
     """The file cannot be changed; ``message`` is one sentence for the user."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)

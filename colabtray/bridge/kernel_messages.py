@@ -27,6 +27,7 @@ from typing import Any
 
 from colabtray.colab import errors
 from colabtray.colab.models import PropagationResult
+from colabtray.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +144,8 @@ def colab_reply(session: str, colab_msg_id: int, error: str | None = None) -> di
 # ---- the credentials dance ---------------------------------------------------------------
 
 
-class CredentialsError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class CredentialsError(UserError):
+    """One sentence for the user: see colabtray.errors."""
 
 
 class Credentials:

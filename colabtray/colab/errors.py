@@ -6,13 +6,11 @@ operation and never contain a token, a query string or a response body.
 
 from __future__ import annotations
 
+from colabtray.errors import UserError
 
-class ColabError(Exception):
+
+class ColabError(UserError):
     """Base class; ``str(error)`` is the sentence to show the user."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class SignedOutError(ColabError):

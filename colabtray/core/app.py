@@ -31,6 +31,7 @@ from colabtray.core.notices import Notice, notice_for
 from colabtray.core.registry import Event, RuntimeRegistry
 from colabtray.core.session import Account, AccountState, Session
 from colabtray.core.wakeup import WakeWatcher
+from colabtray.errors import UserError
 from colabtray.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,7 @@ class Core:
             exc = finished.exception()
             if exc is None:
                 return
-            if isinstance(exc, errors.ColabError):
+            if isinstance(exc, UserError):
                 sentence = exc.message
                 log.info("%s", sentence)
             else:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from colabtray.core.jsonfile import write_atomically
+from colabtray.errors import UserError
 
 APP_ID = "io.github.colabtray"
 NAME = "colabtray"
@@ -46,12 +47,8 @@ def launch_command() -> list[str]:
     return [os.path.abspath(sys.executable), "-m", "colabtray"]
 
 
-class AutostartError(Exception):
+class AutostartError(UserError):
     """The login item could not be changed; ``message`` is one sentence for the user."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class Autostart(ABC):
