@@ -26,6 +26,7 @@ from colabtray.colab.client import ColabClient, StaticToken
 from colabtray.colab.models import Eligibility, Resources, Runtime
 from colabtray.core import display, offers
 from colabtray.core.keepalive import Choice, IdleQuestion, KeepAlive, PromptPresenter
+from colabtray.core.listeners import Listeners
 from colabtray.core.naming import RuntimeNames, find_endpoint
 from colabtray.core.notices import Notice, notice_for
 from colabtray.core.registry import Event, RuntimeRegistry
@@ -129,8 +130,8 @@ class Core:
         self.keepalive = KeepAlive(
             settings, self.registry, self._presenter, bridge_activity=self._bridge_activity
         )
-        self._listeners: list[Callable[[], None]] = []
-        self._notice_listeners: list[Callable[[Notice], None]] = []
+        self._listeners = Listeners("the core")
+        self._notice_listeners = Listeners("notices")
         self._identity: tuple[str, str | None] | None = None
         self._identity_lock = asyncio.Lock()
         self._loops: list[asyncio.Task[Any]] = []
@@ -145,11 +146,11 @@ class Core:
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         """``listener()`` after anything the tray shows may have changed."""
-        self._listeners.append(listener)
+        self._listeners.add(listener)
 
     def subscribe_notices(self, listener: Callable[[Notice], None]) -> None:
         """``listener(notice)`` for each event the user should be told about."""
-        self._notice_listeners.append(listener)
+        self._notice_listeners.add(listener)
 
     # ---- running --------------------------------------------------------------------------
 
@@ -569,16 +570,8 @@ class Core:
     def _on_registry_event(self, event: Event) -> None:
         notice = notice_for(event)
         if notice is not None:
-            for listener in list(self._notice_listeners):
-                try:
-                    listener(notice)
-                except Exception:
-                    log.exception("a notice listener failed")
+            self._notice_listeners.tell(notice)
         self._changed()
 
     def _changed(self) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener()
-            except Exception:  # one broken view must not stop the others
-                log.exception("a core listener failed")
+        self._listeners.tell()

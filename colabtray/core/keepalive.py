@@ -22,6 +22,7 @@ from typing import Protocol
 
 from colabtray.colab import errors
 from colabtray.colab.models import Kernel
+from colabtray.core.listeners import Listeners
 from colabtray.core.naming import kind_label
 from colabtray.core.registry import BackendBack, RuntimeRegistry, RuntimeRemoved
 from colabtray.settings import Settings
@@ -111,14 +112,14 @@ class KeepAlive:
         self._tracks: dict[str, _Track] = {}
         self._pending: dict[str, asyncio.Future[Choice]] = {}
         self._prompt_tasks: dict[str, asyncio.Task[None]] = {}
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners = Listeners("keep-alive")
         self._wake = asyncio.Event()
         registry.subscribe(self._on_registry_event)
 
     # ---- what the tray reads and does -----------------------------------------------------
 
     def subscribe(self, listener: Callable[[], None]) -> None:
-        self._listeners.append(listener)
+        self._listeners.add(listener)
 
     def pending(self) -> set[str]:
         """Endpoints with an idle question waiting for an answer."""
@@ -271,8 +272,7 @@ class KeepAlive:
             self.poke()  # the network is back: ping what needs it now, not in 5 minutes
 
     def _changed(self) -> None:
-        for listener in list(self._listeners):
-            listener()
+        self._listeners.tell()
 
 
 def _now() -> datetime:

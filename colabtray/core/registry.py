@@ -21,6 +21,7 @@ from colabtray.auth.errors import InvalidGrantError, NotSignedInError
 from colabtray.colab import errors
 from colabtray.colab.client import ColabClient
 from colabtray.colab.models import ComputeUnits, Eligibility, Runtime
+from colabtray.core.listeners import Listeners
 from colabtray.core.naming import RuntimeNames
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ class RuntimeRegistry:
         self.poll_interval = poll_interval
         self.plan = PollPlan(poll_interval)
         self.state = RegistryState()
-        self._listeners: list[Callable[[Event], None]] = []
+        self._listeners = Listeners("the runtime registry")
         self._created_here: set[str] = set()
         self._removing: set[str] = set()
         self._refresh_lock = asyncio.Lock()
@@ -154,7 +155,7 @@ class RuntimeRegistry:
         return self._client
 
     def subscribe(self, listener: Callable[[Event], None]) -> None:
-        self._listeners.append(listener)
+        self._listeners.add(listener)
 
     def name_of(self, endpoint: str) -> str:
         return self.state.names.get(endpoint, endpoint)
@@ -350,8 +351,4 @@ class RuntimeRegistry:
         self._emit(StateChanged())
 
     def _emit(self, event: Event) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:  # one broken listener must not stop the others
-                log.exception("a registry listener failed")
+        self._listeners.tell(event)

@@ -36,6 +36,7 @@ from colabtray.auth.identities import (
 from colabtray.auth.tokens import SecretStore
 from colabtray.auth.userinfo import fetch_email
 from colabtray.core.jsonfile import read_json, write_json
+from colabtray.core.listeners import Listeners
 from colabtray.settings import Settings
 
 if TYPE_CHECKING:  # imported when first needed: aiohttp and Authlib weigh ~25 MB resident
@@ -94,7 +95,7 @@ class Session:
         self._tokens: dict[str, Token] = {}
         self._refreshing: dict[str, asyncio.Future[Token]] = {}
         self._problems: dict[str, str] = {}  # email → why it needs a sign-in
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners = Listeners("the session")
 
     # ---- what the rest of the app reads ---------------------------------------------------
 
@@ -126,7 +127,7 @@ class Session:
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every change of accounts or their state."""
-        self._listeners.append(listener)
+        self._listeners.add(listener)
 
     async def check_stored(self) -> None:
         """Mark colabtray-signed-in accounts whose refresh token left the keyring."""
@@ -337,8 +338,7 @@ class Session:
             self._changed()
 
     def _changed(self) -> None:
-        for listener in list(self._listeners):
-            listener()
+        self._listeners.tell()
 
     def _load(self) -> tuple[dict[str, _Entry], str | None]:
         data = read_json(self._path)
