@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--headless", action="store_true", help="run the app without any UI (until SIGTERM)"
     )
+    parser.add_argument("--at-login", action="store_true", help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     signin = commands.add_parser(
@@ -172,7 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         from colabtray.launch import run_app
 
-        return run_app(demo=args.demo, headless=args.headless, verbose=args.verbose)
+        return run_app(
+            demo=args.demo, headless=args.headless, verbose=args.verbose, at_login=args.at_login
+        )
     _sessions.clear()
     try:
         if args.demo and args.command != "doctor":

@@ -3,20 +3,24 @@ channel (:mod:`colabtray.ipc`) listens.
 
 Both live in a directory of the user's runtime dir that only the user may enter (0700,
 checked), under names derived from the user and the config directory, so that a demo (with
-its own config directory) runs beside the real app. Deliberately light (no asyncio, no
-pydantic): it runs before the tray icon is up.
+its own config directory) runs beside the real app. The lock is filelock's (flock on POSIX,
+LockFileEx on Windows). The channel is a UNIX socket where there are UNIX sockets, else a
+loopback port whose number and secret are in a 0600 file, as Jupyter does;
+``COLABTRAY_CONTROL_CHANNEL=tcp`` forces the second, so it is tested on Linux too.
+Deliberately light (no asyncio, no pydantic): it runs before the tray icon is up.
 """
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import hashlib
 import os
+import socket
 import stat
 from pathlib import Path
 
 import platformdirs
+from filelock import FileLock, Timeout
 
 from colabtray.errors import UserError
 
@@ -33,11 +37,18 @@ def channel_dir() -> Path:
     path = Path(platformdirs.user_runtime_dir(APP_NAME))
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = path.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+    uid = getattr(os, "getuid", None)  # POSIX; on Windows the profile's folder is the user's
+    if not stat.S_ISDIR(info.st_mode) or (uid is not None and info.st_uid != uid()):
         raise InstanceError(f"{path} is not a directory of this user; colabtray will not use it.")
-    if stat.S_IMODE(info.st_mode) != 0o700:
+    if uid is not None and stat.S_IMODE(info.st_mode) != 0o700:
         path.chmod(0o700)
     return path
+
+
+def unix_sockets() -> bool:
+    """Whether the control channel is a UNIX socket here (else a loopback port)."""
+    forced = os.environ.get("COLABTRAY_CONTROL_CHANNEL", "").lower() == "tcp"
+    return os.name == "posix" and hasattr(socket, "AF_UNIX") and not forced
 
 
 def channel_name(config_dir: Path) -> str:
@@ -47,30 +58,33 @@ def channel_name(config_dir: Path) -> str:
 
 
 def socket_path(config_dir: Path) -> Path:
-    return channel_dir() / f"{channel_name(config_dir)}.sock"
+    """Where the control channel is: the UNIX socket, or the file naming port and secret."""
+    suffix = ".sock" if unix_sockets() else ".json"
+    return channel_dir() / f"{channel_name(config_dir)}{suffix}"
 
 
 class InstanceLock:
-    """Held by the running instance for its whole life (an flock, released on exit)."""
+    """Held by the running instance for its whole life (released on exit, or by the OS when
+    the process dies). Its file is not inherited by children (Python's default): the demo's
+    emulator must not keep it."""
 
-    def __init__(self, socket: Path, fd: int) -> None:
+    def __init__(self, socket: Path, lock: FileLock) -> None:
         self.socket = socket  # where this instance's control channel listens
-        self._fd: int | None = fd
+        self.path = Path(lock.lock_file)
+        self._lock: FileLock | None = lock
 
     @classmethod
     def claim(cls, config_dir: Path) -> InstanceLock | None:
         """Become the instance for ``config_dir``; None if another one already is."""
-        socket = socket_path(config_dir)
-        # O_CLOEXEC: a child (the demo's emulator) must not inherit, and so keep, the lock.
-        fd = os.open(socket.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        where = socket_path(config_dir)
+        lock = FileLock(where.with_suffix(".lock"), mode=0o600, blocking=False)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+            lock.acquire()
+        except Timeout:
             return None
-        return cls(socket, fd)
+        return cls(where, lock)
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None

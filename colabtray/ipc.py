@@ -10,7 +10,10 @@ Wire format: one JSON line each way, then the connection closes::
     ← {"v": 1, "ok": true, "result": {...}}   or   {"v": 1, "ok": false, "error": "sentence"}
 
 Requests are validated strictly (version, known command, object arguments, one line of at
-most 64 KiB, read within 5 s); on Linux the peer must also be the same user (SO_PEERCRED).
+most 64 KiB, read within 5 s); over a UNIX socket on Linux the peer must also be the same user
+(SO_PEERCRED); over a loopback port (Windows, or forced: :mod:`colabtray.instance`) every
+request carries the ``secret`` from the instance's 0600 file. The socket, the file and the
+lock are touched every hour, so a cleaner of old files in the runtime dir leaves them alone.
 Every line gets one JSON reply, however malformed (too deep, not UTF-8, not an object…), and
 the socket holds at most MAX_CONNECTIONS connections (:mod:`colabtray.listen.connections`).
 Commands are a small registry: ``server.register("url", handler)`` adds one.
@@ -20,18 +23,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import inspect
 import json
 import logging
 import os
+import secrets
 import socket
 import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from colabtray.core.jsonfile import read_json, write_atomically
 from colabtray.errors import UserError
-from colabtray.instance import InstanceError, InstanceLock, socket_path
+from colabtray.instance import InstanceError, InstanceLock, socket_path, unix_sockets
 from colabtray.listen.connections import ConnectionGuard
 
 log = logging.getLogger(__name__)
@@ -40,6 +46,7 @@ PROTOCOL_VERSION = 1
 MAX_LINE = 64 * 1024
 READ_TIMEOUT = 5.0
 MAX_CONNECTIONS = 32
+TOUCH_EVERY = 3600.0  # XDG: files in the runtime dir untouched for 6 hours may be removed
 
 Reply = dict[str, Any]
 Handler = Callable[[dict[str, Any]], Reply | Awaitable[Reply]]
@@ -65,6 +72,8 @@ class ControlServer:
         self._lock: InstanceLock | None = lock
         self._handlers: dict[str, Handler] = {}
         self._server: asyncio.AbstractServer | None = None
+        self._secret: str | None = None  # over a loopback port: what every request must carry
+        self._toucher: asyncio.Task[None] | None = None
         self._guard = ConnectionGuard(
             "control socket",
             limit=MAX_CONNECTIONS,
@@ -95,12 +104,31 @@ class ControlServer:
             reader = asyncio.StreamReader(limit=MAX_LINE, loop=loop)
             return asyncio.StreamReaderProtocol(reader, self._serve, loop=loop)
 
-        self._server = await loop.create_unix_server(
-            self._guard.protocols(protocol), path=str(self.path)
-        )
-        self.path.chmod(0o600)
+        if unix_sockets():
+            self._server = await loop.create_unix_server(
+                self._guard.protocols(protocol), path=str(self.path)
+            )
+            self.path.chmod(0o600)
+        else:
+            self._server = await loop.create_server(self._guard.protocols(protocol), "127.0.0.1", 0)
+            self._secret = secrets.token_urlsafe(32)
+            port = self._server.sockets[0].getsockname()[1]
+            write_atomically(self.path, json.dumps({"port": port, "secret": self._secret}))
+        self._toucher = asyncio.create_task(self._touch_forever())
+
+    async def _touch_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TOUCH_EVERY)
+            lock = self._lock
+            for path in (self.path, lock.path if lock is not None else None):
+                if path is not None:
+                    with contextlib.suppress(OSError):
+                        os.utime(path)
 
     async def close(self) -> None:
+        if self._toucher is not None:
+            self._toucher.cancel()
+            self._toucher = None
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -172,6 +200,12 @@ class ControlServer:
             raise IpcError("The request is nested too deeply.") from None
         if not isinstance(message, dict):
             raise IpcError("The request must be a JSON object.")
+        if self._secret is not None:
+            given = message.pop("secret", None)
+            if not isinstance(given, str) or not hmac.compare_digest(
+                given.encode("utf-8", "surrogatepass"), self._secret.encode()
+            ):
+                raise IpcError("The request lacks colabtray's secret.")
         unknown = set(message) - {"v", "cmd", "args"}
         if unknown:
             names = ", ".join(repr(name) for name in sorted(unknown))
@@ -207,8 +241,8 @@ def _line(reply: Reply) -> bytes:
 def _same_user(sock: socket.socket | None) -> bool:
     """The peer's uid, where the OS tells it (Linux); elsewhere the 0700 directory guards."""
     peercred = getattr(socket, "SO_PEERCRED", None)
-    if sock is None or peercred is None:
-        return True
+    if sock is None or peercred is None or sock.family != getattr(socket, "AF_UNIX", None):
+        return True  # a loopback port: the secret in the 0600 file is the check
     raw = sock.getsockopt(socket.SOL_SOCKET, peercred, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", raw)
     return uid == os.getuid()
@@ -233,11 +267,15 @@ async def request(
     path = socket_path(config_dir)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_for_server
+    secret: str | None = None
     while True:
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(str(path), limit=MAX_LINE), answer_within
-            )
+            if unix_sockets():
+                opening = asyncio.open_unix_connection(str(path), limit=MAX_LINE)
+            else:
+                port, secret = _address(path)
+                opening = asyncio.open_connection("127.0.0.1", port, limit=MAX_LINE)
+            reader, writer = await asyncio.wait_for(opening, answer_within)
             break
         except (FileNotFoundError, ConnectionRefusedError):
             if loop.time() >= deadline:
@@ -246,7 +284,10 @@ async def request(
         except TimeoutError:
             raise IpcError(f"colabtray did not answer within {answer_within:.0f} s.") from None
     try:
-        line = json.dumps({"v": PROTOCOL_VERSION, "cmd": command, "args": args or {}})
+        request: dict[str, Any] = {"v": PROTOCOL_VERSION, "cmd": command, "args": args or {}}
+        if secret is not None:
+            request["secret"] = secret
+        line = json.dumps(request)
         writer.write(line.encode() + b"\n")
         await asyncio.wait_for(writer.drain(), answer_within)
         raw = await asyncio.wait_for(reader.readline(), answer_within)
@@ -259,6 +300,16 @@ async def request(
         with contextlib.suppress(Exception):
             await writer.wait_closed()
     return _read_reply(raw)
+
+
+def _address(path: Path) -> tuple[int, str]:
+    """The port and secret in the instance's file; FileNotFoundError if there is none usable
+    (the instance is starting, or gone)."""
+    data = read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("port"), int):
+        raise FileNotFoundError(path)
+    secret = data.get("secret")
+    return data["port"], secret if isinstance(secret, str) else ""
 
 
 def _read_reply(raw: bytes) -> dict[str, Any]:

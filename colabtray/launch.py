@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from colabtray.demo import DemoEmulator
     from colabtray.settings import Settings
 
-APP_OPTIONS = frozenset({"--demo", "--headless", "-v", "--verbose"})
+APP_OPTIONS = frozenset({"--demo", "--headless", "-v", "--verbose", "--at-login"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             demo="--demo" in args,
             headless="--headless" in args,
             verbose=bool({"-v", "--verbose"} & set(args)),
+            at_login="--at-login" in args,
         )
     from colabtray.cli import main as cli_main
 
@@ -51,7 +52,9 @@ def _base_dir(kind: str) -> Path:
     return Path(getattr(platformdirs, f"user_{kind}_dir")("colabtray"))
 
 
-def run_app(*, demo: bool = False, headless: bool = False, verbose: bool = False) -> int:
+def run_app(
+    *, demo: bool = False, headless: bool = False, verbose: bool = False, at_login: bool = False
+) -> int:
     """Run the tray (or, headless, the core alone) until quit; returns the exit status."""
     from colabtray.logs import configure_logging
 
@@ -86,9 +89,11 @@ def run_app(*, demo: bool = False, headless: bool = False, verbose: bool = False
         prepare = partial(_settings, config_dir, state_dir, log_dir, emulator)
         if headless:
             from colabtray.headless import run
-        else:
-            from colabtray.ui.app import run
-        return run(prepare, lock, demo=demo)
+
+            return run(prepare, lock, demo=demo)
+        from colabtray.ui.app import run as run_tray
+
+        return run_tray(prepare, lock, demo=demo, at_login=at_login)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

@@ -29,6 +29,8 @@ NAME = "colabtray"
 COMMENT = "Google Colab runtimes one click away from any local editor"
 
 Runner = Callable[[Sequence[str]], object]
+# Started by the login session: the panel may come up after colabtray, so wait for a tray.
+AT_LOGIN = "--at-login"
 
 
 def launch_command() -> list[str]:
@@ -56,7 +58,7 @@ class Autostart(ABC):
 
     def __init__(self, path: Path, command: Sequence[str] | None = None) -> None:
         self.path = path
-        self.command = list(command) if command is not None else launch_command()
+        self.command = list(command) if command is not None else [*launch_command(), AT_LOGIN]
 
     @property
     def enabled(self) -> bool:

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 STARTUP_MARK_ENV = "COLABTRAY_STARTUP_MARK"
 STARTUP_MARK = "colabtray: tray icon shown"
 EMBED_WAIT_MS = 2000  # how long to let the tray host embed the icon before going on
+# Started at login, how long to wait for the panel's tray before showing the window instead.
+TRAY_WAIT_MS = int(os.environ.get("COLABTRAY_TRAY_WAIT_MS", "60000"))
 
 
 class _StartingIcon:
@@ -76,8 +78,34 @@ def mark_started() -> None:
         print(STARTUP_MARK, file=sys.stderr, flush=True)
 
 
-def run(prepare: Callable[[], Settings], lock: InstanceLock, *, demo: bool = False) -> int:
-    """Run the tray until Quit or SIGINT/SIGTERM; returns the exit status."""
+def wait_for_tray(milliseconds: int) -> bool:
+    """Let Qt run until a system tray is there (the panel of a session that is still
+    starting), at most ``milliseconds``; whether one is."""
+    waiting = QEventLoop()
+    clock = QElapsedTimer()
+    clock.start()
+    poll = QTimer()
+
+    def check() -> None:
+        if QSystemTrayIcon.isSystemTrayAvailable() or clock.elapsed() > milliseconds:
+            poll.stop()
+            waiting.quit()
+
+    poll.timeout.connect(check)
+    poll.start(250)
+    waiting.exec()
+    return QSystemTrayIcon.isSystemTrayAvailable()
+
+
+def run(
+    prepare: Callable[[], Settings],
+    lock: InstanceLock,
+    *,
+    demo: bool = False,
+    at_login: bool = False,
+) -> int:
+    """Run the tray until Quit or SIGINT/SIGTERM; returns the exit status. Started at login,
+    it waits for the panel's tray first (TRAY_WAIT_MS) and only then falls back to a window."""
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
     app.setApplicationName("colabtray")
@@ -85,7 +113,7 @@ def run(prepare: Callable[[], Settings], lock: InstanceLock, *, demo: bool = Fal
     app.setQuitOnLastWindowClosed(False)
     app.setWindowIcon(icons.app_icon())
     starting = _StartingIcon()
-    if QSystemTrayIcon.isSystemTrayAvailable():
+    if QSystemTrayIcon.isSystemTrayAvailable() or (at_login and wait_for_tray(TRAY_WAIT_MS)):
         starting.show_and_wait()
 
     from colabtray.ui import eventloop  # asyncio and qasync: once the icon is up

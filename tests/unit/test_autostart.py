@@ -90,7 +90,7 @@ def test_the_linux_entry_is_valid_and_its_exec_starts_this_colabtray(config_home
 
     text = entry.path.read_text()
     command = split_exec(desktop_value(text, "Exec"))
-    assert command == launch_command()
+    assert command == [*launch_command(), "--at-login"]
     assert desktop_value(text, "TryExec") == command[0]
     result = subprocess.run(
         [*command, "--version"], capture_output=True, text=True, timeout=60, check=False
