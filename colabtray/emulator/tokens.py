@@ -27,6 +27,12 @@ KNOWN_SCOPES = frozenset(
         "https://www.googleapis.com/auth/colaboratory.readonly",
         "https://www.googleapis.com/auth/drive.file",
         "https://www.googleapis.com/auth/cloud-platform",
+        # What ``gcloud auth login`` and ``gcloud auth application-default login`` ask for
+        # besides the above, so a gcloud played against the emulator can ask as the real one.
+        "https://www.googleapis.com/auth/appengine.admin",
+        "https://www.googleapis.com/auth/sqlservice.login",
+        "https://www.googleapis.com/auth/compute",
+        "https://www.googleapis.com/auth/accounts.reauth",
     }
 )
 

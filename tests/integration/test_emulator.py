@@ -244,6 +244,7 @@ def test_ready_lines_export_everything_the_app_needs(emulator: Emulator) -> None
         "COLABTRAY_OAUTH_TOKEN_URL",
         "COLABTRAY_OAUTH_REVOKE_URL",
         "COLABTRAY_USERINFO_URL",
+        "COLABTRAY_TOKENINFO_URL",
         "COLABTRAY_CLIENT_ID",
         "COLABTRAY_CLIENT_SECRET",
         "COLABTRAY_ACCESS_TOKEN",
@@ -958,3 +959,161 @@ def test_hostile_requests_get_a_clean_answer_and_leave_no_traceback(emulator: Em
     assert "Traceback" not in log and " ERROR " not in log, log[-3000:]
     # The generator reached the handlers themselves, not only the listener's refusals.
     assert {400, 404} <= set(statuses) and {200, 401} & set(statuses), set(statuses)
+
+
+# -- tokeninfo, scopes, --token-scopes --------------------------------------------------------
+
+SCOPE_EMAIL = "https://www.googleapis.com/auth/userinfo.email"
+SCOPE_COLAB = "https://www.googleapis.com/auth/colaboratory"
+SCOPE_PROFILE = "https://www.googleapis.com/auth/userinfo.profile"
+INVALID_TOKEN = {"error": "invalid_token", "error_description": "Invalid Value"}
+
+
+def sign_in_with_scopes(emu: Emulator, email: str, scope: str) -> dict[str, Any]:
+    """The consent flow asking for ``scope`` (space-separated) only; returns the tokens."""
+    verifier, challenge = pkce()
+    path = urlsplit(emu.env["COLABTRAY_OAUTH_AUTH_URL"]).path
+    page = emu.http.get(path, params=auth_params(emu, challenge, scope=scope))
+    assert page.status_code == 200, page.text
+    (request_id,) = re.findall(r'name="request" value="([^"]+)"', page.text)
+    form = {"request": request_id, "account": email, "decision": "allow"}
+    redirect = emu.http.post("/o/oauth2/approval", data=form)
+    assert redirect.status_code == 302, redirect.text
+    code = parse_qs(urlsplit(redirect.headers["Location"]).query)["code"][0]
+    tokens = exchange(emu, code, verifier)
+    assert tokens.status_code == 200, tokens.text
+    return tokens.json()  # type: ignore[no-any-return]
+
+
+def tokeninfo(emu: Emulator, token: str | None, method: str = "GET") -> httpx2.Response:
+    """Ask the exported tokeninfo URL about ``token``: in the query (GET) or a form (POST)."""
+    url = emu.env["COLABTRAY_TOKENINFO_URL"]
+    fields = {} if token is None else {"access_token": token}
+    if method == "GET":
+        return emu.http.get(url, params=fields)
+    return emu.http.post(url, data=fields)
+
+
+def scope_refusal(response: httpx2.Response) -> dict[str, Any]:
+    """The Google error of a 403 for a missing scope; fails unless it is one."""
+    assert response.status_code == 403, response.text
+    error = response.json()["error"]  # plain JSON, no XSSI line
+    assert error["message"] == "Request had insufficient authentication scopes."
+    assert error["status"] == "PERMISSION_DENIED"
+    return error  # type: ignore[no-any-return]
+
+
+def test_tokeninfo_describes_a_live_token_with_googles_fields(emulator: Emulator) -> None:
+    assert emulator.env["COLABTRAY_TOKENINFO_URL"] == emulator.url + "/tokeninfo"
+    client_id = emulator.env["COLABTRAY_CLIENT_ID"]
+    tokens = sign_in(emulator, "plus@example.com")
+    me = emulator.http.get("/oauth2/v2/userinfo", headers=bearer(tokens["access_token"])).json()
+    mark = emulator.last_seq()
+    for method in ("GET", "POST"):
+        answer = tokeninfo(emulator, tokens["access_token"], method)
+        assert answer.status_code == 200, answer.text
+        assert not answer.text.startswith(XSSI)
+        info = answer.json()
+        assert all(isinstance(value, str) for value in info.values()), info
+        assert info["aud"] == info["azp"] == client_id
+        assert info["sub"] == me["id"]
+        assert set(info["scope"].split()) == {"openid", SCOPE_EMAIL, SCOPE_PROFILE, SCOPE_COLAB}
+        assert 3590 <= int(info["expires_in"]) <= 3600
+        assert abs(int(info["exp"]) - (time.time() + int(info["expires_in"]))) <= 2
+        assert info["email"] == "plus@example.com" and info["email_verified"] == "true"
+        assert info["access_type"] == "offline"  # its grant has a refresh token
+    # The ready-made token never expires and has no refresh token behind it.
+    static = tokeninfo(emulator, emulator.access_token).json()
+    assert static["email"] == "ada@example.com" and static["access_type"] == "online"
+    assert int(static["expires_in"]) > 0
+    # Neither the token nor the request log's copy of the query gives it away.
+    logged = emulator.requests(since=mark)
+    assert [e["query"] for e in logged if e["method"] == "GET" and e["path"] == "/tokeninfo"] == [
+        {"access_token": "<redacted>"},
+        {"access_token": "<redacted>"},
+    ]
+    dump = json.dumps(logged) + emulator.stderr_text()
+    assert tokens["access_token"] not in dump and emulator.access_token not in dump
+
+
+def test_tokeninfo_leaves_out_the_email_without_its_scope(emulator: Emulator) -> None:
+    tokens = sign_in_with_scopes(emulator, "free@example.com", f"openid {SCOPE_COLAB}")
+    info = tokeninfo(emulator, tokens["access_token"]).json()
+    assert set(info["scope"].split()) == {"openid", SCOPE_COLAB}
+    assert "email" not in info and "email_verified" not in info
+    assert info["sub"] and info["aud"] == emulator.env["COLABTRAY_CLIENT_ID"]
+    # "email" and "profile" are short names Google expands.
+    short = sign_in_with_scopes(emulator, "free@example.com", "email profile")
+    info = tokeninfo(emulator, short["access_token"]).json()
+    assert set(info["scope"].split()) == {SCOPE_EMAIL, SCOPE_PROFILE}
+    assert info["email"] == "free@example.com"
+
+
+def test_tokeninfo_refuses_missing_unknown_expired_and_revoked_tokens(emulator: Emulator) -> None:
+    for method in ("GET", "POST"):
+        for token in (None, "", "ya29.not-a-token"):
+            answer = tokeninfo(emulator, token, method)
+            assert (answer.status_code, answer.json()) == (400, INVALID_TOKEN), (method, token)
+    expiring = sign_in(emulator, "ada@example.com")
+    assert tokeninfo(emulator, expiring["access_token"]).status_code == 200
+    emulator.admin("POST", "tokens/expire-access", {"email": "ada@example.com"})
+    expired = tokeninfo(emulator, expiring["access_token"])
+    assert (expired.status_code, expired.json()) == (400, INVALID_TOKEN)
+    renewed = refresh(emulator, expiring["refresh_token"]).json()["access_token"]
+    assert tokeninfo(emulator, renewed).status_code == 200
+    assert (
+        emulator.http.post("/revoke", data={"token": expiring["refresh_token"]}).status_code == 200
+    )
+    revoked = tokeninfo(emulator, renewed, "POST")
+    assert (revoked.status_code, revoked.json()) == (400, INVALID_TOKEN)
+    emulator.admin("POST", "tokens/revoke", {"email": "ada@example.com"})
+    assert tokeninfo(emulator, emulator.access_token).status_code == 400
+
+
+def test_gapi_wants_colaboratory_and_the_colab_host_wants_userinfo_email(
+    emulator: Emulator,
+) -> None:
+    no_colab = sign_in_with_scopes(emulator, "ada@example.com", "openid email")["access_token"]
+    no_email = sign_in_with_scopes(emulator, "ada@example.com", f"openid {SCOPE_COLAB}")[
+        "access_token"
+    ]
+    for path, params in GAPI_GETS:
+        error = scope_refusal(emulator.http.get(path, params=params, headers=bearer(no_colab)))
+        assert [d["reason"] for d in error["details"]] == ["SCOPE_NOT_PERMITTED"], error
+        assert emulator.http.get(path, params=params, headers=bearer(no_email)).status_code in (
+            200,
+            404,  # the runtime-proxy-token of a runtime that does not exist
+        )
+    assert listing(emulator, no_colab) == []  # the colab host is content with userinfo.email
+    refused = colab(emulator, "GET", "/tun/m/assignments", no_email)
+    assert refused.status_code == 401, refused.text
+    assert refused.json()["error"]["status"] == "UNAUTHENTICATED"
+    ticket = colab(emulator, "GET", "/tun/m/assign", no_email, {"nbh": new_nbh()})
+    assert ticket.status_code == 401
+
+
+def test_token_scopes_option_makes_a_token_colab_refuses(emulator_factory: Any) -> None:
+    only_openid = emulator_factory("--token-scopes", "openid")
+    info = tokeninfo(only_openid, only_openid.access_token).json()
+    assert info["scope"] == "openid" and "email" not in info
+    refused = colab(only_openid, "GET", "/tun/m/assignments")
+    assert refused.status_code == 401, refused.text
+    gapi = only_openid.http.get("/gapi/v1/assignments", headers=only_openid.auth_headers)
+    assert scope_refusal(gapi)["details"][0]["reason"] == "SCOPE_NOT_PERMITTED"
+
+    listing_only = emulator_factory("--token-scopes", "openid email")
+    info = tokeninfo(listing_only, listing_only.access_token).json()
+    assert set(info["scope"].split()) == {"openid", SCOPE_EMAIL}
+    assert info["email"] == "ada@example.com"
+    assert listing(listing_only) == []
+    gapi = listing_only.http.get("/gapi/v1/user-info", headers=listing_only.auth_headers)
+    assert gapi.status_code == 403
+
+    everything = tokeninfo(listing_only, sign_in(listing_only, "ada@example.com")["access_token"])
+    assert SCOPE_COLAB in everything.json()["scope"].split()  # the option is the static token's
+
+
+def test_token_scopes_option_refuses_unknown_scopes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert emulator_main(["--token-scopes", "https://www.googleapis.com/auth/gmail.readonly"]) == 2
+    assert emulator_main(["--token-scopes", ""]) == 2
+    assert "--token-scopes" in capsys.readouterr().err
