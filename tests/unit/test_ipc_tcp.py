@@ -55,9 +55,7 @@ async def test_a_command_goes_through_the_port_with_the_secret(
 
 
 @pytest.mark.parametrize("secret", [None, "wrong", 5])
-async def test_without_the_secret_nothing_runs(
-    server: ipc.ControlServer, secret: object
-) -> None:
+async def test_without_the_secret_nothing_runs(server: ipc.ControlServer, secret: object) -> None:
     ran: list[dict] = []
     server.register("spy", lambda args: ran.append(args) or {})
     request: dict = {"v": 1, "cmd": "spy", "args": {}}
