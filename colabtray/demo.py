@@ -23,9 +23,10 @@ import threading
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from colabtray.errors import UserError
+
 if TYPE_CHECKING:
-    from colabtray.errors import UserError
-from colabtray.auth.tokens import SecretStore
+    from colabtray.auth.tokens import SecretStore
 
 log = logging.getLogger(__name__)
 

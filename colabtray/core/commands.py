@@ -111,6 +111,18 @@ class Commands:
         for name, handler in self.handlers.items():
             server.register(name, handler)
 
+    async def _bridged_url(self, endpoint: str) -> str | None:
+        """The runtime's local URL, waiting a moment for a runtime that was just found (the
+        bridge's thread opens its port); None without a bridge or after BRIDGED_WITHIN."""
+        core = self.core
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BRIDGED_WITHIN
+        while (address := core.connection_url(endpoint)) is None:
+            if core.bridge is None or loop.time() >= deadline:
+                return None
+            await asyncio.sleep(0.05)  # no event for "the port listens" crosses the thread
+        return address
+
     async def _find(self, args: dict[str, Any]) -> str:
         query = _text(args, "runtime", "a runtime (its name or endpoint)")
         endpoint = await self.core.find_runtime(query)
@@ -123,7 +135,7 @@ class Commands:
         core = self.core
         endpoint = await self._find(args)
         name = core.registry.name_of(endpoint)
-        address = core.connection_url(endpoint)
+        address = await self._bridged_url(endpoint)
         if address is None:
             raise IpcError(f"{name} has no connection URL right now; try again in a moment.")
         return {
@@ -174,15 +186,7 @@ class Commands:
             high_mem=bool(args.get("high_mem")),
             runtime_version=_optional(args, "runtime_version"),
         )
-        address = None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + BRIDGED_WITHIN
-        while core.bridge is not None and loop.time() < deadline:
-            address = core.connection_url(runtime.endpoint)
-            if address is not None:
-                break
-            await asyncio.sleep(0.05)  # the bridge's thread opens the port; no event to wait on
-        return runtime_json(runtime, name, address)
+        return runtime_json(runtime, name, await self._bridged_url(runtime.endpoint))
 
     async def remove(self, args: dict[str, Any]) -> dict[str, Any]:
         endpoint = await self._find(args)

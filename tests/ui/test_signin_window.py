@@ -51,7 +51,7 @@ def bare_core(emulator: Emulator, tmp_path: Path) -> Core:
         client_id=None,
         client_secret=None,
         access_token=None,
-        tokeninfo_url=UNREACHABLE + "/tokeninfo",  # the emulator has none; nothing to Google
+        tokeninfo_url=UNREACHABLE + "/tokeninfo",  # nothing ever goes to Google
         poll_interval=0.3,
         retry_attempts=1,
         log_dir=tmp_path / "log",
