@@ -113,6 +113,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--lab", action="store_true", help="print the 'jupyter lab --gateway-url=…' command instead"
     )
 
+    secret = commands.add_parser(
+        "secret", help="secrets notebooks read with google.colab.userdata.get(NAME)"
+    )
+    secret_ops = secret.add_subparsers(dest="op", required=True, metavar="OPERATION")
+    setting = secret_ops.add_parser(
+        "set", help="store a secret (the value from the terminal without echo, or stdin)"
+    )
+    setting.add_argument("name", metavar="NAME")
+    setting.add_argument(
+        "--no-ask", action="store_true", help="every runtime may read it without a question"
+    )
+    secret_ops.add_parser("list", help="the secrets' names (never their values)")
+    removing = secret_ops.add_parser("rm", help="forget a secret")
+    removing.add_argument("name", metavar="NAME")
+    for op, what in (("allow", "let"), ("deny", "refuse")):
+        answer = secret_ops.add_parser(op, help=f"{what} a runtime waiting to read a secret")
+        answer.add_argument("name", metavar="NAME")
+        answer.add_argument("runtime", metavar="RUNTIME")
+
     keep = commands.add_parser(
         "keep", help="keep an idle runtime running (answers the app's idle question)"
     )
@@ -168,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "remove": _remove,
         "url": _url,
         "keep": _keep,
+        "secret": _secret,
         "doctor": _doctor,
     }
     if args.command is None:
@@ -318,6 +338,54 @@ async def _url(args: argparse.Namespace, settings: Settings) -> int:
         raise errors.ColabError(exc.message) from None
     print(reply["gateway_command"] if args.lab else reply["url"])
     return 0
+
+
+async def _secret(args: argparse.Namespace, settings: Settings) -> int:
+    if args.op == "list":
+        reply = await _command(settings, "secret", {"op": "list"}, demo=args.demo)
+        for name, entry in sorted(reply["names"].items()):
+            print(f"{name}{'  (no question asked)' if entry['no_ask'] else ''}")
+        if not reply["names"]:
+            print("No secrets. Add one with: colabtray secret set NAME")
+        return 0
+    if args.op == "set":
+        value = await asyncio.to_thread(_read_secret_value, args.name)
+        request = {"op": "set", "name": args.name, "value": value, "no_ask": args.no_ask}
+        reply = await _command(settings, "secret", request, demo=args.demo)
+        where = "memory only" if reply.get("keyring_warning") else "the system keyring"
+        print(f"Stored the secret {args.name} (in {where}).")
+        return 0
+    if args.op == "rm":
+        await _command(settings, "secret", {"op": "remove", "name": args.name}, demo=args.demo)
+        print(f"Forgot the secret {args.name}.")
+        return 0
+    from colabtray import ipc
+
+    request = {"op": args.op, "name": args.name, "runtime": args.runtime}
+    try:  # only the running app has a question waiting
+        reply = await ipc.request(settings.config_dir, "secret", request)
+    except ipc.NotRunningError:
+        if args.demo:
+            raise _DemoNotRunning() from None
+        raise errors.ColabError(
+            "colabtray is not running, so no runtime is waiting for an answer."
+        ) from None
+    except ipc.IpcError as exc:
+        raise errors.ColabError(exc.message) from None
+    verb = "may read" if args.op == "allow" else "may not read"
+    print(f"{reply['runtime']} {verb} the secret {reply['name']}.")
+    return 0
+
+
+def _read_secret_value(name: str) -> str:
+    """The value: typed without echo at a terminal, else all of stdin (one trailing newline
+    dropped)."""
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass(f"Value of {name} (not shown): ")
+    value = sys.stdin.read()
+    return value[:-1] if value.endswith("\n") else value
 
 
 async def _keep(args: argparse.Namespace, settings: Settings) -> int:

@@ -118,7 +118,7 @@ class DemoEmulator:
         self._log.close()
 
 
-def memory_secrets() -> SecretStore:
+def memory_secrets(service: str = "colabtray") -> SecretStore:
     """A secret store in this process's memory: demo sign-ins never reach the OS keyring."""
     import keyring.backend
     import keyring.errors
@@ -142,7 +142,7 @@ def memory_secrets() -> SecretStore:
             if self._values.pop((service, username), None) is None:
                 raise keyring.errors.PasswordDeleteError(username)
 
-    return SecretStore(MemoryKeyring())
+    return SecretStore(MemoryKeyring(), service=service)
 
 
 def emulator_settings(exports: dict[str, str]) -> dict[str, str]:

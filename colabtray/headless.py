@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from colabtray.core.app import Core
 from colabtray.core.keepalive import Choice, IdleQuestion
 from colabtray.core.naming import kind_label
+from colabtray.core.questions import Question
 from colabtray.core.registry import Event, RuntimeRemoved
 from colabtray.core.runner import run_core
 from colabtray.instance import InstanceLock
@@ -56,11 +57,12 @@ class HeadlessFace:
         self._told: dict[str, str] = {}  # endpoint → URL already printed
         self._account: tuple[str | None, bool] | None = None
         core.set_presenter(_Questions(self))
+        core.set_asker(_Asker(self))
         core.subscribe(self._changed)
         core.registry.subscribe(self._event)
         core.subscribe_notices(lambda n: log.warning("%s: %s", n.title, n.body))
 
-    def _say(self, line: str) -> None:
+    def say(self, line: str) -> None:
         print(line, file=self._out, flush=True)
 
     # ---- Face -------------------------------------------------------------------------------
@@ -75,7 +77,7 @@ class HeadlessFace:
         self._changed()
 
     def close(self) -> None:
-        self._say("colabtray stopped.")
+        self.say("colabtray stopped.")
 
     # ---- what changed -----------------------------------------------------------------------
 
@@ -85,28 +87,28 @@ class HeadlessFace:
         if account != self._account and (core.email or not core.signed_in):
             self._account = account
             if not core.signed_in:
-                self._say("Not signed in: run 'colabtray signin' (it lists the ways to sign in).")
+                self.say("Not signed in: run 'colabtray signin' (it lists the ways to sign in).")
             elif core.must_sign_in:
-                self._say(f"Sign in again: {core.problem()}")
+                self.say(f"Sign in again: {core.problem()}")
             else:
-                self._say(f"Signed in as {core.email}.")
+                self.say(f"Signed in as {core.email}.")
         for name, runtime in core.registry.runtimes():
             url = core.connection_url(runtime.endpoint)
             if url is not None and self._told.get(runtime.endpoint) != url:
                 self._told[runtime.endpoint] = url
                 kind = kind_label(runtime.variant, runtime.accelerator)
-                self._say(f"{name} ({kind}) is ready for editors at {url}")
+                self.say(f"{name} ({kind}) is ready for editors at {url}")
 
     def _event(self, event: Event) -> None:
         if isinstance(event, RuntimeRemoved):
             self._told.pop(event.endpoint, None)
             why = "disconnected" if event.by_user else "reclaimed by Colab or removed elsewhere"
-            self._say(f"{event.name} is gone ({why}).")
+            self.say(f"{event.name} is gone ({why}).")
 
     # ---- the idle question, answered with `colabtray keep|remove` ------------------------
 
     def ask(self, question: IdleQuestion) -> None:
-        self._say(
+        self.say(
             f"{question.name} is idle: run 'colabtray keep \"{question.name}\"' within "
             f"{question.seconds:.0f} s to keep it running, or 'colabtray remove "
             f'"{question.name}"\' to give it back now; otherwise Colab will reclaim it.'
@@ -125,3 +127,21 @@ class _Questions:
 
     def withdraw(self, endpoint: str) -> None:
         pass  # it became busy or went away: the next line about it says so
+
+
+class _Asker:
+    """A runtime's question on stdout with the commands that answer it. Nobody can click a
+    consent page here, so that one is let through: the browser itself asks."""
+
+    def __init__(self, face: HeadlessFace) -> None:
+        self._face = face
+
+    def ask(self, question: Question, answer: Callable[[bool], None]) -> None:
+        if not question.commands:
+            self._face.say(f"{question.title}: opening the browser for it.")
+            answer(True)
+            return
+        self._face.say(f"{question.title}: answer with {question.commands}")
+
+    def withdraw(self, key: str) -> None:
+        pass

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from colabtray.auth.vault import BackendVault, ChildVault, KeyringUnavailable
+from colabtray.auth.vault import SERVICE, BackendVault, ChildVault, KeyringUnavailable
 
 if TYPE_CHECKING:
     import keyring.backend
@@ -41,14 +41,16 @@ class SecretStore:
         backend: keyring.backend.KeyringBackend | None = None,
         *,
         child: ChildVault | None = None,
+        service: str = SERVICE,
     ) -> None:
         self._vault: BackendVault | ChildVault | None
         self._memory: dict[str, str] = {}
         self.warning: str | None = None
+        self.service = service
         if backend is None:
-            self._vault = child or ChildVault()
+            self._vault = child or ChildVault(service=service)
             return
-        self._vault = BackendVault(backend)
+        self._vault = BackendVault(backend, service=service)
         if not self._vault.usable:
             log.info("no usable keyring backend (%s)", type(backend).__name__)
             self._vault = None

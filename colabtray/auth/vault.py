@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     import keyring.backend
 
 SERVICE = "colabtray"
+# The services colabtray keeps entries under: refresh tokens, and the notebooks' secrets.
+SERVICES = frozenset({SERVICE, "colabtray-secrets"})
 # A locked keyring asks the user to unlock it; the child waits that long for them.
 TIMEOUT = 300.0
 
@@ -47,13 +49,16 @@ def usable(backend: keyring.backend.KeyringBackend) -> bool:
 class BackendVault:
     """A keyring backend in this process (the system's unless one is given)."""
 
-    def __init__(self, backend: keyring.backend.KeyringBackend | None = None) -> None:
+    def __init__(
+        self, backend: keyring.backend.KeyringBackend | None = None, service: str = SERVICE
+    ) -> None:
         import keyring
         import keyring.errors
 
         self._errors = keyring.errors
         self._backend = backend or keyring.get_keyring()
         self.usable = usable(self._backend)
+        self._service = service
 
     @property
     def name(self) -> str:
@@ -66,21 +71,21 @@ class BackendVault:
     def get(self, account: str) -> str | None:
         self._check()
         try:
-            return self._backend.get_password(SERVICE, account)
+            return self._backend.get_password(self._service, account)
         except self._errors.KeyringError as exc:  # locked and not unlocked, D-Bus gone…
             raise KeyringUnavailable(type(exc).__name__) from None
 
     def set(self, account: str, secret: str) -> None:
         self._check()
         try:
-            self._backend.set_password(SERVICE, account, secret)
+            self._backend.set_password(self._service, account, secret)
         except self._errors.KeyringError as exc:
             raise KeyringUnavailable(type(exc).__name__) from None
 
     def delete(self, account: str) -> None:
         self._check()
         try:
-            self._backend.delete_password(SERVICE, account)
+            self._backend.delete_password(self._service, account)
         except self._errors.PasswordDeleteError:
             pass  # nothing stored for that account
         except self._errors.KeyringError as exc:
@@ -90,10 +95,13 @@ class BackendVault:
 class ChildVault:
     """The system keyring, one child process per operation (see the module docstring)."""
 
-    def __init__(self, command: list[str] | None = None, timeout: float = TIMEOUT) -> None:
+    def __init__(
+        self, command: list[str] | None = None, timeout: float = TIMEOUT, service: str = SERVICE
+    ) -> None:
         # `<python> -m MODULE` also works in the bundle (packaging/launcher.py runs it).
         self._command = command or [sys.executable, "-m", __name__]
         self._timeout = timeout
+        self._service = service
 
     def get(self, account: str) -> str | None:
         secret = self._ask({"op": "get", "account": account}).get("secret")
@@ -110,6 +118,7 @@ class ChildVault:
         return str(self._ask({"op": "probe", "account": ""}).get("backend", "?"))
 
     def _ask(self, request: dict[str, str]) -> dict[str, Any]:
+        request = {**request, "service": self._service}
         try:
             done = subprocess.run(
                 self._command,
@@ -137,10 +146,13 @@ class ChildVault:
 def serve(request: dict[str, Any], vault: BackendVault | None = None) -> dict[str, Any]:
     """Carry out one request (the child's whole job); never raises for a keyring problem."""
     account, op = request.get("account"), request.get("op")
+    service = request.get("service", SERVICE)
     if not isinstance(account, str) or op not in ("get", "set", "delete", "probe"):
         return {"unavailable": "a malformed request"}
+    if service not in SERVICES:
+        return {"unavailable": "a malformed request"}
     try:
-        vault = vault or BackendVault()
+        vault = vault or BackendVault(service=service)
         if op == "probe":
             vault._check()
             return {"backend": vault.name}

@@ -6,9 +6,12 @@ carrying a ``colab_reply`` comes back on the stdin channel (colab-protocol.md §
 kernel WebSocket the bridge watches frames from the runtime — JSON text frames and both binary
 layouts (the legacy one and ``v1.kernel.websocket.jupyter.org``) — takes out the
 ``request_auth`` requests for ``dfs_ephemeral`` and ``auth_user_ephemeral``, has the
-credentials propagated (dry run, browser consent if Colab asks for it, the real run) and
-replies. A failure is replied as an ``error`` so the kernel never hangs. Every other frame
-passes untouched; frames that cannot contain a request are not even parsed.
+credentials propagated (dry run, then, if Colab wants consent, the person is asked first and
+only on "yes" is the browser sent to the consent page, then the real run) and replies; and it
+takes out ``GetSecret`` requests (``google.colab.userdata.get``) and replies with what the app
+decided (``{"exists", "access", "payload"}``). A failure is replied as an ``error`` so the
+kernel never hangs. Every other frame passes untouched; frames that cannot contain a request
+are not even parsed.
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ _PARTS = ("header", "parent_header", "metadata", "content")
 
 Frame = str | bytes
 Propagate = Callable[[str, str, bool], Awaitable[PropagationResult]]
+AskConsent = Callable[[str, str], Awaitable[bool]]
+GetSecret = Callable[[str, str], Awaitable[dict[str, object]]]
+# Polling Colab while the person is on the consent page: from this often, slower each time.
+CONSENT_POLL_FIRST = 2.0
+CONSENT_POLL_MAX = 15.0
 
 
 # ---- frames ------------------------------------------------------------------------------
@@ -120,11 +128,42 @@ def auth_request(message: dict[str, Any]) -> AuthRequest | None:
     return AuthRequest(auth_type, msg_id, str(header.get("msg_id", msg_id)))
 
 
-def colab_reply(session: str, colab_msg_id: int, error: str | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SecretRequest:
+    name: str
+    colab_msg_id: int
+    request_id: str
+
+
+def secret_request(message: dict[str, Any]) -> SecretRequest | None:
+    """A ``google.colab.userdata.get(name)`` request in ``message``."""
+    header, metadata, content = (message.get(k) for k in ("header", "metadata", "content"))
+    if not (isinstance(header, dict) and isinstance(metadata, dict) and isinstance(content, dict)):
+        return None
+    if header.get("msg_type") != _MARKER or metadata.get("colab_request_type") != "GetSecret":
+        return None
+    msg_id = metadata.get("colab_msg_id")
+    if not isinstance(msg_id, int) or isinstance(msg_id, bool):
+        return None
+    request = content.get("request")
+    name = request.get("key") if isinstance(request, dict) else None
+    if not isinstance(name, str):
+        return None
+    return SecretRequest(name, msg_id, str(header.get("msg_id", msg_id)))
+
+
+def colab_reply(
+    session: str,
+    colab_msg_id: int,
+    error: str | None = None,
+    data: dict[str, object] | None = None,
+) -> dict[str, Any]:
     """The ``input_reply`` that unblocks the kernel (colab-protocol-examples.md §13)."""
     value: dict[str, Any] = {"type": "colab_reply", "colab_msg_id": colab_msg_id}
     if error is not None:
         value["error"] = error
+    if data is not None:
+        value["data"] = data
     return {
         "header": {
             "msg_id": str(uuid.uuid4()),
@@ -156,11 +195,13 @@ class Credentials:
         propagate: Propagate,
         open_browser: Callable[[str], bool],
         *,
+        ask: AskConsent | None = None,
         consent_timeout: float = 300.0,
-        poll_interval: float = 2.0,
+        poll_interval: float = CONSENT_POLL_FIRST,
     ) -> None:
         self._propagate = propagate
         self._open_browser = open_browser
+        self._ask = ask
         self.consent_timeout = consent_timeout
         self.poll_interval = poll_interval
         self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -192,7 +233,10 @@ class Credentials:
             raise CredentialsError(f"[{auth_type}] Credentials propagation unsuccessful")
 
     async def _consent(self, endpoint: str, auth_type: str, uri: str) -> None:
-        """Open Colab's consent page, then wait (bounded) until the dry run succeeds."""
+        """Ask the person; on yes open Colab's consent page, then wait (bounded) until the dry
+        run succeeds, asking Colab less and less often."""
+        if self._ask is not None and not await self._ask(endpoint, auth_type):
+            raise CredentialsError(f"[{auth_type}] you declined in colabtray; nothing was shared")
         opened = await asyncio.to_thread(self._open_browser, uri)
         if not opened:
             raise CredentialsError(
@@ -200,10 +244,12 @@ class Credentials:
             )
         log.info("waiting for %s consent in the browser for runtime %s", auth_type, endpoint)
         deadline = time.monotonic() + self.consent_timeout
+        wait = self.poll_interval
         while time.monotonic() < deadline:
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(min(wait, max(0.0, deadline - time.monotonic())))
             if (await self._propagate(endpoint, auth_type, True)).success:
                 return
+            wait = min(wait * 1.5, max(CONSENT_POLL_MAX, self.poll_interval))
         raise CredentialsError(
             f"[{auth_type}] authorization was not completed in the browser within "
             f"{self.consent_timeout:.0f} s"
@@ -226,6 +272,7 @@ class KernelChannel:
         credentials: Credentials,
         send_to_runtime: Callable[[Frame], Awaitable[None]],
         answered: dict[tuple[str, str], float],
+        secrets: GetSecret | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._kernel_id = kernel_id
@@ -233,6 +280,7 @@ class KernelChannel:
         self._session = client_session  # until the client's first message names its own
         self._session_seen = False
         self._credentials = credentials
+        self._secrets = secrets
         self._send = send_to_runtime
         self._answered = answered  # shared by the runtime's sockets: iopub reaches them all
         self._tasks: set[asyncio.Task[None]] = set()
@@ -253,7 +301,11 @@ class KernelChannel:
         if marker not in frame:  # type: ignore[operator]
             return False
         message = decode(frame, self._v1)
-        request = auth_request(message) if message else None
+        if message is None:
+            return False
+        request: AuthRequest | SecretRequest | None = auth_request(message)
+        if request is None and self._secrets is not None:
+            request = secret_request(message)
         if request is None:
             return False
         key = (self._kernel_id, request.request_id)
@@ -261,10 +313,35 @@ class KernelChannel:
             return True  # another socket of this kernel is answering it
         self._forget_old()
         self._answered[key] = time.monotonic()
-        task = asyncio.create_task(self._answer(request))
+        answering = (
+            self._answer(request)
+            if isinstance(request, AuthRequest)
+            else self._answer_secret(request)
+        )
+        task = asyncio.create_task(answering)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
+
+    async def _answer_secret(self, request: SecretRequest) -> None:
+        assert self._secrets is not None
+        error: str | None = None
+        data: dict[str, object] | None = None
+        try:
+            data = await self._secrets(self._endpoint, request.name)
+        except UserError as exc:
+            error = exc.message
+        except Exception:  # a bug must still unblock the kernel
+            log.exception("answering a secret request failed")
+            error = "colabtray could not handle this request"
+        # The name, never the value.
+        log.info("secret %r asked by runtime %s: %s", request.name, self._endpoint,
+                 "given" if data and data.get("access") else "not given")  # fmt: skip
+        reply = colab_reply(self._session, request.colab_msg_id, error, data)
+        try:
+            await self._send(encode(reply, self._v1))
+        except Exception as exc:  # the socket closed meanwhile
+            log.info("could not reply to the kernel: %s", type(exc).__name__)
 
     async def _answer(self, request: AuthRequest) -> None:
         error: str | None = None

@@ -36,7 +36,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from colabtray.bridge import guard
-from colabtray.bridge.kernel_messages import V1_PROTOCOL, Credentials, KernelChannel
+from colabtray.bridge.kernel_messages import V1_PROTOCOL, Credentials, GetSecret, KernelChannel
 from colabtray.bridge.upstream import Upstream
 from colabtray.colab import errors
 from colabtray.colab.models import Runtime
@@ -183,6 +183,7 @@ class RuntimeServer:
         upstream: Upstream,
         session: aiohttp.ClientSession,
         credentials: Credentials,
+        secrets: GetSecret | None = None,
         client_agent: str,
         on_activity: Callable[[str], None],
         on_gone: Callable[[str], None],
@@ -195,6 +196,7 @@ class RuntimeServer:
         self._upstream = upstream
         self._session = session
         self._credentials = credentials
+        self._secrets = secrets
         self._client_agent = client_agent
         self._on_activity = on_activity
         self._on_gone = on_gone
@@ -539,6 +541,7 @@ class RuntimeServer:
             v1=protocol == V1_PROTOCOL,
             client_session=request.query.get("session_id", ""),
             credentials=self._credentials,
+            secrets=self._secrets,
             send_to_runtime=send,
             answered=self._answered,
         )

@@ -35,7 +35,7 @@ from colabtray import trust
 from colabtray.bridge.discovery import Discovery
 from colabtray.bridge.kernel_messages import Credentials
 from colabtray.bridge.store import Address, AddressBook
-from colabtray.bridge.upstream import MainLoopBackend, RuntimeBackend, Upstream
+from colabtray.bridge.upstream import Asks, MainLoopBackend, RuntimeBackend, Upstream
 from colabtray.listen.connections import ConnectionGuard, listening_socket
 from colabtray.memory import forget_module_sources
 from colabtray.settings import Settings
@@ -84,8 +84,12 @@ class Bridge:
         self._book = AddressBook(settings.state_dir)
         self._discovery = Discovery(jupyter_runtime_dir)
         self._credentials = Credentials(
-            backend.propagate_credentials, open_browser, consent_timeout=consent_timeout
+            backend.propagate_credentials,
+            open_browser,
+            ask=backend.may_open_consent,
+            consent_timeout=consent_timeout,
         )
+        self._secrets = backend.notebook_secret
         self._gone_grace = gone_grace
         self._ports: dict[str, _Port] = {}  # only touched on the bridge loop
         self._urls: dict[str, tuple[int, str]] = {}  # replaced whole: safe to read anywhere
@@ -272,6 +276,7 @@ class Bridge:
             upstream=Upstream(endpoint, self._backend),
             session=self._session,
             credentials=self._credentials,
+            secrets=self._secrets,
             client_agent=self._settings.client_agent,
             on_activity=self._activity_seen,
             on_gone=self._on_gone,
@@ -374,6 +379,7 @@ def bridge_registry(
     registry: RuntimeRegistry,
     *,
     on_change: Callable[[], None] | None = None,
+    asks: Asks | None = None,
     **options: object,
 ) -> Bridge:
     """Start a bridge that follows ``registry``; call it on the registry's loop.
@@ -383,7 +389,8 @@ def bridge_registry(
     ``on_change`` is called on that loop once the ports follow (URLs came or went).
     """
     loop = asyncio.get_running_loop()
-    bridge = Bridge(settings, MainLoopBackend(registry, loop), **options)  # type: ignore[arg-type]
+    backend = MainLoopBackend(registry, loop, asks=asks)  # type: ignore[arg-type]
+    bridge = Bridge(settings, backend, **options)  # type: ignore[arg-type]
     bridge.start()
 
     def synced(_done: object) -> None:

@@ -43,6 +43,27 @@ class RuntimeBackend(Protocol):
         self, endpoint: str, auth_type: str, dry_run: bool
     ) -> PropagationResult: ...
 
+    async def notebook_secret(self, endpoint: str, name: str) -> dict[str, object]:
+        """google.colab.userdata's reply: ``{"exists", "access", "payload"}``."""
+        ...
+
+    async def may_open_consent(self, endpoint: str, auth_type: str) -> bool:
+        """Whether the person lets the runtime open Google's consent page."""
+        ...
+
+
+class Asks(Protocol):
+    """What the person is asked on a runtime's behalf (the core, on its loop)."""
+
+    async def notebook_secret(self, endpoint: str, name: str) -> dict[str, object]: ...
+
+    async def may_open_consent(self, endpoint: str, auth_type: str) -> bool: ...
+
+    @property
+    def question_time(self) -> float:
+        """How long a question may wait for its answer (seconds)."""
+        ...
+
 
 class RegistryLike(Protocol):
     async def fresh_runtime(
@@ -63,10 +84,16 @@ class MainLoopBackend:
     """Runs the registry's and the client's coroutines on the loop they belong to."""
 
     def __init__(
-        self, registry: RegistryLike, loop: asyncio.AbstractEventLoop, *, timeout: float = 60.0
+        self,
+        registry: RegistryLike,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        asks: Asks | None = None,
+        timeout: float = 60.0,
     ) -> None:
         self._registry = registry
         self._loop = loop
+        self._asks = asks
         self._timeout = timeout
 
     async def fresh_runtime(self, endpoint: str, *, force: bool, ahead: float) -> Runtime:
@@ -83,7 +110,29 @@ class MainLoopBackend:
             f"credentials for runtime {endpoint}",
         )
 
-    async def _call(self, make: Callable[[], Awaitable[T]], what: str) -> T:
+    async def notebook_secret(self, endpoint: str, name: str) -> dict[str, object]:
+        asks = self._asks
+        if asks is None:  # nobody to ask: as if no such secret
+            return {"exists": False, "access": False, "payload": ""}
+        return await self._call(
+            lambda: asks.notebook_secret(endpoint, name),
+            f"the secret {name} for runtime {endpoint}",
+            within=asks.question_time + self._timeout,
+        )
+
+    async def may_open_consent(self, endpoint: str, auth_type: str) -> bool:
+        asks = self._asks
+        if asks is None:
+            return True  # no face to ask: the browser is the question (as before)
+        return await self._call(
+            lambda: asks.may_open_consent(endpoint, auth_type),
+            f"consent for runtime {endpoint}",
+            within=asks.question_time + self._timeout,
+        )
+
+    async def _call(
+        self, make: Callable[[], Awaitable[T]], what: str, *, within: float | None = None
+    ) -> T:
         async def run() -> T:
             return await make()
 
@@ -92,7 +141,7 @@ class MainLoopBackend:
         except RuntimeError:  # the main loop is closed: the app is going away
             raise errors.BackendUnavailableError(what, "colabtray is shutting down") from None
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), self._timeout)
+            return await asyncio.wait_for(asyncio.wrap_future(future), within or self._timeout)
         except TimeoutError:
             future.cancel()
             raise errors.BackendUnavailableError(what, "timed out") from None

@@ -28,8 +28,11 @@ from colabtray.core import display, offers
 from colabtray.core.keepalive import Choice, IdleQuestion, KeepAlive, PromptPresenter
 from colabtray.core.listeners import Listeners
 from colabtray.core.naming import RuntimeNames, find_endpoint
+from colabtray.core.notebook_secrets import SERVICE as SECRETS_SERVICE
+from colabtray.core.notebook_secrets import NotebookSecrets, SecretGate
 from colabtray.core.notices import Notice, notice_for
-from colabtray.core.registry import Event, RuntimeRegistry
+from colabtray.core.questions import Asker, Question, Questions
+from colabtray.core.registry import Event, RuntimeRegistry, RuntimeRemoved
 from colabtray.core.session import Account, AccountState, Session
 from colabtray.core.wakeup import WakeWatcher
 from colabtray.errors import UserError
@@ -111,11 +114,19 @@ class Core:
         settings: Settings,
         *,
         secrets: SecretStore | None = None,
+        notebook_store: SecretStore | None = None,
         presenter: PromptPresenter | None = None,
     ) -> None:
         self.settings = settings
         store = secrets or SecretStore()  # the keyring itself is asked in a child process
         self.session = Session(settings, store)
+        self.questions = Questions()
+        self.notebook_secrets = NotebookSecrets(
+            settings.config_dir, notebook_store or SecretStore(service=SECRETS_SERVICE)
+        )
+        self._secret_gate = SecretGate(
+            self.notebook_secrets, self.questions, within=settings.idle_prompt_timeout
+        )
         token = settings.access_token
         self._static: StaticToken | None = StaticToken(token.get_secret_value()) if token else None
         self.static_email: str | None = None
@@ -218,6 +229,38 @@ class Core:
         """
         self.bridge = bridge
         self._changed()
+
+    # ---- what runtimes ask the person (secrets, consent) ---------------------------------
+
+    @property
+    def question_time(self) -> float:
+        return self.settings.idle_prompt_timeout
+
+    def set_asker(self, asker: Asker) -> None:
+        """Where questions go from now on (the face's; unanswered until then)."""
+        self.questions.asker = asker
+
+    async def notebook_secret(self, endpoint: str, name: str) -> dict[str, object]:
+        """google.colab.userdata's reply for a runtime's request (asks the person if needed)."""
+        answer = await self._secret_gate.answer(endpoint, self.registry.name_of(endpoint), name)
+        return answer.to_json()
+
+    async def may_open_consent(self, endpoint: str, auth_type: str) -> bool:
+        """Ask before a runtime sends the person to Google's consent page."""
+        runtime = self.registry.name_of(endpoint)
+        drive = auth_type == "dfs_ephemeral"
+        what = "mount your Google Drive" if drive else "use your Google credentials"
+        question = Question(
+            key=f"consent:{endpoint}:{auth_type}",
+            title=f"{runtime} asks to {what}",
+            body=(
+                f"A notebook on {runtime} asks to {what}. Open Google's consent page in your "
+                "browser to decide there, or deny it here."
+            ),
+            yes="Open consent page",
+            no="Deny",
+        )
+        return await self.questions.ask(question, self.question_time)
 
     def bridge_changed(self) -> None:
         """The bridge opened or closed a runtime's URL (called on the core's loop)."""
@@ -568,6 +611,8 @@ class Core:
     # ---- plumbing -------------------------------------------------------------------------
 
     def _on_registry_event(self, event: Event) -> None:
+        if isinstance(event, RuntimeRemoved):  # an "Allow" lasts as long as its runtime
+            self._secret_gate.forget_runtime(event.endpoint)
         notice = notice_for(event)
         if notice is not None:
             self._notice_listeners.tell(notice)

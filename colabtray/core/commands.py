@@ -17,6 +17,8 @@ same work with the same core objects for one call. One JSON line each way (:mod:
 * ``signin`` ``{"how": "gcloud"|"adc"|"browser"|"switch"|"reload", "account", "path"}`` →
   ``{"email"}`` ("reload": another process signed in; read the accounts again)
 * ``signout`` ``{"account", "all"}`` → ``{"signed_out": [[email, note], …]}``
+* ``secret`` ``{"op": "set"|"list"|"remove"|"allow"|"deny", "name", "value", "no_ask",
+  "runtime"}``: the notebooks' secrets (the value only ever in ``set``)
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from colabtray.colab import errors
 from colabtray.colab.models import ComputeUnits, Runtime
 from colabtray.core.keepalive import Choice
 from colabtray.core.naming import kind_label
+from colabtray.core.notebook_secrets import check_name, question_key
 from colabtray.ipc import ControlServer, IpcError
 
 if TYPE_CHECKING:
@@ -93,6 +96,7 @@ class Commands:
             "keep": self.keep,
             "signin": self.signin,
             "signout": self.signout,
+            "secret": self.secret,
         }
 
     async def run(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -222,6 +226,31 @@ class Commands:
         else:
             raise IpcError(f"Unknown way to sign in: {how!r}.")
         return {"email": email}
+
+    async def secret(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The notebooks' secrets: set, list, remove; allow or deny a runtime's request."""
+        secrets = self.core.notebook_secrets
+        op = args.get("op")
+        if op == "list":
+            return {"names": {n: {"no_ask": no_ask} for n, no_ask in secrets.names().items()}}
+        name = check_name(_text(args, "name", "a secret"))
+        if op == "set":
+            value = args.get("value")
+            await secrets.set(
+                name, value if isinstance(value, str) else "", no_ask=bool(args.get("no_ask"))
+            )
+            return {"name": name, "keyring_warning": secrets.keyring_warning}
+        if op == "remove":
+            if not await secrets.remove(name):
+                raise IpcError(f"There is no secret named {name}.")
+            return {"name": name}
+        if op in ("allow", "deny"):
+            endpoint = await self._find(args)
+            if not self.core.questions.answer(question_key(endpoint, name), op == "allow"):
+                runtime = self.core.registry.name_of(endpoint)
+                raise IpcError(f"{runtime} is not waiting for an answer about {name}.")
+            return {"name": name, "runtime": self.core.registry.name_of(endpoint)}
+        raise IpcError(f"Unknown secret operation {op!r}.")
 
     async def signout(self, args: dict[str, Any]) -> dict[str, Any]:
         gone = await self.core.sign_out_of(

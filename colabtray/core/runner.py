@@ -48,16 +48,19 @@ async def run_core(
     demo: bool = False,
 ) -> None:
     """Run the core with its bridge, its face and the control channel until ``until`` is set."""
-    secrets = None
-    if demo:  # demo sign-ins stay in memory, never in the user's keyring
+    secrets = notebook_store = None
+    if demo:  # demo sign-ins and secrets stay in memory, never in the user's keyring
+        from colabtray.core.notebook_secrets import SERVICE
         from colabtray.demo import memory_secrets
 
-        secrets = memory_secrets()
-    core = Core(settings, secrets=secrets)
+        secrets, notebook_store = memory_secrets(), memory_secrets(SERVICE)
+    core = Core(settings, secrets=secrets, notebook_store=notebook_store)
     face: Face | None = None
     try:
         face = make_face(core)
-        bridge = bridge_registry(core.settings, core.registry, on_change=core.bridge_changed)
+        bridge = bridge_registry(
+            core.settings, core.registry, on_change=core.bridge_changed, asks=core
+        )
         core.attach_bridge(bridge)  # core.stop() stops it
         Commands(core).register(server, show=face.show, menu=face.menu)
         await server.start()

@@ -67,6 +67,7 @@ class _TrayFace:
         self, core: Core, starting: _StartingIcon, quit_requested: asyncio.Event, *, demo: bool
     ) -> None:
         from colabtray.ui.idle_prompt import IdlePromptPresenter
+        from colabtray.ui.questions import TrayAsker
         from colabtray.ui.tray import Tray
 
         self.tray = Tray(core, icon=starting.icon, quit=quit_requested.set, demo=demo)
@@ -76,6 +77,9 @@ class _TrayFace:
                 anchor=self.tray.anchor,
                 window_only=core.settings.notifications == "window",
             )
+        )
+        core.set_asker(
+            TrayAsker(self.tray.notifier, window_only=core.settings.notifications == "window")
         )
         self.tray.show()
 

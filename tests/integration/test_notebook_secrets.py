@@ -1,0 +1,169 @@
+"""Notebook secrets (``google.colab.userdata.get``) from a real kernel, through the bridge of
+a running ``colabtray --headless``, answered as a person would from a terminal
+(``colabtray secret allow|deny``); and asking before Google's consent page. Real processes,
+the real keyring of the test session, real kernels."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.bridge import Bridged
+from tests.fixtures.colab import run_cli
+from tests.fixtures.emulator import Emulator
+from tests.fixtures.jupyter_client import KernelSession
+from tests.integration.test_one_truth import Lines
+
+pytestmark = pytest.mark.slow
+
+VALUE = "hf_s3cr3t-value-" + os.urandom(6).hex()
+READ = "from google.colab import userdata\ntry:\n    print(userdata.get({name!r}))\n" \
+       "except Exception as exc:\n    print(type(exc).__name__)"  # fmt: skip
+
+
+def set_secret(env: dict[str, str], name: str, value: str, *flags: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "colabtray", "secret", "set", name, *flags],
+        env=env, input=value + "\n", capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert value not in done.stdout + done.stderr
+
+
+@pytest.fixture
+def app(headless_env: dict[str, str]) -> Iterator[tuple[dict[str, str], Lines]]:
+    env = {**headless_env, "COLABTRAY_IDLE_PROMPT_TIMEOUT": "4"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "colabtray", "--headless"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        lines = Lines(process)
+        lines.next_with("Signed in as")
+        yield env, lines
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(60)
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+async def read_in_kernel(kernel: KernelSession, name: str) -> str:
+    output, reply = await kernel.execute(READ.format(name=name), seconds=60)
+    assert reply["status"] == "ok", output
+    return output.strip()
+
+
+async def test_a_secret_is_read_once_allowed_and_never_leaks(
+    emulator: Emulator, app: tuple[dict[str, str], Lines], tmp_path: Path
+) -> None:
+    env, lines = app
+    set_secret(env, "HF_TOKEN", VALUE)
+    set_secret(env, "OPEN_ONE", VALUE + "-open", "--no-ask")
+    listed = run_cli(env, "secret", "list")
+    assert listed.stdout.splitlines() == ["HF_TOKEN", "OPEN_ONE  (no question asked)"]
+    runtime = json.loads(run_cli(env, "new", "--cpu", "--json").stdout)
+    async with KernelSession(runtime["url"]) as kernel:
+        # A name with no secret: refused at once, nobody asked.
+        assert await read_in_kernel(kernel, "NOPE") == "SecretNotFoundError"
+        # --no-ask: read without a question.
+        assert await read_in_kernel(kernel, "OPEN_ONE") == VALUE + "-open"
+
+        reading = asyncio.create_task(read_in_kernel(kernel, "HF_TOKEN"))
+        asked = await asyncio.to_thread(lines.next_with, "asks for the secret HF_TOKEN")
+        assert 'colabtray secret allow HF_TOKEN "CPU"' in asked
+        allowed = run_cli(env, "secret", "allow", "HF_TOKEN", "CPU")
+        assert allowed.returncode == 0, allowed.stderr
+        assert allowed.stdout.strip() == "CPU may read the secret HF_TOKEN."
+        assert await reading == VALUE
+        # Allowed for the runtime's life: no second question.
+        assert await read_in_kernel(kernel, "HF_TOKEN") == VALUE
+    assert not any("HF_TOKEN" in line for line in lines.seen[lines.seen.index(asked) + 1 :])
+
+    haystacks = [json.dumps(emulator.requests()), emulator.stderr_text(), "\n".join(lines.seen)]
+    for directory in ("config", "state", "log"):
+        for path in (tmp_path / directory).rglob("*"):
+            if path.is_file():
+                haystacks.append(path.read_text(errors="ignore"))
+    for text in haystacks:
+        assert VALUE not in text
+
+    gone = run_cli(env, "secret", "rm", "HF_TOKEN")
+    assert gone.returncode == 0 and "Forgot the secret HF_TOKEN." in gone.stdout
+
+
+@pytest.mark.parametrize("how", ["deny", "no answer"])
+async def test_a_secret_denied_or_unanswered_is_not_read(
+    app: tuple[dict[str, str], Lines], how: str
+) -> None:
+    env, lines = app
+    set_secret(env, "API_KEY", VALUE)
+    runtime = json.loads(run_cli(env, "new", "--cpu", "--json").stdout)
+    async with KernelSession(runtime["url"]) as kernel:
+        reading = asyncio.create_task(read_in_kernel(kernel, "API_KEY"))
+        await asyncio.to_thread(lines.next_with, "asks for the secret API_KEY")
+        if how == "deny":
+            denied = run_cli(env, "secret", "deny", "API_KEY", "CPU")
+            assert denied.stdout.strip() == "CPU may not read the secret API_KEY."
+        assert await reading == "NotebookAccessError"  # no answer: 4 s, then no
+    late = run_cli(env, "secret", "allow", "API_KEY", "CPU")
+    assert late.returncode == 1 and "not waiting for an answer about API_KEY" in late.stderr
+
+
+# ---- asking before Google's consent page ----------------------------------------------------
+
+
+class ScriptedPerson:
+    """Stands in for the person at the notification (the only part not run for real here):
+    answers each question as told, and records what was asked."""
+
+    def __init__(self, answer: bool) -> None:
+        self.answer = answer
+        self.asked: list[str] = []
+
+    async def notebook_secret(self, endpoint: str, name: str) -> dict[str, object]:
+        return {"exists": False, "access": False, "payload": ""}
+
+    async def may_open_consent(self, endpoint: str, auth_type: str) -> bool:
+        self.asked.append(auth_type)
+        return self.answer
+
+    question_time = 10.0
+
+
+PERSON = ScriptedPerson(False)
+OPENED: list[str] = []
+
+
+@pytest.fixture
+def bridge_options() -> dict[str, Any]:
+    PERSON.asked.clear()
+    OPENED.clear()
+    return {"asks": PERSON, "open_browser": lambda url: OPENED.append(url) or True}
+
+
+async def test_drive_mount_declined_in_colabtray_opens_no_page(bridged: Bridged) -> None:
+    _endpoint, url = await bridged.runtime()
+    async with KernelSession(url) as kernel:
+        output, reply = await kernel.execute(
+            "from google.colab import drive\ndrive.mount('drive')", seconds=60
+        )
+    assert reply["status"] == "error"
+    assert "you declined in colabtray; nothing was shared" in output + json.dumps(reply)
+    assert PERSON.asked == ["dfs_ephemeral"]
+    assert OPENED == []  # the consent page was never opened
+    dry_runs = [
+        e for e in bridged.emulator.requests()
+        if e["path"].startswith("/tun/m/credentials-propagation/")
+    ]  # fmt: skip
+    assert len(dry_runs) <= 2  # one dry run (its GET and POST), no polling

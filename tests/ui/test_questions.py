@@ -1,0 +1,46 @@
+"""A runtime's question in the tray where no notification service offers buttons (as in this
+test session): a small box with the question's own two buttons, whose click is the answer."""
+
+from __future__ import annotations
+
+import asyncio
+
+from colabtray.core.questions import Question, Questions
+from colabtray.ui.notifications import Notifier
+from colabtray.ui.questions import TrayAsker
+from tests.ui.conftest import run, until
+
+QUESTION = Question(
+    key="secret:m-s-1:HF_TOKEN",
+    title="CPU asks for the secret HF_TOKEN",
+    body="A notebook on the runtime CPU wants to read the secret HF_TOKEN.",
+    yes="Allow",
+    no="Deny",
+)
+
+
+def test_the_box_asks_and_its_buttons_answer(qapp) -> None:
+    notifier = Notifier()
+    asker = TrayAsker(notifier, window_only=True)
+    questions = Questions(asker)
+
+    async def scenario() -> None:
+        for click, expected in (("Allow", True), ("Deny", False)):
+            asking = asyncio.create_task(questions.ask(QUESTION, 30))
+            await until(lambda: QUESTION.key in asker.boxes)
+            box = asker.boxes[QUESTION.key]
+            assert box.windowTitle() == QUESTION.title and box.text() == QUESTION.body
+            (button,) = [b for b in box.buttons() if b.text() == click]
+            button.click()
+            assert await asyncio.wait_for(asking, 10) is expected
+            assert QUESTION.key not in asker.boxes
+
+        asking = asyncio.create_task(questions.ask(QUESTION, 0.3))  # nobody answers
+        await until(lambda: QUESTION.key in asker.boxes)
+        assert await asyncio.wait_for(asking, 10) is False
+        await until(lambda: QUESTION.key not in asker.boxes)  # withdrawn, not left open
+
+    try:
+        run(qapp, scenario())
+    finally:
+        notifier.close()
