@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QPoint, Qt, QUrl
 from PySide6.QtGui import QCursor, QDesktopServices, QGuiApplication
-from PySide6.QtWidgets import QMessageBox, QPushButton, QSystemTrayIcon
+from PySide6.QtWidgets import QMessageBox, QPushButton, QSystemTrayIcon, QWidget
 
 from colabtray import __version__
 from colabtray.colab.errors import ColabError
@@ -69,6 +69,7 @@ class Tray(QObject):
         self.confirmation: QMessageBox | None = None
         self._confirming: str | None = None  # the endpoint the confirmation is about
         self._messages: dict[str, QMessageBox] = {}
+        self._windows: dict[str, QWidget] = {}  # windows opened from the menu, kept while open
         self._shown: tuple[object, str] | None = None
         core.subscribe(self._on_core_changed)
         core.subscribe_notices(self._on_notice)
@@ -312,6 +313,17 @@ class Tray(QObject):
         command = self.core.lab_command(endpoint)
         if command:
             QGuiApplication.clipboard().setText(command)
+
+    def secrets(self) -> None:
+        from colabtray.ui.secrets_window import SecretsWindow
+
+        window = self._windows.get("secrets")
+        if window is None:
+            window = SecretsWindow(self.core)
+            self._windows["secrets"] = window
+        window.refresh()
+        window.show()
+        window.raise_()
 
     def settings(self) -> None:
         # Imported on first use: the window (and tomlkit) cost nothing until asked for.

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 from PySide6.QtGui import QCursor, QGuiApplication
-from PySide6.QtWidgets import QSystemTrayIcon
+from PySide6.QtWidgets import QLabel, QSystemTrayIcon
 
 from colabtray.colab.errors import ColabError
 from colabtray.colab.models import CPU, GPU, TPU, ComputeUnits
@@ -41,6 +41,7 @@ def test_signed_out(tmp_path: Path, make_tray) -> None:
     assert texts(tray.menu.menu) == [
         "Sign in with Google…",
         "---",
+        "Secrets…",
         "Settings…",
         "Open log folder",
         "About colabtray",
@@ -95,6 +96,7 @@ def test_signed_in_without_runtimes(tmp_path: Path, make_tray) -> None:
         "---",
         "Compute units: 98.50 · 3.92/h · about 25 h left",
         "---",
+        "Secrets…",
         "Settings…",
         "Open log folder",
         "About colabtray",
@@ -402,3 +404,32 @@ def test_a_runtime_made_elsewhere_appears_in_the_open_menu_within_2_s(
         await core.stop()
 
     run(qapp, scenario())
+
+
+def test_the_secrets_window_adds_and_removes_names_and_never_shows_a_value(
+    qapp, tmp_path: Path, make_tray
+) -> None:
+    core = offline_core(tmp_path)
+    tray = make_tray(core)
+    tray.menu.rebuild()
+    action(tray.menu.menu, "secrets").trigger()
+    window = tray._windows["secrets"]
+
+    async def scenario() -> None:
+        window.name.setText("bad name")
+        window.add.click()
+        assert "is not a secret name" in window.status.text()
+        window.name.setText("HF_TOKEN")
+        window.value.setText("s3cr3t-value")
+        window.add.click()
+        await until(lambda: window.names.count() == 1)
+        assert window.names.item(0).text() == "HF_TOKEN"
+        assert window.value.text() == "" and window.status.text().startswith("Stored HF_TOKEN.")
+        assert await core.notebook_secrets.value("HF_TOKEN") == "s3cr3t-value"
+        window.names.setCurrentRow(0)
+        window.remove.click()
+        await until(lambda: window.names.count() == 0)
+        assert core.notebook_secrets.names() == {}
+
+    run(qapp, scenario())
+    assert "s3cr3t" not in "".join(w.text() for w in window.findChildren(QLabel))
