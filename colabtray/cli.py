@@ -29,6 +29,7 @@ from colabtray.auth.userinfo import fetch_email
 from colabtray.colab import errors
 from colabtray.colab.client import StaticToken
 from colabtray.colab.models import CPU, GPU, TPU
+from colabtray.core.commands import SLOW_COMMAND, DemoNotRunningError, carry_out
 from colabtray.core.naming import shape_label
 from colabtray.core.session import AccountState, Session
 from colabtray.errors import UserError
@@ -222,15 +223,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 # it was asked, and is said at the end.
 _sessions: list[Session] = []
 
-# How long a command may take in the running app before the CLI gives up waiting (seconds):
-# an assignment waits for Colab, a sign-in for the person at the browser.
-SLOW_COMMAND = 300.0
-
-
-class _DemoNotRunning(Exception):
-    pass
-
-
 def _session(settings: Settings) -> Session:
     session = Session(settings, SecretStore())
     _sessions.append(session)
@@ -250,27 +242,7 @@ async def _command(
     demo: bool,
     within: float = SLOW_COMMAND,
 ) -> dict[str, Any]:
-    """Carry out a control command: in the running app if there is one (so the tray, its
-    bridge and the CLI agree at once), else on a core made for this one call; with ``demo``
-    only in the running demo app."""
-    from colabtray import ipc
-
-    try:
-        return await ipc.request(settings.config_dir, name, args, answer_within=within)
-    except ipc.NotRunningError:
-        if demo:
-            raise _DemoNotRunning() from None
-    except ipc.IpcError as exc:
-        raise errors.ColabError(exc.message) from None
-    from colabtray.core.app import Core
-    from colabtray.core.commands import Commands
-
-    core = Core(settings)
-    _sessions.append(core.session)
-    try:
-        return await Commands(core).run(name, args)
-    finally:
-        await core.stop()
+    return await carry_out(settings, name, args, demo=demo, within=within, cores=_sessions)
 
 
 async def _demo_command(
@@ -281,7 +253,7 @@ async def _demo_command(
     """``colabtray --demo COMMAND``: carried out by the running demo app, or refused."""
     try:
         return await handler(args, settings)
-    except _DemoNotRunning:
+    except DemoNotRunningError:
         print(
             "colabtray: the demo is not running, so --demo has nothing to act on (your own "
             "account is never used with --demo). Start it with 'colabtray --demo', then run "
@@ -328,7 +300,7 @@ async def _url(args: argparse.Namespace, settings: Settings) -> int:
         reply = await ipc.request(settings.config_dir, "url", {"runtime": args.runtime})
     except ipc.NotRunningError:
         if args.demo:
-            raise _DemoNotRunning() from None
+            raise DemoNotRunningError() from None
         raise errors.ColabError(
             "colabtray is not running, and connection URLs are served by the running app. "
             "Start it with 'colabtray' (or 'colabtray --headless' where there is no tray), "
@@ -366,7 +338,7 @@ async def _secret(args: argparse.Namespace, settings: Settings) -> int:
         reply = await ipc.request(settings.config_dir, "secret", request)
     except ipc.NotRunningError:
         if args.demo:
-            raise _DemoNotRunning() from None
+            raise DemoNotRunningError() from None
         raise errors.ColabError(
             "colabtray is not running, so no runtime is waiting for an answer."
         ) from None
@@ -396,7 +368,7 @@ async def _keep(args: argparse.Namespace, settings: Settings) -> int:
         reply = await ipc.request(settings.config_dir, "keep", {"runtime": args.runtime})
     except ipc.NotRunningError:
         if args.demo:
-            raise _DemoNotRunning() from None
+            raise DemoNotRunningError() from None
         raise errors.ColabError(
             "colabtray is not running, so no idle question is waiting for an answer."
         ) from None
@@ -485,7 +457,7 @@ async def _signin(args: argparse.Namespace, settings: Settings) -> int:
         print(f"Signed in as {reply['email']}.")
         return 0
     if args.demo:
-        raise _DemoNotRunning()
+        raise DemoNotRunningError()
     session = _session(settings)
     email = await session.sign_in(
         _print_url if args.no_browser else _open_in_browser,

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
-from datetime import datetime
+from collections.abc import Callable, Collection, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -121,6 +121,7 @@ class Core:
         store = secrets or SecretStore()  # the keyring itself is asked in a child process
         self.session = Session(settings, store)
         self.questions = Questions()
+        self._tool_activity: dict[str, datetime] = {}  # endpoint → last use by shell/ssh/cp
         self.notebook_secrets = NotebookSecrets(
             settings.config_dir, notebook_store or SecretStore(service=SECRETS_SERVICE)
         )
@@ -521,22 +522,68 @@ class Core:
         *,
         high_mem: bool = False,
         runtime_version: str | None = None,
-    ) -> tuple[str, Runtime]:
+        fallback: bool = False,
+        not_free: Collection[str] = (),
+    ) -> offers.Assigned:
         """Assign a runtime unless the account's plan rules it out (a sentence saying so);
-        when the plan cannot be read, Colab has the last word."""
+        when the plan cannot be read, Colab has the last word.
+
+        When that accelerator is not free (503), ``fallback`` tries the plan's other ones of
+        the same kind in turn (:func:`offers.alternatives`); without it the error names them.
+        ``not_free`` are models found not free a moment ago: not named or tried again. When
+        none is left, NoneFreeError lists every one tried."""
+        eligibility = await self._plan_for_checks()
+        if eligibility is not None:
+            refused = offers.refusal(eligibility, variant, accelerator, high_mem=high_mem)
+            if refused is not None:
+                raise errors.ColabError(refused)
+        tried: list[str] = []
+        current = accelerator
+        while True:
+            try:
+                name, runtime = await self.registry.create(
+                    variant, current, high_mem=high_mem, runtime_version=runtime_version
+                )
+            except errors.AcceleratorUnavailableError:
+                if current is None or eligibility is None:
+                    raise  # CPU, or a plan unread: nothing to fall back to
+                tried.append(current.upper())
+                current = self._next_to_try(
+                    eligibility, variant, accelerator, tried, not_free, fallback=fallback
+                )
+            else:
+                return offers.Assigned(name, runtime, accelerator, tuple(tried))
+
+    async def _plan_for_checks(self) -> Eligibility | None:
+        """The plan, or None when it cannot be read (then nothing is refused here)."""
         try:
-            eligibility = await self.eligibility()
+            return await self.eligibility()
         except errors.SignedOutError:
             raise
         except errors.ColabError as exc:
             log.warning("could not read what this account may have: %s", exc.message)
-        else:
-            refused = offers.refusal(eligibility, variant, accelerator, high_mem=high_mem)
-            if refused is not None:
-                raise errors.ColabError(refused)
-        return await self.registry.create(
-            variant, accelerator, high_mem=high_mem, runtime_version=runtime_version
-        )
+            return None
+
+    @staticmethod
+    def _next_to_try(
+        eligibility: Eligibility,
+        variant: str,
+        requested: str | None,
+        tried: list[str],
+        not_free: Collection[str],
+        *,
+        fallback: bool,
+    ) -> str:
+        """The model to ask for after ``tried[-1]`` was not free; else the error to show:
+        the alternatives left (without ``fallback``), or, with none left, all that failed."""
+        earlier = [m.upper() for m in not_free if m.upper() not in tried]
+        left = offers.alternatives(eligibility, variant, requested, exclude=[*earlier, *tried])
+        if not left and len(earlier) + len(tried) > 1:
+            raise errors.NoneFreeError(variant, [*earlier, *tried])
+        if not left or not fallback:
+            raise errors.AcceleratorUnavailableError(tried[-1], left)
+        log.info("%s was not free; trying %s", tried[-1], left[0])
+        return left[0]
 
     async def find_runtime(self, query: str) -> str | None:
         """The endpoint ``query`` names (a name in any case, or an endpoint); lists once more
@@ -574,8 +621,15 @@ class Core:
     def lab_command(self, endpoint: str) -> str | None:
         return self.bridge.gateway_command(endpoint) if self.bridge is not None else None
 
+    def note_activity(self, endpoint: str) -> None:
+        """A tool of colabtray's (shell, ssh, cp) is using the runtime now."""
+        self._tool_activity[endpoint] = datetime.now(UTC)
+
     def _bridge_activity(self, endpoint: str) -> datetime | None:
-        return self.bridge.last_activity(endpoint) if self.bridge is not None else None
+        seen = [self._tool_activity.get(endpoint)]
+        if self.bridge is not None:
+            seen.append(self.bridge.last_activity(endpoint))
+        return max((t for t in seen if t is not None), default=None)
 
     # ---- what the icon says ---------------------------------------------------------------
 

@@ -19,6 +19,9 @@ same work with the same core objects for one call. One JSON line each way (:mod:
 * ``signout`` ``{"account", "all"}`` → ``{"signed_out": [[email, note], …]}``
 * ``secret`` ``{"op": "set"|"list"|"remove"|"allow"|"deny", "name", "value", "no_ask",
   "runtime"}``: the notebooks' secrets (the value only ever in ``set``)
+* ``runtime`` ``{"runtime"}`` → the runtime (as in ``status``) with ``proxy_url``,
+  ``proxy_token``, ``proxy_expires_at``: for colabtray's own tools (shell, ssh, cp)
+* ``activity`` ``{"runtime"}``: a tool is using the runtime (keep-alive counts it)
 """
 
 from __future__ import annotations
@@ -39,9 +42,50 @@ from colabtray.ipc import ControlServer, IpcError
 
 if TYPE_CHECKING:
     from colabtray.core.app import Core
+    from colabtray.settings import Settings
 
 # How long ``new`` waits for the bridge to serve the new runtime before answering without URL.
 BRIDGED_WITHIN = 10.0
+# How long a command may take in the running app before the CLI gives up waiting (seconds):
+# an assignment waits for Colab, a sign-in for the person at the browser.
+SLOW_COMMAND = 300.0
+
+
+class DemoNotRunningError(Exception):
+    """A ``--demo`` command found no running demo (it never falls back to the real account)."""
+
+
+async def carry_out(
+    settings: Settings,
+    name: str,
+    args: dict[str, Any],
+    *,
+    demo: bool = False,
+    within: float = SLOW_COMMAND,
+    cores: list[Any] | None = None,
+) -> dict[str, Any]:
+    """Carry out a control command: in the running app if there is one (so the tray, its
+    bridge and the CLI agree at once), else on a core made for this one call; with ``demo``
+    only in the running demo app (DemoNotRunningError otherwise). ``cores`` collects the
+    sessions of cores made here (whether the keyring was usable is known afterwards)."""
+    from colabtray import ipc
+
+    try:
+        return await ipc.request(settings.config_dir, name, args, answer_within=within)
+    except ipc.NotRunningError:
+        if demo:
+            raise DemoNotRunningError() from None
+    except ipc.IpcError as exc:
+        raise errors.ColabError(exc.message) from None
+    from colabtray.core.app import Core
+
+    core = Core(settings)
+    if cores is not None:
+        cores.append(core.session)
+    try:
+        return await Commands(core).run(name, args)
+    finally:
+        await core.stop()
 
 
 def runtime_json(runtime: Runtime, name: str, url: str | None = None) -> dict[str, Any]:
@@ -97,6 +141,8 @@ class Commands:
             "signin": self.signin,
             "signout": self.signout,
             "secret": self.secret,
+            "runtime": self.runtime,
+            "activity": self.activity,
         }
 
     async def run(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -226,6 +272,26 @@ class Commands:
         else:
             raise IpcError(f"Unknown way to sign in: {how!r}.")
         return {"email": email}
+
+    async def runtime(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Where a runtime is and a proxy token valid for a while: for colabtray's own tools
+        (shell, ssh, cp) in another process of the same user; never printed by them."""
+        endpoint = await self._find(args)
+        fresh = await self.core.registry.fresh_runtime(endpoint)
+        if fresh.proxy is None:
+            raise errors.RuntimeAccessError(endpoint, 0)
+        return {
+            **runtime_json(fresh, self.core.registry.name_of(endpoint)),
+            "proxy_url": fresh.proxy.url,
+            "proxy_token": fresh.proxy.token.get_secret_value(),
+            "proxy_expires_at": fresh.proxy.expires_at.isoformat(),
+        }
+
+    async def activity(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A tool (shell, ssh, cp) is using the runtime: keep-alive counts it as use."""
+        endpoint = await self._find(args)
+        self.core.note_activity(endpoint)
+        return {"endpoint": endpoint}
 
     async def secret(self, args: dict[str, Any]) -> dict[str, Any]:
         """The notebooks' secrets: set, list, remove; allow or deny a runtime's request."""
