@@ -30,7 +30,7 @@ from colabtray.colab import errors
 from colabtray.colab.client import StaticToken
 from colabtray.colab.models import CPU, GPU, TPU
 from colabtray.core.commands import SLOW_COMMAND, DemoNotRunningError, carry_out
-from colabtray.core.naming import shape_label
+from colabtray.core.naming import kind_label, shape_label
 from colabtray.core.session import AccountState, Session
 from colabtray.errors import UserError
 from colabtray.logs import configure_logging
@@ -99,7 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     kind.add_argument("--gpu", metavar="MODEL", help="a GPU runtime: T4, L4, A100, H100…")
     kind.add_argument("--tpu", metavar="MODEL", help="a TPU runtime: v5e, v6e, v2-8…")
     kind.add_argument("--cpu", action="store_true", help="a CPU runtime (the default)")
-    new.add_argument("--high-mem", action="store_true", help="a High-RAM machine (paid tiers)")
+    new.add_argument(
+        "--high-mem", action="store_true", help="a High-RAM machine (Colab Pro and Pro+)"
+    )
+    new.add_argument(
+        "--fallback",
+        action="store_true",
+        help="if that GPU (or TPU) is not free, try the others your plan has, in turn",
+    )
     new.add_argument("--runtime-version", metavar="LABEL", help="a pinned runtime version")
     new.add_argument("--json", action="store_true", help="print the new runtime as JSON")
 
@@ -397,16 +404,21 @@ async def _new(args: argparse.Namespace, settings: Settings) -> int:
             "accelerator": accelerator,
             "high_mem": args.high_mem,
             "runtime_version": args.runtime_version,
+            "fallback": args.fallback,
         },
         demo=args.demo,
     )
     if args.json:
         print(json.dumps(runtime, indent=2))
-    else:
-        shape = shape_label(runtime["shape"])
-        print(f"Assigned {runtime['name']} ({shape}): {runtime['endpoint']}")
-        if runtime["url"]:
-            print(f"Editors connect to: {runtime['url']}")
+        return 0
+    not_free = [kind_label(variant, model) for model in runtime.get("not_free") or ()]
+    if not_free:
+        verb = "was" if len(not_free) == 1 else "were"
+        print(f"{' and '.join(not_free)} {verb} not free; assigned {runtime['kind']} instead.")
+    shape = shape_label(runtime["shape"])
+    print(f"Assigned {runtime['name']} ({shape}): {runtime['endpoint']}")
+    if runtime["url"]:
+        print(f"Editors connect to: {runtime['url']}")
     return 0
 
 

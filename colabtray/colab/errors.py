@@ -6,6 +6,8 @@ operation and never contain a token, a query string or a response body.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from colabtray.errors import UserError
 
 
@@ -31,12 +33,51 @@ class TooManyRuntimesError(ColabError):
 
 
 class AcceleratorUnavailableError(ColabError):
-    """Assign answered 503: no machine of that kind is free."""
+    """Assign answered 503: no machine of that kind is free.
 
-    def __init__(self, accelerator: str | None) -> None:
+    The client knows only the accelerator; the core, which knows the plan, raises it again
+    with ``alternatives``: the plan's other accelerators of the same kind, in the order to
+    try them. ``hint`` says how to try them where the sentence is read (the CLI's flag).
+    """
+
+    def __init__(
+        self,
+        accelerator: str | None,
+        alternatives: Sequence[str] = (),
+        *,
+        hint: str | None = None,
+    ) -> None:
         self.accelerator = accelerator
+        self.alternatives = tuple(alternatives)
         what = f"No {accelerator} is" if accelerator else "No runtime is"
-        super().__init__(f"{what} free on Colab right now; try another kind or try later.")
+        self._not_free = f"{what} free on Colab right now"
+        if self.alternatives:
+            how = f" ({hint})" if hint else ""
+            others = ", ".join(self.alternatives)
+            super().__init__(f"{self._not_free}; this account may also have: {others}{how}.")
+        else:
+            super().__init__(self.plain)
+
+    @property
+    def plain(self) -> str:
+        """The sentence without the alternatives, for where they are offered as buttons."""
+        return f"{self._not_free}; try another kind or try later."
+
+    def with_hint(self, hint: str) -> AcceleratorUnavailableError:
+        """The same error, its sentence saying how to try the alternatives."""
+        return AcceleratorUnavailableError(self.accelerator, self.alternatives, hint=hint)
+
+
+class NoneFreeError(ColabError):
+    """Every accelerator of one kind that the plan allows answered 503, one after another."""
+
+    def __init__(self, variant: str, tried: Sequence[str]) -> None:
+        self.variant = variant
+        self.tried = tuple(tried)
+        super().__init__(
+            f"None of this account's {variant}s is free on Colab right now "
+            f"(tried {', '.join(self.tried)}); try later or another kind."
+        )
 
 
 class QuotaExceededError(ColabError):

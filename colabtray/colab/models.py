@@ -7,9 +7,11 @@ host sends enum names and ``tokenTtl: "3600s"``. Both read into the same normali
 - variant: ``"CPU" | "GPU" | "TPU"``, or the wire text of a variant we have never seen;
 - accelerator: upper-cased model (``"T4"``, ``"V5E1"``…) or ``None`` for CPU;
 - shape: ``"standard" | "high-mem"``, or the wire text of an unknown shape;
-- tier: ``"free" | "pro" | "pro_plus"``.
+- tier: ``"free" | "pro" | "pro_plus"``, or ``None`` where Colab did not say.
 
-Unknown values are kept as text so that a new accelerator never breaks listing.
+Unknown values are kept as text so that a new accelerator never breaks listing, and numbers
+are read leniently (a count or a timestamp with a fraction, an int64 as a string) so that one
+odd field never makes a whole reply unreadable.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ _TIERS = {
 def _lookup(table: dict[Any, str], value: Any, *, unknown_prefix: str = "") -> str:
     if isinstance(value, bool):  # bool is an int in Python; it is never a valid enum here
         raise ValueError("expected an enum value, got a boolean")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 1.0 from a JSON writer that only knows doubles
     if not isinstance(value, int | str):
         raise ValueError("expected an enum number or name")
     if value in table:
@@ -92,13 +96,31 @@ def parse_ttl(value: Any) -> float:
     return seconds if math.isfinite(seconds) and seconds > 0 else DEFAULT_TOKEN_TTL
 
 
-def _int64(value: Any) -> Any:
-    """ProtoJSON sends int64 as a string; it must still be a safe integer."""
+_SAFE_INTEGER = 2**53 - 1
+
+
+def _whole(value: Any) -> Any:
+    """A count, a timestamp or a size as a whole number, however Colab wrote it.
+
+    ProtoJSON sends int64 as a string (which must still be a safe integer, as upstream
+    requires); a JSON writer may send ``1790000000.5`` or ``2.0``. A fraction is rounded
+    rather than failing the whole reply: these figures are shown, never computed with to the
+    unit. Anything else (a boolean, a word, NaN) is left for the field's own check to refuse.
+    """
     if isinstance(value, str):
-        number = int(value)
-        if abs(number) > 2**53 - 1:
+        text = value.strip()
+        try:
+            number: float = int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                return value
+        if abs(number) > _SAFE_INTEGER:
             raise ValueError("integer is too large")
-        return number
+        value = number
+    if isinstance(value, float) and math.isfinite(value):
+        return round(value)
     return value
 
 
@@ -109,7 +131,7 @@ Accelerator = Annotated[str | None, BeforeValidator(normalize_accelerator)]
 AcceleratorList = Annotated[
     list[str], BeforeValidator(lambda v: [m for m in map(normalize_accelerator, v or []) if m])
 ]
-Int64 = Annotated[int, BeforeValidator(_int64)]
+Whole = Annotated[int, BeforeValidator(_whole)]
 
 
 class _Wire(BaseModel):
@@ -146,7 +168,7 @@ class Runtime(_Wire):
     )
     notebook_id_hash: str | None = Field(default=None, validation_alias="notebookIdHash")
     runtime_version: str | None = Field(default=None, validation_alias="runtimeVersionLabel")
-    idle_timeout_seconds: int | None = Field(default=None, validation_alias="fit")
+    idle_timeout_seconds: Whole | None = Field(default=None, validation_alias="fit")
 
     def with_proxy(self, proxy: RuntimeProxyInfo) -> Runtime:
         return self.model_copy(update={"proxy": proxy})
@@ -193,7 +215,7 @@ class ComputeUnits(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    tier: str | None = None
+    tier: str | None = None  # as Colab named it; None where it did not say
     balance: float | None = None
     rate_per_hour: float | None = None
     assignments: int | None = None
@@ -210,11 +232,16 @@ class ComputeUnits(BaseModel):
 
 
 class Eligibility(BaseModel):
-    """What this account may and may not assign, per variant (``"GPU"``, ``"TPU"``)."""
+    """What this account may and may not assign, per variant (``"GPU"``, ``"TPU"``).
+
+    ``tier`` is the plan Colab named (``subscriptionTier``), or None where the reply named
+    none: it is never guessed from the compute-unit balance, since a Pro plan with no units
+    left is still Pro and units bought without a plan do not make one.
+    """
 
     model_config = ConfigDict(frozen=True)
 
-    tier: str = FREE
+    tier: str | None = None
     eligible: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     ineligible: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
@@ -224,15 +251,16 @@ class Eligibility(BaseModel):
         return accelerator in self.eligible.get(variant, ())
 
     def shapes_for(self, accelerator: str | None) -> tuple[str, ...]:
-        """Free accounts get standard machines only; paid ones may ask for High-RAM."""
+        """A free plan gets standard machines only; Pro and Pro+ may ask for High-RAM. An
+        unnamed plan may ask too: Colab has the last word (a free plan gets a standard one)."""
         if accelerator in HIGH_MEM_ONLY:
             return (HIGH_MEM,)
         return (STANDARD,) if self.tier == FREE else (STANDARD, HIGH_MEM)
 
 
 class _CcuFreeQuota(_Wire):
-    remaining_tokens: Int64 | None = Field(default=None, validation_alias="remainingTokens")
-    next_refill: int | None = Field(default=None, validation_alias="nextRefillTimestampSec")
+    remaining_tokens: Whole | None = Field(default=None, validation_alias="remainingTokens")
+    next_refill: Whole | None = Field(default=None, validation_alias="nextRefillTimestampSec")
 
 
 class CcuInfo(_Wire):
@@ -242,7 +270,7 @@ class CcuInfo(_Wire):
     consumption_rate_hourly: float | None = Field(
         default=None, validation_alias="consumptionRateHourly"
     )
-    assignments_count: int | None = Field(default=None, validation_alias="assignmentsCount")
+    assignments_count: Whole | None = Field(default=None, validation_alias="assignmentsCount")
     eligible_gpus: AcceleratorList = Field(default_factory=list, validation_alias="eligibleGpus")
     ineligible_gpus: AcceleratorList = Field(
         default_factory=list, validation_alias="ineligibleGpus"
@@ -264,10 +292,10 @@ class CcuInfo(_Wire):
         )
 
     def eligibility(self) -> Eligibility:
-        # ccu-info names no tier; paid balance is the best hint that High-RAM is on offer.
-        tier = self.subscription_tier or (PRO if (self.current_balance or 0) > 0 else FREE)
+        # The old ccu-info schema names no plan; where the reply does, that is the plan. The
+        # balance says nothing about it (pay-as-you-go units come without a plan).
         return Eligibility(
-            tier=tier,
+            tier=self.subscription_tier,
             eligible={GPU: tuple(self.eligible_gpus), TPU: tuple(self.eligible_tpus)},
             ineligible={GPU: tuple(self.ineligible_gpus), TPU: tuple(self.ineligible_tpus)},
         )
@@ -290,7 +318,7 @@ class UserInfo(_Wire):
     consumption_rate_hourly: float | None = Field(
         default=None, validation_alias="consumptionRateHourly"
     )
-    assignments_count: int | None = Field(default=None, validation_alias="assignmentsCount")
+    assignments_count: Whole | None = Field(default=None, validation_alias="assignmentsCount")
     free_quota: _CcuFreeQuota | None = Field(default=None, validation_alias="freeCcuQuotaInfo")
 
     def eligibility(self) -> Eligibility:
@@ -321,7 +349,7 @@ class ConsumptionUserInfo(UserInfo):
 
     paid_balance: float = Field(validation_alias="paidComputeUnitsBalance")
     consumption_rate_hourly: float = Field(validation_alias="consumptionRateHourly")
-    assignments_count: int = Field(validation_alias="assignmentsCount")
+    assignments_count: Whole = Field(validation_alias="assignmentsCount")
 
 
 def _compute_units(
@@ -335,8 +363,7 @@ def _compute_units(
     if free_quota is not None:
         if free_quota.remaining_tokens is not None:
             remaining = free_quota.remaining_tokens / 1000  # milli-CCU on the wire
-        if free_quota.next_refill is not None:
-            refill = datetime.fromtimestamp(free_quota.next_refill, UTC)
+        refill = _moment(free_quota.next_refill)
     return ComputeUnits(
         tier=tier,
         balance=balance,
@@ -347,10 +374,21 @@ def _compute_units(
     )
 
 
+def _moment(seconds: int | None) -> datetime | None:
+    """Unix seconds as a time; None for a value no calendar holds (say, milliseconds sent
+    as seconds), which would otherwise fail the whole balance."""
+    if seconds is None:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 class _Filesystem(_Wire):
     label: str = ""
-    total_bytes: int = Field(default=0, validation_alias="totalBytes")
-    used_bytes: int = Field(default=0, validation_alias="usedBytes")
+    total_bytes: Whole = Field(default=0, validation_alias="totalBytes")
+    used_bytes: Whole = Field(default=0, validation_alias="usedBytes")
 
 
 class Disk(_Wire):
@@ -358,14 +396,14 @@ class Disk(_Wire):
 
 
 class Memory(_Wire):
-    total_bytes: int = Field(default=0, validation_alias="totalBytes")
-    free_bytes: int = Field(default=0, validation_alias="freeBytes")
+    total_bytes: Whole = Field(default=0, validation_alias="totalBytes")
+    free_bytes: Whole = Field(default=0, validation_alias="freeBytes")
 
 
 class Gpu(_Wire):
     name: str = ""
-    memory_used_bytes: int = Field(default=0, validation_alias="memoryUsedBytes")
-    memory_total_bytes: int = Field(default=0, validation_alias="memoryTotalBytes")
+    memory_used_bytes: Whole = Field(default=0, validation_alias="memoryUsedBytes")
+    memory_total_bytes: Whole = Field(default=0, validation_alias="memoryTotalBytes")
     gpu_utilization: float = Field(default=0.0, validation_alias="gpuUtilization")
     memory_utilization: float = Field(default=0.0, validation_alias="memoryUtilization")
     ever_used: bool = Field(default=False, validation_alias="everUsed")
@@ -386,7 +424,7 @@ class Kernel(_Wire):
     name: str = ""
     last_activity: datetime | None = None
     execution_state: str = "unknown"
-    connections: int = 0
+    connections: Whole = 0
 
 
 class JupyterSession(_Wire):

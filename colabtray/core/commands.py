@@ -9,8 +9,10 @@ same work with the same core objects for one call. One JSON line each way (:mod:
 * ``status`` ``{}`` → the account, other accounts, runtimes with their URLs, compute units
 * ``url`` ``{"runtime"}`` → ``{"name", "endpoint", "url", "gateway_command"}``
 * ``urls`` ``{}`` → ``{"runtimes": {endpoint: {"name", "url"}}}``
-* ``new`` ``{"variant", "accelerator", "high_mem", "runtime_version"}`` → the runtime
-  (as in ``status``), once it is bridged
+* ``new`` ``{"variant", "accelerator", "high_mem", "runtime_version", "fallback"}`` → the
+  runtime (as in ``status``), once it is bridged, plus ``"requested"`` (the accelerator asked
+  for) and ``"not_free"`` (those tried first that were not free: with ``fallback``, the plan's
+  other models of the kind are tried in turn)
 * ``remove`` ``{"runtime"}`` → ``{"name", "endpoint"}`` (also the answer "give it back" to an
   idle question)
 * ``keep`` ``{"runtime"}`` → ``{"name", "endpoint"}``: "keep it running", to an idle question
@@ -46,6 +48,8 @@ if TYPE_CHECKING:
 
 # How long ``new`` waits for the bridge to serve the new runtime before answering without URL.
 BRIDGED_WITHIN = 10.0
+# How ``new``'s caller (the CLI) asks for the alternatives when the one asked for is not free.
+FALLBACK_HINT = "try --fallback"
 # How long a command may take in the running app before the CLI gives up waiting (seconds):
 # an assignment waits for Colab, a sign-in for the person at the browser.
 SLOW_COMMAND = 300.0
@@ -230,13 +234,25 @@ class Commands:
     async def new(self, args: dict[str, Any]) -> dict[str, Any]:
         core = self.core
         variant = _text(args, "variant", "a kind of runtime (CPU, GPU or TPU)")
-        name, runtime = await core.create_checked(
-            variant,
-            _optional(args, "accelerator"),
-            high_mem=bool(args.get("high_mem")),
-            runtime_version=_optional(args, "runtime_version"),
-        )
-        return runtime_json(runtime, name, await self._bridged_url(runtime.endpoint))
+        fallback = bool(args.get("fallback"))
+        try:
+            made = await core.create_checked(
+                variant,
+                _optional(args, "accelerator"),
+                high_mem=bool(args.get("high_mem")),
+                runtime_version=_optional(args, "runtime_version"),
+                fallback=fallback,
+            )
+        except errors.AcceleratorUnavailableError as exc:
+            if exc.alternatives and not fallback:  # this command's callers: the CLI's flag
+                raise exc.with_hint(FALLBACK_HINT) from None
+            raise
+        runtime = made.runtime
+        return {
+            **runtime_json(runtime, made.name, await self._bridged_url(runtime.endpoint)),
+            "requested": made.requested,
+            "not_free": list(made.not_free),
+        }
 
     async def remove(self, args: dict[str, Any]) -> dict[str, Any]:
         endpoint = await self._find(args)

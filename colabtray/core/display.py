@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from colabtray.colab.models import ComputeUnits, Resources, Runtime
+from colabtray.colab.models import FREE, PRO, PRO_PLUS, ComputeUnits, Resources, Runtime
 from colabtray.core.keepalive import Verdict
 from colabtray.core.naming import kind_label, shape_label
 
@@ -99,6 +99,17 @@ def resource_lines(resources: Resources) -> list[str]:
         where = f" [ {label} ]" if label and label != "kernel" else ""
         lines.append(f"Disk{where}: {_gb(fs.used_bytes)} / {_gb(fs.total_bytes)} GB")
     return lines
+
+
+_PLAN_NAMES = {FREE: "free (no subscription)", PRO: "Pro", PRO_PLUS: "Pro+"}
+
+
+def plan_line(tier: str | None) -> str:
+    """The account's Colab plan as Colab named it: what High-RAM depends on, so the person
+    sees why it is (not) offered. Never derived from the compute-unit balance."""
+    if tier is None:
+        return "Colab did not say which plan this account has."
+    return f"Colab plan: {_PLAN_NAMES.get(tier, tier)}"
 
 
 def duration(hours: float) -> str:

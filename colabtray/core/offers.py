@@ -1,20 +1,28 @@
-"""What the "New runtime" dialog may offer this account, and why the rest is greyed out.
+"""What a new runtime may be for this account, why the rest is greyed out, and what to try
+when the chosen accelerator is not free.
 
 Built from the backend's eligibility (protocol §2.14): CPU always; each eligible GPU and TPU
 model; ineligible ones listed too, but unavailable with the reason. High-RAM is offered where
-the tier allows it, and is the only shape of the high-memory-only models.
+the plan Colab named allows it (never guessed from the balance), and is the only shape of the
+high-memory-only models. When assigning answers "none free" (503), the alternatives are the
+plan's other models of the same kind, in the plan's order (protocol §2.15).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from colabtray.colab.models import CPU, FREE, GPU, HIGH_MEM, STANDARD, TPU, Eligibility
+from colabtray.colab.models import CPU, FREE, GPU, HIGH_MEM, STANDARD, TPU, Eligibility, Runtime
 from colabtray.core.naming import kind_label
 
 NOT_ON_PLAN = "Not available on this account's Colab plan."
 NOT_ON_PLAN_SHORT = "not on your plan"
-HIGH_RAM_NEEDS_PLAN = "High-RAM machines need a paid Colab plan (Pro or Pro+)."
+HIGH_RAM_NEEDS_PLAN = "High-RAM machines need a Colab Pro or Pro+ plan."
+PLAN_UNKNOWN = (
+    "Colab did not say which plan this account has: High-RAM needs Pro or Pro+, and Colab "
+    "gives a standard machine otherwise."
+)
 HIGH_RAM_ONLY = "This accelerator runs on High-RAM machines only."
 TPU_NO_SHAPE = "TPU machines come with the memory they have; there is no High-RAM choice."
 
@@ -41,10 +49,11 @@ class Offer:
     def high_ram_forced(self) -> bool:
         return self.shapes == (HIGH_MEM,)
 
-    def high_ram_note(self, tier: str) -> str | None:
-        """Why the High-RAM box is fixed for this choice, or None if the user may choose."""
+    def high_ram_note(self, tier: str | None) -> str | None:
+        """Why the High-RAM box is fixed for this choice (or, for a plan Colab did not name,
+        what choosing it means); None if there is nothing to say."""
         if self.high_ram_choice:
-            return None
+            return PLAN_UNKNOWN if tier is None else None
         if self.high_ram_forced:
             return HIGH_RAM_ONLY
         if self.variant == TPU:
@@ -81,3 +90,34 @@ def refusal(
     if high_mem and HIGH_MEM not in eligibility.shapes_for(accelerator):
         return HIGH_RAM_NEEDS_PLAN
     return None
+
+
+def alternatives(
+    eligibility: Eligibility,
+    variant: str,
+    accelerator: str | None,
+    *,
+    exclude: Iterable[str] = (),
+) -> tuple[str, ...]:
+    """What to try when ``accelerator`` is not free: the plan's other models of the same kind
+    (GPU or TPU), in the order Colab lists them, as Google's own extension falls back; none
+    for CPU. ``exclude`` holds models found not free a moment ago."""
+    if variant == CPU or not accelerator:
+        return ()
+    skip = {accelerator.upper(), *(model.upper() for model in exclude)}
+    found: list[str] = []
+    for model in eligibility.eligible.get(variant, ()):
+        if model not in skip and model not in found:
+            found.append(model)
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class Assigned:
+    """A runtime the core assigned, and the accelerators that were not free before it (in
+    the order tried; empty when the one asked for was free)."""
+
+    name: str
+    runtime: Runtime
+    requested: str | None
+    not_free: tuple[str, ...] = ()

@@ -104,7 +104,7 @@ class Admin:
             "max_runtimes_override": account.max_runtimes,
             "quota_outcome": account.quota_outcome,
             "denylisted": account.denylisted,
-            "paid_balance": account.paid_balance,
+            "paid_balance": account.paid_units,
             "free_remaining_milli": account.free_milli,
             "consumption_rate_hourly": self.state.burn_rate(email),
         }
@@ -178,7 +178,7 @@ class Admin:
             if body["tier"] not in TIERS:
                 raise BadRequest(f"tier must be one of {', '.join(TIERS)}")
             account.tier = body["tier"]
-            if account.tier != "free" and account.paid_balance <= 0:
+            if account.tier != "free" and account.paid_units <= 0:
                 account.paid_balance = TIER_INFO[account.tier].initial_balance
         if "max_runtimes" in body:
             value = body["max_runtimes"]

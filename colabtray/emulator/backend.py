@@ -261,7 +261,7 @@ class Backend:
             return xssi_json({"outcome": OUTCOME_DENYLISTED})
         if account.quota_outcome in (OUTCOME_QUOTA_DENIED, OUTCOME_QUOTA_EXCEEDED):
             return xssi_json({"outcome": account.quota_outcome, "sub": tier.sub})
-        if account.tier == "free" and account.free_milli <= 0:
+        if account.paid_units <= 0 and account.free_milli <= 0:
             return xssi_json({"outcome": OUTCOME_QUOTA_EXCEEDED, "sub": tier.sub})
         name = params.accelerator.name
         if name != CPU and name not in tier.eligible:
@@ -331,18 +331,18 @@ class Backend:
         ready = [r for r in self.state.runtimes_of(account.email) if r.ready]
         return round(self.state.burn_rate(account.email), 4), len(ready)
 
-    def _free_quota(self, account: Account) -> dict[str, Any]:
-        return {
-            "remainingTokens": str(int(account.free_milli)),
-            "nextRefillTimestampSec": int(account.next_refill),
-        }
+    def _free_quota(self, account: Account, *, refill: float) -> dict[str, Any]:
+        return {"remainingTokens": str(int(account.free_milli)), "nextRefillTimestampSec": refill}
 
     async def ccu_info(self, request: web.Request) -> web.Response:
-        """``/tun/m/ccu-info`` in the schema VS Code used before moving to GAPI user-info."""
+        """``/tun/m/ccu-info`` in the schema VS Code used before moving to GAPI user-info, plus
+        the plan as user-info names it (see the README's decisions). Its numbers are plain
+        JSON numbers, so the refill time keeps its fraction of a second."""
         account = self._colab(request)
         rate, count = self._usage(account)
         body: dict[str, Any] = {
-            "currentBalance": round(account.paid_balance, 6),
+            "subscriptionTier": TIER_INFO[account.tier].gapi_name,
+            "currentBalance": round(account.paid_units, 6),
             "consumptionRateHourly": rate,
             "assignmentsCount": count,
             "eligibleGpus": models(account.tier, "GPU", eligible=True),
@@ -350,8 +350,10 @@ class Backend:
             "eligibleTpus": models(account.tier, "TPU", eligible=True),
             "ineligibleTpus": models(account.tier, "TPU", eligible=False),
         }
-        if account.tier == "free":
-            body["freeCcuQuotaInfo"] = self._free_quota(account)
+        if account.paid_units <= 0:  # the free allowance shows only once paid units are gone
+            body["freeCcuQuotaInfo"] = self._free_quota(
+                account, refill=round(account.next_refill, 3)
+            )
         return xssi_json(body)
 
     async def experiment_state(self, request: web.Request) -> web.Response:
@@ -465,15 +467,15 @@ class Backend:
         consumption = value in ("true", "1")
         rate, count = self._usage(account)
         body: dict[str, Any] = {"subscriptionTier": TIER_INFO[account.tier].gapi_name}
-        if account.tier != "free" or consumption:
-            body["paidComputeUnitsBalance"] = round(account.paid_balance, 6)
+        if account.tier != "free" or account.paid_units > 0 or consumption:
+            body["paidComputeUnitsBalance"] = round(account.paid_units, 6)
         if consumption:
             body["consumptionRateHourly"] = rate
             body["assignmentsCount"] = count
         body["eligibleAccelerators"] = self._gapi_groups(account, eligible=True)
         body["ineligibleAccelerators"] = self._gapi_groups(account, eligible=False)
-        if consumption and account.tier == "free":
-            body["freeCcuQuotaInfo"] = self._free_quota(account)
+        if consumption and account.paid_units <= 0:
+            body["freeCcuQuotaInfo"] = self._free_quota(account, refill=int(account.next_refill))
         return xssi_json(body)
 
     async def gapi_assignments(self, request: web.Request) -> web.Response:

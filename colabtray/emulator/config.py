@@ -5,15 +5,30 @@ from __future__ import annotations
 import argparse
 import ipaddress
 from dataclasses import dataclass, field
-from typing import cast
+from typing import NamedTuple, cast
 
 from colabtray.emulator.catalog import TIERS, Tier
 from colabtray.emulator.tokens import normalize_scopes
 
-DEFAULT_ACCOUNTS: tuple[tuple[str, Tier], ...] = (
-    ("ada@example.com", "pro"),
-    ("free@example.com", "free"),
-    ("plus@example.com", "pro_plus"),
+
+class AccountSpec(NamedTuple):
+    """An account as ``--account`` names it. ``paid_balance`` None: the tier's usual start
+    (0 for free); a number makes e.g. a Pro plan with no units left, or a free account that
+    bought pay-as-you-go units."""
+
+    email: str
+    tier: Tier
+    paid_balance: float | None = None
+
+    def __str__(self) -> str:
+        balance = "" if self.paid_balance is None else f":{self.paid_balance:g}"
+        return f"{self.email}:{self.tier}{balance}"
+
+
+DEFAULT_ACCOUNTS: tuple[AccountSpec, ...] = (
+    AccountSpec("ada@example.com", "pro"),
+    AccountSpec("free@example.com", "free"),
+    AccountSpec("plus@example.com", "pro_plus"),
 )
 
 
@@ -33,8 +48,8 @@ class EmulatorConfig:
     tls: bool = False
     # Scopes of the ready-made access token it exports; None: every scope it knows.
     token_scopes: tuple[str, ...] | None = None
-    # (email, tier); the first one is the default account.
-    accounts: tuple[tuple[str, Tier], ...] = field(default=DEFAULT_ACCOUNTS)
+    # The first one is the default account.
+    accounts: tuple[AccountSpec, ...] = field(default=DEFAULT_ACCOUNTS)
 
 
 def _loopback_host(value: str) -> str:
@@ -77,14 +92,26 @@ def _rate(value: str) -> float:
     return number
 
 
-def _account(value: str) -> tuple[str, Tier]:
-    email, _, tier = value.partition(":")
+def _account(value: str) -> AccountSpec:
+    """``EMAIL[:TIER[:PAID_BALANCE]]``."""
+    email, _, rest = value.partition(":")
+    tier, _, balance = rest.partition(":")
     tier = tier or "pro"
     if "@" not in email or email.startswith("@") or email.endswith("@"):
         raise argparse.ArgumentTypeError(f"{email!r} is not an e-mail address")
     if tier not in TIERS:
         raise argparse.ArgumentTypeError(f"tier must be one of {', '.join(TIERS)}")
-    return email.lower(), cast(Tier, tier)
+    return AccountSpec(email.lower(), cast(Tier, tier), _balance(balance) if balance else None)
+
+
+def _balance(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"paid balance {value!r} is not a number") from None
+    if not 0 <= number < float("inf"):
+        raise argparse.ArgumentTypeError("paid balance must be a number of units, 0 or more")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,10 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=_account,
         action="append",
         default=None,
-        metavar="EMAIL[:free|pro|pro_plus]",
-        help="an account (repeatable; the first is the default; default: "
-        + ", ".join(f"{e}:{t}" for e, t in DEFAULT_ACCOUNTS)
-        + ")",
+        metavar="EMAIL[:free|pro|pro_plus[:PAID_BALANCE]]",
+        help="an account (repeatable; the first is the default), its plan and paid compute "
+        "units (default: the plan's usual start; e.g. x@example.com:pro:0 has a plan and no "
+        "units, y@example.com:free:50 bought units without a plan); default accounts: "
+        + ", ".join(map(str, DEFAULT_ACCOUNTS)),
     )
     return parser
 
@@ -184,7 +212,7 @@ def parse_config(argv: list[str] | None) -> EmulatorConfig:
     if ns.max_runtimes is not None and ns.max_runtimes < 0:
         parser.error("--max-runtimes must not be negative")
     accounts = tuple(ns.account) if ns.account else DEFAULT_ACCOUNTS
-    if len({email for email, _ in accounts}) != len(accounts):
+    if len({spec.email for spec in accounts}) != len(accounts):
         parser.error("each --account must be listed once")
     return EmulatorConfig(
         host=ns.host,

@@ -48,7 +48,7 @@ class Account:
     max_runtimes: int | None = None  # per-account override (admin)
     quota_outcome: int | None = None  # 1 or 2: assign answers that outcome (admin)
     denylisted: bool = False
-    paid_balance: float = 0.0
+    paid_balance: float | None = None  # None: the tier's usual start
     free_milli: float = float(FREE_QUOTA_MILLI)
     next_refill: float = 0.0  # Unix seconds
     settled_at: float = field(default_factory=time.monotonic)
@@ -57,11 +57,18 @@ class Account:
         self.name = self.name or _display_name(self.email)
         digest = hashlib.sha256(self.email.encode()).hexdigest()
         self.id = self.id or str(int(digest[:16], 16)).rjust(21, "1")[:21]
-        self.paid_balance = self.paid_balance or TIER_INFO[self.tier].initial_balance
+        if self.paid_balance is None:
+            self.paid_balance = TIER_INFO[self.tier].initial_balance
         self.next_refill = self.next_refill or time.time() + FREE_REFILL_SECONDS
 
+    @property
+    def paid_units(self) -> float:
+        return self.paid_balance or 0.0
+
     def settle(self, rate_per_hour: float, now: float | None = None) -> None:
-        """Charge what the account's runtimes burned since the last settlement."""
+        """Charge what the account's runtimes burned since the last settlement: paid units
+        while there are any (whatever the plan: pay-as-you-go units come without one), else
+        the free allowance."""
         now = time.monotonic() if now is None else now
         hours = max(0.0, now - self.settled_at) / 3600
         self.settled_at = now
@@ -69,10 +76,10 @@ class Account:
             self.free_milli = float(FREE_QUOTA_MILLI)
             self.next_refill = time.time() + FREE_REFILL_SECONDS
         cost = rate_per_hour * hours
-        if self.tier == "free":
-            self.free_milli = max(0.0, self.free_milli - cost * 1000)
+        if self.paid_units > 0:
+            self.paid_balance = max(0.0, self.paid_units - cost)
         else:
-            self.paid_balance = max(0.0, self.paid_balance - cost)
+            self.free_milli = max(0.0, self.free_milli - cost * 1000)
 
 
 @dataclass
@@ -234,9 +241,10 @@ class EmulatorState:
         self.client_id = "colabtray-emulator.apps.googleusercontent.com"
         self.client_secret = "GOCSPX-emu-" + secrets.token_urlsafe(24)
         self.accounts: dict[str, Account] = {
-            email: Account(email, tier) for email, tier in config.accounts
+            spec.email: Account(spec.email, spec.tier, paid_balance=spec.paid_balance)
+            for spec in config.accounts
         }
-        self.default_email = config.accounts[0][0]
+        self.default_email = config.accounts[0].email
         self.tokens = TokenStore(config.access_token_ttl)
         self.runtimes: dict[str, Runtime] = {}
         self.tickets = XsrfTickets()

@@ -1,9 +1,11 @@
 """The "New runtime" dialog: offers only what the account may have, says why the rest is not.
 
 The choices come from :func:`colabtray.core.offers.offers` (eligibility read from Colab);
-unavailable ones are shown disabled with their reason. Creating runs in the background: the
-dialog stays responsive, shows progress, and shows the client's typed errors as the
-sentences they carry. It closes when the runtime is assigned.
+unavailable ones are shown disabled with their reason, and the plan Colab named is shown, as
+High-RAM depends on it. Creating runs in the background: the dialog stays responsive, shows
+progress, and shows the client's typed errors as the sentences they carry. When the chosen
+accelerator is not free, a button per alternative the core names tries that one in one
+click. It closes when the runtime is assigned.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QGroupBox,
+    QHBoxLayout,
     QLabel,
     QPushButton,
     QRadioButton,
@@ -24,9 +27,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from colabtray.colab.errors import ColabError
+from colabtray.colab.errors import AcceleratorUnavailableError, ColabError
 from colabtray.colab.models import CPU, GPU, HIGH_MEM, TPU, Eligibility
 from colabtray.core.app import Core
+from colabtray.core.display import plan_line
 from colabtray.core.offers import Offer, offers
 from colabtray.ui import icons
 
@@ -41,6 +45,8 @@ class NewRuntimeDialog(QDialog):
         self._eligibility: Eligibility | None = None
         self._offers: list[Offer] = []
         self._busy = False
+        self._not_free: set[str] = set()  # models Colab just said are not free
+        self._fallback_buttons: dict[str, QPushButton] = {}  # label → its "Try …" button
         self.setObjectName("new-runtime")
         self.setWindowTitle("New Colab runtime")
         self.setWindowIcon(icons.app_icon())
@@ -50,6 +56,9 @@ class NewRuntimeDialog(QDialog):
             "disconnect it (or Colab reclaims it when idle)."
         )
         intro.setWordWrap(True)
+        self.plan = QLabel()
+        self.plan.setObjectName("plan")
+        self.plan.setWordWrap(True)
         self.choices = QWidget()
         self.choices.setLayout(QVBoxLayout())
         self.choices.layout().setContentsMargins(0, 0, 0, 0)
@@ -66,6 +75,10 @@ class NewRuntimeDialog(QDialog):
         self.status.setObjectName("status")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.fallbacks = QWidget()
+        self.fallbacks.setObjectName("fallbacks")
+        QHBoxLayout(self.fallbacks).setContentsMargins(0, 0, 0, 0)
+        self.fallbacks.hide()
         self.buttons = QDialogButtonBox()
         self.create_button = QPushButton("Create")
         self.create_button.setObjectName("create")
@@ -77,10 +90,12 @@ class NewRuntimeDialog(QDialog):
 
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
+        layout.addWidget(self.plan)
         layout.addWidget(self.choices)
         layout.addWidget(self.high_ram)
         layout.addWidget(self.high_ram_note)
         layout.addWidget(self.status)
+        layout.addWidget(self.fallbacks)
         layout.addWidget(self.buttons)
         self.setMinimumWidth(420)
 
@@ -107,6 +122,7 @@ class NewRuntimeDialog(QDialog):
     def _fill(self, eligibility: Eligibility) -> None:
         self._eligibility = eligibility
         self._offers = offers(eligibility)
+        self.plan.setText(plan_line(eligibility.tier))
         layout = self.choices.layout()
         boxes: dict[str, QVBoxLayout] = {}
         for index, offer in enumerate(self._offers):
@@ -131,6 +147,10 @@ class NewRuntimeDialog(QDialog):
         """Label → radio button (for tests and accessibility tools)."""
         return {o.label: self.group.button(i) for i, o in enumerate(self._offers)}  # type: ignore[misc]
 
+    def fallback_buttons(self) -> dict[str, QPushButton]:
+        """Label of the alternative → its "Try …" button, while alternatives are shown."""
+        return dict(self._fallback_buttons)
+
     def describe(self) -> dict[str, object]:
         """The dialog's state as data (the control channel's ``menu`` command shows it)."""
         offer = self.selected()
@@ -139,6 +159,7 @@ class NewRuntimeDialog(QDialog):
             "high_ram": self.high_ram.isChecked(),
             "status": self.status.text(),
             "busy": self._busy,
+            "alternatives": list(self.fallback_buttons()),
         }
 
     def selected(self) -> Offer | None:
@@ -169,6 +190,7 @@ class NewRuntimeDialog(QDialog):
         if offer is None or self._busy:
             return
         high_mem = self.high_ram.isChecked() and HIGH_MEM in offer.shapes
+        self._show_alternatives(None, ())
         self._set_busy(True)
         self._set_status(
             f"Asking Colab for a {offer.label} runtime… starting one can take a minute."
@@ -177,12 +199,57 @@ class NewRuntimeDialog(QDialog):
 
     async def _assign(self, offer: Offer, high_mem: bool) -> None:
         try:
-            await self._core.create(offer.variant, offer.accelerator, high_mem=high_mem)
+            await self._core.create_checked(
+                offer.variant,
+                offer.accelerator,
+                high_mem=high_mem,
+                not_free=tuple(self._not_free),
+            )
+        except AcceleratorUnavailableError as exc:
+            if exc.accelerator:
+                self._not_free.add(exc.accelerator)
+            self._fail(exc.plain if exc.alternatives else exc.message)
+            self._show_alternatives(offer.variant, exc.alternatives)
+            return
         except ColabError as exc:
             self._fail(exc.message)
             return
         self._set_busy(False)
         self.accept()
+
+    # ---- when the chosen one is not free --------------------------------------------------
+
+    def _show_alternatives(self, variant: str | None, models: tuple[str, ...]) -> None:
+        """A "Try …" button per alternative the core named (in its order), or none."""
+        for button in self._fallback_buttons.values():
+            button.hide()
+            button.deleteLater()
+        self._fallback_buttons = {}
+        for model in models:
+            index = self._index_of(variant, model)
+            if index is None:
+                continue
+            label = self._offers[index].label
+            button = QPushButton(f"Try {label}")
+            button.setObjectName(f"fallback:{label}")
+            button.setAutoDefault(False)
+            button.clicked.connect(lambda _=False, i=index: self._try_instead(i))
+            self.fallbacks.layout().addWidget(button)
+            self._fallback_buttons[label] = button
+        self.fallbacks.setVisible(bool(self._fallback_buttons))
+
+    def _index_of(self, variant: str | None, model: str) -> int | None:
+        for index, offer in enumerate(self._offers):
+            if offer.available and offer.variant == variant and offer.accelerator == model:
+                return index
+        return None
+
+    def _try_instead(self, index: int) -> None:
+        """One click: choose that alternative and ask Colab for it at once."""
+        if self._busy:
+            return
+        self.group.button(index).setChecked(True)
+        self._create()
 
     def _fail(self, sentence: str) -> None:
         self._set_busy(False)

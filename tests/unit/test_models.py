@@ -345,7 +345,8 @@ def test_ccu_info_from_the_colab_host():  # CLI notes §1.8
     eligibility = info.eligibility()
     assert eligibility.eligible[GPU] == ("T4", "L4", "A100")
     assert eligibility.ineligible[GPU] == ("H100",)
-    assert eligibility.tier == PRO  # a paid balance means a paid plan
+    assert eligibility.tier is None  # no plan named: a balance is not a plan
+    assert eligibility.shapes_for("T4") == (STANDARD, HIGH_MEM)  # Colab has the last word
 
 
 def test_ccu_info_rejects_an_unsafe_int64():
