@@ -45,7 +45,7 @@ class NewRuntimeDialog(QDialog):
         self._eligibility: Eligibility | None = None
         self._offers: list[Offer] = []
         self._busy = False
-        self._not_free: set[str] = set()  # models Colab just said are not free
+        self._not_free: list[str] = []  # models Colab just said are not free, in order
         self._fallback_buttons: dict[str, QPushButton] = {}  # label → its "Try …" button
         self.setObjectName("new-runtime")
         self.setWindowTitle("New Colab runtime")
@@ -206,9 +206,10 @@ class NewRuntimeDialog(QDialog):
                 not_free=tuple(self._not_free),
             )
         except AcceleratorUnavailableError as exc:
-            if exc.accelerator:
-                self._not_free.add(exc.accelerator)
-            self._fail(exc.plain if exc.alternatives else exc.message)
+            if exc.accelerator and exc.accelerator not in self._not_free:
+                self._not_free.append(exc.accelerator)
+            # Shown, the alternatives are buttons; closed, the sentence names them.
+            self._fail(exc.plain if self.isVisible() else exc.message)
             self._show_alternatives(offer.variant, exc.alternatives)
             return
         except ColabError as exc:

@@ -74,3 +74,26 @@ def test_a_bad_token_says_sign_in_again(emulator: Emulator, tmp_path: Path):
     env["COLABTRAY_ACCESS_TOKEN"] = "ya29.revoked"
     result = run_cli(env, "status")
     assert result.returncode == 1 and "sign in again" in result.stderr
+
+
+def test_new_without_fallback_names_what_else_the_plan_has(emulator: Emulator, tmp_path: Path):
+    env = cli_env(emulator, tmp_path)
+    emulator.admin("POST", "unavailable", {"accelerators": ["A100"]})
+    result = run_cli(env, "new", "--gpu", "A100")
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.strip() == (
+        "colabtray: No A100 is free on Colab right now; this account may also have: T4, L4 "
+        "(try --fallback)."
+    )
+    assert emulator.state()["runtimes"] == []
+
+
+def test_new_with_fallback_takes_the_next_free_one_and_says_so(emulator: Emulator, tmp_path: Path):
+    env = cli_env(emulator, tmp_path)
+    emulator.admin("POST", "unavailable", {"accelerators": ["A100", "T4"]})
+    result = run_cli(env, "new", "--gpu", "a100", "--fallback")
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.splitlines()[:2]
+    assert first == "A100 GPU and T4 GPU were not free; assigned L4 GPU instead."
+    assert second.startswith("Assigned L4 GPU (High-RAM): gpu-l4-s-")
+    assert [r["accelerator"] for r in emulator.state()["runtimes"]] == ["L4"]

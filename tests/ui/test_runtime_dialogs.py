@@ -224,3 +224,101 @@ def test_an_idle_runtime_needs_attention_and_can_be_kept(
         await core.stop()
 
     run(qapp, scenario(), 90)
+
+
+def test_a_busy_accelerator_offers_the_plan_s_others_one_click_each(
+    qapp, qtbot, emulator: Emulator, tmp_path: Path
+):
+    core = emulator_core(emulator, tmp_path)
+    emulator.admin("POST", "unavailable", {"accelerators": ["A100", "T4"]})
+
+    async def scenario() -> None:
+        dialog = _dialog(qtbot, core)
+        await until(lambda: dialog.offer_buttons())
+        assert dialog.fallback_buttons() == {} and dialog.fallbacks.isHidden()
+        dialog.offer_buttons()["A100 GPU"].click()
+        QTest.mouseClick(dialog.create_button, Qt.MouseButton.LeftButton)
+        await until(lambda: dialog.status.property("error"))
+        assert dialog.status.text() == errors.AcceleratorUnavailableError("A100").plain
+        tries = dialog.fallback_buttons()
+        assert list(tries) == ["T4 GPU", "L4 GPU"], "the plan's other GPUs, in its order"
+        assert [b.text() for b in tries.values()] == ["Try T4 GPU", "Try L4 GPU"]
+        assert all(b.isVisible() for b in tries.values())
+
+        QTest.mouseClick(tries["T4 GPU"], Qt.MouseButton.LeftButton)  # one click: choose, ask
+        assert dialog.offer_buttons()["T4 GPU"].isChecked()
+        assert dialog.status.text().startswith("Asking Colab for a T4 GPU runtime")
+        assert dialog.fallbacks.isHidden() and not dialog.create_button.isEnabled()
+        await until(lambda: dialog.status.property("error"))
+        assert dialog.status.text() == errors.AcceleratorUnavailableError("T4").plain
+        assert list(dialog.fallback_buttons()) == ["L4 GPU"], "A100 was not free just now"
+
+        QTest.mouseClick(dialog.fallback_buttons()["L4 GPU"], Qt.MouseButton.LeftButton)
+        await until(lambda: not dialog.isVisible(), 60)
+        assert [r.label for r in core.rows()] == ["L4 GPU · High-RAM — running"]
+        await core.stop()
+
+    run(qapp, scenario(), 120)
+    assert [r["accelerator"] for r in emulator.state()["runtimes"]] == ["L4"]
+
+
+def test_when_every_gpu_is_busy_the_dialog_says_which_it_tried(
+    qapp, qtbot, emulator: Emulator, tmp_path: Path
+):
+    core = emulator_core(emulator, tmp_path)
+    emulator.admin("POST", "unavailable", {"accelerators": ["L4", "T4"]})
+
+    async def scenario() -> None:
+        dialog = _dialog(qtbot, core)
+        await until(lambda: dialog.offer_buttons())
+        dialog.offer_buttons()["L4 GPU"].click()
+        QTest.mouseClick(dialog.create_button, Qt.MouseButton.LeftButton)
+        await until(lambda: dialog.status.property("error"))
+        QTest.mouseClick(dialog.fallback_buttons()["T4 GPU"], Qt.MouseButton.LeftButton)
+        await until(lambda: dialog.status.property("error"))
+        assert list(dialog.fallback_buttons()) == ["A100 GPU"]
+        emulator.admin("POST", "unavailable", {"accelerators": ["L4", "T4", "A100"]})
+        QTest.mouseClick(dialog.fallback_buttons()["A100 GPU"], Qt.MouseButton.LeftButton)
+        await until(lambda: dialog.status.property("error"))
+        assert dialog.status.text() == errors.NoneFreeError("GPU", ["L4", "T4", "A100"]).message
+        assert dialog.fallback_buttons() == {} and dialog.fallbacks.isHidden()
+        assert dialog.create_button.isEnabled(), "the person may still pick another kind"
+        dialog.close()
+        await core.stop()
+
+    run(qapp, scenario(), 120)
+    assert emulator.state()["runtimes"] == []
+
+
+@pytest.mark.parametrize(
+    ("account", "plan", "high_ram_offered", "note"),
+    [
+        ("pat@example.com:pro:0", "Colab plan: Pro", True, None),
+        (
+            "payg@example.com:free:50",
+            "Colab plan: free (no subscription)",
+            False,
+            offers.HIGH_RAM_NEEDS_PLAN,
+        ),
+    ],
+    ids=["pro-without-units", "units-without-plan"],
+)
+def test_the_plan_not_the_balance_decides_high_ram(
+    qapp, qtbot, emulator_factory, tmp_path: Path, account, plan, high_ram_offered, note
+):
+    emulator = emulator_factory("--account", account)
+    core = emulator_core(emulator, tmp_path)
+
+    async def scenario() -> None:
+        dialog = _dialog(qtbot, core)
+        await until(lambda: dialog.offer_buttons())
+        assert dialog.plan.text() == plan
+        for label in ("CPU", "T4 GPU"):
+            dialog.offer_buttons()[label].click()
+            assert dialog.high_ram.isEnabled() is high_ram_offered, label
+            assert dialog.high_ram_note.isHidden() is (note is None)
+            assert dialog.high_ram_note.text() == (note or "")
+        dialog.close()
+        await core.stop()
+
+    run(qapp, scenario())

@@ -427,3 +427,126 @@ def test_a_token_never_shows_in_a_repr():
         {"token": "rpt-SECRET-VALUE", "tokenExpiresInSeconds": 10, "url": "https://rt"}
     )
     assert "rpt-SECRET-VALUE" not in repr(info) and "rpt-SECRET-VALUE" not in str(info)
+
+
+# ---- the plan as Colab names it, never as the balance suggests ------------------------------
+
+
+def test_a_pro_plan_with_no_units_left_keeps_high_ram():
+    info = CcuInfo.model_validate(
+        {
+            "subscriptionTier": "SUBSCRIPTION_TIER_PRO",
+            "currentBalance": 0,
+            "consumptionRateHourly": 0,
+            "assignmentsCount": 0,
+            "eligibleGpus": ["T4", "L4", "A100"],
+            "freeCcuQuotaInfo": {"remainingTokens": "5960", "nextRefillTimestampSec": 1790000000},
+        }
+    )
+    assert info.eligibility().tier == PRO and info.compute_units().tier == PRO
+    assert info.eligibility().shapes_for("T4") == (STANDARD, HIGH_MEM)
+
+
+def test_units_bought_without_a_plan_bring_no_high_ram():
+    body = {
+        "subscriptionTier": "SUBSCRIPTION_TIER_NONE",
+        "paidComputeUnitsBalance": 50.0,
+        "eligibleAccelerators": [{"variant": "VARIANT_GPU", "models": ["T4"]}],
+        "ineligibleAccelerators": [],
+    }
+    assert UserInfo.model_validate(body).eligibility().shapes_for("T4") == (STANDARD,)
+    ccu = CcuInfo.model_validate(
+        {"subscriptionTier": "SUBSCRIPTION_TIER_NONE", "currentBalance": 50.0}
+    )
+    assert ccu.eligibility().tier == FREE and ccu.compute_units().balance == 50.0
+
+
+def test_ccu_info_without_a_plan_leaves_it_unknown_whatever_the_balance():
+    for balance in (0, 289.81):
+        info = CcuInfo.model_validate({"currentBalance": balance, "eligibleGpus": ["T4"]})
+        assert info.eligibility().tier is None and info.compute_units().tier is None
+
+
+# ---- numbers that come with a fraction: read, not fatal -------------------------------------
+
+
+def test_ccu_info_with_fractional_counts_and_refill_time():
+    info = CcuInfo.model_validate_json(
+        '{"subscriptionTier":"SUBSCRIPTION_TIER_NONE","currentBalance":0,'
+        '"consumptionRateHourly":1.96,"assignmentsCount":1.0,"eligibleGpus":["T4"],'
+        '"ineligibleGpus":["A100"],"eligibleTpus":[],"ineligibleTpus":[],'
+        '"freeCcuQuotaInfo":{"remainingTokens":5960.4,"nextRefillTimestampSec":1790000000.75}}'
+    )
+    units = info.compute_units()
+    assert units.assignments == 1
+    assert units.free_remaining == pytest.approx(5.96)
+    assert units.free_refill_at is not None and units.free_refill_at.year == 2026
+    assert info.eligibility().eligible[GPU] == ("T4",)
+
+
+def test_consumption_user_info_with_fractions_and_numbers_as_strings():
+    units = ConsumptionUserInfo.model_validate(
+        {
+            "subscriptionTier": "SUBSCRIPTION_TIER_PRO",
+            "paidComputeUnitsBalance": "3.25",
+            "consumptionRateHourly": 2,
+            "assignmentsCount": 1.5,
+            "eligibleAccelerators": [],
+            "ineligibleAccelerators": [],
+            "freeCcuQuotaInfo": {
+                "remainingTokens": "1225.0",
+                "nextRefillTimestampSec": "1787392800.5",
+            },
+        }
+    ).compute_units()
+    assert (units.tier, units.balance, units.rate_per_hour) == (PRO, 3.25, 2.0)
+    assert units.assignments == 2
+    assert units.free_remaining == pytest.approx(1.225)
+    assert units.free_refill_at is not None and units.free_refill_at.year == 2026
+
+
+def test_a_refill_time_no_calendar_holds_reads_as_unknown():
+    units = CcuInfo.model_validate(
+        {
+            "currentBalance": 0,
+            "freeCcuQuotaInfo": {"remainingTokens": "10", "nextRefillTimestampSec": 1.79e17},
+        }
+    ).compute_units()
+    assert units.free_refill_at is None and units.free_remaining == pytest.approx(0.01)
+
+
+def test_assign_reply_and_listing_with_doubles_for_whole_numbers():
+    runtime = AssignedRuntime.model_validate(
+        {
+            "accelerator": "T4",
+            "endpoint": "gpu-t4-s-x",
+            "fit": 5400.5,
+            "subTier": 1.0,
+            "variant": 1.0,
+            "machineShape": 1.0,
+            "runtimeProxyInfo": {"token": "t", "tokenExpiresInSeconds": 3599.5, "url": "u"},
+        }
+    )
+    assert (runtime.variant, runtime.shape, runtime.subscription_tier) == (GPU, HIGH_MEM, PRO)
+    assert runtime.idle_timeout_seconds == 5400 and runtime.proxy.ttl_seconds == 3599.5
+
+
+def test_resources_and_kernels_with_fractional_figures():
+    resources = Resources.model_validate(
+        {
+            "memory": {"totalBytes": 13616349184.0, "freeBytes": 11710132224.5},
+            "disks": [{"filesystem": {"label": "kernel", "totalBytes": 1.2e11, "usedBytes": 3e10}}],
+            "gpus": [{"memoryUsedBytes": 0.0, "memoryTotalBytes": 1.6e10}],
+        }
+    )
+    assert resources.memory.total_bytes == 13616349184
+    assert resources.disks[0].filesystem.total_bytes == 120_000_000_000
+    assert resources.gpus[0].memory_total_bytes == 16_000_000_000
+    assert Kernel.model_validate({"id": "k", "connections": 1.0}).connections == 1
+
+
+def test_what_is_no_number_at_all_is_still_refused():
+    with pytest.raises(ValidationError):
+        CcuInfo.model_validate({"assignmentsCount": "several"})
+    with pytest.raises(ValidationError):
+        CcuInfo.model_validate({"freeCcuQuotaInfo": {"remainingTokens": "9" * 20 + ".5"}})

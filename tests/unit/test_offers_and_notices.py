@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from colabtray.colab.models import FREE, GPU, HIGH_MEM, PRO, STANDARD, TPU, Eligibility, Runtime
+from colabtray.colab import errors
+from colabtray.colab.models import (
+    CPU,
+    FREE,
+    GPU,
+    HIGH_MEM,
+    PRO,
+    PRO_PLUS,
+    STANDARD,
+    TPU,
+    Eligibility,
+    Runtime,
+)
 from colabtray.core import offers as o
+from colabtray.core.display import plan_line
 from colabtray.core.notices import notice_for
 from colabtray.core.registry import (
     BackendBack,
@@ -86,3 +99,56 @@ def test_notices() -> None:
     back = notice_for(BackendBack())
     assert back is not None and back.title == "Colab is reachable again"
     assert notice_for(StateChanged()) is None
+
+
+# ---- when the chosen accelerator is not free ------------------------------------------------
+
+
+def test_alternatives_are_the_plan_s_others_of_the_same_kind_in_its_order() -> None:
+    assert o.alternatives(PRO_PLAN, GPU, "A100") == ("T4", "L4")
+    assert o.alternatives(PRO_PLAN, GPU, "t4") == ("L4", "A100")
+    assert o.alternatives(PRO_PLAN, GPU, "A100", exclude=["t4"]) == ("L4",)
+    assert o.alternatives(PRO_PLAN, TPU, "V6E1") == ("V5E1",)
+    assert o.alternatives(PRO_PLAN, CPU, None) == ()
+    assert o.alternatives(FREE_PLAN, GPU, "T4") == ()  # the plan has no other GPU
+
+
+def test_the_unavailable_sentence_names_the_alternatives() -> None:
+    plain = errors.AcceleratorUnavailableError("A100")
+    assert plain.message == "No A100 is free on Colab right now; try another kind or try later."
+    named = errors.AcceleratorUnavailableError("A100", ("L4", "T4"))
+    assert named.message == (
+        "No A100 is free on Colab right now; this account may also have: L4, T4."
+    )
+    assert named.plain == plain.message
+    assert named.with_hint("try --fallback").message == (
+        "No A100 is free on Colab right now; this account may also have: L4, T4 (try --fallback)."
+    )
+    every = errors.NoneFreeError(GPU, ["A100", "T4", "L4"])
+    assert every.message == (
+        "None of this account's GPUs is free on Colab right now (tried A100, T4, L4); "
+        "try later or another kind."
+    )
+
+
+# ---- the plan Colab named, or none ----------------------------------------------------------
+
+
+def test_high_ram_follows_the_plan_not_the_balance() -> None:
+    assert o.refusal(FREE_PLAN, CPU, None, high_mem=True) == o.HIGH_RAM_NEEDS_PLAN
+    assert o.refusal(PRO_PLAN, CPU, None, high_mem=True) is None
+    assert o.refusal(FREE_PLAN, GPU, "T4", high_mem=False) is None
+
+
+def test_an_unnamed_plan_may_ask_for_high_ram_and_is_told_what_that_means() -> None:
+    unnamed = Eligibility(tier=None, eligible={GPU: ("T4",)})
+    t4 = _by_label(unnamed)["T4 GPU"]
+    assert t4.high_ram_choice and t4.high_ram_note(None) == o.PLAN_UNKNOWN
+    assert o.refusal(unnamed, GPU, "T4", high_mem=True) is None  # Colab has the last word
+
+
+def test_plan_line() -> None:
+    assert plan_line(PRO) == "Colab plan: Pro"
+    assert plan_line(PRO_PLUS) == "Colab plan: Pro+"
+    assert plan_line(FREE) == "Colab plan: free (no subscription)"
+    assert plan_line(None) == "Colab did not say which plan this account has."
