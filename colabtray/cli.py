@@ -30,6 +30,7 @@ from colabtray.colab import errors
 from colabtray.colab.client import StaticToken
 from colabtray.colab.models import CPU, GPU, TPU
 from colabtray.core.commands import SLOW_COMMAND, DemoNotRunningError, carry_out
+from colabtray.core.display import plan_line
 from colabtray.core.naming import kind_label, shape_label
 from colabtray.core.session import AccountState, Session
 from colabtray.errors import UserError
@@ -230,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # it was asked, and is said at the end.
 _sessions: list[Session] = []
 
+
 def _session(settings: Settings) -> Session:
     session = Session(settings, SecretStore())
     _sessions.append(session)
@@ -289,11 +291,15 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
             f"  ({runtime['endpoint']}){url}"
         )
     units = data["compute_units"]
+    if units:
+        print(plan_line(units["tier"]))
     if units and units["rate_per_hour"] is not None:
         hours = units["hours_left"]
         left = f", about {hours:.1f} h left" if hours is not None else ""
         balance = (
-            f"{units['balance']:.2f} compute units" if units["balance"] is not None else "free tier"
+            f"{units['balance']:.2f} compute units"
+            if units["balance"] is not None
+            else "no paid compute units"
         )
         print(f"Compute units: {balance}, using {units['rate_per_hour']:.2f}/h{left}")
     return 0

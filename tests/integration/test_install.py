@@ -114,5 +114,5 @@ def test_start_at_login_launches_the_installed_entry_point(installed: Path, tmp_
     entry = tmp_path / "config" / "autostart" / "colabtray.desktop"
     validate(entry)
     command = split_exec(desktop_value(entry.read_text(), "Exec"))
-    assert command == [str(installed / "colabtray")]
+    assert command == [str(installed / "colabtray"), "--at-login"]  # waits for a tray
     assert run([*command, "--version"]).strip() == f"colabtray {__version__}"
