@@ -8,8 +8,6 @@ The "browser" follows the emulator's --auto-approve redirect (login_hint picks t
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
@@ -21,15 +19,9 @@ from colabtray.core.display import TrayState
 from colabtray.core.notices import Notice
 from tests.fixtures.colab import settings_for
 from tests.fixtures.emulator import Emulator
+from tests.fixtures.waiting import until
 
 POLL = 0.3
-
-
-async def until(condition: Callable[[], object], seconds: float = 15.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {seconds} s"
-        await asyncio.sleep(0.05)
 
 
 def follow(url: str) -> None:

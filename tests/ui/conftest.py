@@ -11,7 +11,6 @@ import contextlib
 import gc
 import json
 import shutil
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
@@ -47,15 +46,6 @@ def run(qapp: QApplication, coro: Coroutine[Any, Any, Any], seconds: float = 60.
         return eventloop.run(qapp, asyncio.wait_for(coro, seconds))
     finally:
         gc.collect()
-
-
-async def until(condition: Callable[[], object], seconds: float = 15.0) -> None:
-    import asyncio
-
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {seconds} s"
-        await asyncio.sleep(0.05)
 
 
 def offline_core(

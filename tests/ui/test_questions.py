@@ -8,7 +8,8 @@ import asyncio
 from colabtray.core.questions import Question, Questions
 from colabtray.ui.notifications import Notifier
 from colabtray.ui.questions import TrayAsker
-from tests.ui.conftest import run, until
+from tests.fixtures.waiting import until
+from tests.ui.conftest import run
 
 QUESTION = Question(
     key="secret:m-s-1:HF_TOKEN",

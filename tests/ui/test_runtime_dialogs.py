@@ -17,7 +17,13 @@ from colabtray.core.display import TrayState
 from colabtray.ui.new_runtime import NewRuntimeDialog
 from tests.fixtures.colab import settings_for
 from tests.fixtures.emulator import Emulator
-from tests.ui.conftest import action, run, submenu, texts, until
+from tests.fixtures.waiting import until
+from tests.ui.conftest import (
+    action,
+    run,
+    submenu,
+    texts,
+)
 
 
 def emulator_core(emulator: Emulator, tmp_path: Path, **overrides: object) -> Core:

@@ -29,7 +29,15 @@ from colabtray.ui.signin_window import LOOKING, NOTHING_FOUND, WAITING_FOR_BROWS
 from colabtray.ui.tray import Tray
 from tests.fixtures.colab import settings_for
 from tests.fixtures.emulator import Emulator, pid_alive
-from tests.ui.conftest import UNREACHABLE, action, allow_in_browser, chromium, run, texts, until
+from tests.fixtures.waiting import until
+from tests.ui.conftest import (
+    UNREACHABLE,
+    action,
+    allow_in_browser,
+    chromium,
+    run,
+    texts,
+)
 
 ADA = "ada@example.com"  # the emulator's default account
 

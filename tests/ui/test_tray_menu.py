@@ -18,6 +18,7 @@ from colabtray.colab.models import CPU, GPU, TPU, ComputeUnits
 from colabtray.core.app import NO_BRIDGE_REASON, Core
 from colabtray.core.display import TrayState
 from colabtray.ui.menu import LOOKED_AT_WITHIN
+from tests.fixtures.waiting import until
 from tests.ui.conftest import (
     action,
     offline_core,
@@ -25,7 +26,6 @@ from tests.ui.conftest import (
     runtime,
     submenu,
     texts,
-    until,
     with_runtimes,
 )
 

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
-import pytest
 import qasync
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from colabtray.ui import eventloop
-
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen",
-    reason="needs a display (scripts/test.sh) or QT_QPA_PLATFORM=offscreen",
-)
 
 
 async def _qt_and_asyncio_together() -> str:
