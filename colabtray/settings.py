@@ -90,9 +90,12 @@ class Settings(BaseModel):
     retry_max_wait: float = Field(default=3.0, ge=0)
 
     # Keep-alive (seconds): how often to look, how long without activity counts as idle, how
-    # long "Keep running" on the idle prompt extends keep-alive, and how long the prompt waits.
+    # long a runtime nothing has used yet is kept before it counts as idle (shorter: one made
+    # in a browser tab since closed should not cost an hour), how long "Keep running" on the
+    # idle prompt extends keep-alive, and how long the prompt waits.
     keepalive_interval: float = Field(default=300.0, gt=0)
     idle_threshold: float = Field(default=3600.0, gt=0)
+    idle_grace: float = Field(default=900.0, gt=0)
     idle_extension: float = Field(default=1800.0, gt=0)
     idle_prompt_timeout: float = Field(default=60.0, gt=0)
     # How often the runtime list is polled (seconds).

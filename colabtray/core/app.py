@@ -30,7 +30,7 @@ from colabtray.core.listeners import Listeners
 from colabtray.core.naming import RuntimeNames, find_endpoint
 from colabtray.core.notebook_secrets import SERVICE as SECRETS_SERVICE
 from colabtray.core.notebook_secrets import NotebookSecrets, SecretGate
-from colabtray.core.notices import Notice, notice_for
+from colabtray.core.notices import LowUnits, Notice, notice_for
 from colabtray.core.questions import Asker, Question, Questions
 from colabtray.core.registry import Event, RuntimeRegistry, RuntimeRemoved
 from colabtray.core.session import Account, AccountState, Session
@@ -140,8 +140,12 @@ class Core:
         self.bridge: Bridge | None = None
         self._presenter = _PresenterSlot(presenter or QuietPresenter())
         self.keepalive = KeepAlive(
-            settings, self.registry, self._presenter, bridge_activity=self._bridge_activity
+            settings,
+            self.registry,
+            self._presenter,
+            activity=[self._tool_activity.get, self._bridge_activity],
         )
+        self._low_units = LowUnits()
         self._listeners = Listeners("the core")
         self._notice_listeners = Listeners("notices")
         self._identity: tuple[str, str | None] | None = None
@@ -626,10 +630,8 @@ class Core:
         self._tool_activity[endpoint] = datetime.now(UTC)
 
     def _bridge_activity(self, endpoint: str) -> datetime | None:
-        seen = [self._tool_activity.get(endpoint)]
-        if self.bridge is not None:
-            seen.append(self.bridge.last_activity(endpoint))
-        return max((t for t in seen if t is not None), default=None)
+        """Editor traffic, for keep-alive (a source from the start: the bridge comes later)."""
+        return self.bridge.last_activity(endpoint) if self.bridge is not None else None
 
     # ---- what the icon says ---------------------------------------------------------------
 
@@ -667,9 +669,10 @@ class Core:
     def _on_registry_event(self, event: Event) -> None:
         if isinstance(event, RuntimeRemoved):  # an "Allow" lasts as long as its runtime
             self._secret_gate.forget_runtime(event.endpoint)
-        notice = notice_for(event)
-        if notice is not None:
-            self._notice_listeners.tell(notice)
+        units = self._low_units.notice(self.registry.state.compute_units)
+        for notice in (notice_for(event), units):
+            if notice is not None:
+                self._notice_listeners.tell(notice)
         self._changed()
 
     def _changed(self) -> None:

@@ -125,8 +125,20 @@ def duration(hours: float) -> str:
     return f"about {whole} h {rest} min" if rest else f"about {whole} h"
 
 
+def running_low(units: ComputeUnits | None) -> bool:
+    """Whether what is left would not last the running runtimes an hour (balance < rate/h).
+
+    What is left is the paid balance plus the free allowance Colab reports once the paid units
+    are gone: a free account's zero paid balance is not "low" while its allowance lasts.
+    """
+    if units is None or (units.balance is None and units.free_remaining is None):
+        return False
+    return units.hours_left is not None and units.hours_left < 1.0
+
+
 def compute_units_line(units: ComputeUnits | None) -> str | None:
-    """ "Compute units: 99.98 · 1.96/h · about 51 h left", or None if nothing is known."""
+    """ "Compute units: 99.98 · 1.96/h · about 51 h left", or None if nothing is known; with
+    "— running low" at the end while :func:`running_low`, so the menu itself warns."""
     if units is None or (units.balance is None and units.free_remaining is None):
         return None
     if units.balance is not None and units.balance > 0:
@@ -141,7 +153,8 @@ def compute_units_line(units: ComputeUnits | None) -> str | None:
             parts.append(f"{duration(units.hours_left)} left")
     else:
         parts.append("none in use")
-    return " · ".join(parts)
+    line = " · ".join(parts)
+    return f"{line} — running low" if running_low(units) else line
 
 
 def tooltip(

@@ -1,12 +1,21 @@
-"""Keep runtimes alive while they are in use, and ask before letting an idle one go.
+"""Keep runtimes alive while there is evidence they are used, and ask before letting one go.
 
-Each tick, for each runtime: if it is active (a kernel starting, busy or restarting; a
-kernel, the editor bridge or the runtime's own creation within the idle threshold) colabtray
-pings it. If the user chose "Keep running" less than the extension period ago, it pings too.
-Otherwise the runtime is idle and the user is asked once: Keep running (extend and ping),
-Disconnect now (unassign), or no answer within the prompt window, which lets Colab reclaim it
-(no more pings until activity is seen again). Runtimes whose activity cannot be read are
-neither pinged on a guess nor prompted about; they are retried next tick.
+Colab reclaims runtimes that look unused; a ping says "in use", so colabtray pings only on
+evidence, never on a guess. Each tick, for each runtime, the evidence is:
+
+- a kernel starting, busy or restarting, or a kernel active within the idle threshold;
+- activity an activity source reports within the idle threshold: the editor bridge's traffic,
+  colabtray's own tools, and whatever else the core adds (:meth:`KeepAlive.add_activity_source`,
+  for example an open terminal or SSH session, which reports "now" while it is open);
+- the user's "Keep running" answer, for the extension period.
+
+A runtime colabtray has just met (made now, or found already assigned) with none of that gets
+a short grace (``idle_grace``, never longer than the idle threshold) before it counts as idle,
+so a runtime made in a browser tab since closed is not kept for an hour on nobody's behalf.
+An idle runtime's user is asked once: Keep running (extend and ping), Disconnect now
+(unassign), or no answer within the prompt window, which lets Colab reclaim it (no more pings
+until evidence is seen again). Runtimes whose kernels cannot be read are neither pinged on a
+guess nor prompted about; they are retried next tick.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -30,6 +39,9 @@ from colabtray.settings import Settings
 log = logging.getLogger(__name__)
 
 ACTIVE_STATES = frozenset({"starting", "busy", "restarting", "autorestarting"})
+
+# When something last used a runtime (None: not in this run), by endpoint.
+ActivitySource = Callable[[str], datetime | None]
 
 
 class Choice(StrEnum):
@@ -103,18 +115,40 @@ class KeepAlive:
         registry: RuntimeRegistry,
         presenter: PromptPresenter,
         *,
-        bridge_activity: Callable[[str], datetime | None] | None = None,
+        activity: Iterable[ActivitySource] = (),
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._presenter = presenter
-        self._bridge_activity = bridge_activity or (lambda _endpoint: None)
+        self._sources: list[ActivitySource] = list(activity)
         self._tracks: dict[str, _Track] = {}
         self._pending: dict[str, asyncio.Future[Choice]] = {}
         self._prompt_tasks: dict[str, asyncio.Task[None]] = {}
         self._listeners = Listeners("keep-alive")
         self._wake = asyncio.Event()
         registry.subscribe(self._on_registry_event)
+
+    def add_activity_source(self, source: ActivitySource) -> None:
+        """Count what ``source(endpoint)`` reports as use of that runtime, from the next tick.
+
+        How a new kind of use (a terminal, an SSH session) reaches keep-alive without keep-alive
+        knowing about it: report when it last passed, or now while a session is open.
+        """
+        self._sources.append(source)
+
+    def last_activity(self, endpoint: str) -> datetime | None:
+        """The latest use any source reports; a failing source is logged and counts as none,
+        so one broken source cannot stop keep-alive for every runtime."""
+        seen: list[datetime] = []
+        for source in self._sources:
+            try:
+                when = source(endpoint)
+            except Exception:
+                log.warning("an activity source failed for %s", endpoint, exc_info=True)
+                continue
+            if when is not None:
+                seen.append(when if when.tzinfo else when.replace(tzinfo=UTC))
+        return max(seen, default=None)
 
     # ---- what the tray reads and does -----------------------------------------------------
 
@@ -181,9 +215,8 @@ class KeepAlive:
                 await self._ping(endpoint)
             return
         verdict = kernel_verdict(kernels, since, now)
-        bridge_seen = self._bridge_activity(endpoint)
         if verdict is Verdict.IDLE and (
-            track.first_seen >= since or (bridge_seen is not None and bridge_seen >= since)
+            _after(self.last_activity(endpoint), since) or self._in_grace(track, now)
         ):
             verdict = Verdict.ACTIVE
         track.verdict = verdict
@@ -200,6 +233,12 @@ class KeepAlive:
             and not self._registry.state.signed_out
         ):
             self._prompt_tasks[endpoint] = asyncio.create_task(self._ask(endpoint))
+
+    def _in_grace(self, track: _Track, now: datetime) -> bool:
+        """A runtime met moments ago is not idle yet: it may be about to get its first kernel.
+        The grace never outlasts the idle threshold, which bounds every other kind of use."""
+        grace = min(self._settings.idle_grace, self._settings.idle_threshold)
+        return track.first_seen >= now - timedelta(seconds=grace)
 
     async def _ping(self, endpoint: str) -> None:
         try:
@@ -273,6 +312,10 @@ class KeepAlive:
 
     def _changed(self) -> None:
         self._listeners.tell()
+
+
+def _after(when: datetime | None, since: datetime) -> bool:
+    return when is not None and when >= since
 
 
 def _now() -> datetime:

@@ -1,13 +1,17 @@
 """Which registry events deserve a desktop notification, and what it says.
 
 The registry already reports episodes (one BackendLost per outage, one RuntimeRemoved per
-runtime), so one event gives at most one notice: no popup storm while Colab is down.
+runtime), so one event gives at most one notice: no popup storm while Colab is down. Compute
+units running low is read from the registry's state instead (:class:`LowUnits`), since every
+poll brings a new balance and only the moment it falls below an hour's burn is news.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from colabtray.colab.models import ComputeUnits
+from colabtray.core.display import duration, running_low
 from colabtray.core.naming import kind_label
 from colabtray.core.registry import (
     BackendBack,
@@ -60,3 +64,41 @@ def notice_for(event: Event) -> Notice | None:
         case BackendBack():
             return Notice("Colab is reachable again", "Runtimes and compute units are current.")
     return None
+
+
+class LowUnits:
+    """One notice per episode of compute units running low (:func:`display.running_low`).
+
+    The episode ends when the units would last an hour again (bought more, or fewer runtimes
+    burn them) or nothing is known (another account); only a new fall starts another, so a
+    balance that hovers low does not notify at every poll.
+    """
+
+    def __init__(self) -> None:
+        self.low = False
+
+    def notice(self, units: ComputeUnits | None) -> Notice | None:
+        """The notice if ``units`` starts an episode, else None."""
+        was_low, self.low = self.low, running_low(units)
+        if units is None or not self.low or was_low:
+            return None
+        return low_units_notice(units)
+
+
+def low_units_notice(units: ComputeUnits) -> Notice:
+    """What to say when the units left will not last the running runtimes an hour."""
+    rate = units.rate_per_hour or 0.0
+    left = (units.balance or 0.0) + (units.free_remaining or 0.0)
+    advice = "Disconnect the runtimes you do not need, or buy more compute units from Colab."
+    if left <= 0:
+        return Notice(
+            "No compute units left",
+            f"Your runtimes use {rate:.2f} compute units an hour and none are left. {advice}",
+            urgent=True,
+        )
+    return Notice(
+        "Compute units running low",
+        f"{left:.2f} compute units left; your runtimes use {rate:.2f} an hour, so they last "
+        f"{duration(left / rate)}. {advice}",
+        urgent=True,
+    )

@@ -1,5 +1,5 @@
-"""The Settings window: start at login, the idle question's timing, the bridge port, how
-colabtray asks.
+"""The Settings window: start at login, the idle question's timing (and the shorter grace of a
+runtime nothing has used yet), the bridge port, how colabtray asks.
 
 It shows the settings in effect, writes only what the user changed into ``settings.toml``
 (:func:`colabtray.settings.save_settings`, which keeps the rest of the file), and switches the
@@ -83,6 +83,11 @@ class SettingsWindow(QDialog):
         self._login_initial = self.start_at_login.isChecked()
 
         self.idle_threshold = _minutes("idle-threshold", 1, 24 * 60)
+        self.idle_grace = _minutes("idle-grace", 1, 24 * 60)
+        self.idle_grace.setToolTip(
+            "A runtime with no kernel, editor or terminal in use yet (one made in a browser tab "
+            "since closed, say). Never longer than the idle time above."
+        )
         self.idle_extension = _minutes("idle-extension", 1, 24 * 60)
         self.idle_prompt_timeout = _spin("idle-prompt-timeout", 5, 3600, " s")
         self.bridge_port = _spin("bridge-port", 0, 65535, "")
@@ -106,6 +111,7 @@ class SettingsWindow(QDialog):
             name: _Field(widget, *access, getattr(settings, name))
             for name, widget, access in (
                 ("idle_threshold", self.idle_threshold, minutes(self.idle_threshold)),
+                ("idle_grace", self.idle_grace, minutes(self.idle_grace)),
                 ("idle_extension", self.idle_extension, minutes(self.idle_extension)),
                 ("idle_prompt_timeout", self.idle_prompt_timeout, plain(self.idle_prompt_timeout)),
                 ("bridge_port", self.bridge_port, plain(self.bridge_port)),
@@ -121,6 +127,7 @@ class SettingsWindow(QDialog):
         idle = QGroupBox("Idle runtimes")
         form = QFormLayout(idle)
         form.addRow("Ask about a runtime idle for", self.idle_threshold)
+        form.addRow("Ask about a new, unused runtime after", self.idle_grace)
         form.addRow("“Cancel” keeps it running for", self.idle_extension)
         form.addRow("Wait for an answer for", self.idle_prompt_timeout)
         form.addRow("Ask with", self.notifications)

@@ -2,7 +2,11 @@
 
 The emulator reclaims a runtime that gets no keep-alive ping for --idle-timeout seconds, as
 Colab does. The prompt here is a presenter that records what it was asked and answers as the
-test says (the real notification and window are tested in tests/e2e and tests/ui).
+test says (the real notification and window are tested in tests/e2e and tests/ui). The idle
+threshold stays an hour, as by default, while the grace of a runtime nobody uses is seconds:
+what is asked about within seconds is asked because nothing showed it is used.
+
+At the end, the warning that the compute units will not last the running runtimes an hour.
 """
 
 from __future__ import annotations
@@ -10,21 +14,44 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx2
 import pytest
 import websockets
 
 from colabtray.colab.client import ColabClient, StaticToken
+from colabtray.colab.models import GPU
+from colabtray.core.app import Core
 from colabtray.core.keepalive import Choice, IdleQuestion, KeepAlive, Verdict
 from colabtray.core.naming import RuntimeNames
+from colabtray.core.notices import Notice
 from colabtray.core.registry import RuntimeRegistry
+from colabtray.settings import Settings
+from tests.fixtures.bridge import bridge_on
 from tests.fixtures.colab import settings_for
 from tests.fixtures.emulator import Emulator
+from tests.fixtures.jupyter_client import split_url
 from tests.fixtures.kernel import execute, execute_request, start_kernel
 from tests.fixtures.waiting import hold, until
 
 IDLE_TIMEOUT = 3.0
+GRACE = 2.0
+HOUR = 3600.0
+
+
+def short_settings(emulator: Emulator, tmp_path: Path) -> Settings:
+    """Ticks and answers in seconds; the idle threshold an hour, the grace seconds."""
+    return settings_for(
+        emulator,
+        tmp_path,
+        keepalive_interval=0.5,
+        idle_threshold=HOUR,
+        idle_grace=GRACE,
+        idle_extension=30.0,
+        idle_prompt_timeout=1.5,
+    )
 
 
 class RecordingPresenter:
@@ -62,14 +89,7 @@ class Rig:
 @pytest.fixture
 async def rig(emulator_factory, tmp_path: Path) -> AsyncIterator[Rig]:
     emulator = emulator_factory("--idle-timeout", str(IDLE_TIMEOUT))
-    settings = settings_for(
-        emulator,
-        tmp_path,
-        keepalive_interval=0.5,
-        idle_threshold=2.0,
-        idle_extension=30.0,
-        idle_prompt_timeout=1.5,
-    )
+    settings = short_settings(emulator, tmp_path)
     presenter = RecordingPresenter()
     async with ColabClient(settings, StaticToken(emulator.access_token)) as client:
         registry = RuntimeRegistry(client, RuntimeNames(tmp_path / "names.json"))
@@ -183,7 +203,7 @@ async def test_an_outage_during_a_tick_asks_nothing(rig: Rig):
 async def test_the_network_coming_back_runs_a_tick_at_once(emulator_factory, tmp_path: Path):
     emulator = emulator_factory("--idle-timeout", "60")
     settings = settings_for(
-        emulator, tmp_path, keepalive_interval=600.0, idle_threshold=1.0, retry_attempts=1
+        emulator, tmp_path, keepalive_interval=600.0, idle_grace=1.0, retry_attempts=1
     )
     presenter = RecordingPresenter()
     async with ColabClient(settings, StaticToken(emulator.access_token)) as client:
@@ -197,10 +217,135 @@ async def test_the_network_coming_back_runs_a_tick_at_once(emulator_factory, tmp
             await until(lambda: keepalive.verdict(endpoint) is Verdict.ACTIVE, 5)
             emulator.admin("POST", "faults", {"fault_rate": 1.0})
             await until(lambda: not registry.state.reachable, 10)
-            await asyncio.sleep(1.5)  # the runtime is idle by now; the next tick is 10 min off
+            await asyncio.sleep(1.5)  # past its grace by now; the next tick is 10 min off
             emulator.admin("POST", "faults", {"fault_rate": 0.0})
             await until(lambda: presenter.shown, 10)  # asked right after the backend came back
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# ---- evidence of use: what keeps a runtime without asking ----------------------------------
+
+
+def live(emulator: Emulator) -> set[str]:
+    return {r["endpoint"] for r in emulator.state()["runtimes"]}
+
+
+def pinged(emulator: Emulator, endpoint: str) -> bool:
+    return any(r["path"] == f"/tun/m/{endpoint}/keep-alive/" for r in emulator.requests())
+
+
+async def test_a_runtime_nobody_uses_is_asked_about_after_the_grace_not_the_hour(rig: Rig):
+    endpoint = await rig.new_runtime()
+    await hold(GRACE - 0.5, lambda: rig.presenter.shown == [])
+    assert pinged(rig.emulator, endpoint), "not kept alive through its grace"
+    await until(lambda: rig.presenter.shown, GRACE + 5)  # the idle threshold is an hour
+    (question,) = rig.presenter.shown
+    assert question.endpoint == endpoint
+    assert rig.keepalive.pending() == {endpoint}
+
+
+async def test_editor_traffic_keeps_a_runtime_and_the_untouched_one_is_asked(
+    emulator_factory, tmp_path: Path
+):
+    emulator = emulator_factory("--idle-timeout", str(IDLE_TIMEOUT))
+    async with bridge_on(emulator, tmp_path) as bridged:
+        settings = short_settings(emulator, tmp_path).model_copy(update={"idle_grace": 5.0})
+        presenter = RecordingPresenter()
+        keepalive = KeepAlive(
+            settings, bridged.registry, presenter, activity=[bridged.bridge.last_activity]
+        )
+        tasks = [asyncio.create_task(keepalive.run())]
+        try:
+            edited, url = await bridged.runtime()
+            tasks.append(asyncio.create_task(an_editor_polling(url)))
+            untouched, _ = await bridged.runtime()
+            await until(lambda: presenter.shown, 5.0 + 10)
+            await hold(2 * IDLE_TIMEOUT, lambda: edited in live(emulator))
+            assert [q.endpoint for q in presenter.shown] == [untouched]
+            assert keepalive.verdict(edited) is Verdict.ACTIVE
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def an_editor_polling(url: str) -> None:
+    """What JupyterLab does while open on a runtime: list its kernels every second."""
+    base, token = split_url(url)
+    async with httpx2.AsyncClient(base_url=base, params={"token": token}, timeout=30) as http:
+        while True:
+            (await http.get("/api/kernels")).raise_for_status()
+            await asyncio.sleep(1)
+
+
+async def test_a_source_the_core_adds_later_counts_and_a_broken_one_harms_nothing(rig: Rig):
+    """How a terminal or SSH session will plug in: a source that says "now" while open."""
+    open_sessions: set[str] = set()
+
+    def broken(endpoint: str) -> datetime | None:
+        raise RuntimeError(f"this source cannot read {endpoint}")
+
+    rig.keepalive.add_activity_source(broken)
+    rig.keepalive.add_activity_source(
+        lambda endpoint: datetime.now(UTC) if endpoint in open_sessions else None
+    )
+    used = await rig.new_runtime()
+    open_sessions.add(used)
+    unused = await rig.new_runtime()
+    await until(lambda: rig.presenter.shown, GRACE + 10)
+    await hold(2 * IDLE_TIMEOUT, lambda: used in rig.live())
+    assert [q.endpoint for q in rig.presenter.shown] == [unused]
+
+
+# ---- compute units that will not last the hour ---------------------------------------------
+
+POLL = 0.3
+LOW = "Compute units running low"
+
+
+async def test_low_compute_units_are_told_once_per_episode_and_the_line_warns(
+    emulator: Emulator, tmp_path: Path
+):
+    settings = settings_for(
+        emulator, tmp_path, poll_interval=POLL, retry_attempts=1, keepalive_interval=600.0
+    )
+    core = Core(settings)
+    notices: list[Notice] = []
+    core.subscribe_notices(notices.append)
+    (account,) = [a["email"] for a in emulator.state()["accounts"] if a["default"]]
+
+    def told() -> int:
+        return sum(1 for n in notices if n.title == LOW)
+
+    def balance(units: float) -> None:
+        emulator.admin("POST", f"accounts/{account}", {"paid_balance": units})
+
+    def warns() -> bool:
+        return (core.compute_units_line() or "").endswith("— running low")
+
+    await core.start()
+    try:
+        await until(lambda: core.registry.state.loaded, 10)
+        await core.create(GPU, "T4")  # burns 1.96 an hour
+        await until(lambda: "1.96/h" in (core.compute_units_line() or ""), 10)
+        assert told() == 0 and not warns()
+
+        balance(0.8)
+        await until(lambda: told() == 1, 10)
+        line = core.compute_units_line() or ""
+        assert line.startswith("Compute units: 0.8") and "1.96/h" in line and warns(), line
+        (notice,) = [n for n in notices if n.title == LOW]
+        assert "1.96 an hour" in notice.body and notice.urgent
+        await hold(10 * POLL, lambda: told() == 1)  # still low at every poll: no new notice
+
+        balance(50.0)
+        await until(lambda: not warns(), 10)
+        assert told() == 1
+        balance(0.5)
+        await until(lambda: told() == 2, 10)  # a new fall, a new episode
+        assert warns()
+    finally:
+        await core.stop()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDialogButtonBox
+from PySide6.QtWidgets import QDialogButtonBox, QFormLayout
 from pytestqt.qtbot import QtBot
 
 from colabtray.core.autostart import XdgAutostart
@@ -162,3 +162,23 @@ def test_the_tray_opens_one_window_at_a_time(
     qtbot.addWidget(second)
     assert second is not first
     assert second.idle_prompt_timeout.value() == 120
+
+
+def test_the_grace_of_an_unused_runtime_sits_beside_the_idle_time(
+    qtbot: QtBot, config_dir: Path, login: XdgAutostart
+) -> None:
+    path = config_dir / "settings.toml"
+    shown = window(qtbot, login)
+    assert shown.idle_grace.value() == 15  # the default, 900 s
+    assert shown.idle_grace.suffix() == " min"
+    form = shown.idle_threshold.parentWidget().layout()
+    assert isinstance(form, QFormLayout)
+    row_of = {name: form.getWidgetPosition(box)[0] for name, box in
+              (("threshold", shown.idle_threshold), ("grace", shown.idle_grace))}  # fmt: skip
+    assert row_of["grace"] == row_of["threshold"] + 1
+    shown.idle_grace.setValue(5)
+    with qtbot.waitSignal(shown.saved, timeout=5000) as saved:
+        press(shown, QDialogButtonBox.StandardButton.Save)
+    assert saved.args == [{"idle_grace": 300}]
+    assert "idle_grace = 300" in path.read_text().splitlines()
+    assert load_settings().idle_grace == 300

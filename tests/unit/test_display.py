@@ -104,12 +104,38 @@ def test_resource_lines_follow_colab_wording() -> None:
         ),
         (
             ComputeUnits(balance=0.0, rate_per_hour=1.0),
-            "Compute units: none left · 1.00/h · less than a minute left",
+            "Compute units: none left · 1.00/h · less than a minute left — running low",
+        ),
+        (
+            ComputeUnits(balance=0.8, rate_per_hour=1.96),
+            "Compute units: 0.80 · 1.96/h · about 24 min left — running low",
         ),
     ],
 )  # fmt: skip
 def test_compute_units_line(units: ComputeUnits | None, line: str | None) -> None:
     assert display.compute_units_line(units) == line
+
+
+@pytest.mark.parametrize(
+    ("units", "low"),
+    [
+        (None, False),
+        (ComputeUnits(), False),
+        (ComputeUnits(balance=0.5), False),  # nothing burns
+        (ComputeUnits(balance=0.5, rate_per_hour=0.0), False),
+        (ComputeUnits(balance=0.8, rate_per_hour=1.96), True),
+        (ComputeUnits(balance=1.96, rate_per_hour=1.96), False),  # exactly an hour left
+        (ComputeUnits(balance=1.95, rate_per_hour=1.96), True),
+        (ComputeUnits(balance=0.0, rate_per_hour=0.07), True),  # none left, none free
+        (ComputeUnits(balance=0.0, free_remaining=5.96, rate_per_hour=0.07), False),
+        (ComputeUnits(balance=0.0, free_remaining=0.05, rate_per_hour=0.07), True),
+        (ComputeUnits(rate_per_hour=1.96), False),  # the balance unknown: no alarm
+    ],
+)  # fmt: skip
+def test_running_low_means_less_than_an_hour_of_the_current_burn(
+    units: ComputeUnits | None, low: bool
+) -> None:
+    assert display.running_low(units) is low
 
 
 def test_duration() -> None:

@@ -12,12 +12,13 @@ from colabtray.colab.models import (
     PRO_PLUS,
     STANDARD,
     TPU,
+    ComputeUnits,
     Eligibility,
     Runtime,
 )
 from colabtray.core import offers as o
 from colabtray.core.display import plan_line
-from colabtray.core.notices import notice_for
+from colabtray.core.notices import LowUnits, notice_for
 from colabtray.core.registry import (
     BackendBack,
     BackendLost,
@@ -152,3 +153,45 @@ def test_plan_line() -> None:
     assert plan_line(PRO_PLUS) == "Colab plan: Pro+"
     assert plan_line(FREE) == "Colab plan: free (no subscription)"
     assert plan_line(None) == "Colab did not say which plan this account has."
+
+
+# ---- compute units running low: one notice per episode -------------------------------------
+
+
+def _units(balance: float | None, rate: float = 1.96, free: float | None = None) -> ComputeUnits:
+    return ComputeUnits(balance=balance, rate_per_hour=rate, free_remaining=free)
+
+
+def test_low_units_notify_once_per_episode() -> None:
+    watch = LowUnits()
+    polls = [
+        _units(100.0),
+        _units(0.8),  # falls below an hour's burn: told
+        _units(0.7),
+        _units(0.6),  # still the same episode
+        _units(50.0),  # recovered
+        _units(0.5),  # fell again: told again
+        _units(0.5, rate=0.0),  # nothing burns any more: the episode ends
+        _units(0.5),  # a runtime burns again with the balance still low: told
+        None,  # another account: nothing known
+        _units(0.5),  # its own episode
+    ]
+    told = [watch.notice(units) is not None for units in polls]
+    assert told == [False, True, False, False, False, True, False, True, False, True]
+
+
+def test_low_units_notice_says_what_is_left_and_what_to_do() -> None:
+    low = LowUnits().notice(_units(0.8))
+    assert low is not None and low.urgent
+    assert low.title == "Compute units running low"
+    assert low.body.startswith(
+        "0.80 compute units left; your runtimes use 1.96 an hour, so they last about 24 min."
+    )
+    assert "Disconnect the runtimes you do not need" in low.body
+    gone = LowUnits().notice(_units(0.0, rate=0.07, free=0.0))
+    assert gone is not None and gone.title == "No compute units left"
+    assert "use 0.07 compute units an hour and none are left" in gone.body
+
+
+def test_a_free_allowance_that_lasts_is_not_low() -> None:
+    assert LowUnits().notice(_units(0.0, rate=0.07, free=5.96)) is None
