@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from colabtray.auth.identities import Source
 from colabtray.auth.tokens import SecretStore
 from colabtray.auth.userinfo import fetch_email
 from colabtray.colab import errors
@@ -624,6 +625,30 @@ class Core:
 
     def lab_command(self, endpoint: str) -> str | None:
         return self.bridge.gateway_command(endpoint) if self.bridge is not None else None
+
+    # ---- what the faces read (they ask here, not the registry, session or keep-alive) -----
+
+    @property
+    def listed(self) -> bool:
+        """A listing of the runtimes has come in (else the menu says it is looking)."""
+        return self.registry.state.loaded
+
+    def endpoints(self) -> set[str]:
+        return set(self.registry.state.runtimes)
+
+    def known_eligibility(self) -> Eligibility | None:
+        """What the account may assign, if read already (no network)."""
+        return self.registry.state.eligibility
+
+    def accounts(self) -> list[Account]:
+        return self.session.accounts()
+
+    def source_of(self, email: str) -> Source | None:
+        return self.session.source_of(email)
+
+    def list_now(self) -> None:
+        """List the runtimes at once rather than at the next poll."""
+        self.registry.poke()
 
     def note_activity(self, endpoint: str) -> None:
         """A tool of colabtray's (shell, ssh, cp) is using the runtime now."""

@@ -98,7 +98,7 @@ class TrayMenu:
             core.signed_in,
             core.signing_in,
             core.email,
-            tuple(core.session.accounts()),  # each one's state, source and problem
+            tuple(core.accounts()),  # each one's state, source and problem
             tuple(core.other_accounts()),
             core.must_sign_in,
             core.problem(),
@@ -207,8 +207,7 @@ class TrayMenu:
             self._note(top, problem, "problem", icon="unreachable")
         rows = core.rows()
         if not rows:
-            loaded = core.registry.state.loaded
-            self._note(top, "No runtime" if loaded else "Looking for runtimes…", "no-runtime")
+            self._note(top, "No runtime" if core.listed else "Looking for runtimes…", "no-runtime")
         for row in rows:
             self._runtime_menu(build, row)
         self._add(top, "New runtime…", "new-runtime", self.actions.new_runtime)
@@ -260,7 +259,7 @@ class TrayMenu:
         core = self.core
         if core.uses_ready_token or core.email is None:
             return None
-        source = core.session.source_of(core.email)
+        source = core.source_of(core.email)
         return RETRY.get(source) if source is not None else None
 
     def _runtime_menu(self, build: _Build, row: RuntimeRow) -> None:

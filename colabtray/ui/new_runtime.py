@@ -99,7 +99,7 @@ class NewRuntimeDialog(QDialog):
         layout.addWidget(self.buttons)
         self.setMinimumWidth(420)
 
-        known = core.registry.state.eligibility
+        known = core.known_eligibility()
         if known is not None:
             self._fill(known)
         else:

@@ -141,7 +141,7 @@ class Tray(QObject):
 
     def _on_core_changed(self) -> None:
         self._render()
-        live = set(self.core.registry.state.runtimes)
+        live = self.core.endpoints()
         self.menu.forget_figures(live)
         if self._confirming is not None and self._confirming not in live:
             self.confirmation.close()  # type: ignore[union-attr]  # nothing left to confirm
@@ -231,7 +231,7 @@ class Tray(QObject):
             self.core.switch(email)  # as signing in again in the browser makes it active
         # A listing refused meanwhile keeps the tray at "sign in again" until the next poll:
         # list at once with the account's new token.
-        self.core.registry.poke()
+        self.core.list_now()
 
     def _show_sign_in_url(self, url: str) -> None:
         box = QMessageBox(
@@ -302,7 +302,7 @@ class Tray(QObject):
         box.raise_()
 
     def answer_idle(self, endpoint: str, keep: bool) -> None:
-        self.core.keepalive.answer(endpoint, Choice.KEEP if keep else Choice.DISCONNECT)
+        self.core.answer_idle(endpoint, Choice.KEEP if keep else Choice.DISCONNECT)
 
     def copy_url(self, endpoint: str) -> None:
         url = self.core.connection_url(endpoint)
