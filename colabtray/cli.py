@@ -146,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     keep.add_argument("runtime", metavar="NAME_OR_ENDPOINT")
 
+    cp = commands.add_parser(
+        "cp",
+        help='copy files between this machine and a runtime ("T4 GPU:data/x.csv" is a path on it)',
+    )
+    cp.add_argument("-r", "--recursive", action="store_true", help="copy folders and all in them")
+    cp.add_argument("source", metavar="SRC", help="a local path, or NAME:PATH on a runtime")
+    cp.add_argument("destination", metavar="DST", help="a local path, or NAME:PATH on a runtime")
+
     doctor = commands.add_parser(
         "doctor", help="check the sign-in, the network and Colab, and say what Google answered"
     )
@@ -198,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "keep": _keep,
         "secret": _secret,
         "doctor": _doctor,
+        "cp": _cp,
     }
     if args.command is None:
         from colabtray.launch import run_app
@@ -535,6 +544,21 @@ async def _signin_adc(settings: Settings, *, demo: bool) -> int:
             raise errors.ColabError("gcloud did not make Application Default Credentials.")
     reply = await _command(settings, "signin", {"how": "adc", "path": str(path)}, demo=demo)
     print(f"Signed in as {reply['email']} with the Application Default Credentials in {path}.")
+    return 0
+
+
+async def _cp(args: argparse.Namespace, settings: Settings) -> int:
+    """Files both ways between this machine and a runtime (colabtray.tools.copy)."""
+    from colabtray.tools.copy import CopyUsageError, copy
+
+    async def ask(name: str, request: dict[str, Any]) -> dict[str, Any]:
+        return await _command(settings, name, request, demo=args.demo)
+
+    try:
+        await copy(settings, args.source, args.destination, recursive=args.recursive, ask=ask)
+    except CopyUsageError as exc:
+        print(f"colabtray: {exc.message}", file=sys.stderr)
+        return 2
     return 0
 
 

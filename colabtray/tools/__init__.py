@@ -1,0 +1,1 @@
+"""The runtime from the user's own tools: shell, SSH, file copies."""
