@@ -254,11 +254,12 @@ class RuntimeFiles:
     async def make_folder(self, path: str) -> None:
         await self._call("PUT", path, f"to make {shown(path)}", body=(b'{"type": "directory"}',))
 
-    async def save(self, path: str, piece: bytes, chunk: int | None) -> None:
-        """One piece of a chunked save (``chunk`` 1, 2, …, -1), or a whole file (None)."""
+    async def save(self, path: str, encoded: bytes, chunk: int | None) -> None:
+        """One piece (in base64) of a chunked save (``chunk`` 1, 2, …, -1), or a whole file
+        (None)."""
         numbered = b"" if chunk is None else b'"chunk": %d, ' % chunk
         head = b'{"type": "file", "format": "base64", %s"content": "' % numbered
-        body = (head, base64.b64encode(piece), b'"}')
+        body = (head, encoded, b'"}')
         await self._call("PUT", path, f"to save {shown(path)}", body=body)
 
     async def rename(self, old: str, new: str) -> None:
@@ -653,20 +654,25 @@ class _Copy:
             digest = hashlib.sha256()
             size = 0
             with _open_to_read(local) as source:
-                piece, number = await asyncio.to_thread(source.read, CHUNK), 1
-                while True:  # read one ahead, so the last chunk can be numbered -1
-                    following = await asyncio.to_thread(source.read, CHUNK) if piece else b""
-                    last = not following
-                    begun = True
-                    await files.save(
-                        part, piece, None if number == 1 and last else (-1 if last else number)
-                    )
-                    digest.update(piece)
-                    size += len(piece)
-                    self.progress.add(len(piece))
-                    if last:
-                        break
-                    piece, number = following, number + 1
+                # As many chunks as the file has now (what it grows by later is not sent,
+                # and the check compares what was); each is read, hashed and encoded in a
+                # thread while the one before it travels.
+                count = max(1, -(-os.fstat(source.fileno()).st_size // CHUNK))
+                ahead = asyncio.ensure_future(asyncio.to_thread(_prepared, source, digest))
+                try:
+                    for number in range(1, count + 1):
+                        encoded, length = await ahead
+                        if number < count:
+                            ahead = asyncio.ensure_future(
+                                asyncio.to_thread(_prepared, source, digest)
+                            )
+                        chunk = None if count == 1 else (-1 if number == count else number)
+                        begun = True
+                        await files.save(part, encoded, chunk)
+                        size += length
+                        self.progress.add(length)
+                finally:
+                    ahead.cancel()
             different = f"the copy on {files.name} came out different from {local}"
             model = await files.get(part, hashed=size <= HASH_LIMIT)
             self._check(model, part, size, digest, local, different)
@@ -778,6 +784,13 @@ def _local_source(source: str, recursive: bool) -> tuple[Path, bool, int]:
 def _open_to_read(path: Path) -> BinaryIO:
     """The local file, opened here so the event loop only ever waits on its reads in threads."""
     return open(path, "rb")
+
+
+def _prepared(source: BinaryIO, digest: Any) -> tuple[bytes, int]:
+    """The next CHUNK of ``source`` in base64, and its length; ``digest`` takes it in."""
+    piece = source.read(CHUNK)
+    digest.update(piece)
+    return base64.b64encode(piece), len(piece)
 
 
 def _hash_file(path: Path, algorithm: str) -> str:
