@@ -175,8 +175,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return emulator_main(argv[1:])
 
-    args = build_parser().parse_args(argv)
-    if args.command is not None and args.headless:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # the app itself is started by colabtray.launch, never from here
+        parser.print_help(sys.stderr)
+        return 2
+    if args.headless:
         print(
             "colabtray: --headless starts the app; run commands without it (they go to the "
             "running app).",
@@ -185,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = load_settings()
-        if args.command is not None and args.demo:  # the demo's own directories, as its app
+        if args.demo:  # the demo's own directories, as its app
             settings = load_settings(
                 **{k: getattr(settings, k) / "demo" for k in ("config_dir", "state_dir", "log_dir")}
             )
@@ -208,12 +212,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "doctor": _doctor,
         "cp": _cp,
     }
-    if args.command is None:
-        from colabtray.launch import run_app
-
-        return run_app(
-            demo=args.demo, headless=args.headless, verbose=args.verbose, at_login=args.at_login
-        )
     _sessions.clear()
     try:
         if args.demo and args.command != "doctor":
