@@ -222,15 +222,16 @@ async def client_main(config: dict[str, Any]) -> dict[str, Any]:
 
 
 async def app_main(args: argparse.Namespace, emulator: Any, work: Path) -> int:
+    from colabtray.auth.identities import ReadyToken
     from colabtray.bridge import bridge_registry
-    from colabtray.colab.client import ColabClient, StaticToken
+    from colabtray.colab.client import ColabClient
     from colabtray.colab.models import CPU
     from colabtray.core.naming import RuntimeNames
     from colabtray.core.registry import RuntimeRegistry
     from tests.fixtures.colab import settings_for
 
     settings = settings_for(emulator, work)
-    client = ColabClient(settings, StaticToken(emulator.access_token))
+    client = ColabClient(settings, ReadyToken(emulator.access_token))
     registry = RuntimeRegistry(client, RuntimeNames(work / "names.json"), poll_interval=3600)
     await registry.refresh()
     _name, runtime = await registry.create(CPU)

@@ -23,11 +23,11 @@ from colabtray import __version__
 from colabtray.auth.adc import adc_file
 from colabtray.auth.client_file import configured_client, install_client_file
 from colabtray.auth.gcloud import adc_login_command, find_gcloud
+from colabtray.auth.identities import ReadyToken
 from colabtray.auth.methods import choices, discover
 from colabtray.auth.tokens import SecretStore
 from colabtray.auth.userinfo import fetch_email
 from colabtray.colab import errors
-from colabtray.colab.client import StaticToken
 from colabtray.colab.models import CPU, GPU, TPU
 from colabtray.core.commands import SLOW_COMMAND, DemoNotRunningError, carry_out
 from colabtray.core.display import plan_line
@@ -563,14 +563,13 @@ async def _cp(args: argparse.Namespace, settings: Settings) -> int:
 async def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     from colabtray import doctor
 
-    ready = StaticToken(settings.access_token.get_secret_value()) if settings.access_token else None
-    email = None
+    ready = ReadyToken(settings.access_token.get_secret_value()) if settings.access_token else None
     if ready is not None:
         try:
-            email = await fetch_email(settings, ready.token)
+            ready.email = await fetch_email(settings, ready.token)
         except errors.ColabError as exc:  # the token line says more
             log.info("could not read the account's email: %s", exc.message)
-    identity = doctor.identity_of(settings, _session(settings), ready, email)
+    identity = doctor.identity_of(settings, _session(settings), ready)
     checks = await doctor.run_checks(settings, identity)
     print(doctor.as_json(checks) if args.json else doctor.as_text(checks))
     return doctor.exit_status(checks)

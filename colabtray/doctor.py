@@ -26,10 +26,10 @@ import httpx2
 
 from colabtray import __version__, trust
 from colabtray.auth.client_file import ClientFileError, configured_client
-from colabtray.auth.identities import SOURCE_LABELS, Source
+from colabtray.auth.identities import SOURCE_LABELS, ReadyToken, Source
 from colabtray.auth.methods import discover
 from colabtray.colab import errors
-from colabtray.colab.client import ColabClient, StaticToken, TokenSource
+from colabtray.colab.client import ColabClient, TokenSource
 from colabtray.core import display
 from colabtray.core.session import Session
 from colabtray.logs import mask_secrets
@@ -386,13 +386,11 @@ async def _notifications() -> Check:
 def identity_of(
     settings: Settings,
     session: Session,
-    ready: StaticToken | None = None,
-    ready_email: str | None = None,
-    ready_how: str = "a ready access token (COLABTRAY_ACCESS_TOKEN)",
+    ready: ReadyToken | None = None,
 ) -> Identity:
     """Who the app would act as: the ready token if one is set, else the active account."""
     if ready is not None:
-        return Identity(ready, ready_email, ready_how)
+        return Identity(ready, ready.email, ready.how)
     account = next((a for a in session.accounts() if a.active), None)
     if account is None:
         return Identity(None, None, "")

@@ -8,8 +8,8 @@
 Each :class:`Identity` gives a fresh access token and knows how to be forgotten; the session
 (:mod:`colabtray.core.session`) caches tokens, refreshes them once for all callers, and marks
 an account "sign in again" when its identity raises CredentialsRefusedError.
-(A ready token, ``COLABTRAY_ACCESS_TOKEN`` or one pasted in the sign-in window, is not an
-account: it lives in the app's memory for one run, :mod:`colabtray.core.app`.)
+A ready token (:class:`ReadyToken`: ``COLABTRAY_ACCESS_TOKEN`` or one pasted in the sign-in
+window) is not an account: it lives in the app's memory for one run and cannot be refreshed.
 """
 
 from __future__ import annotations
@@ -71,6 +71,26 @@ class Identity(Protocol):
     async def forget(self) -> str | None:
         """Sign out here; a sentence about what was left alone elsewhere, if anything."""
         ...
+
+
+READY_FROM_ENVIRONMENT = "a ready access token (COLABTRAY_ACCESS_TOKEN)"
+READY_PASTED = "a ready access token (memory only)"
+
+
+@dataclass
+class ReadyToken:
+    """A ready access token for this run: a token source that cannot refresh, and whose it
+    is once Google was asked (``email``)."""
+
+    token: str
+    how: str = READY_FROM_ENVIRONMENT
+    email: str | None = None
+
+    async def access_token(self) -> str:
+        return self.token
+
+    async def token_rejected(self, token: str) -> str | None:
+        return None
 
 
 class OAuthIdentity:

@@ -68,19 +68,6 @@ class TokenSource(Protocol):
 
 
 @dataclass(frozen=True)
-class StaticToken:
-    """A ready bearer token (``COLABTRAY_ACCESS_TOKEN``); it cannot be refreshed."""
-
-    token: str
-
-    async def access_token(self) -> str:
-        return self.token
-
-    async def token_rejected(self, token: str) -> str | None:
-        return None
-
-
-@dataclass(frozen=True)
 class AssignResult:
     runtime: AssignedRuntime
     is_new: bool

@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from colabtray.auth.identities import Source
+from colabtray.auth.identities import READY_PASTED, ReadyToken, Source
 from colabtray.auth.tokens import SecretStore
 from colabtray.auth.userinfo import fetch_email
 from colabtray.colab import errors
-from colabtray.colab.client import ColabClient, StaticToken
+from colabtray.colab.client import ColabClient, TokenSource
 from colabtray.colab.models import Eligibility, Resources, Runtime
 from colabtray.core import display, offers
 from colabtray.core.keepalive import Choice, IdleQuestion, KeepAlive, PromptPresenter
@@ -91,19 +91,17 @@ class _PresenterSlot:
 
 
 class _ActiveTokens:
-    """The client's TokenSource: the ready token while one is set, else the session."""
+    """The client's TokenSource: whichever ``current()`` names at each call (the ready token
+    while one is set, else the session)."""
 
-    def __init__(self, core: Core) -> None:
-        self._core = core
-
-    def _source(self) -> StaticToken | Session:
-        return self._core._static or self._core.session
+    def __init__(self, current: Callable[[], TokenSource]) -> None:
+        self._current = current
 
     async def access_token(self) -> str:
-        return await self._source().access_token()
+        return await self._current().access_token()
 
     async def token_rejected(self, token: str) -> str | None:
-        return await self._source().token_rejected(token)
+        return await self._current().token_rejected(token)
 
 
 ErrorSink = Callable[[str], None]
@@ -130,9 +128,9 @@ class Core:
             self.notebook_secrets, self.questions, within=settings.idle_prompt_timeout
         )
         token = settings.access_token
-        self._static: StaticToken | None = StaticToken(token.get_secret_value()) if token else None
-        self.static_email: str | None = None
-        self.client = ColabClient(settings, _ActiveTokens(self))
+        # The identity in use when set (scripts, the demo); else the session's active account.
+        self.ready: ReadyToken | None = ReadyToken(token.get_secret_value()) if token else None
+        self.client = ColabClient(settings, _ActiveTokens(lambda: self.ready or self.session))
         self.registry = RuntimeRegistry(
             self.client,
             RuntimeNames(settings.state_dir / "runtime-names.json"),
@@ -284,15 +282,15 @@ class Core:
     @property
     def uses_ready_token(self) -> bool:
         """Signed in with ``COLABTRAY_ACCESS_TOKEN`` (scripts, the demo), not the session."""
-        return self._static is not None
+        return self.ready is not None
 
     @property
     def signed_in(self) -> bool:
-        return self._static is not None or self.session.active_email is not None
+        return self.ready is not None or self.session.active_email is not None
 
     @property
     def email(self) -> str | None:
-        return self.static_email if self._static is not None else self.session.active_email
+        return self.ready.email if self.ready is not None else self.session.active_email
 
     @property
     def must_sign_in(self) -> bool:
@@ -300,14 +298,14 @@ class Core:
         if self.registry.state.signed_out:
             return True
         active = self.session.active_email
-        return self._static is None and any(
+        return self.ready is None and any(
             a.email == active and a.state is AccountState.NEEDS_SIGN_IN
             for a in self.session.accounts()
         )
 
     def other_accounts(self) -> list[Account]:
         """Signed-in accounts one may switch to."""
-        if self._static is not None:
+        if self.ready is not None:
             return list(self.session.accounts())
         return [a for a in self.session.accounts() if not a.active]
 
@@ -368,8 +366,7 @@ class Core:
                 "paste a fresh one."
             ) from None
         token = token.strip()
-        self._static = StaticToken(token)
-        self.static_email = email
+        self.ready = ReadyToken(token, READY_PASTED, email)
         self._identity = None  # a new token is a new identity even with the same email
         self._follow_identity()
         self._changed()
@@ -379,13 +376,7 @@ class Core:
         """What ``colabtray doctor`` would print for this app's sign-in (for a bug report)."""
         from colabtray import doctor
 
-        identity = doctor.identity_of(
-            self.settings,
-            self.session,
-            self._static,
-            self.static_email,
-            "a ready access token (memory only)",
-        )
+        identity = doctor.identity_of(self.settings, self.session, self.ready)
         return doctor.as_text(await doctor.run_checks(self.settings, identity))
 
     def reload_accounts(self) -> str | None:
@@ -396,9 +387,9 @@ class Core:
 
     async def learn_email(self) -> None:
         """Find out whose the ready token is, once (a failure leaves the email unknown)."""
-        if self._static is not None and self.static_email is None:
+        if self.ready is not None and self.ready.email is None:
             try:
-                self.static_email = await fetch_email(self.settings, self._static.token)
+                self.ready.email = await fetch_email(self.settings, self.ready.token)
             except errors.SignedOutError:
                 raise
             except errors.ColabError as exc:
@@ -424,18 +415,16 @@ class Core:
     ) -> list[tuple[str, str | None]]:
         """Sign out ``email`` (None: the active one) or everyone; a ready token in use is
         dropped first. Returns who was signed out, each with a note on what stayed."""
-        if self._static is not None and email is None and not everyone:
-            gone = [(self.static_email or "the ready token", None)]
+        if self.ready is not None and email is None and not everyone:
+            gone = [(self.ready.email or "the ready token", None)]
             self._drop_ready_token()
             return gone
-        if self._static is not None and everyone:
+        if self.ready is not None and everyone:
             self._drop_ready_token()
         return await self.session.sign_out(email, everyone=everyone)
 
     def _drop_ready_token(self) -> None:
-        if self._static is not None:
-            self._static = None
-            self.static_email = None
+        self.ready = None
         self._follow_identity()
         self._changed()
 
@@ -451,7 +440,7 @@ class Core:
         """
         if not self._running:
             return
-        identity = ("ready-token", None) if self._static else ("session", self.session.active_email)
+        identity = ("ready-token", None) if self.ready else ("session", self.session.active_email)
         if identity == self._identity:
             return
         self._identity = identity
@@ -473,8 +462,8 @@ class Core:
                 self.spawn(self.keepalive.run()),
                 self.spawn(WakeWatcher(self._woke_up).run()),
             ]
-            if self._static is not None and self.static_email is None:
-                self._loops.append(self.spawn(self._learn_static_email()))
+            if self.ready is not None and self.ready.email is None:
+                self._loops.append(self.spawn(self._learn_ready_email()))
             self._changed()
 
     def _woke_up(self) -> None:
@@ -482,12 +471,12 @@ class Core:
         self.registry.poke()
         self.keepalive.poke()
 
-    async def _learn_static_email(self) -> None:
+    async def _learn_ready_email(self) -> None:
         """Whose the ready token is; retried with backoff while the network is down."""
         wait = 2.0
-        while self._static is not None:
+        while (ready := self.ready) is not None:
             try:
-                self.static_email = await fetch_email(self.settings, self._static.token)
+                ready.email = await fetch_email(self.settings, ready.token)
             except errors.SignedOutError:
                 return  # the registry's polling reports it as "sign in again"
             except errors.ColabError as exc:

@@ -14,7 +14,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from colabtray.colab.client import ColabClient, StaticToken
+from colabtray.auth.identities import ReadyToken
+from colabtray.colab.client import ColabClient
 from colabtray.core.keepalive import KeepAlive
 from colabtray.core.naming import RuntimeNames
 from colabtray.core.registry import RuntimeRegistry, RuntimeRemoved
@@ -41,7 +42,7 @@ def scenario(emulator_factory, tmp_path: Path, body, prompt_seconds: float = 20.
     )
 
     async def main() -> None:
-        async with ColabClient(settings, StaticToken(emulator.access_token)) as client:
+        async with ColabClient(settings, ReadyToken(emulator.access_token)) as client:
             registry = RuntimeRegistry(client, RuntimeNames(tmp_path / "names.json"))
             notifier = Notifier()
             presenter = IdlePromptPresenter(notifier)

@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from colabtray.auth.identities import ReadyToken
 from colabtray.colab import errors
-from colabtray.colab.client import ColabClient, StaticToken
+from colabtray.colab.client import ColabClient
 from colabtray.colab.models import CPU, GPU, HIGH_MEM, STANDARD, TPU
 from tests.fixtures.colab import settings_for
 from tests.fixtures.emulator import Emulator
@@ -73,7 +74,7 @@ async def test_listing_refresh_keepalive_resources_and_unassign(emu_client: Cola
 
 async def test_the_gapi_forms_read_the_same(emulator: Emulator, tmp_path: Path):
     settings = settings_for(emulator, tmp_path, listing_api="gapi", account_api="gapi")
-    async with ColabClient(settings, StaticToken(emulator.access_token)) as client:
+    async with ColabClient(settings, ReadyToken(emulator.access_token)) as client:
         runtime = (await client.assign(GPU, "A100", high_mem=True)).runtime
         (listed,) = await client.list_assignments()
         assert (listed.endpoint, listed.accelerator, listed.shape) == (
@@ -121,14 +122,14 @@ async def test_typed_errors_from_the_backend(emulator: Emulator, emu_client: Col
 
 async def test_a_revoked_token_means_signed_out(emulator: Emulator, tmp_path: Path):
     settings = settings_for(emulator, tmp_path)
-    async with ColabClient(settings, StaticToken("ya29.not-a-token")) as client:
+    async with ColabClient(settings, ReadyToken("ya29.not-a-token")) as client:
         with pytest.raises(errors.SignedOutError):
             await client.list_assignments()
 
 
 async def test_an_outage_is_backend_unavailable_and_passes(emulator: Emulator, tmp_path: Path):
     settings = settings_for(emulator, tmp_path, retry_attempts=2)
-    async with ColabClient(settings, StaticToken(emulator.access_token)) as client:
+    async with ColabClient(settings, ReadyToken(emulator.access_token)) as client:
         emulator.admin("POST", "faults", {"fault_rate": 1.0})
         with pytest.raises(errors.BackendUnavailableError):
             await client.list_assignments()

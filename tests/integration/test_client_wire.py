@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from colabtray.auth.identities import ReadyToken
 from colabtray.colab import errors
-from colabtray.colab.client import ColabClient, StaticToken, new_notebook_hash
+from colabtray.colab.client import ColabClient, new_notebook_hash
 from colabtray.colab.models import GPU, HIGH_MEM, TPU, Runtime, RuntimeProxyInfo
 from colabtray.settings import load_settings
 from tests.fixtures.scripted_http import Reply, ScriptedServer
@@ -29,7 +30,7 @@ def make_client(server: ScriptedServer, tokens=None, **overrides) -> ColabClient
         **overrides,
     }
     settings = load_settings(**values)
-    return ColabClient(settings, tokens or StaticToken(TOKEN))
+    return ColabClient(settings, tokens or ReadyToken(TOKEN))
 
 
 class RefreshingTokens:

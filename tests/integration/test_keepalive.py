@@ -21,7 +21,8 @@ import httpx2
 import pytest
 import websockets
 
-from colabtray.colab.client import ColabClient, StaticToken
+from colabtray.auth.identities import ReadyToken
+from colabtray.colab.client import ColabClient
 from colabtray.colab.models import GPU
 from colabtray.core.app import Core
 from colabtray.core.keepalive import Choice, IdleQuestion, KeepAlive, Verdict
@@ -91,7 +92,7 @@ async def rig(emulator_factory, tmp_path: Path) -> AsyncIterator[Rig]:
     emulator = emulator_factory("--idle-timeout", str(IDLE_TIMEOUT))
     settings = short_settings(emulator, tmp_path)
     presenter = RecordingPresenter()
-    async with ColabClient(settings, StaticToken(emulator.access_token)) as client:
+    async with ColabClient(settings, ReadyToken(emulator.access_token)) as client:
         registry = RuntimeRegistry(client, RuntimeNames(tmp_path / "names.json"))
         keepalive = KeepAlive(settings, registry, presenter)
         task = asyncio.create_task(keepalive.run())
@@ -206,7 +207,7 @@ async def test_the_network_coming_back_runs_a_tick_at_once(emulator_factory, tmp
         emulator, tmp_path, keepalive_interval=600.0, idle_grace=1.0, retry_attempts=1
     )
     presenter = RecordingPresenter()
-    async with ColabClient(settings, StaticToken(emulator.access_token)) as client:
+    async with ColabClient(settings, ReadyToken(emulator.access_token)) as client:
         registry = RuntimeRegistry(client, RuntimeNames(tmp_path / "names.json"),
                                    poll_interval=0.3)  # fmt: skip
         keepalive = KeepAlive(settings, registry, presenter)

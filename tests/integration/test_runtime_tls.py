@@ -18,9 +18,10 @@ import pytest
 from pydantic import SecretStr
 
 from colabtray.auth.errors import SignInError
+from colabtray.auth.identities import ReadyToken
 from colabtray.auth.oauth import GoogleOAuth
 from colabtray.auth.userinfo import fetch_email
-from colabtray.colab.client import ColabClient, StaticToken
+from colabtray.colab.client import ColabClient
 from colabtray.colab.errors import SignedOutError, UntrustedCertificateError
 from colabtray.core.naming import RuntimeNames
 from colabtray.core.notices import notice_for
@@ -47,7 +48,7 @@ async def test_the_client_reads_a_runtime_it_trusts_and_names_the_one_it_does_no
     emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert "COLABTRAY_CA_FILE" in emulator.env
-    token = StaticToken(emulator.access_token)
+    token = ReadyToken(emulator.access_token)
     # Only the system's certificates, as on a machine that lacks the CA.
     for name in TRUST_VARIABLES:
         monkeypatch.delenv(name, raising=False)
@@ -75,7 +76,7 @@ async def https_stand_in(
     trusted only where ``ca_file`` names the emulator's certificate."""
     for name in TRUST_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    token = StaticToken(emulator.access_token)
+    token = ReadyToken(emulator.access_token)
     async with ColabClient(settings_for(emulator, tmp_path), token) as client:
         runtime = (await client.assign()).runtime
     assert runtime.proxy is not None
@@ -119,7 +120,7 @@ async def test_an_untrusted_colab_is_announced_as_such_not_as_an_outage(
         emulator, tmp_path, ca_file=None, colab_url=https_stand_in, gapi_url=https_stand_in
     )
     seen = emulator.last_seq()
-    async with ColabClient(inspected, StaticToken(emulator.access_token)) as distrusting:
+    async with ColabClient(inspected, ReadyToken(emulator.access_token)) as distrusting:
         registry = RuntimeRegistry(distrusting, RuntimeNames(tmp_path / "names.json"))
         events: list[Event] = []
         registry.subscribe(events.append)

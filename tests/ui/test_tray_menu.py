@@ -79,7 +79,7 @@ def test_a_second_click_while_signing_in_offers_cancel(qapp, tmp_path: Path, mak
 
 def test_signed_in_without_runtimes(tmp_path: Path, make_tray) -> None:
     core = offline_core(tmp_path)
-    core.static_email = "ada@example.com"
+    core.ready.email = "ada@example.com"
     tray = make_tray(core)
     tray.menu.rebuild()
     assert texts(tray.menu.menu)[2] == "Looking for runtimes…"  # before the first listing
@@ -107,7 +107,7 @@ def test_signed_in_without_runtimes(tmp_path: Path, make_tray) -> None:
 
 def test_runtimes_running(tmp_path: Path, make_tray) -> None:
     core = offline_core(tmp_path)
-    core.static_email = "ada@example.com"
+    core.ready.email = "ada@example.com"
     with_runtimes(core, ("T4 GPU", T4), ("my tpu", V5E))
     tray = make_tray(core)
     tray.menu.rebuild()
@@ -263,7 +263,7 @@ def test_icon_and_tooltip_follow_the_state(tmp_path: Path, make_tray) -> None:
 def test_a_window_where_there_is_no_tray(qtbot, tmp_path: Path, make_tray) -> None:
     assert not QSystemTrayIcon.isSystemTrayAvailable(), "this test wants no tray host"
     core = offline_core(tmp_path)
-    core.static_email = "ada@example.com"
+    core.ready.email = "ada@example.com"
     with_runtimes(core, ("T4 GPU", T4))
     tray = make_tray(core)
     tray.show()
