@@ -22,7 +22,6 @@ import concurrent.futures
 import contextlib
 import logging
 import socket
-import threading
 import time
 import webbrowser
 from collections.abc import Callable, Mapping
@@ -37,6 +36,7 @@ from colabtray.bridge.kernel_messages import Credentials
 from colabtray.bridge.store import Address, AddressBook
 from colabtray.bridge.upstream import Asks, MainLoopBackend, RuntimeBackend, Upstream
 from colabtray.listen.connections import ConnectionGuard, listening_socket
+from colabtray.loop_thread import LoopThread
 from colabtray.memory import forget_module_sources
 from colabtray.settings import Settings
 
@@ -94,8 +94,7 @@ class Bridge:
         self._ports: dict[str, _Port] = {}  # only touched on the bridge loop
         self._urls: dict[str, tuple[int, str]] = {}  # replaced whole: safe to read anywhere
         self._activity: dict[str, float] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._runner = LoopThread("colabtray-bridge", cleanup=self._shut_down)
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # serving ports, closing retired ones
         self._published: dict[str, str] = {}  # endpoint → name in its server file
@@ -108,30 +107,19 @@ class Bridge:
 
     def start(self) -> None:
         """Start the bridge's thread and loop; removes server files a crashed run left."""
-        if self._thread is not None:
+        if self._runner.loop is not None:
             return
         removed = self._discovery.clean_stale()
         if removed:
             log.info("removed %d stale Jupyter server file(s) of colabtray", removed)
-        ready = threading.Event()
-        self._thread = threading.Thread(
-            target=self._thread_main, args=(ready,), name="colabtray-bridge", daemon=True
-        )
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("the editor bridge did not start")
+        try:
+            self._runner.start()
+        except RuntimeError:
+            raise RuntimeError("the editor bridge did not start") from None
 
     def stop(self, timeout: float = 10.0) -> None:
         """Close every server, remove the server files, end the thread. Idempotent."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self._close_all(), loop).result(timeout)
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout)
-        self._thread = None
+        self._runner.stop(timeout)
         self._discovery.withdraw_all()
 
     def sync(
@@ -142,15 +130,16 @@ class Bridge:
         ``complete`` says the list is the backend's full answer, so remembered addresses of
         runtimes not in it may be forgotten. Returns a future done once the ports listen.
         """
-        if self._loop is None:
+        loop = self._runner.loop
+        if loop is None:
             raise RuntimeError("the editor bridge is not running")
-        future = asyncio.run_coroutine_threadsafe(self._sync(dict(runtimes), complete), self._loop)
+        future = asyncio.run_coroutine_threadsafe(self._sync(dict(runtimes), complete), loop)
         future.add_done_callback(_log_failure)
         return future
 
     @property
     def running(self) -> bool:
-        return self._loop is not None and self._thread is not None
+        return self._runner.loop is not None
 
     def url_for(self, endpoint: str) -> str | None:
         """``http://127.0.0.1:PORT/?token=SECRET`` while the runtime is bridged, else None."""
@@ -182,26 +171,13 @@ class Bridge:
 
     # ---- the bridge's loop ----------------------------------------------------------------
 
-    def _thread_main(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        self._loop = loop
+    async def _shut_down(self) -> None:
         try:
-            ready.set()
-            loop.run_forever()
+            await self._close_all()
         finally:
-            try:
-                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-                for task in pending:
-                    task.cancel()
-                if pending:
-                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-                if self._session is not None:
-                    loop.run_until_complete(self._session.close())
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                loop.close()
-                self._loop = None
+            if self._session is not None:
+                await self._session.close()
+                self._session = None
 
     def _activity_seen(self, endpoint: str) -> None:
         self._activity[endpoint] = time.time()

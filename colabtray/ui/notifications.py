@@ -15,50 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable, Coroutine
-from concurrent.futures import Future
 from importlib import resources
 from typing import Any, TypeVar
 
 from desktop_notifier import Button, Capability, DesktopNotifier, Icon, Urgency
 
+from colabtray.loop_thread import LoopThread
+
 log = logging.getLogger(__name__)
 
 Fallback = Callable[[str, str], None]
 T = TypeVar("T")
-
-
-class _LoopThread:
-    """An asyncio loop running in a daemon thread, started on first use."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
-        with self._lock:
-            if self._loop is None:
-                ready = threading.Event()
-                loop = asyncio.new_event_loop()
-
-                def serve() -> None:
-                    asyncio.set_event_loop(loop)
-                    loop.call_soon(ready.set)
-                    loop.run_forever()
-                    loop.close()
-
-                threading.Thread(target=serve, name=self._name, daemon=True).start()
-                ready.wait()
-                self._loop = loop
-        return asyncio.run_coroutine_threadsafe(coro, self._loop)
-
-    def stop(self) -> None:
-        with self._lock:
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(self._loop.stop)
-                self._loop = None
 
 
 class Notifier:
@@ -67,7 +35,7 @@ class Notifier:
     def __init__(self, fallback: Fallback | None = None, app_name: str = "colabtray") -> None:
         self._fallback = fallback
         self._app_name = app_name
-        self._thread = _LoopThread("colabtray-notifications")
+        self._thread = LoopThread("colabtray-notifications")
         self._service: DesktopNotifier | None = None
         self._capabilities: frozenset[Capability] | None = None
 
