@@ -37,7 +37,6 @@ from colabtray.bridge.store import Address, AddressBook
 from colabtray.bridge.upstream import Asks, MainLoopBackend, RuntimeBackend, Upstream
 from colabtray.listen.connections import ConnectionGuard, listening_socket
 from colabtray.loop_thread import LoopThread
-from colabtray.memory import forget_module_sources
 from colabtray.settings import Settings
 
 if TYPE_CHECKING:
@@ -234,7 +233,6 @@ class Bridge:
             if self._session is None:
                 log.info("an editor connected: starting the bridge's HTTP side")
                 self._session = _client_session(self._settings)
-                forget_module_sources()  # aiohttp's, read by PySide6 on import
             for endpoint, entry in list(self._ports.items()):
                 if entry.server is None:
                     await self._serve(endpoint, entry)

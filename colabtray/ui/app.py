@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
+from colabtray.memory import scan_imports_lightly
 from colabtray.ui import icons
 
 if TYPE_CHECKING:
@@ -106,6 +107,7 @@ def run(
 ) -> int:
     """Run the tray until Quit or SIGINT/SIGTERM; returns the exit status. Started at login,
     it waits for the panel's tray first (TRAY_WAIT_MS) and only then falls back to a window."""
+    scan_imports_lightly()  # before the client stack is imported, after Qt
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
     app.setApplicationName("colabtray")

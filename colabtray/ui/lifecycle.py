@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from colabtray.ipc import ControlServer
-from colabtray.memory import forget_module_sources
 
 if TYPE_CHECKING:
     from colabtray.core.app import Core
@@ -94,7 +93,6 @@ class _TrayFace:
 
         if self.tray.window is not None:
             mark_started()  # no tray here: the window is the app's face
-        forget_module_sources()  # the start-up imports are done
 
     def close(self) -> None:
         self.tray.hide()
