@@ -14,6 +14,8 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
+from functools import partial
 
 from colabtray.auth.errors import CredentialsRefusedError, SignInError
 
@@ -68,6 +70,31 @@ def explain(stderr: str) -> str:
 
 async def run_gcloud(*args: str) -> str:
     """gcloud's stdout for ``gcloud ARGS``; GcloudError with a sentence on any failure."""
+    status, out, err = await _run(args, TIMEOUT, keep_stdout=True)
+    if status != 0:
+        raise failure(err)
+    return out
+
+
+async def make_adc(scopes: tuple[str, ...], within: float) -> None:
+    """Run gcloud's Application Default Credentials login (gcloud opens the browser itself)
+    and wait up to ``within`` seconds for the person to finish; GcloudError if gcloud cannot
+    be run, takes too long, or ends without success (the caller then looks for the file)."""
+    command = adc_login_command(scopes)
+    status, _out, err = await _run(command[1:], within, keep_stdout=False)
+    last = err.strip().splitlines()[-1:]
+    log.info("gcloud's ADC login ended with %s: %s", status, " ".join(last))
+    if status != 0:
+        raise GcloudError(
+            f"gcloud did not make Application Default Credentials (it ended with status "
+            f"{status}); run {' '.join(command)} in a terminal to see why."
+        )
+
+
+async def _run(args: Sequence[str], within: float, *, keep_stdout: bool) -> tuple[int, str, str]:
+    """``gcloud ARGS`` with its prompts off: (exit status, stdout, stderr). On a timeout, or
+    when the caller is cancelled, gcloud is killed: gcloud itself, not its process group,
+    where a browser it started may live, which is the person's."""
     executable = find_gcloud()
     if executable is None:
         raise GcloudSignedOutError(
@@ -79,22 +106,24 @@ async def run_gcloud(*args: str) -> str:
             executable,
             *args,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.PIPE if keep_stdout else subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env={**os.environ, "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"},
         )
     except OSError as exc:
         raise GcloudError(f"gcloud could not be started ({exc.strerror or exc}).") from None
     try:
-        out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
-    except TimeoutError:
+        async with asyncio.timeout(within):
+            out, err = await process.communicate()
+    except BaseException as exc:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         await process.wait()
-        raise GcloudError(f"gcloud did not answer within {TIMEOUT:.0f} seconds.") from None
-    if process.returncode != 0:
-        raise failure(err.decode("utf-8", "replace"))
-    return out.decode("utf-8", "replace")
+        if isinstance(exc, TimeoutError):
+            raise GcloudError(f"gcloud did not finish within {within:.0f} seconds.") from None
+        raise
+    decode = partial(bytes.decode, encoding="utf-8", errors="replace")
+    return process.returncode or 0, decode(out or b""), decode(err or b"")
 
 
 async def print_access_token(account: str | None) -> str:

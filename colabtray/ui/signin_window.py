@@ -17,11 +17,7 @@ trying (a browser sign-in that waits, gcloud making credentials).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import shlex
-import subprocess
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -41,6 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from colabtray.auth import gcloud
 from colabtray.auth.client_file import (
     CONSOLE_URL,
     ClientFileError,
@@ -261,10 +258,9 @@ class SignInWindow(QDialog):
 
     def _make_adc(self) -> None:
         if self._methods is not None:
-            command = shlex.split(self._methods.adc_command)
             self._try(
                 "gcloud is asking for your permission in your browser; finish there…",
-                partial(self._make_and_use_adc, command),
+                self._make_and_use_adc,
             )
 
     def _use_client_file(self) -> None:
@@ -298,44 +294,17 @@ class SignInWindow(QDialog):
         self.token.clear()
         return email
 
-    async def _make_and_use_adc(self, command: list[str]) -> str:
+    async def _make_and_use_adc(self) -> str:
         """Run gcloud's ADC login (it opens the browser itself), then look again and sign
         in with the file it made."""
         settings = self._core.settings
-        shown = " ".join(command)
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *command,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                env={**os.environ, "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"},
-            )
-        except OSError as exc:
-            raise ColabError(f"gcloud could not be started ({exc.strerror or exc}).") from None
-        try:
-            async with asyncio.timeout(settings.signin_timeout):
-                _out, err = await process.communicate()
-        except BaseException as exc:  # timed out, or the window was closed: stop gcloud
-            # gcloud's launcher execs its Python, so this is gcloud itself. Not its process
-            # group: a browser it started may live there, and that is the person's.
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-            if isinstance(exc, TimeoutError):
-                raise ColabError(
-                    f"gcloud did not finish within {settings.signin_timeout:.0f} seconds; "
-                    "try again."
-                ) from None
-            raise
-        last = err.decode("utf-8", "replace").strip().splitlines()[-1:]
-        log.info("%s ended with %s: %s", command[0], process.returncode, " ".join(last))
+        await gcloud.make_adc(settings.oauth_scopes, settings.signin_timeout)
         methods = await discover(settings)
         self._show(methods)
         if methods.adc is None:
             raise ColabError(
-                f"gcloud did not make Application Default Credentials (it ended with status "
-                f"{process.returncode}); run {shown} in a terminal to see why."
+                "gcloud ended, but no Application Default Credentials are there; run "
+                f"{methods.adc_command} in a terminal to see why."
             )
         return await self._core.sign_in_adc(methods.adc)
 
