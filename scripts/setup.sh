@@ -11,7 +11,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # What the test session needs from Debian (shared/docs/test-environment.md): a virtual screen
 # and input, Qt's xcb libraries, a tray host, notification daemons, the Secret Service keyring,
-# a session bus, a browser, and desktop-file-validate for the desktop entries. Never
+# a session bus, a browser, desktop-file-validate for the desktop entries, and OpenSSH's sshd
+# (the emulator's runtimes run it per SSH connection; no system sshd service is started:
+# containers' policy-rc.d forbids it, and nothing here needs one) with ssh, scp and rsync. Never
 # keyrings.alt: with it keyring silently picks a plaintext file instead of the real keyring.
 SYSTEM_PACKAGES=(
   xvfb xauth xdotool x11-apps imagemagick
@@ -19,6 +21,7 @@ SYSTEM_PACKAGES=(
   trayer dunst notification-daemon gnome-keyring dbus-x11
   chromium chromium-driver
   desktop-file-utils
+  openssh-server openssh-client rsync
 )
 
 install_system_packages() {
@@ -35,9 +38,24 @@ install_system_packages() {
   local sudo=()
   ((EUID == 0)) || sudo=(sudo)
   echo "setup: Debian packages: installing ${missing[*]}"
-  "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null
+  # No service may start during the install (openssh-server would start a system sshd):
+  # a policy-rc.d that denies every start, unless the machine has one (containers do).
+  local policy=/usr/sbin/policy-rc.d made_policy=0 status=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+    "${sudo[@]}" chmod 755 "$policy"
+    made_policy=1
+  fi
+  "${sudo[@]}" apt-get update -qq || status=$?
+  if ((status == 0)); then
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" \
+      >/dev/null || status=$?
+  fi
+  if ((made_policy)); then
+    "${sudo[@]}" rm -f "$policy"
+  fi
+  return "$status"
 }
 
 # pip with only its errors (-qq hides the build backend's warnings), minus the machine pip

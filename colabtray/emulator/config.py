@@ -46,6 +46,7 @@ class EmulatorConfig:
     latency: float = 0.0
     max_runtimes: int | None = None
     tls: bool = False
+    ssh: bool = True  # runtimes answer /colab/ssh (Colab decides that when it makes one)
     # Scopes of the ready-made access token it exports; None: every scope it knows.
     token_scopes: tuple[str, ...] | None = None
     # The first one is the default account.
@@ -184,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
         "that the COLABTRAY_CA_FILE export names",
     )
     parser.add_argument(
+        "--no-ssh",
+        action="store_true",
+        help="runtimes without SSH (/colab/ssh answers 404, as Colab's do when SSH is off)",
+    )
+    parser.add_argument(
         "--token-scopes",
         type=_scopes,
         default=None,
@@ -225,6 +231,7 @@ def parse_config(argv: list[str] | None) -> EmulatorConfig:
         latency=ns.latency,
         max_runtimes=ns.max_runtimes,
         tls=ns.tls,
+        ssh=not ns.no_ssh,
         token_scopes=ns.token_scopes,
         accounts=accounts,
     )

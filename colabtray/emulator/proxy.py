@@ -25,6 +25,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from colabtray.emulator.requestlog import make_request_log
+from colabtray.emulator.ssh import RuntimeSsh
 from colabtray.emulator.state import EmulatorState, Runtime
 from colabtray.listen import targets
 from colabtray.listen.connections import ConnectionGuard, listening_socket
@@ -140,6 +141,7 @@ class RuntimeProxy:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+        self._ssh = RuntimeSsh(runtime, enabled=state.config.ssh)
 
     def _upstream(self, target: Target) -> URL:
         """The Jupyter server's own address; only the path and query are the client's."""
@@ -172,6 +174,7 @@ class RuntimeProxy:
 
     async def stop(self) -> None:
         """Close the listener and every open WebSocket; idempotent."""
+        self._ssh.stop()
         for ws in list(self._sockets):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(code=1001, message=b"runtime gone"), 1)
@@ -190,6 +193,8 @@ class RuntimeProxy:
             if request.method != "GET":
                 return web.Response(status=405, headers={"Allow": "GET"})
             return web.json_response(resources(self._runtime))
+        if request["target"].decoded_path == "/colab/ssh":
+            return await self._ssh.handle(request)
         url = self._upstream(request["target"])
         if request.headers.get("Upgrade", "").lower() == "websocket" and request.method == "GET":
             return await self._websocket(request, url)
