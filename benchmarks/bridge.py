@@ -138,13 +138,27 @@ async def client_main(config: dict[str, Any]) -> dict[str, Any]:
             ws = sockets[name]
             msg_id = uuid.uuid4().hex
             request = {
-                "header": {"msg_id": msg_id, "msg_type": "execute_request", "session": "b",
-                           "username": "", "date": "", "version": "5.3"},
-                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-                "content": {"code": code, "silent": False, "store_history": False,
-                            "user_expressions": {}, "allow_stdin": False,
-                            "stop_on_error": True},
-            }  # fmt: skip
+                "header": {
+                    "msg_id": msg_id,
+                    "msg_type": "execute_request",
+                    "session": "b",
+                    "username": "",
+                    "date": "",
+                    "version": "5.3",
+                },
+                "parent_header": {},
+                "metadata": {},
+                "channel": "shell",
+                "buffers": [],
+                "content": {
+                    "code": code,
+                    "silent": False,
+                    "store_history": False,
+                    "user_expressions": {},
+                    "allow_stdin": False,
+                    "stop_on_error": True,
+                },
+            }
             started = time.perf_counter()
             await ws.send_str(json.dumps(request))
             replied = idle = 0.0
@@ -311,8 +325,10 @@ async def app_main(args: argparse.Namespace, emulator: Any, work: Path) -> int:
     # The same work direct and bridged: lateness in both is the busy machine's, not the bridge's.
     direct = worst_in.get("output stream (direct)", 0.0) * 1000
     bridged = worst_in.get("output stream (bridge)", 0.0) * 1000
-    print(f"UI loop lateness while outputs stream: worst {direct:.0f} ms direct, "
-          f"{bridged:.0f} ms through the bridge")  # fmt: skip
+    print(
+        f"UI loop lateness while outputs stream: worst {direct:.0f} ms direct, "
+        f"{bridged:.0f} ms through the bridge"
+    )
     return _print(report["results"], during, meanwhile, judged=args.split_cpus)
 
 
@@ -413,8 +429,9 @@ def _print(
         (f"{OUTPUTS:,} outputs streamed (s)", "outputs_s"),
         ("50 MB download (MB/s)", "download_mb_s"),
     ]
-    print(f"{'':38} {'direct':>9} {'bridge':>9} {'pump':>9} {'bridge/direct':>14} "
-          f"{'pump/direct':>12}")  # fmt: skip
+    print(
+        f"{'':38} {'direct':>9} {'bridge':>9} {'pump':>9} {'bridge/direct':>14} {'pump/direct':>12}"
+    )
     for label, key in rows:
         print(
             f"{label:38} {direct[key]:9.3f} {bridge[key]:9.3f} {pump[key]:9.3f} "

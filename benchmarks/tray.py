@@ -97,12 +97,21 @@ class Desktop:
         self.env = dict(os.environ, DISPLAY=self.display, QT_QPA_PLATFORM="xcb")
         self.env.pop("DBUS_SESSION_BUS_ADDRESS", None)  # XEmbed, for both, the same way
         self.trayer = subprocess.Popen(
-            ["trayer", "--edge", "bottom", "--align", "right", "--widthtype", "request",
-             "--height", "32"],
+            [
+                "trayer",
+                "--edge",
+                "bottom",
+                "--align",
+                "right",
+                "--widthtype",
+                "request",
+                "--height",
+                "32",
+            ],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         time.sleep(1.0)  # trayer claims the tray selection
 
     def stop(self) -> None:
@@ -144,22 +153,33 @@ class SecretService:
     def __init__(self, env: dict[str, str], home: Path) -> None:
         self.bus = subprocess.Popen(
             ["dbus-daemon", "--session", "--nofork", "--print-address=1"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         assert self.bus.stdout is not None
         address = self.bus.stdout.readline().strip()
         self.env = dict(env, DBUS_SESSION_BUS_ADDRESS=address, XDG_DATA_HOME=str(home / "data"))
         self.daemon = subprocess.Popen(
             ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
-            env=self.env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            env=self.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         assert self.daemon.stdin is not None
         self.daemon.stdin.write(b"throwaway-password")
         self.daemon.stdin.close()
-        ask = ["dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus",
-               "/org/freedesktop/DBus", "org.freedesktop.DBus.NameHasOwner",
-               "string:org.freedesktop.secrets"]  # fmt: skip
+        ask = [
+            "dbus-send",
+            "--session",
+            "--print-reply",
+            "--dest=org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.NameHasOwner",
+            "string:org.freedesktop.secrets",
+        ]
         deadline = time.monotonic() + 15
         while (
             "boolean true"
@@ -184,8 +204,11 @@ def sign_in(env: dict[str, str]) -> None:
 
     process = subprocess.Popen(
         [sys.executable, "-m", "colabtray", "signin", "--no-browser"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert process.stdout is not None
     for line in process.stdout:
         if line.startswith("http"):
@@ -208,9 +231,13 @@ class Started:
 def start(command: list[str], env: dict[str, str], timeout: float = 30.0) -> Started:
     began = time.monotonic()
     process = subprocess.Popen(
-        command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        command,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert process.stderr is not None
     os.set_blocking(process.stderr.fileno(), True)
     said: list[str] = []
@@ -255,8 +282,12 @@ def rss_with_an_editor(pid: int, env: dict[str, str]) -> int:
     HTTP side; until then only its ports listen)."""
     listed = subprocess.run(
         [sys.executable, "-m", "colabtray", "status", "--json"],
-        env=env, check=True, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     runtimes = json.loads(listed.stdout)["runtimes"]
     url = next(r["url"] for r in runtimes if r.get("url"))
     address, _, token = url.removeprefix("http://").partition("/?token=")
@@ -316,8 +347,11 @@ def main() -> int:
         for kind in (["--gpu", "T4"], ["--cpu"], ["--gpu", "A100"]):
             subprocess.run(
                 [sys.executable, "-m", "colabtray", "new", *kind],
-                env=app_env, check=True, capture_output=True, timeout=120,
-            )  # fmt: skip
+                env=app_env,
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
         if keyring is not None:
             del app_env["COLABTRAY_ACCESS_TOKEN"]
             sign_in(app_env)
@@ -375,13 +409,19 @@ def main() -> int:
     b_min, a_min = min(base_times), min(app_times)
     print(f"{'startup (median, s)':24}{b_start:>12.3f}{a_start:>12.3f}{a_start / b_start:>8.2f}x")
     print(f"{'startup (minimum, s)':24}{b_min:>12.3f}{a_min:>12.3f}{a_min / b_min:>8.2f}x")
-    print(f"{'RSS after idle (MB)':24}{b_rss / MB:>12.1f}{a_rss / MB:>12.1f}{a_rss / b_rss:>8.2f}x"
-          f"  (+{(a_rss - b_rss) / MB:.1f} MB)")  # fmt: skip
+    print(
+        f"{'RSS after idle (MB)':24}{b_rss / MB:>12.1f}{a_rss / MB:>12.1f}{a_rss / b_rss:>8.2f}x"
+        f"  (+{(a_rss - b_rss) / MB:.1f} MB)"
+    )
     print(f"{'idle CPU (% of a core)':24}{b_cpu * 100:>12.3f}{a_cpu * 100:>12.3f}")
-    print(f"{'RSS, editor connected':24}{'':>12}{editor_rss / MB:>12.1f}{'':>9}"
-          f"  (+{(editor_rss - b_rss) / MB:.1f} MB: the bridge serving, no floor)")  # fmt: skip
-    print(f"startups (s): baseline {[round(t, 3) for t in base_times]}, "
-          f"colabtray {[round(t, 3) for t in app_times]}")  # fmt: skip
+    print(
+        f"{'RSS, editor connected':24}{'':>12}{editor_rss / MB:>12.1f}{'':>9}"
+        f"  (+{(editor_rss - b_rss) / MB:.1f} MB: the bridge serving, no floor)"
+    )
+    print(
+        f"startups (s): baseline {[round(t, 3) for t in base_times]}, "
+        f"colabtray {[round(t, 3) for t in app_times]}"
+    )
     for name, ok in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {name}")
     return 0 if all(ok for _, ok in checks) else 1

@@ -196,8 +196,13 @@ async def _host(name: str, url: str, settings: Settings, *, counts: bool) -> Che
         except httpx2.HTTPError as exc:
             failure = errors.connection_failed(url, exc, type(exc).__name__)
             return Check(name, False, f"through {shown(proxy)}: {failure.message}", counts, details)
-        return Check(name, True, f"{host} answers through the proxy {shown(proxy)} "
-                     f"(HTTP {response.status_code})", counts, details)  # fmt: skip
+        return Check(
+            name,
+            True,
+            f"{host} answers through the proxy {shown(proxy)} (HTTP {response.status_code})",
+            counts,
+            details,
+        )
     found = await _resolve(host, port)
     if isinstance(found, str):
         return Check(name, False, f"{host} cannot be resolved (DNS: {found}).", counts, details)
@@ -378,9 +383,12 @@ async def _notifications() -> Check:
         return Check("notifications", False, sentence, counts=False)
     buttons = "with buttons" if any(n == "buttons" for n in names) else "without buttons"
     return Check(
-        "notifications", True, f"a notification service {buttons}", counts=False,
+        "notifications",
+        True,
+        f"a notification service {buttons}",
+        counts=False,
         details={"capabilities": names},
-    )  # fmt: skip
+    )
 
 
 def identity_of(

@@ -58,8 +58,14 @@ def read(path: Path, model: type[BaseModel]) -> FileValues:
         return FileValues(path, {})
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return FileValues(path, {}, (f"Cannot read the settings file {path} ({reason}); "
-                                     "colabtray uses the default settings.",))  # fmt: skip
+        return FileValues(
+            path,
+            {},
+            (
+                f"Cannot read the settings file {path} ({reason}); "
+                "colabtray uses the default settings.",
+            ),
+        )
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -186,8 +192,10 @@ def _syntax_problem(path: Path, exc: Exception) -> str:
 
 def _line_of(text: str, name: str) -> int | str:
     """The line where ``name`` is set at the top level (good enough for a flat file)."""
-    pattern = re.compile(rf"^\s*(?:{re.escape(name)}|\"{re.escape(name)}\"|'{re.escape(name)}')"
-                         rf"\s*=|^\s*\[\s*{re.escape(name)}\s*\]")  # fmt: skip
+    pattern = re.compile(
+        rf"^\s*(?:{re.escape(name)}|\"{re.escape(name)}\"|'{re.escape(name)}')"
+        rf"\s*=|^\s*\[\s*{re.escape(name)}\s*\]"
+    )
     for number, line in enumerate(text.splitlines(), start=1):
         if pattern.match(line):
             return number

@@ -84,8 +84,10 @@ def main() -> int:
             print(f"render_icons: cannot write {OUT / name}", file=sys.stderr)
             return 1
     del app
-    print(f"render_icons: wrote {len(SIZES)} PNGs, the SVG, .ico and .icns to {OUT}, and the "
-          f"tray's icons to {TRAY_OUT}")  # fmt: skip
+    print(
+        f"render_icons: wrote {len(SIZES)} PNGs, the SVG, .ico and .icns to {OUT}, and the "
+        f"tray's icons to {TRAY_OUT}"
+    )
     return 0
 
 

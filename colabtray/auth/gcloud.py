@@ -26,13 +26,19 @@ SIGN_IN_HINT = "run 'gcloud auth login' and try again"
 
 # What gcloud says, and what the user should do about it.
 _EXPLANATIONS = (
-    (re.compile(r"do not currently have an active account", re.I),
-     f"gcloud is signed out: {SIGN_IN_HINT}."),
-    (re.compile(r"invalid_grant|expired or revoked|reauthenticat", re.I),
-     f"gcloud's sign-in has expired or was revoked: {SIGN_IN_HINT}."),
-    (re.compile(r"does not have any valid credentials|No credentialed accounts", re.I),
-     f"gcloud has no credentials for that account: {SIGN_IN_HINT}."),
-)  # fmt: skip
+    (
+        re.compile(r"do not currently have an active account", re.I),
+        f"gcloud is signed out: {SIGN_IN_HINT}.",
+    ),
+    (
+        re.compile(r"invalid_grant|expired or revoked|reauthenticat", re.I),
+        f"gcloud's sign-in has expired or was revoked: {SIGN_IN_HINT}.",
+    ),
+    (
+        re.compile(r"does not have any valid credentials|No credentialed accounts", re.I),
+        f"gcloud has no credentials for that account: {SIGN_IN_HINT}.",
+    ),
+)
 _ERROR_LINE = re.compile(r"^ERROR: \([^)]*\) (.*)$", re.M)
 
 

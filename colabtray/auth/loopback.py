@@ -106,8 +106,7 @@ class LoopbackReceiver:
 
     async def _handle(self, request: web.BaseRequest, target: Target) -> web.Response:
         if request.method != "GET":
-            return _html(405, _error_page("Only GET is allowed here."),
-                         headers={"Allow": "GET"})  # fmt: skip
+            return _html(405, _error_page("Only GET is allowed here."), headers={"Allow": "GET"})
         if target.path != "/":
             return _html(404, _error_page("There is nothing here."))
         if request.headers.get("Host") not in (f"127.0.0.1:{self.port}", f"localhost:{self.port}"):

@@ -75,8 +75,9 @@ class Discovery:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             write_atomically(path, json.dumps(info, indent=2, sort_keys=True))
         except OSError as exc:
-            log.warning("could not write the Jupyter server file for %s: %s", endpoint,
-                        exc.strerror)  # fmt: skip
+            log.warning(
+                "could not write the Jupyter server file for %s: %s", endpoint, exc.strerror
+            )
             return
         self._files[endpoint] = path
         if old is not None and old != path:

@@ -335,8 +335,12 @@ class KernelChannel:
             log.exception("answering a secret request failed")
             error = "colabtray could not handle this request"
         # The name, never the value.
-        log.info("secret %r asked by runtime %s: %s", request.name, self._endpoint,
-                 "given" if data and data.get("access") else "not given")  # fmt: skip
+        log.info(
+            "secret %r asked by runtime %s: %s",
+            request.name,
+            self._endpoint,
+            "given" if data and data.get("access") else "not given",
+        )
         reply = colab_reply(self._session, request.colab_msg_id, error, data)
         try:
             await self._send(encode(reply, self._v1))

@@ -271,8 +271,13 @@ class RuntimeServer:
             cookie=headers.get("Cookie"),
         )
         if not verdict.ok:
-            log.info("refused %s %s on %s: %s", request.method, target.path, self.endpoint,
-                     verdict.reason)  # fmt: skip
+            log.info(
+                "refused %s %s on %s: %s",
+                request.method,
+                target.path,
+                self.endpoint,
+                verdict.reason,
+            )
             return refusal(403, f"Forbidden: {verdict.reason}")
         if self.gone:
             return refusal(502, f"Bad Gateway: {GONE_SENTENCE}")
@@ -290,8 +295,9 @@ class RuntimeServer:
         except errors.ColabError as exc:
             return refusal(503, f"Service Unavailable: {exc.message}")
         except _BodyStalled:
-            log.info("%s %s on %s: the body stopped arriving", request.method, target.path,
-                     self.endpoint)  # fmt: skip
+            log.info(
+                "%s %s on %s: the body stopped arriving", request.method, target.path, self.endpoint
+            )
             response = refusal(408, "Request Timeout: the request body stopped arriving")
             response.force_close()
         finally:

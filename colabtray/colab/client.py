@@ -453,8 +453,9 @@ class ColabClient:
 
         async def send_once() -> httpx2.Response:
             response = await self._request(method, url, full_what, headers=headers)
-            log.debug("%s runtime %s /%s -> %s", method, runtime.endpoint, path,
-                      response.status_code)  # fmt: skip
+            log.debug(
+                "%s runtime %s /%s -> %s", method, runtime.endpoint, path, response.status_code
+            )
             if response.status_code >= 500:
                 raise _Retryable(
                     errors.BackendUnavailableError(full_what, f"HTTP {response.status_code}")

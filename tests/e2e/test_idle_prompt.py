@@ -63,8 +63,9 @@ def live(emulator) -> set[str]:
     return {r["endpoint"] for r in emulator.state()["runtimes"]}
 
 
-def test_cancel_on_a_real_notification_keeps_the_runtime(qapp, dunst: Dunst,
-                                                          emulator_factory, tmp_path):  # fmt: skip
+def test_cancel_on_a_real_notification_keeps_the_runtime(
+    qapp, dunst: Dunst, emulator_factory, tmp_path
+):
     async def body(emulator, registry, presenter, keepalive, endpoint):
         await until(lambda: dunst.displayed() == 1, 15)
         dunst.press("Cancel")

@@ -61,11 +61,20 @@ def screenshot(name: str, crop: list[int] | None = None) -> Path:
         corners = [f"+{cx}+{cy}" for cx in (0, w - 1) for cy in (0, h - 1)]
         fill = [arg for corner in corners for arg in ("-floodfill", corner, "black")]
         subprocess.run(
-            ["convert", str(path), "-crop", f"{w}x{h}+{x}+{y}", "+repage",
-             "-fill", "#4d5b6a", *fill, str(path)],
+            [
+                "convert",
+                str(path),
+                "-crop",
+                f"{w}x{h}+{x}+{y}",
+                "+repage",
+                "-fill",
+                "#4d5b6a",
+                *fill,
+                str(path),
+            ],
             check=True,
             timeout=30,
-        )  # fmt: skip
+        )
     return path
 
 
@@ -80,11 +89,22 @@ def emulator() -> Iterator[Emulator]:
 def tray_host() -> Iterator[subprocess.Popen]:
     """trayer at the bottom right of the screen, as a panel's system tray."""
     process = subprocess.Popen(
-        ["trayer", "--edge", "bottom", "--align", "right", "--widthtype", "request",
-         "--height", "32", "--transparent", "false"],
+        [
+            "trayer",
+            "--edge",
+            "bottom",
+            "--align",
+            "right",
+            "--widthtype",
+            "request",
+            "--height",
+            "32",
+            "--transparent",
+            "false",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
 
     def panel_up() -> bool:
         tree = subprocess.run(
@@ -254,8 +274,12 @@ def test_the_tray_end_to_end(emulator: Emulator, start_app, dunst: Dunst, tmp_pa
     # A second colabtray hands over to this one (its menu opens) and exits 0.
     second = subprocess.run(
         [sys.executable, "-m", "colabtray"],
-        env=app.env, capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        env=app.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert second.returncode == 0, second.stderr
     assert "already running; its menu is open" in second.stderr
     app.wait_menu(lambda m: m["visible"])
@@ -366,8 +390,11 @@ def test_the_demo_quits_from_its_menu_and_leaves_nothing(tray_host, tmp_path: Pa
     with log.open("w") as stderr:
         demo = subprocess.Popen(
             [sys.executable, "-m", "colabtray", "--demo"],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
-        )  # fmt: skip
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     try:
         config = tmp_path / "config" / "demo"
         menu = wait_for(
@@ -379,9 +406,10 @@ def test_the_demo_quits_from_its_menu_and_leaves_nothing(tray_host, tmp_path: Pa
             60,
         )
         emulators = [
-            pid for pid in pids_of_children(demo.pid)
+            pid
+            for pid in pids_of_children(demo.pid)
             if "colabtray.emulator" in Path(f"/proc/{pid}/cmdline").read_text()
-        ]  # fmt: skip
+        ]
         assert len(emulators) == 1
         x, y, w, h = menu["icon"]
         time.sleep(0.5)

@@ -140,17 +140,18 @@ async def test_a_runtime_that_is_gone_answers_502_and_its_url_stops(
         assert secret not in our_logs(caplog)
 
 
-async def test_proxy_tokens_of_20_s_do_not_disturb_a_long_session(
+async def test_proxy_tokens_of_12_s_do_not_disturb_a_long_session(
     emulator_factory: Any, tmp_path: Any
 ) -> None:
-    emulator = emulator_factory("--proxy-token-ttl", "20", "--idle-timeout", "600")
+    # A session over three token lives long (renewed 3 s before expiry, AHEAD_SHARE).
+    emulator = emulator_factory("--proxy-token-ttl", "12", "--idle-timeout", "600")
     async with bridge_on(emulator, tmp_path) as bridged:
         endpoint, url = await bridged.runtime()
         tokens: set[str] = set()
         async with KernelSession(url) as kernel:
             started = time.monotonic()
             rounds = 0
-            while time.monotonic() - started < 65:
+            while time.monotonic() - started < 40:
                 output, reply = await kernel.execute(f"print({rounds} * 2)")
                 assert (reply["status"], output) == ("ok", f"{rounds * 2}\n")
                 listed = await kernel.http.get(f"/api/kernels/{kernel.kernel_id}")
@@ -291,8 +292,15 @@ def steering_property(
     )
     def one(method: str, target: str, version: str) -> None:
         case = len(seen)
-        lines = [f"{method} {target} {version}", *headers, f"X-Case-{case}: 1",
-                 "Content-Length: 0", "Connection: close", "", ""]  # fmt: skip
+        lines = [
+            f"{method} {target} {version}",
+            *headers,
+            f"X-Case-{case}: 1",
+            "Content-Length: 0",
+            "Connection: close",
+            "",
+            "",
+        ]
         answer = exchange(port, "\r\n".join(lines).encode("latin-1"))
         status = status_of(answer)
         seen.append((case, status))
@@ -366,8 +374,10 @@ async def test_the_attack_pass_case_connects_nowhere(bridged: Bridged) -> None:
             f"GET @127.0.0.1:{canary.port}/api/status HTTP/1.1",
             f"GET http://127.0.0.1:{canary.port}/api/status HTTP/1.1",
         ):
-            request = (f"{line}\r\nHost: 127.0.0.1:{port}\r\nAuthorization: token {token}\r\n"
-                       "Connection: close\r\n\r\n")  # fmt: skip
+            request = (
+                f"{line}\r\nHost: 127.0.0.1:{port}\r\nAuthorization: token {token}\r\n"
+                "Connection: close\r\n\r\n"
+            )
             answer = await asyncio.to_thread(exchange, port, request.encode())
             assert status_of(answer) in (400, 405), answer[:200]
         assert canary.connections == 0
@@ -434,8 +444,10 @@ async def test_a_request_in_another_http_version_gets_505_in_http_1_1(
     _endpoint, url = await bridged.runtime()
     base, token = split_url(url)
     port = int(base.rsplit(":", 1)[1])
-    request = (f"GET /api/status {version}\r\nHost: 127.0.0.1:{port}\r\n"
-               f"Authorization: token {token}\r\n\r\n")  # fmt: skip
+    request = (
+        f"GET /api/status {version}\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: token {token}\r\n\r\n"
+    )
     answer = await asyncio.to_thread(exchange, port, request.encode())
     assert answer.startswith(b"HTTP/1.1 505 HTTP Version Not Supported\r\n")
     assert answer.endswith(b"505 HTTP Version Not Supported: speak HTTP/1.1 here\n")
@@ -452,9 +464,11 @@ async def test_a_body_that_stops_arriving_ends_with_408(
     base, token = split_url(url)
     port = int(base.rsplit(":", 1)[1])
     for length in (100, 5 * 1024 * 1024):  # one read whole first, one streamed
-        head = (f"PUT /api/contents/stalled.txt HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                f"Authorization: token {token}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {length}\r\n\r\n")  # fmt: skip
+        head = (
+            f"PUT /api/contents/stalled.txt HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: token {token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {length}\r\n\r\n"
+        )
         sent = head.encode() + b"x" * (min(length, 2 * 1024 * 1024) // 2)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:

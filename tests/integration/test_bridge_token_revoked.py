@@ -34,9 +34,9 @@ def token_refreshes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         e
         for e in entries
-        if (e["host"], e["path"]) in {("colab", "/tun/m/assignments"),
-                                      ("gapi", "/gapi/v1/runtime-proxy-token")}
-    ]  # fmt: skip
+        if (e["host"], e["path"])
+        in {("colab", "/tun/m/assignments"), ("gapi", "/gapi/v1/runtime-proxy-token")}
+    ]
 
 
 def runtime_calls(emulator: Emulator, since: int, path: str) -> list[dict[str, Any]]:

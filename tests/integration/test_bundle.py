@@ -56,10 +56,25 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bundle]:
     work = tmp_path_factory.mktemp("pyinstaller")
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
-         "--distpath", str(work / "dist"), "--workpath", str(work / "build"), str(SPEC)],
-        capture_output=True, text=True, timeout=800, cwd=work, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "PyInstaller",
+            "--noconfirm",
+            "--log-level",
+            "WARN",
+            "--distpath",
+            str(work / "dist"),
+            "--workpath",
+            str(work / "build"),
+            str(SPEC),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=800,
+        cwd=work,
+        check=False,
+    )
     assert result.returncode == 0, f"PyInstaller failed:\n{result.stderr[-5000:]}"
     built = Bundle(work / "dist" / "colabtray", time.monotonic() - started)
     print(f"bundle: built in {built.build_seconds:.0f} s, {built.size_mb():.0f} MB")
@@ -92,9 +107,12 @@ def stop(process: subprocess.Popen[str], bundle: Bundle) -> int:
 def test_the_bundle_answers_version_and_help(bundle: Bundle) -> None:
     def run(*args: str) -> str:
         result = subprocess.run(
-            [str(bundle.executable), *args], capture_output=True, text=True, timeout=60,
+            [str(bundle.executable), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
             check=False,
-        )  # fmt: skip
+        )
         assert result.returncode == 0, result.stderr
         return result.stdout
 
@@ -110,9 +128,13 @@ def test_demo_headless_runs_the_bundled_emulator_and_talks_to_it(
     with (tmp_path / "app.err").open("w") as err:
         process = subprocess.Popen(
             [str(bundle.executable), "--demo", "--headless"],
-            env=app_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-            text=True, start_new_session=True,
-        )  # fmt: skip
+            env=app_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+            start_new_session=True,
+        )
     try:
         demo_config = tmp_path / "config" / "demo"
 
@@ -145,9 +167,13 @@ def test_the_tray_app_starts_from_the_bundle(
     with (tmp_path / "app.err").open("w") as err:
         process = subprocess.Popen(
             [str(bundle.executable), "--demo"],
-            env=app_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-            text=True, start_new_session=True,
-        )  # fmt: skip
+            env=app_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+            start_new_session=True,
+        )
     try:
 
         def menu() -> dict[str, object] | None:
@@ -175,9 +201,13 @@ def test_the_bundled_emulator_starts_real_runtimes(
     with (tmp_path / "emulator.err").open("w") as err:
         emulator = subprocess.Popen(
             [str(bundle.executable), "emulator", "--port", "0"],
-            env=app_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
-            text=True, start_new_session=True,
-        )  # fmt: skip
+            env=app_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            start_new_session=True,
+        )
     try:
         assert emulator.stdout is not None
         env = dict(app_env)
@@ -192,9 +222,13 @@ def test_the_bundled_emulator_starts_real_runtimes(
 
         def cli(*args: str) -> str:
             result = subprocess.run(
-                [str(bundle.executable), *args], env=env, capture_output=True, text=True,
-                timeout=120, check=False,
-            )  # fmt: skip
+                [str(bundle.executable), *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
             assert result.returncode == 0, result.stderr
             return result.stdout
 
@@ -204,8 +238,11 @@ def test_the_bundled_emulator_starts_real_runtimes(
         state = httpx2.get(f"{env['COLABTRAY_EMULATOR_URL']}/_emulator/state", timeout=10).json()
         (jupyter_pid,) = [r["jupyter_pid"] for r in state["runtimes"]]
         cmdline = Path(f"/proc/{jupyter_pid}/cmdline").read_bytes().split(b"\0")
-        assert cmdline[:3] == [str(bundle.executable).encode(), b"-m",
-                               b"colabtray.emulator.jupyter_runtime"]  # fmt: skip
+        assert cmdline[:3] == [
+            str(bundle.executable).encode(),
+            b"-m",
+            b"colabtray.emulator.jupyter_runtime",
+        ]
         assert "Disconnected" in cli("remove", runtime["endpoint"])
     finally:
         code = stop(emulator, bundle)
@@ -238,18 +275,32 @@ async def test_a_bundled_jupyter_runs_a_bundled_kernel(
     root.mkdir()
     with (tmp_path / "jupyter.log").open("w") as log:
         process = subprocess.Popen(  # noqa: ASYNC220 - started once, stopped in finally
-            [str(bundle.executable), "-m", "colabtray.emulator.jupyter_runtime",
-             "--port", str(port), "--root-dir", str(root)],
-            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, text=True,
-        )  # fmt: skip
+            [
+                str(bundle.executable),
+                "-m",
+                "colabtray.emulator.jupyter_runtime",
+                "--port",
+                str(port),
+                "--root-dir",
+                str(root),
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            text=True,
+        )
     try:
         async with httpx2.AsyncClient(timeout=5) as http:
             for _ in range(240):
                 assert process.poll() is None, (tmp_path / "jupyter.log").read_text()[-3000:]
                 with contextlib.suppress(httpx2.HTTPError):
-                    if (await http.get(f"http://127.0.0.1:{port}/api/status",
-                                       params={"token": token})).status_code == 200:  # fmt: skip
+                    if (
+                        await http.get(
+                            f"http://127.0.0.1:{port}/api/status", params={"token": token}
+                        )
+                    ).status_code == 200:
                         break
                 await asyncio.sleep(0.25)
             else:

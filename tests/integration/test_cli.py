@@ -16,8 +16,11 @@ def test_new_status_remove_round_trip(emulator: Emulator, tmp_path: Path):
     assert made.returncode == 0, made.stderr
     t4 = json.loads(made.stdout)
     assert (t4["name"], t4["variant"], t4["accelerator"], t4["shape"]) == (
-        "T4 GPU", "GPU", "T4", "standard",
-    )  # fmt: skip
+        "T4 GPU",
+        "GPU",
+        "T4",
+        "standard",
+    )
     assert run_cli(env, "new", "--tpu", "v5e").returncode == 0
     assert run_cli(env, "new", "--gpu", "T4", "--high-mem").returncode == 0
 

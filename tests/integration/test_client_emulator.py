@@ -29,8 +29,9 @@ async def test_a_runtime_made_by_the_client_runs_code_only_with_its_token(
     assert runtime.proxy.url.startswith("http://127.0.0.1:")
     token = runtime.proxy.token.get_secret_value()
 
-    out = await execute(runtime.proxy.url, "print(6*7)",
-                        headers={"X-Colab-Runtime-Proxy-Token": token})  # fmt: skip
+    out = await execute(
+        runtime.proxy.url, "print(6*7)", headers={"X-Colab-Runtime-Proxy-Token": token}
+    )
     assert out.strip() == "42"
 
     async with httpx2.AsyncClient() as http:

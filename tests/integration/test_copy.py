@@ -330,8 +330,13 @@ def test_copying_counts_as_use_for_keep_alive(
 ) -> None:
     """An idle runtime (keep-alive has stopped pinging it and asks about it) is pinged again
     once cp uses it: the running app is told."""
-    env = {**headless_env, "COLABTRAY_IDLE_THRESHOLD": "3", "COLABTRAY_KEEPALIVE_INTERVAL": "1",
-           "COLABTRAY_IDLE_PROMPT_TIMEOUT": "120", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    env = {
+        **headless_env,
+        "COLABTRAY_IDLE_THRESHOLD": "3",
+        "COLABTRAY_KEEPALIVE_INTERVAL": "1",
+        "COLABTRAY_IDLE_PROMPT_TIMEOUT": "120",
+        "PYTHONUNBUFFERED": "1",
+    }
     said = tmp_path / "headless.out"
     with open(said, "w") as out:
         app = subprocess.Popen(

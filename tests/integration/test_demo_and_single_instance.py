@@ -76,8 +76,12 @@ def test_demo_headless_runs_the_emulator_as_a_child_and_stops_it(
 
     second = subprocess.run(
         [sys.executable, "-m", "colabtray", "--demo", "--headless"],
-        env=home, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        env=home,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert second.returncode == 0, second.stderr
     assert "colabtray is already running." in second.stderr
     assert len(children(app.pid)) == 1, "the second demo started an emulator"
@@ -101,8 +105,12 @@ def test_a_second_instance_hands_over_and_exits(
 
     second = subprocess.run(
         [sys.executable, "-m", "colabtray", "--headless"],
-        env=home, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        env=home,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert second.returncode == 0, second.stderr
     assert second.stderr.strip().endswith("colabtray is already running.")
     assert first.poll() is None

@@ -164,8 +164,13 @@ async def execute(url: str, token: str, kernel_id: str, code: str, *, in_query: 
     """Run ``code`` on a kernel, the proxy token in the query or in the header."""
     headers = {"X-Colab-Client-Agent": "tests"}
     if in_query:
-        return await run_code(url, code, headers=headers, kernel_id=kernel_id,
-                              query=f"colab-runtime-proxy-token={token}")  # fmt: skip
+        return await run_code(
+            url,
+            code,
+            headers=headers,
+            kernel_id=kernel_id,
+            query=f"colab-runtime-proxy-token={token}",
+        )
     headers["X-Colab-Runtime-Proxy-Token"] = token
     return await run_code(url, code, headers=headers, kernel_id=kernel_id)
 
@@ -915,12 +920,27 @@ def test_killed_emulator_leaves_no_jupyter_behind(emulator_factory: Any) -> None
 
 # -- hostile input ----------------------------------------------------------------------------
 
-_ROUTES = ["/tun/m/assign", "/tun/m/assignments", "/tun/m/ccu-info", "/tun/m/unassign/x",
-           "/tun/m/credentials-propagation/x", "/tun/m/x/keep-alive/", "/gapi/v1/user-info",
-           "/gapi/v1/assignments", "/gapi/v1/runtime-proxy-token", "/o/oauth2/v2/auth",
-           "/o/oauth2/approval", "/token", "/revoke", "/oauth2/v2/userinfo",
-           "/_emulator/state", "/_emulator/faults", "/_emulator/accounts/a@b.c",
-           "/_emulator/runtimes/x/reclaim", "/_emulator/requests"]  # fmt: skip
+_ROUTES = [
+    "/tun/m/assign",
+    "/tun/m/assignments",
+    "/tun/m/ccu-info",
+    "/tun/m/unassign/x",
+    "/tun/m/credentials-propagation/x",
+    "/tun/m/x/keep-alive/",
+    "/gapi/v1/user-info",
+    "/gapi/v1/assignments",
+    "/gapi/v1/runtime-proxy-token",
+    "/o/oauth2/v2/auth",
+    "/o/oauth2/approval",
+    "/token",
+    "/revoke",
+    "/oauth2/v2/userinfo",
+    "/_emulator/state",
+    "/_emulator/faults",
+    "/_emulator/accounts/a@b.c",
+    "/_emulator/runtimes/x/reclaim",
+    "/_emulator/requests",
+]
 _QUERY_TEXT = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=30)
 
 
@@ -931,8 +951,12 @@ def test_hostile_requests_get_a_clean_answer_and_leave_no_traceback(emulator: Em
     token = emulator.access_token
     statuses: list[int] = []
 
-    @settings(max_examples=300, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+    @settings(
+        max_examples=300,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
     @given(
         method=st.sampled_from(["GET", "GET", "POST", *METHODS]),
         target=st.one_of(
@@ -945,8 +969,12 @@ def test_hostile_requests_get_a_clean_answer_and_leave_no_traceback(emulator: Em
         body=st.one_of(st.just(b""), st.binary(max_size=200), st.just(b'{"a": [[[[1]]]]}')),
     )
     def one(method: str, target: str, version: str, authorized: bool, body: bytes) -> None:
-        lines = [f"{method} {target} {version}", f"Host: 127.0.0.1:{port}",
-                 f"Content-Length: {len(body)}", "Connection: close"]  # fmt: skip
+        lines = [
+            f"{method} {target} {version}",
+            f"Host: 127.0.0.1:{port}",
+            f"Content-Length: {len(body)}",
+            "Connection: close",
+        ]
         if authorized:
             lines.append(f"Authorization: Bearer {token}")
         data = "\r\n".join([*lines, "", ""]).encode("latin-1") + body

@@ -278,10 +278,16 @@ async def stress(python: str = sys.executable) -> Outcome:
     started = time.monotonic()
     with tempfile.TemporaryFile() as stderr:
         server = await asyncio.create_subprocess_exec(
-            python, "-m", MODULE, "serve",
-            cwd=REPO_ROOT, env=env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=stderr,
-        )  # fmt: skip
+            python,
+            "-m",
+            MODULE,
+            "serve",
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+        )
         assert server.stdout is not None
         try:
             ready = json.loads(await asyncio.wait_for(server.stdout.readline(), 30) or "null")

@@ -80,8 +80,10 @@ def test_the_wheel_carries_every_module_and_resource(wheel: Path) -> None:
         for p in (ROOT / "resources").rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
     }
-    assert {"colabtray/resources/signin-page.html",
-            "colabtray/resources/icons/colabtray.svg"} <= expected  # fmt: skip
+    assert {
+        "colabtray/resources/signin-page.html",
+        "colabtray/resources/icons/colabtray.svg",
+    } <= expected
     assert expected - names == set()
 
 

@@ -72,8 +72,13 @@ class RecordingPresenter:
 
 
 class Rig:
-    def __init__(self, emulator: Emulator, registry: RuntimeRegistry, keepalive: KeepAlive,
-                 presenter: RecordingPresenter) -> None:  # fmt: skip
+    def __init__(
+        self,
+        emulator: Emulator,
+        registry: RuntimeRegistry,
+        keepalive: KeepAlive,
+        presenter: RecordingPresenter,
+    ) -> None:
         self.emulator = emulator
         self.registry = registry
         self.keepalive = keepalive
@@ -165,8 +170,9 @@ async def test_disconnect_now_unassigns_at_once(rig: Rig):
 
 async def test_no_answer_lets_colab_reclaim_it(rig: Rig):
     removed: list[object] = []
-    rig.registry.subscribe(lambda e: removed.append(e) if type(e).__name__ == "RuntimeRemoved"
-                           else None)  # fmt: skip
+    rig.registry.subscribe(
+        lambda e: removed.append(e) if type(e).__name__ == "RuntimeRemoved" else None
+    )
     endpoint = await rig.new_runtime()
     await until(lambda: rig.presenter.shown, 10)
     await until(lambda: endpoint not in rig.live(), 4 * IDLE_TIMEOUT)
@@ -208,8 +214,7 @@ async def test_the_network_coming_back_runs_a_tick_at_once(emulator_factory, tmp
     )
     presenter = RecordingPresenter()
     async with ColabClient(settings, ReadyToken(emulator.access_token)) as client:
-        registry = RuntimeRegistry(client, RuntimeNames(tmp_path / "names.json"),
-                                   poll_interval=0.3)  # fmt: skip
+        registry = RuntimeRegistry(client, RuntimeNames(tmp_path / "names.json"), poll_interval=0.3)
         keepalive = KeepAlive(settings, registry, presenter)
         await registry.create("CPU")
         tasks = [asyncio.create_task(keepalive.run()), asyncio.create_task(registry.run())]

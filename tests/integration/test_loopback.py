@@ -59,8 +59,9 @@ async def test_wrong_requests_get_an_error_page_and_the_flow_keeps_waiting(
     receiver: LoopbackReceiver, method: str, path: str, params: dict, status: int
 ):
     async with httpx2.AsyncClient() as http:
-        response = await http.request(method, receiver.redirect_uri.rstrip("/") + path,
-                                      params=params)  # fmt: skip
+        response = await http.request(
+            method, receiver.redirect_uri.rstrip("/") + path, params=params
+        )
         assert response.status_code == status
         assert "Sign-in did not complete" in response.text
         if status == 405:
@@ -115,8 +116,9 @@ def _non_loopback_addresses() -> set[str]:
 
 # ---- hostile input ----------------------------------------------------------------------
 
-_token = st.text(alphabet=string.ascii_letters + string.digits + "-._~%/?&=+;:@!$'()*,#[] ",
-                 max_size=40)  # fmt: skip
+_token = st.text(
+    alphabet=string.ascii_letters + string.digits + "-._~%/?&=+;:@!$'()*,#[] ", max_size=40
+)
 _request_lines = st.one_of(
     st.builds(
         lambda method, path, query: f"{method} {path}?{query} HTTP/1.1",

@@ -26,15 +26,22 @@ from tests.integration.test_one_truth import Lines
 pytestmark = pytest.mark.slow
 
 VALUE = "hf_s3cr3t-value-" + os.urandom(6).hex()
-READ = "from google.colab import userdata\ntry:\n    print(userdata.get({name!r}))\n" \
-       "except Exception as exc:\n    print(type(exc).__name__)"  # fmt: skip
+READ = (
+    "from google.colab import userdata\ntry:\n    print(userdata.get({name!r}))\n"
+    "except Exception as exc:\n    print(type(exc).__name__)"
+)
 
 
 def set_secret(env: dict[str, str], name: str, value: str, *flags: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "colabtray", "secret", "set", name, *flags],
-        env=env, input=value + "\n", capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        env=env,
+        input=value + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert value not in done.stdout + done.stderr
 
@@ -44,9 +51,13 @@ def app(headless_env: dict[str, str]) -> Iterator[tuple[dict[str, str], Lines]]:
     env = {**headless_env, "COLABTRAY_IDLE_PROMPT_TIMEOUT": "4"}
     process = subprocess.Popen(
         [sys.executable, "-m", "colabtray", "--headless"],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        text=True, start_new_session=True,
-    )  # fmt: skip
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
     try:
         lines = Lines(process)
         lines.next_with("Signed in as")
@@ -163,7 +174,8 @@ async def test_drive_mount_declined_in_colabtray_opens_no_page(bridged: Bridged)
     assert PERSON.asked == ["dfs_ephemeral"]
     assert OPENED == []  # the consent page was never opened
     dry_runs = [
-        e for e in bridged.emulator.requests()
+        e
+        for e in bridged.emulator.requests()
         if e["path"].startswith("/tun/m/credentials-propagation/")
-    ]  # fmt: skip
+    ]
     assert len(dry_runs) <= 2  # one dry run (its GET and POST), no polling

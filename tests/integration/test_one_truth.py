@@ -95,8 +95,12 @@ async def test_a_runtime_made_elsewhere_is_found_by_name_at_once(
     with headless_app(env):
         await until(lambda: run_cli(env, "status").returncode == 0, 60, interval=0.5)
         # As Colab's web page would: straight at the backend, not through colabtray.
-        made = run_cli(cli_env(emulator, Path(env["COLABTRAY_CONFIG_DIR"]).parent / "other"),
-                       "new", "--cpu", "--json")  # fmt: skip
+        made = run_cli(
+            cli_env(emulator, Path(env["COLABTRAY_CONFIG_DIR"]).parent / "other"),
+            "new",
+            "--cpu",
+            "--json",
+        )
         assert made.returncode == 0, made.stderr
         url = run_cli(env, "url", json.loads(made.stdout)["endpoint"])
         assert url.returncode == 0, url.stderr
@@ -127,8 +131,12 @@ class Lines:
 
 @pytest.fixture
 def speaking_app(headless_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], Lines]]:
-    env = {**headless_env, "COLABTRAY_IDLE_THRESHOLD": "3", "COLABTRAY_KEEPALIVE_INTERVAL": "1",
-           "COLABTRAY_IDLE_PROMPT_TIMEOUT": "120"}  # fmt: skip
+    env = {
+        **headless_env,
+        "COLABTRAY_IDLE_THRESHOLD": "3",
+        "COLABTRAY_KEEPALIVE_INTERVAL": "1",
+        "COLABTRAY_IDLE_PROMPT_TIMEOUT": "120",
+    }
     app = subprocess.Popen(
         [sys.executable, "-m", "colabtray", "--headless"],
         env=env,

@@ -43,8 +43,13 @@ def test_a_helper_that_fails_is_a_keyring_that_cannot_be_used() -> None:
 
 
 def test_the_child_answers_bad_requests_with_a_reason_not_a_traceback() -> None:
-    for request in ("not json", "[]", '{"op": "get"}', '{"op": "drop", "account": "a"}',
-                    '{"op": "set", "account": "a"}'):  # fmt: skip
+    for request in (
+        "not json",
+        "[]",
+        '{"op": "get"}',
+        '{"op": "drop", "account": "a"}',
+        '{"op": "set", "account": "a"}',
+    ):
         done = subprocess.run(CHILD, input=request, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == {"unavailable": "a malformed request"}
@@ -65,8 +70,11 @@ def test_the_cli_says_when_a_sign_in_stays_in_memory(emulator_factory: Any, tmp_
     env = dict(cli_env(emulator, tmp_path, with_token=False), DBUS_SESSION_BUS_ADDRESS=NO_BUS)
     signin = subprocess.Popen(
         [sys.executable, "-m", "colabtray", "signin", "--no-browser"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert signin.stdout is not None
     for line in signin.stdout:
         if line.startswith("http"):  # this test is the browser; the emulator approves at once

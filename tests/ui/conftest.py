@@ -81,9 +81,13 @@ def offline_core(
 
 def runtime(endpoint: str, variant: str, accelerator: str | None, high_mem: bool = False):
     return Runtime.model_validate(
-        {"endpoint": endpoint, "variant": variant, "accelerator": accelerator or "NONE",
-         "machineShape": 1 if high_mem else 0}
-    )  # fmt: skip
+        {
+            "endpoint": endpoint,
+            "variant": variant,
+            "accelerator": accelerator or "NONE",
+            "machineShape": 1 if high_mem else 0,
+        }
+    )
 
 
 def with_runtimes(core: Core, *runtimes: tuple[str, Runtime]) -> None:

@@ -147,8 +147,9 @@ def test_a_failure_is_one_sentence(tmp_path: Path) -> None:
 
 
 def test_the_macos_launch_agent(tmp_path: Path) -> None:
-    agent = LaunchAgent(command=["/Applications/colabtray.app/Contents/MacOS/colabtray"],
-                        home=tmp_path)  # fmt: skip
+    agent = LaunchAgent(
+        command=["/Applications/colabtray.app/Contents/MacOS/colabtray"], home=tmp_path
+    )
     agent.set_enabled(True)
     assert agent.path == tmp_path / "Library/LaunchAgents/io.github.colabtray.plist"
     assert agent.enabled
@@ -169,8 +170,9 @@ def test_the_windows_startup_shortcut(tmp_path: Path) -> None:
 
     def run(argv: Sequence[str]) -> None:
         ran.append(argv)
-        Path(tmp_path / "AppData/Microsoft/Windows/Start Menu/Programs/Startup/colabtray.lnk"
-             ).write_bytes(b"L\0\0\0")  # fmt: skip
+        Path(
+            tmp_path / "AppData/Microsoft/Windows/Start Menu/Programs/Startup/colabtray.lnk"
+        ).write_bytes(b"L\0\0\0")
 
     command = [r"C:\Users\o'neil\venv\Scripts\pythonw.exe", "-m", "colabtray"]
     shortcut = StartupShortcut(command=command, appdata=tmp_path / "AppData", run=run)

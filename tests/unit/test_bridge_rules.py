@@ -17,10 +17,23 @@ from colabtray.bridge.kernel_messages import (
 
 PORT = 41234
 SECRET = "s3cr3t-" + "x" * 30
-HOSTS = [f"127.0.0.1:{PORT}", f"localhost:{PORT}", f"LOCALHOST:{PORT}", "evil.example",
-         f"127.0.0.1:{PORT + 1}", "", None]  # fmt: skip
-ORIGINS = [None, f"http://127.0.0.1:{PORT}", f"http://localhost:{PORT}", "http://evil.example",
-           "null", f"https://127.0.0.1:{PORT}"]  # fmt: skip
+HOSTS = [
+    f"127.0.0.1:{PORT}",
+    f"localhost:{PORT}",
+    f"LOCALHOST:{PORT}",
+    "evil.example",
+    f"127.0.0.1:{PORT + 1}",
+    "",
+    None,
+]
+ORIGINS = [
+    None,
+    f"http://127.0.0.1:{PORT}",
+    f"http://localhost:{PORT}",
+    "http://evil.example",
+    "null",
+    f"https://127.0.0.1:{PORT}",
+]
 SITES = [None, "same-origin", "none", "same-site", "cross-site"]
 
 

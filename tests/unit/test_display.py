@@ -14,9 +14,13 @@ GIB = 1024**3
 
 def _runtime(endpoint: str, variant: str, accelerator: str | None, shape: int = 0) -> Runtime:
     return Runtime.model_validate(
-        {"endpoint": endpoint, "variant": variant, "accelerator": accelerator or "NONE",
-         "machineShape": shape}
-    )  # fmt: skip
+        {
+            "endpoint": endpoint,
+            "variant": variant,
+            "accelerator": accelerator or "NONE",
+            "machineShape": shape,
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -31,16 +35,24 @@ def _runtime(endpoint: str, variant: str, accelerator: str | None, shape: int = 
     ],
 )
 def test_tray_state_priority(kwargs: dict, state: TrayState) -> None:
-    base = {"signed_in": True, "must_sign_in": False, "pending": False, "reachable": True,
-            "runtimes": 0}  # fmt: skip
+    base = {
+        "signed_in": True,
+        "must_sign_in": False,
+        "pending": False,
+        "reachable": True,
+        "runtimes": 0,
+    }
     assert display.tray_state(**(base | kwargs)) is state
 
 
 def test_runtime_row_puts_accelerator_and_variant_first() -> None:
     row = display.runtime_row(
-        "T4 GPU", _runtime("gpu-t4-s-1", "GPU", "T4"), Verdict.ACTIVE, pending=False,
+        "T4 GPU",
+        _runtime("gpu-t4-s-1", "GPU", "T4"),
+        Verdict.ACTIVE,
+        pending=False,
         reachable=True,
-    )  # fmt: skip
+    )
     assert row.label == "T4 GPU · Standard — in use"
     tpu = display.runtime_row(
         "mine", _runtime("tpu-1", "TPU", "V5E1", 1), Verdict.IDLE, pending=False, reachable=True
@@ -111,7 +123,7 @@ def test_resource_lines_follow_colab_wording() -> None:
             "Compute units: 0.80 · 1.96/h · about 24 min left — running low",
         ),
     ],
-)  # fmt: skip
+)
 def test_compute_units_line(units: ComputeUnits | None, line: str | None) -> None:
     assert display.compute_units_line(units) == line
 
@@ -131,7 +143,7 @@ def test_compute_units_line(units: ComputeUnits | None, line: str | None) -> Non
         (ComputeUnits(balance=0.0, free_remaining=0.05, rate_per_hour=0.07), True),
         (ComputeUnits(rate_per_hour=1.96), False),  # the balance unknown: no alarm
     ],
-)  # fmt: skip
+)
 def test_running_low_means_less_than_an_hour_of_the_current_burn(
     units: ComputeUnits | None, low: bool
 ) -> None:
@@ -147,15 +159,20 @@ def test_duration() -> None:
 
 def test_tooltip_counts_runtimes_and_says_what_is_wrong() -> None:
     rows = [
-        display.runtime_row("T4 GPU", _runtime("a", "GPU", "T4"), Verdict.IDLE, pending=True,
-                            reachable=True),
-        display.runtime_row("CPU", _runtime("b", "CPU", None), Verdict.ACTIVE, pending=False,
-                            reachable=True),
-    ]  # fmt: skip
+        display.runtime_row(
+            "T4 GPU", _runtime("a", "GPU", "T4"), Verdict.IDLE, pending=True, reachable=True
+        ),
+        display.runtime_row(
+            "CPU", _runtime("b", "CPU", None), Verdict.ACTIVE, pending=False, reachable=True
+        ),
+    ]
     text = display.tooltip(
-        TrayState.ATTENTION, email="ada@example.com", rows=rows, problem=None,
+        TrayState.ATTENTION,
+        email="ada@example.com",
+        rows=rows,
+        problem=None,
         units_line="Compute units: 1.00 · none in use",
-    )  # fmt: skip
+    )
     assert text.splitlines() == [
         "colabtray: ada@example.com",
         "2 runtimes running: T4 GPU, CPU",
@@ -163,9 +180,12 @@ def test_tooltip_counts_runtimes_and_says_what_is_wrong() -> None:
         "Compute units: 1.00 · none in use",
     ]
     down = display.tooltip(
-        TrayState.UNREACHABLE, email=None, rows=[], problem="Colab could not be reached.",
+        TrayState.UNREACHABLE,
+        email=None,
+        rows=[],
+        problem="Colab could not be reached.",
         units_line=None,
-    )  # fmt: skip
+    )
     assert down.splitlines() == ["colabtray", "No runtime", "Colab could not be reached."]
     out = display.tooltip(TrayState.SIGNED_OUT, email=None, rows=[], problem="x", units_line="y")
     assert out == "colabtray: signed out"

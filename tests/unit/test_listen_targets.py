@@ -20,10 +20,37 @@ BASES = [
 
 # Pieces an attacker would combine to steer a URL, among arbitrary text.
 _STEERING = st.sampled_from(
-    ["@", "@evil.example:1234", "//evil.example", "http://evil.example:80", "evil.example:443",
-     "*", "\\\\evil", "%40evil", "..", "%2e%2e", "%2E.", ".", "?", "#", ":", "/", "%", "%ff",
-     "%0a", "%00", "\r\n", " ", "\t", "é", "\u2028", "[::1]", ";", "&token=x"]
-)  # fmt: skip
+    [
+        "@",
+        "@evil.example:1234",
+        "//evil.example",
+        "http://evil.example:80",
+        "evil.example:443",
+        "*",
+        "\\\\evil",
+        "%40evil",
+        "..",
+        "%2e%2e",
+        "%2E.",
+        ".",
+        "?",
+        "#",
+        ":",
+        "/",
+        "%",
+        "%ff",
+        "%0a",
+        "%00",
+        "\r\n",
+        " ",
+        "\t",
+        "é",
+        "\u2028",
+        "[::1]",
+        ";",
+        "&token=x",
+    ]
+)
 raw_targets = st.lists(st.one_of(_STEERING, st.text(max_size=12)), max_size=8).map("".join)
 
 

@@ -94,8 +94,9 @@ def test_secrets_and_directories_in_the_file_are_refused_with_a_warning(
     assert [r.getMessage() for r in caplog.records if r.name == "colabtray.settings"] == list(
         problems
     )
-    assert not any("not-here" in r.getMessage() or "nor-here" in r.getMessage()
-                   for r in caplog.records)  # fmt: skip
+    assert not any(
+        "not-here" in r.getMessage() or "nor-here" in r.getMessage() for r in caplog.records
+    )
 
 
 def test_a_malformed_file_is_reported_with_its_line_the_defaults_are_used_and_it_is_kept(

@@ -20,8 +20,9 @@ class Clocks:
 
 def test_a_gap_between_the_clocks_is_a_wake_up_and_nothing_else_is():
     clocks, woke = Clocks(), []
-    watcher = WakeWatcher(lambda: woke.append(1), wall=lambda: clocks.wall,
-                          monotonic=lambda: clocks.mono)  # fmt: skip
+    watcher = WakeWatcher(
+        lambda: woke.append(1), wall=lambda: clocks.wall, monotonic=lambda: clocks.mono
+    )
     clocks.run(5)
     assert not watcher.check()
     clocks.run(3)
