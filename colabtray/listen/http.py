@@ -62,9 +62,15 @@ class _KindOnly(logging.Filter):
         return True
 
 
-# The server side of every listener logs through this logger, never aiohttp.server.
+# The server side of every listener logs through this logger, never aiohttp.server. Its
+# filter is installed by the first GuardedSite (every listener's), not when this is imported.
 server_log = logging.getLogger("colabtray.listen.http")
-server_log.addFilter(_KindOnly())
+
+
+def _quiet_server_log() -> None:
+    """Give ``server_log`` its :class:`_KindOnly` filter, once."""
+    if not any(isinstance(f, _KindOnly) for f in server_log.filters):
+        server_log.addFilter(_KindOnly())
 
 
 def refusal(status: int, sentence: str, **headers: str) -> web.Response:
@@ -148,6 +154,7 @@ class GuardedSite(web.BaseSite):
         super().__init__(runner, ssl_context=ssl_context)
         self._sock = sock
         self._guard = guard
+        _quiet_server_log()
 
     @property
     def name(self) -> str:

@@ -197,19 +197,19 @@ def _minutes(name: str, low: int, high: int) -> QSpinBox:
     return _spin(name, low, high, " min")
 
 
-_open: SettingsWindow | None = None
-
-
 def show_settings_window(
-    settings: Settings, on_saved: Callable[[dict[str, Any]], None] | None = None
+    settings: Settings,
+    on_saved: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    shown: SettingsWindow | None = None,
 ) -> SettingsWindow:
-    """Show the Settings window (raise the one already open); ``on_saved(changes)`` after a
-    successful save."""
-    global _open
-    if _open is not None and _open.isVisible():
-        _open.raise_()
-        _open.activateWindow()
-        return _open
+    """Show the Settings window; ``on_saved(changes)`` after a successful save. ``shown`` is
+    the window the caller opened last: raised instead if it is still open. The caller keeps
+    the returned window until its ``finished`` signal (it is deleted once closed)."""
+    if shown is not None and shown.isVisible():
+        shown.raise_()
+        shown.activateWindow()
+        return shown
     window = SettingsWindow(settings)
     window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     if on_saved is not None:
@@ -217,5 +217,4 @@ def show_settings_window(
     window.show()
     window.raise_()
     window.activateWindow()
-    _open = window
     return window

@@ -33,6 +33,7 @@ from colabtray.ui.notifications import Notifier
 from colabtray.ui.window import StatusWindow
 
 if TYPE_CHECKING:
+    from colabtray.ui.settings_window import SettingsWindow
     from colabtray.ui.signin_window import ChooseFile, SignInWindow
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class Tray(QObject):
         self.notifier = notifier or Notifier(fallback=self.balloon)
         self.dialog: NewRuntimeDialog | None = None
         self.sign_in_window: SignInWindow | None = None
+        self.settings_window: SettingsWindow | None = None
         self.confirmation: QMessageBox | None = None
         self._confirming: str | None = None  # the endpoint the confirmation is about
         self._messages: dict[str, QMessageBox] = {}
@@ -329,7 +331,17 @@ class Tray(QObject):
         # Imported on first use: the window (and tomlkit) cost nothing until asked for.
         from colabtray.ui.settings_window import show_settings_window
 
-        show_settings_window(self.core.settings, on_saved=self._settings_saved)
+        window = show_settings_window(
+            self.core.settings, on_saved=self._settings_saved, shown=self.settings_window
+        )
+        if window is not self.settings_window:
+            self.settings_window = window
+            window.finished.connect(lambda _result: self._settings_closed(window))
+
+    def _settings_closed(self, window: SettingsWindow) -> None:
+        """Forget the Settings window once closed (it deletes itself)."""
+        if self.settings_window is window:
+            self.settings_window = None
 
     def _settings_saved(self, changes: dict[str, object]) -> None:
         """Saved settings apply from the next start; say so once rather than half-apply them."""

@@ -3,6 +3,7 @@ switches the real login entry, and says why when it cannot."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,9 @@ from pytestqt.qtbot import QtBot
 
 from colabtray.core.autostart import XdgAutostart
 from colabtray.settings import load_settings
-from colabtray.ui import settings_window
 from colabtray.ui.settings_window import SettingsWindow, show_settings_window
+from colabtray.ui.tray import Tray
+from tests.ui.conftest import offline_core
 from tests.unit.test_autostart import validate
 
 
@@ -146,22 +148,38 @@ def test_a_login_entry_that_cannot_be_written_is_one_sentence(
     assert shown.status.text().startswith("Could not add colabtray to the programs started")
 
 
-def test_the_tray_opens_one_window_at_a_time(
-    qtbot: QtBot, config_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(settings_window, "_open", None)
+def test_an_open_window_is_raised_not_opened_twice(qtbot: QtBot, config_dir: Path) -> None:
     seen: list[dict[str, object]] = []
     first = show_settings_window(load_settings(), on_saved=seen.append)
     qtbot.waitExposed(first)
-    assert show_settings_window(load_settings()) is first
+    assert show_settings_window(load_settings(), shown=first) is first
     first.idle_prompt_timeout.setValue(120)
     qtbot.keyClick(first.buttons.button(QDialogButtonBox.StandardButton.Save), Qt.Key.Key_Space)
     qtbot.waitUntil(lambda: seen == [{"idle_prompt_timeout": 120}], timeout=5000)
     assert "idle_prompt_timeout = 120" in (config_dir / "settings.toml").read_text()
-    second = show_settings_window(load_settings())
+    second = show_settings_window(load_settings(), shown=first)
     qtbot.addWidget(second)
     assert second is not first
     assert second.idle_prompt_timeout.value() == 120
+
+
+def test_the_tray_keeps_its_one_settings_window_while_open(
+    qtbot: QtBot, config_dir: Path, tmp_path: Path, make_tray: Callable[..., Tray]
+) -> None:
+    tray = make_tray(offline_core(tmp_path))
+    tray.settings()
+    first = tray.settings_window
+    assert first is not None
+    qtbot.waitExposed(first)
+    tray.settings()
+    assert tray.settings_window is first
+    first.reject()  # Cancel: the window deletes itself and the tray forgets it
+    assert tray.settings_window is None
+    tray.settings()
+    second = tray.settings_window
+    assert second is not None
+    assert second is not first
+    qtbot.addWidget(second)
 
 
 def test_the_grace_of_an_unused_runtime_sits_beside_the_idle_time(
@@ -173,8 +191,10 @@ def test_the_grace_of_an_unused_runtime_sits_beside_the_idle_time(
     assert shown.idle_grace.suffix() == " min"
     form = shown.idle_threshold.parentWidget().layout()
     assert isinstance(form, QFormLayout)
-    row_of = {name: form.getWidgetPosition(box)[0] for name, box in
-              (("threshold", shown.idle_threshold), ("grace", shown.idle_grace))}  # fmt: skip
+    row_of = {
+        name: form.getWidgetPosition(box)[0]
+        for name, box in (("threshold", shown.idle_threshold), ("grace", shown.idle_grace))
+    }
     assert row_of["grace"] == row_of["threshold"] + 1
     shown.idle_grace.setValue(5)
     with qtbot.waitSignal(shown.saved, timeout=5000) as saved:

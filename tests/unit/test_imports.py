@@ -1,5 +1,6 @@
 """Every module of the package imports in a fresh interpreter (an import that only a code path
-the other tests miss would reach fails here first, not in a user's hands)."""
+the other tests miss would reach fails here first, not in a user's hands), and importing it
+sets up no logging: filters and handlers are installed where logging or a listener is set up."""
 
 from __future__ import annotations
 
@@ -18,13 +19,26 @@ MODULES = sorted(
 )
 
 
+# Run after the import: the root logger and colabtray's loggers that have a filter or handler.
+SET_UP_LOGGERS = """
+import logging
+loggers = [("", logging.root), *logging.root.manager.loggerDict.items()]
+print([
+    name for name, logger in loggers
+    if isinstance(logger, logging.Logger) and (name == "" or name.startswith("colabtray"))
+    and (logger.filters or logger.handlers)
+])
+"""
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_the_module_imports_on_its_own(module: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", f"import {module}"],
+        [sys.executable, "-c", f"import {module}\n{SET_UP_LOGGERS}"],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == "[]", "importing it set up logging"
