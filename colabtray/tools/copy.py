@@ -22,7 +22,8 @@ Why it works the way it does:
   runtime it is emptied first, because Colab's Jupyter sends deleted files to
   ``/content/.Trash-0``, where a partial copy would keep its disk space.
 * **Memory**: at most two CHUNKs and their base64 are held at a time, whatever the file size.
-* **Keep-alive**: while copying, the running app is told about once a minute (``activity``).
+* **Keep-alive**: while copying, the running app is told about once a minute (``activity``,
+  through colabtray.tools.reach).
   Without a running app nothing keeps runtimes alive, so there is nobody to tell.
 * **One sentence on failure**: a runtime that stops answering mid-way is asked about (is it
   still listed, does it answer) so the sentence says whether it was disconnected or the
@@ -55,11 +56,12 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from colabtray import __version__, ipc, trust
+from colabtray import __version__, trust
 from colabtray.colab import errors
 from colabtray.colab.client import RUNTIME_TOKEN_HEADER
 from colabtray.errors import UserError
 from colabtray.settings import Settings
+from colabtray.tools import reach
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +69,12 @@ MIB = 1024 * 1024
 CHUNK = 4 * MIB  # per upload request: 5.6 MB of JSON, well under any front end's limit
 SLICE = 256 * 1024  # what is handed to the connection at a time
 HASH_LIMIT = 512 * MIB
-ACTIVITY_EVERY = 60.0
 READ_TIMEOUT = 120.0  # a runtime silent this long mid-transfer is not coming back
 TOKEN_AHEAD = timedelta(seconds=60)  # renew the proxy token this long before it expires
 WHY_LOST_WITHIN = 8.0  # how long to find out whether a silent runtime was disconnected
 PART = "colabtray-part"  # the temporary files' suffix, on either side
 
-# A control command carried out for this copy: the CLI's (running app, or a core for the call).
-Ask = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+Ask = reach.Ask
 
 
 class CopyError(UserError):
@@ -172,12 +172,9 @@ class RuntimeFiles:
 
     async def connect(self) -> None:
         """Where the runtime is and a token for it (a sentence if there is no such runtime)."""
-        reply = await self._ask("runtime", {"runtime": self._query})
-        self.name, self.endpoint = reply["name"], reply["endpoint"]
-        self._base = reply["proxy_url"].rstrip("/")
-        self._token = reply["proxy_token"]
-        expires = datetime.fromisoformat(reply["proxy_expires_at"])
-        self._expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+        runtime = await reach.reach(self._ask, self._query)
+        self.name, self.endpoint = runtime.name, runtime.endpoint
+        self._base, self._token, self._expires = runtime.base, runtime.token, runtime.expires_at
 
     async def _renew(self) -> None:
         try:
@@ -435,16 +432,6 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-async def _count_as_use(settings: Settings, endpoint: str) -> None:
-    """Tell the running app, now and about once a minute, that the runtime is in use."""
-    while True:
-        try:
-            await ipc.request(settings.config_dir, "activity", {"runtime": endpoint})
-        except (UserError, OSError) as exc:  # no app runs (nothing to tell), or it is busy
-            log.debug("activity not told: %s", exc)
-        await asyncio.sleep(ACTIVITY_EVERY)
-
-
 # ---- the copy ------------------------------------------------------------------------------
 
 
@@ -465,18 +452,13 @@ async def copy(
     files = RuntimeFiles(settings, ask, remote.runtime)
     try:
         await files.connect()
-        activity = asyncio.create_task(_count_as_use(settings, files.endpoint))
-        try:
+        async with reach.in_use(settings, files.endpoint):
             job = _Copy(files, recursive)
             if src is not None:
                 await job.run(job.download(src, destination))
             else:
                 assert dst is not None
                 await job.run(job.upload(source, dst))
-        finally:
-            activity.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await activity
     finally:
         await files.aclose()
 
