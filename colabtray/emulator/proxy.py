@@ -27,6 +27,7 @@ from yarl import URL
 from colabtray.emulator.requestlog import make_request_log
 from colabtray.emulator.ssh import RuntimeSsh
 from colabtray.emulator.state import EmulatorState, Runtime
+from colabtray.emulator.terminal import RuntimeTerminal
 from colabtray.listen import targets
 from colabtray.listen.connections import ConnectionGuard, listening_socket
 from colabtray.listen.http import BUSY, GuardedSite, middleware, server_log
@@ -142,6 +143,7 @@ class RuntimeProxy:
         self._session: aiohttp.ClientSession | None = None
         self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
         self._ssh = RuntimeSsh(runtime, enabled=state.config.ssh)
+        self._terminal = RuntimeTerminal(runtime)
 
     def _upstream(self, target: Target) -> URL:
         """The Jupyter server's own address; only the path and query are the client's."""
@@ -175,6 +177,7 @@ class RuntimeProxy:
     async def stop(self) -> None:
         """Close the listener and every open WebSocket; idempotent."""
         self._ssh.stop()
+        self._terminal.stop()
         for ws in list(self._sockets):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(code=1001, message=b"runtime gone"), 1)
@@ -195,6 +198,8 @@ class RuntimeProxy:
             return web.json_response(resources(self._runtime))
         if request["target"].decoded_path == "/colab/ssh":
             return await self._ssh.handle(request)
+        if request["target"].decoded_path == "/colab/tty":
+            return await self._terminal.handle(request)
         url = self._upstream(request["target"])
         if request.headers.get("Upgrade", "").lower() == "websocket" and request.method == "GET":
             return await self._websocket(request, url)
