@@ -2,7 +2,7 @@
 
 Colab code in a kernel (``drive.mount()``, ``google.colab.auth.authenticate_user()``) sends a
 ``colab_request`` asking the frontend for credentials and blocks until an ``input_reply``
-carrying a ``colab_reply`` comes back on the stdin channel (colab-protocol.md §6). On every
+carrying a ``colab_reply`` comes back on the stdin channel (docs/protocol.md §11). On every
 kernel WebSocket the bridge watches frames from the runtime — JSON text frames and both binary
 layouts (the legacy one and ``v1.kernel.websocket.jupyter.org``) — takes out the
 ``request_auth`` requests for ``dfs_ephemeral`` and ``auth_user_ephemeral``, has the
@@ -158,7 +158,7 @@ def colab_reply(
     error: str | None = None,
     data: dict[str, object] | None = None,
 ) -> dict[str, Any]:
-    """The ``input_reply`` that unblocks the kernel (colab-protocol-examples.md §13)."""
+    """The ``input_reply`` that unblocks the kernel (docs/protocol.md §11)."""
     value: dict[str, Any] = {"type": "colab_reply", "colab_msg_id": colab_msg_id}
     if error is not None:
         value["error"] = error

@@ -215,7 +215,7 @@ class RuntimeServer:
         """Serve the listening socket ``sock`` (bound by the caller, closed by :meth:`stop`)."""
         # aiohttp's low-level server: every path comes to _handle, with no router or
         # middleware in between. (aiohttp sets TCP_NODELAY on each connection it serves or
-        # opens; kernel round trips depend on it, test-environment.md.)
+        # opens; kernel round trips depend on it: docs/testing-notes.md §4.)
         server = web.Server(
             guarded(self._connections, self._handle),
             max_field_size=65536,

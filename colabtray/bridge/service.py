@@ -1,7 +1,7 @@
 """The editor bridge as a whole: a loop in a thread of its own, one server per runtime.
 
 The bridge's network work runs on its own asyncio loop in a worker thread, away from the Qt
-loop (shared/repro/qasync-socket-crash: heavy socket traffic on the qasync loop can crash
+loop (docs/testing-notes.md §1: heavy socket traffic on the qasync loop can crash
 PySide6, and a busy download must not make the tray stutter). Every public method of
 :class:`Bridge` may be called from any thread and returns at once.
 

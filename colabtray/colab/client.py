@@ -203,7 +203,7 @@ class ColabClient:
         """Tell Colab the runtime is in use.
 
         A read timeout counts as success: the front end records the ping when the request
-        arrives and often never answers (CLI notes §1.6). 404 raises RuntimeGoneError.
+        arrives and often never answers (docs/protocol.md §7). 404 raises RuntimeGoneError.
         """
         timeout = self._settings.keepalive_timeout
         try:

@@ -1,6 +1,6 @@
 """The Colab backend's replies, read into typed models.
 
-The backend speaks two dialects (see shared/docs/colab-protocol.md §1.7 and the CLI notes §1.4):
+The backend speaks two dialects (docs/protocol.md §2 and §6):
 the colab host (``/tun/m/*``) sends enums as numbers and ``tokenExpiresInSeconds``; the GAPI
 host sends enum names and ``tokenTtl: "3600s"``. Both read into the same normalized values:
 
@@ -279,7 +279,7 @@ class _CcuFreeQuota(_Wire):
 
 
 class CcuInfo(_Wire):
-    """``GET /tun/m/ccu-info`` on the colab host (the CLI notes §1.8)."""
+    """``GET /tun/m/ccu-info`` on the colab host (docs/protocol.md §4)."""
 
     current_balance: float | None = Field(default=None, validation_alias="currentBalance")
     consumption_rate_hourly: float | None = Field(
@@ -322,7 +322,7 @@ class _AcceleratorGroup(_Wire):
 
 
 class UserInfo(_Wire):
-    """``GET {gapi}/v1/user-info`` (protocol §2.4 and §2.5)."""
+    """``GET {gapi}/v1/user-info`` (docs/protocol.md §4)."""
 
     subscription_tier: Tier = Field(validation_alias="subscriptionTier")
     paid_balance: float | None = Field(default=None, validation_alias="paidComputeUnitsBalance")
@@ -425,7 +425,7 @@ class Gpu(_Wire):
 
 
 class Resources(_Wire):
-    """``GET <runtime>/api/colab/resources`` (protocol §2.13): ``disks`` is required."""
+    """``GET <runtime>/api/colab/resources`` (docs/protocol.md §10): ``disks`` is required."""
 
     memory: Memory = Field(default_factory=Memory)
     disks: list[Disk]

@@ -84,7 +84,8 @@ def _gb(count: int) -> str:
 
 
 def resource_lines(resources: Resources) -> list[str]:
-    """RAM, GPU RAM and one line per disk, as Colab's own extension words them (§2.13)."""
+    """RAM, GPU RAM and one line per disk, as Colab's own extension words them
+    (docs/protocol.md §10)."""
     memory = resources.memory
     lines = [
         f"System RAM: {_gb(memory.total_bytes - memory.free_bytes)} / {_gb(memory.total_bytes)} GB"

@@ -1,11 +1,11 @@
 """What a new runtime may be for this account, why the rest is greyed out, and what to try
 when the chosen accelerator is not free.
 
-Built from the backend's eligibility (protocol §2.14): CPU always; each eligible GPU and TPU
+Built from the backend's eligibility (docs/protocol.md §4): CPU always; each eligible GPU and TPU
 model; ineligible ones listed too, but unavailable with the reason. High-RAM is offered where
 the plan Colab named allows it (never guessed from the balance), and is the only shape of the
 high-memory-only models. When assigning answers "none free" (503), the alternatives are the
-plan's other models of the same kind, in the plan's order (protocol §2.15).
+plan's other models of the same kind, in the plan's order (docs/protocol.md §4).
 """
 
 from __future__ import annotations

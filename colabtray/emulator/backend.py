@@ -1,6 +1,6 @@
 """The Colab backend: the colab web host (``/tun/m/*``, ``/vscode/*``) and GAPI (``/gapi/v1/*``).
 
-Written from docs/colab-protocol.md and colab-cli-protocol-notes.md with plain dicts. The
+Written from docs/protocol.md with plain dicts. The
 colab host speaks numbers for enums and plain-number TTLs; GAPI speaks ProtoJSON (enum
 names, ``"3600s"`` durations, int64 as strings). Both put ``)]}'`` before JSON bodies.
 """
@@ -266,7 +266,7 @@ class Backend:
         name = params.accelerator.name
         if name != CPU and name not in tier.eligible:
             # Live findings: a free account asking for a GPU it may not have got 412 (G1);
-            # a paying account without the entitlement got 400 (A6).
+            # a paying account without the entitlement got 400 (A6); docs/protocol.md §13.
             if account.tier == "free":
                 return web.Response(status=412, text="Precondition Failed")
             raise reject(400, f"Accelerator {name} is not available to this account.")
@@ -302,7 +302,7 @@ class Backend:
         return web.Response(status=200)
 
     async def assignments(self, request: web.Request) -> web.Response:
-        """``/tun/m/assignments``: every listing mints a fresh proxy token (CLI notes §1.4)."""
+        """``/tun/m/assignments``: every listing mints a fresh proxy token (docs/protocol.md §6)."""
         account = self._colab(request)
         items = []
         for runtime in self.state.runtimes_of(account.email):

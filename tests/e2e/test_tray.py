@@ -223,7 +223,7 @@ def click(at: list[int], button: int = 1) -> None:
 
 def open_menu(app: App) -> dict[str, Any]:
     x, y, w, h = app.wait_menu(lambda m: m["icon"] and m["icon"][2] > 0)["icon"]
-    time.sleep(0.5)  # test-environment.md: give the tray host a moment after embedding
+    time.sleep(0.5)  # docs/testing-notes.md §2: give the tray host a moment after embedding
     click([x + w // 2, y + h // 2], button=3)
     shown: list[Any] = [None]
 

@@ -457,7 +457,7 @@ def test_assign_refusals_follow_the_protocol(emulator: Emulator) -> None:
     )
     assert stolen.status_code == 403
 
-    # Eligibility: free tier like the live finding G1 (412), paid tier like A6 (400).
+    # Eligibility: free tier like finding G1 (412), paid tier like A6 (400): docs/protocol.md §13.
     assert post_status(free, variant="GPU", accelerator="A100")[0] == 412
     assert post_status(free, variant="GPU", accelerator="L4")[0] == 412
     assert post_status(variant="GPU", accelerator="H100")[0] == 400

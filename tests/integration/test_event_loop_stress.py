@@ -1,7 +1,7 @@
 """Sustained socket traffic through the app's event loop must not kill the interpreter.
 
 PySide6 6.12.0 aborts the interpreter (``Fatal Python error: none_dealloc``) under this kind of
-load on a qasync loop (shared/repro/qasync-socket-crash); 6.11.3 survives it. The server half
+load on a qasync loop (docs/testing-notes.md §1); 6.11.3 survives it. The server half
 runs in a subprocess, on the loop that :mod:`colabtray.ui.eventloop` builds, so that an abort
 fails this test instead of killing pytest. It serves:
 

@@ -1,4 +1,5 @@
-"""The wire models read every example of shared/docs/colab-protocol-examples.md as documented."""
+"""The wire models read composed replies of each kind docs/protocol.md describes (the comment by
+each test names the section)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from colabtray.colab.models import (
 )
 
 
-def test_user_info_free_tier_upper_cases_models_and_defaults_missing_models():  # example 1a
+def test_user_info_free_tier_upper_cases_models_and_defaults_missing_models():  # §4
     info = UserInfo.model_validate(
         json.loads("""{
           "subscriptionTier": "SUBSCRIPTION_TIER_NONE",
@@ -51,7 +52,7 @@ def test_user_info_free_tier_upper_cases_models_and_defaults_missing_models():  
     assert eligibility.shapes_for("T4") == (STANDARD,)
 
 
-def test_user_info_pro_plus_offers_high_ram_and_high_mem_only_models():  # example 1b
+def test_user_info_pro_plus_offers_high_ram_and_high_mem_only_models():  # §4
     info = UserInfo.model_validate(
         {
             "subscriptionTier": "SUBSCRIPTION_TIER_PRO_PLUS",
@@ -71,7 +72,7 @@ def test_user_info_pro_plus_offers_high_ram_and_high_mem_only_models():  # examp
     assert eligibility.shapes_for("V28") == (HIGH_MEM,)
 
 
-def test_consumption_free_user_reads_int64_string_as_milli_ccu():  # example 2a
+def test_consumption_free_user_reads_int64_string_as_milli_ccu():  # §4
     units = ConsumptionUserInfo.model_validate(
         {
             "subscriptionTier": "SUBSCRIPTION_TIER_NONE",
@@ -89,7 +90,7 @@ def test_consumption_free_user_reads_int64_string_as_milli_ccu():  # example 2a
     assert units.free_refill_at is not None and units.free_refill_at.year == 2026
 
 
-def test_consumption_pro_user_without_free_quota():  # example 2b
+def test_consumption_pro_user_without_free_quota():  # §4
     units = ConsumptionUserInfo.model_validate(
         {
             "subscriptionTier": "SUBSCRIPTION_TIER_PRO",
@@ -104,7 +105,7 @@ def test_consumption_pro_user_without_free_quota():  # example 2b
     assert units.hours_left == pytest.approx(3.1 / 13.08)
 
 
-def test_consumption_without_its_required_fields_is_rejected():  # example 2c
+def test_consumption_without_its_required_fields_is_rejected():  # §4
     body = {
         "subscriptionTier": "SUBSCRIPTION_TIER_PRO",
         "eligibleAccelerators": [],
@@ -122,7 +123,7 @@ def test_user_info_without_eligible_accelerators_is_rejected():
         )
 
 
-def test_assign_ticket_and_cpu_assignment():  # example 3a
+def test_assign_ticket_and_cpu_assignment():  # §5
     ticket = AssignTicket.model_validate(
         {
             "acc": "NONE",
@@ -200,12 +201,12 @@ def test_assignment_replies(body: str, expected: tuple[str, str, str, str | None
     )
 
 
-def test_the_already_assigned_form_is_not_a_ticket():  # example 3f discrimination
+def test_the_already_assigned_form_is_not_a_ticket():  # §5: ticket or assignment
     with pytest.raises(ValidationError):
         AssignTicket.model_validate({"accelerator": "T4", "endpoint": "m-s-x", "variant": "GPU"})
 
 
-def test_success_outcome_without_required_fields_is_rejected():  # example 3g, outcome 4
+def test_success_outcome_without_required_fields_is_rejected():  # §5, outcome 4
     with pytest.raises(ValidationError):
         AssignedRuntime.model_validate({"outcome": 4})
 
@@ -224,11 +225,11 @@ def test_success_outcome_without_required_fields_is_rejected():  # example 3g, o
         (True, 3600),
     ],
 )
-def test_token_ttl_parsing(ttl: object, seconds: float):  # example 6 and protocol §2.9
+def test_token_ttl_parsing(ttl: object, seconds: float):  # §8
     assert parse_ttl(ttl) == seconds
 
 
-def test_proxy_token_refresh_reply():  # example 6
+def test_proxy_token_refresh_reply():  # §8
     info = RuntimeProxyInfo.model_validate(
         {"token": "rpt-R2", "tokenTtl": "3600s", "url": "https://8080-m-s-7h3j9k1l5z2x.x.dev"}
     )
@@ -238,7 +239,7 @@ def test_proxy_token_refresh_reply():  # example 6
         RuntimeProxyInfo.model_validate({"token": "t", "url": "https://x"})
 
 
-def test_gapi_listing_with_every_shape_spelling():  # example 7
+def test_gapi_listing_with_every_shape_spelling():  # §6
     listing = AssignmentList.model_validate(
         {
             "assignments": [
@@ -281,7 +282,7 @@ def test_gapi_listing_with_every_shape_spelling():  # example 7
     assert AssignmentList.model_validate({}).assignments == []
 
 
-def test_colab_host_listing_uses_numbers():  # CLI notes §1.4
+def test_colab_host_listing_uses_numbers():  # §6
     (runtime,) = AssignmentList.model_validate(
         {
             "assignments": [
@@ -326,7 +327,7 @@ def test_unknown_accelerator_variant_and_shape_are_kept_as_text():
     assert (runtime.variant, runtime.shape) == ("QPU", "SHAPE_GIGANTIC")
 
 
-def test_ccu_info_from_the_colab_host():  # CLI notes §1.8
+def test_ccu_info_from_the_colab_host():  # §4
     info = CcuInfo.model_validate(
         {
             "currentBalance": 289.81,
@@ -408,7 +409,7 @@ def test_resources_a100_and_sparse_cpu():  # examples 10a and 10b
         Resources.model_validate({"memory": {}})
 
 
-def test_kernel_list_entry():  # example 5
+def test_kernel_list_entry():  # §10
     kernel = Kernel.model_validate(
         {
             "id": "0c1d2e3f-1111-4a4a-9b9b-abcdefabcdef",
