@@ -154,6 +154,33 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("source", metavar="SRC", help="a local path, or NAME:PATH on a runtime")
     cp.add_argument("destination", metavar="DST", help="a local path, or NAME:PATH on a runtime")
 
+    ssh = commands.add_parser(
+        "ssh", help="ssh into a runtime as root with the system's ssh (or run COMMAND there)"
+    )
+    ssh.add_argument("runtime", metavar="NAME_OR_ENDPOINT")
+    ssh.add_argument("remote_command", metavar="COMMAND", nargs=argparse.REMAINDER)
+    ssh_proxy = commands.add_parser(
+        "ssh-proxy", help="ssh's ProxyCommand for a runtime (stdin and stdout are the SSH stream)"
+    )
+    ssh_proxy.add_argument("runtime", metavar="NAME_OR_ENDPOINT")
+    ssh_config = commands.add_parser(
+        "ssh-config",
+        help="write a Host entry per runtime (ssh colab-t4-gpu, VS Code Remote-SSH, rsync)",
+    )
+    ssh_config.add_argument(
+        "--add-include",
+        action="store_true",
+        help="also put the Include line at the top of ~/.ssh/config",
+    )
+    for parser_ in (ssh, ssh_proxy, ssh_config):
+        parser_.add_argument(
+            "-i",
+            dest="identity",
+            metavar="IDENTITY",
+            type=lambda value: Path(value).expanduser(),
+            help="the private key (default ~/.ssh/id_ed25519, then ~/.ssh/id_ecdsa)",
+        )
+
     doctor = commands.add_parser(
         "doctor", help="check the sign-in, the network and Colab, and say what Google answered"
     )
@@ -211,6 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "secret": _secret,
         "doctor": _doctor,
         "cp": _cp,
+        "ssh": _ssh,
+        "ssh-proxy": _ssh_proxy,
+        "ssh-config": _ssh_config,
     }
     _sessions.clear()
     try:
@@ -557,6 +587,57 @@ async def _cp(args: argparse.Namespace, settings: Settings) -> int:
     except CopyUsageError as exc:
         print(f"colabtray: {exc.message}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _asker(args: argparse.Namespace, settings: Settings) -> Any:
+    async def ask(name: str, request: dict[str, Any]) -> dict[str, Any]:
+        return await _command(settings, name, request, demo=args.demo)
+
+    return ask
+
+
+async def _ssh(args: argparse.Namespace, settings: Settings) -> int:
+    """The system's ssh to a runtime (colabtray.tools.ssh)."""
+    from colabtray.tools import ssh
+
+    return await ssh.ssh(
+        settings,
+        args.runtime,
+        args.identity,
+        args.remote_command,
+        _asker(args, settings),
+        demo=args.demo,
+    )
+
+
+async def _ssh_proxy(args: argparse.Namespace, settings: Settings) -> int:
+    """ssh's ProxyCommand: stdout is the SSH stream, so logs go to stderr only with -v."""
+    from colabtray.tools import ssh
+
+    if not args.verbose:
+        for handler in logging.getLogger().handlers:
+            if getattr(handler, "stream", None) is sys.stderr:
+                handler.setLevel(logging.CRITICAL + 1)
+    return await ssh.proxy(settings, args.runtime, args.identity, _asker(args, settings))
+
+
+async def _ssh_config(args: argparse.Namespace, settings: Settings) -> int:
+    """Host entries for every runtime, in a file of their own."""
+    from colabtray.tools import ssh
+
+    path, include, added, problem = await ssh.ssh_config(
+        settings, args.identity, _asker(args, settings), add=args.add_include, demo=args.demo
+    )
+    print(f"Wrote {path}: one Host entry per runtime (ssh colab-NAME), kept up to date.")
+    if added:
+        print(f"Added '{include}' at the top of ~/.ssh/config.")
+    elif args.add_include:
+        print(f"~/.ssh/config has '{include}' already.")
+    else:
+        print(f"Add this line at the top of ~/.ssh/config (or run with --add-include):\n{include}")
+    if problem:
+        print(f"colabtray: {problem}", file=sys.stderr)
     return 0
 
 

@@ -105,6 +105,9 @@ class Settings(BaseModel):
     # inspects TLS, and for the demo's HTTPS runtimes.
     ca_file: FilePath | None = None
 
+    # Where `colabtray ssh-config` writes its Host entries (default ~/.ssh/colabtray_config).
+    ssh_config: Path | None = None
+
     # The editor bridge's port for the first runtime (0: ports the OS picks).
     bridge_port: int = Field(default=0, ge=0, le=65535)
     # How the idle question is asked: a desktop notification with buttons (a small window

@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.desktop",
     "tests.fixtures.bridge",
     "tests.fixtures.gcloud",
+    "tests.fixtures.ssh",
 ]

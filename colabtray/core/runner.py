@@ -17,6 +17,7 @@ from colabtray.core.app import Core
 from colabtray.core.commands import Commands
 from colabtray.ipc import ControlServer
 from colabtray.settings import Settings
+from colabtray.tools import ssh_hosts
 
 
 class Face(Protocol):
@@ -55,6 +56,7 @@ async def run_core(
 
         secrets, notebook_store = memory_secrets(), memory_secrets(SERVICE)
     core = Core(settings, secrets=secrets, notebook_store=notebook_store)
+    ssh_hosts.follow(core, demo=demo)  # ssh's Host entries and known hosts follow the runtimes
     face: Face | None = None
     try:
         face = make_face(core)

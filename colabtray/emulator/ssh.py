@@ -119,11 +119,8 @@ class RuntimeSsh:
         sshd = self._usable_sshd()
         if sshd is None:
             return web.Response(status=502, text="sshd unreachable\n")
-        self._busy = True
-        try:
-            return await self._connect(request, sshd, key)
-        finally:
-            self._busy = False
+        self._busy = True  # until this client has gone (_connect says when)
+        return await self._connect(request, sshd, key)
 
     def _usable_sshd(self) -> str | None:
         """sshd's path, or None (and the reason logged once) when it cannot serve."""
@@ -170,12 +167,9 @@ class RuntimeSsh:
     async def _connect(
         self, request: web.Request, sshd: str, key: tuple[str, str]
     ) -> web.StreamResponse:
+        authorized: Path | None = None
         try:
             config, authorized = await asyncio.to_thread(self._prepare, key)
-        except (OSError, ValueError) as exc:
-            log.warning("runtime %s: cannot prepare sshd: %s", self._runtime.endpoint, exc)
-            return web.Response(status=502, text="sshd unreachable\n")
-        try:
             process = await asyncio.create_subprocess_exec(
                 sshd, "-i", "-f", str(config), "-E", str(self._home / "sshd.log"),
                 "-o", f"AuthorizedKeysFile {authorized}",
@@ -185,8 +179,12 @@ class RuntimeSsh:
                 cwd=self._runtime.root_dir,
                 start_new_session=True,
             )  # fmt: skip
-        except OSError as exc:
-            authorized.unlink(missing_ok=True)
+        except BaseException as exc:
+            self._busy = False
+            if authorized is not None:
+                authorized.unlink(missing_ok=True)
+            if not isinstance(exc, OSError | ValueError | subprocess.CalledProcessError):
+                raise
             log.warning("runtime %s: sshd did not start: %s", self._runtime.endpoint, exc)
             return web.Response(status=502, text="sshd unreachable\n")
         self._processes.add(process)
@@ -195,10 +193,13 @@ class RuntimeSsh:
             await socket.prepare(request)
             await _relay(socket, process)
         finally:
+            # The client has gone: the next one may come at once, while this sshd ends.
+            self._busy = False
+            with contextlib.suppress(Exception):
+                await socket.close()
             await self._end(process)
             self._processes.discard(process)
             authorized.unlink(missing_ok=True)
-            await socket.close()
         return socket
 
     @staticmethod

@@ -316,6 +316,18 @@ class Tray(QObject):
         if command:
             QGuiApplication.clipboard().setText(command)
 
+    def copy_ssh_command(self, endpoint: str) -> None:
+        """``ssh colab-NAME`` (the ssh-config file written first) or ``colabtray ssh NAME``."""
+        from colabtray.tools.ssh_hosts import command_to_copy
+
+        runtimes = [(row.name, row.endpoint) for row in self.core.rows()]
+        try:
+            command = command_to_copy(self.core.settings, runtimes, endpoint, demo=self.demo)
+        except OSError as exc:
+            log.warning("could not write the SSH config: %s", exc)
+            return
+        QGuiApplication.clipboard().setText(command)
+
     def secrets(self) -> None:
         from colabtray.ui.secrets_window import SecretsWindow
 

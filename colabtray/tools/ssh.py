@@ -1,0 +1,235 @@
+"""``colabtray ssh``, ``ssh-proxy`` and ``ssh-config``: the system's OpenSSH client reaching a
+runtime through its ``/colab/ssh`` WebSocket (colabtray speaks no SSH itself).
+
+``ssh-proxy`` is the ``ProxyCommand``: stdin goes out as binary frames, frames received go to
+stdout, and nothing else is ever written to stdout (sentences and logs go to stderr). It ends
+on end of input, SIGHUP (how OpenSSH ends a ProxyCommand), SIGTERM, or the socket closing,
+and tells the running app about once a minute that the runtime is in use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import aiohttp
+
+from colabtray import __version__, trust
+from colabtray.errors import UserError
+from colabtray.settings import Settings
+from colabtray.tools import ssh_hosts
+from colabtray.tools.reach import Ask, Reached, in_use, reach
+from colabtray.tools.ssh_keys import Identity, identity
+
+log = logging.getLogger(__name__)
+
+PUBKEY_HEADER = "X-Colab-Ssh-Pubkey"
+READ = 64 * 1024
+
+
+class SshError(UserError):
+    """SSH to a runtime could not start: one sentence."""
+
+
+def refusal(status: int, name: str, key: Path) -> str:
+    """What the runtime's answer to the WebSocket handshake means, in one sentence."""
+    return {
+        400: f"{name} refused the SSH key {key} (Colab takes ed25519 and ECDSA keys only).",
+        401: f"{name} refused colabtray's token for it (expired or revoked); try again.",
+        403: f"{name} refused SSH (403 Forbidden).",
+        404: (
+            f"{name} does not offer SSH; Colab decides that when it makes a runtime, so make "
+            "a new one (colabtray new)."
+        ),
+        429: (
+            f"Another SSH client is already connected to {name}, and a runtime takes one at "
+            "a time; close that one first."
+        ),
+        502: f"{name}'s SSH server does not answer (HTTP 502).",
+    }.get(status, f"{name} refused SSH (HTTP {status}).")
+
+
+# ---- ssh-proxy -------------------------------------------------------------------------------
+
+
+async def proxy(settings: Settings, query: str, key: Path | None, ask: Ask) -> int:
+    """Relay stdin and stdout to the runtime's ``/colab/ssh`` until either side ends."""
+    chosen = identity(key)  # a sentence before any network
+    runtime = await reach(ask, query)
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=trust.verification(settings)),
+        headers={"User-Agent": f"colabtray/{__version__}"},
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trust_env=True,
+    ) as http:
+        socket = await _open(http, runtime, chosen, ask, query)
+        try:
+            async with in_use(settings, runtime.endpoint):
+                await _relay(socket)
+        finally:
+            await socket.close()
+    log.debug("ssh-proxy for %s ended", runtime.name)
+    return 0
+
+
+async def _open(
+    http: aiohttp.ClientSession, runtime: Reached, chosen: Identity, ask: Ask, query: str
+) -> aiohttp.ClientWebSocketResponse:
+    """The upgraded socket (once more with a new token if the first was refused)."""
+    for attempt in range(2):
+        try:
+            return await http.ws_connect(
+                runtime.websocket_url("/colab/ssh"),  # secret: never logged or shown
+                headers={PUBKEY_HEADER: chosen.public, **runtime.headers},
+                max_msg_size=0,
+                compress=0,
+                autoping=True,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
+            )
+        except aiohttp.WSServerHandshakeError as exc:  # its text names the URL: never shown
+            if exc.status == 401 and not attempt:
+                runtime = await reach(ask, query)
+                continue
+            raise SshError(refusal(exc.status, runtime.name, chosen.private)) from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise SshError(f"Could not reach {runtime.name} ({type(exc).__name__}).") from None
+    raise SshError(refusal(401, runtime.name, chosen.private))
+
+
+async def _relay(socket: aiohttp.ClientWebSocketResponse) -> None:
+    """stdin → binary frames, frames → stdout, until end of input, the socket's close,
+    SIGHUP or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for number in (signal.SIGHUP, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, AttributeError, ValueError):
+            loop.add_signal_handler(number, stop.set)
+    pieces: asyncio.Queue[bytes | None] = asyncio.Queue()
+    room = threading.Semaphore(8)  # pieces read but not yet sent: stdin is read no further
+    threading.Thread(target=_read_stdin, args=(loop, pieces, room), daemon=True).start()
+
+    async def outward() -> None:
+        while (piece := await pieces.get()) is not None:
+            await socket.send_bytes(piece)
+            room.release()
+
+    async def inward() -> None:
+        async for message in socket:
+            if message.type == aiohttp.WSMsgType.BINARY:
+                await asyncio.to_thread(_write_stdout, message.data)
+            elif message.type == aiohttp.WSMsgType.TEXT:
+                await asyncio.to_thread(_write_stdout, message.data.encode())
+            else:
+                break
+
+    tasks = {
+        asyncio.create_task(outward()),
+        asyncio.create_task(inward()),
+        asyncio.create_task(stop.wait()),
+    }
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(OSError):
+            os.close(1)  # ssh sees the end at once
+
+
+def _read_stdin(
+    loop: asyncio.AbstractEventLoop, pieces: asyncio.Queue[bytes | None], room: threading.Semaphore
+) -> None:
+    """In a thread: stdin in pieces, then None (no coroutine made here: the loop may end
+    at any moment, and one it never ran would be left unawaited)."""
+    while True:
+        room.acquire()
+        try:
+            piece = os.read(0, READ)
+        except OSError:
+            piece = b""
+        try:
+            loop.call_soon_threadsafe(pieces.put_nowait, piece or None)
+        except RuntimeError:
+            return  # the loop is closed
+        if not piece:
+            return
+
+
+def _write_stdout(data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(1, view)
+        view = view[written:]
+
+
+# ---- ssh and ssh-config ----------------------------------------------------------------------
+
+
+async def _listed(ask: Ask) -> list[tuple[str, str]]:
+    status = await ask("status", {})
+    return [(r["name"], r["endpoint"]) for r in status.get("runtimes", ())]
+
+
+async def ssh(
+    settings: Settings,
+    query: str,
+    key: Path | None,
+    command: list[str],
+    ask: Ask,
+    *,
+    demo: bool = False,
+) -> int:
+    """Run the system's ``ssh`` to the runtime; its exit status."""
+    chosen = identity(key)
+    listed = await _listed(ask)
+    ssh_hosts.prune_known_hosts(ssh_hosts.known_hosts_file(settings), [e for _, e in listed])
+    config = ssh_hosts.config_file(settings, demo=demo)
+    if ssh_hosts.is_ours(config):
+        ssh_hosts.write_config(settings, listed, ssh_hosts.written_identity(config), demo=demo)
+    runtime = await reach(ask, query)
+    endpoint = runtime.endpoint
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    argv = ["ssh"]
+    options = ssh_hosts.ssh_options(settings, endpoint, chosen.private, demo=demo)
+    if not sys.stdin.isatty():
+        options.append(("BatchMode", "yes"))
+    for option, value in options:
+        argv += ["-o", f"{option}={value}"]
+    argv.append(ssh_hosts.host_name(runtime.name))
+    argv += command
+    try:
+        done = await asyncio.to_thread(subprocess.run, argv, check=False)
+    except FileNotFoundError:
+        raise SshError(
+            "There is no ssh command here; install OpenSSH's client (openssh-client)."
+        ) from None
+    return done.returncode if done.returncode >= 0 else 128 - done.returncode
+
+
+async def ssh_config(
+    settings: Settings, key: Path | None, ask: Ask, *, add: bool, demo: bool = False
+) -> tuple[Path, str, bool, str | None]:
+    """Write the Host entries; (the file, its Include line, whether it was added to
+    ~/.ssh/config, a sentence about the key if none is usable)."""
+    problem = None
+    try:
+        private: Path | None = identity(key).private
+    except UserError as exc:
+        if key is not None:
+            raise
+        private, problem = None, exc.message
+    listed = await _listed(ask)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    path = ssh_hosts.write_config(settings, listed, private, demo=demo)
+    added = ssh_hosts.add_include(path) if add else False
+    return path, ssh_hosts.include_line(path), added, problem

@@ -1,0 +1,312 @@
+"""Where ``ssh`` finds runtimes: colabtray's own known-hosts file and the ``Host`` entries
+``colabtray ssh-config`` writes.
+
+Every runtime is a new machine with a new host key. So colabtray keeps the keys in a
+known-hosts file of its own (in its state dir), each under the alias ``colab-<endpoint>``
+(``HostKeyAlias``): a runtime's key is recorded on first use (``StrictHostKeyChecking
+accept-new``) and dropped once the runtime is no longer listed, and a new runtime never meets
+an old runtime's key. ``ssh`` never asks about a key and never warns that one changed.
+
+The config file holds one ``Host colab-<name>`` entry per runtime (``colab-t4-gpu``), and is
+rewritten as runtimes come and go: by the running app (:func:`follow`), and by every
+``colabtray ssh`` and ``ssh-config``. The app rewrites only a file ``ssh-config`` made.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import re
+import shlex
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from colabtray.errors import UserError
+from colabtray.settings import Settings
+
+if TYPE_CHECKING:
+    from colabtray.core.app import Core
+    from colabtray.core.registry import Event
+
+log = logging.getLogger(__name__)
+
+KNOWN_HOSTS = "ssh_known_hosts"
+MARK = "# Written by colabtray ssh-config"
+IDENTITY_MARK = "# colabtray-identity: "
+ALIAS_PREFIX = "colab-"
+
+
+def slug(name: str) -> str:
+    """``T4 GPU`` → ``t4-gpu``: a runtime's name as a host name."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "runtime"
+
+
+def key_alias(endpoint: str) -> str:
+    """The name a runtime's host key is kept under (one per runtime, never reused)."""
+    return f"{ALIAS_PREFIX}{slug(endpoint)}"
+
+
+def known_hosts_file(settings: Settings) -> Path:
+    return settings.state_dir / KNOWN_HOSTS
+
+
+def config_file(settings: Settings, *, demo: bool = False) -> Path:
+    """Where ``ssh-config`` writes (``ssh_config`` setting, else ``~/.ssh/colabtray_config``;
+    the demo's beside it, so the demo's runtimes never mix with the account's)."""
+    if settings.ssh_config is not None:
+        return settings.ssh_config.expanduser()
+    return Path.home() / ".ssh" / ("colabtray_demo_config" if demo else "colabtray_config")
+
+
+def prune_known_hosts(path: Path, endpoints: Iterable[str]) -> None:
+    """Drop the keys of runtimes not in ``endpoints`` (every line colabtray did not write
+    stays, as does anything it cannot read)."""
+    keep_aliases = {key_alias(e) for e in endpoints}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    except (OSError, UnicodeDecodeError):
+        return
+    kept = [line for line in lines if _keeps(line, keep_aliases)]
+    if kept != lines:
+        _write_private(path, "".join(kept))
+
+
+def _keeps(line: str, aliases: set[str]) -> bool:
+    """Whether a known-hosts line is of a listed runtime (the file is colabtray's own: every
+    key in it is a runtime's). Names may be hashed (``|1|salt|hash``: ``HashKnownHosts``)."""
+    hosts = line.split(maxsplit=1)[0] if line.strip() else ""
+    if not hosts or hosts.startswith("#"):
+        return True
+    return any(_names(name, aliases) for name in hosts.split(","))
+
+
+def _names(name: str, aliases: set[str]) -> bool:
+    if not name.startswith("|1|"):
+        return name in aliases
+    try:
+        salt, digest = (base64.b64decode(part) for part in name[3:].split("|", 1))
+    except (ValueError, binascii.Error):
+        return True  # not ours to judge
+    return any(
+        hmac.compare_digest(hmac.new(salt, alias.encode(), hashlib.sha1).digest(), digest)
+        for alias in aliases
+    )
+
+
+def proxy_command(endpoint: str, identity: Path | None, *, demo: bool = False) -> list[str]:
+    """This colabtray's ``ssh-proxy`` for a runtime, as an argument list."""
+    this = os.path.abspath(sys.executable)  # (not resolved: a venv's python is a link)
+    command = [this] if getattr(sys, "frozen", False) else [this, "-m", "colabtray"]
+    command += [*(["--demo"] if demo else []), "ssh-proxy"]
+    command.append(endpoint)
+    if identity is not None:
+        command += ["-i", str(identity)]
+    return command
+
+
+def ssh_options(
+    settings: Settings, endpoint: str, identity: Path | None, *, demo: bool = False
+) -> list[tuple[str, str]]:
+    """The ``ssh`` options that reach a runtime (for ``-o`` and for a ``Host`` entry)."""
+    options = [
+        ("HostKeyAlias", key_alias(endpoint)),
+        ("User", "root"),
+        ("ProxyCommand", _percent(shlex.join(proxy_command(endpoint, identity, demo=demo)))),
+        ("UserKnownHostsFile", _quoted(str(known_hosts_file(settings)))),
+        ("StrictHostKeyChecking", "accept-new"),
+        ("UpdateHostKeys", "no"),
+        ("HashKnownHosts", "no"),
+        ("CheckHostIP", "no"),
+        ("LogLevel", "ERROR"),  # not "Permanently added …" for each new runtime
+    ]
+    if identity is not None:
+        options += [("IdentityFile", _quoted(_percent(str(identity)))), ("IdentitiesOnly", "yes")]
+    return options
+
+
+def _percent(text: str) -> str:
+    """``%`` is ssh_config's token character."""
+    return text.replace("%", "%%")
+
+
+def _quoted(text: str) -> str:
+    return f'"{text}"' if any(c.isspace() for c in text) else text
+
+
+def config_text(
+    settings: Settings,
+    runtimes: Iterable[tuple[str, str]],
+    identity: Path | None,
+    *,
+    demo: bool = False,
+) -> str:
+    """The whole config file for ``runtimes`` (name, endpoint)."""
+    lines = [
+        f"{MARK}; rewritten as runtimes come and go, so edit ~/.ssh/config instead.",
+        "# Every Colab runtime is a new machine with a new host key: colabtray records each",
+        "# runtime's key on first use in its own known-hosts file (UserKnownHostsFile below)",
+        "# and forgets it when the runtime goes, so ssh never asks about a changed key.",
+    ]
+    if identity is not None:
+        lines.append(f"{IDENTITY_MARK}{identity}")
+    runtimes = list(runtimes)
+    hosts = host_names(runtimes)
+    for name, endpoint in runtimes:
+        host = hosts[endpoint]
+        lines += ["", f"# {name} ({endpoint})", f"Host {host}", f"  HostName {host}"]
+        lines += [
+            f"  {key} {value}"
+            for key, value in ssh_options(settings, endpoint, identity, demo=demo)
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def host_name(name: str) -> str:
+    return f"{ALIAS_PREFIX}{slug(name)}"
+
+
+def host_names(runtimes: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Each runtime's ``Host`` (by endpoint): ``colab-<name>``, made unique if two names
+    give the same one."""
+    hosts: dict[str, str] = {}
+    for name, endpoint in runtimes:
+        host = host_name(name)
+        if host in hosts.values():
+            host = f"{host}-{slug(endpoint)}"
+        hosts[endpoint] = host
+    return hosts
+
+
+def written_identity(path: Path) -> Path | None:
+    """The key a config file ``ssh-config`` wrote names (None if none, or not ours)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in text.splitlines():
+        if line.startswith(IDENTITY_MARK):
+            return Path(line.removeprefix(IDENTITY_MARK))
+    return None
+
+
+def is_ours(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8") as source:
+            return source.readline().startswith(MARK)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def write_config(
+    settings: Settings,
+    runtimes: list[tuple[str, str]],
+    identity: Path | None,
+    *,
+    demo: bool = False,
+) -> Path:
+    """Write the config file (whole, atomically) and prune the known hosts; its path."""
+    path = config_file(settings, demo=demo)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _write_private(path, config_text(settings, runtimes, identity, demo=demo))
+    prune_known_hosts(known_hosts_file(settings), [endpoint for _, endpoint in runtimes])
+    return path
+
+
+def included(path: Path, user_config: Path | None = None) -> bool:
+    """Whether ``~/.ssh/config`` includes ``path`` (as ``ssh-config`` writes the line)."""
+    user_config = user_config or Path.home() / ".ssh" / "config"
+    try:
+        lines = user_config.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return any(line.strip() == include_line(path) for line in lines)
+
+
+def command_to_copy(
+    settings: Settings, runtimes: list[tuple[str, str]], endpoint: str, *, demo: bool = False
+) -> str:
+    """What the tray's "Copy SSH command" copies: ``ssh colab-NAME`` where ``~/.ssh/config``
+    includes colabtray's file (written first, so the entry is there), else ``colabtray ssh``."""
+    names = {e: n for n, e in runtimes}
+    path = config_file(settings, demo=demo)
+    if included(path):
+        identity = written_identity(path) if is_ours(path) else None
+        if identity is None:
+            from colabtray.tools.ssh_keys import identity as default_identity
+
+            with contextlib.suppress(UserError):
+                identity = default_identity().private
+        write_config(settings, runtimes, identity, demo=demo)
+        return f"ssh {host_names(runtimes)[endpoint]}"
+    words = ["colabtray", *(["--demo"] if demo else []), "ssh", names.get(endpoint, endpoint)]
+    return shlex.join(words)
+
+
+def include_line(path: Path) -> str:
+    return f"Include {_quoted(str(path))}"
+
+
+def add_include(path: Path, user_config: Path | None = None) -> bool:
+    """Put ``Include PATH`` at the top of ``~/.ssh/config`` (Include must come before any
+    Host block to apply to all); False if it is there already."""
+    user_config = user_config or Path.home() / ".ssh" / "config"
+    line = include_line(path)
+    try:
+        text = user_config.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    if any(existing.strip() == line for existing in text.splitlines()):
+        return False
+    user_config.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _write_private(user_config, f"{line}\n\n{text}" if text else f"{line}\n")
+    return True
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace ``path`` whole (readers never see half a file), mode 0600."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+# ---- following the running app's runtimes -------------------------------------------------
+
+
+def follow(core: Core, *, demo: bool = False) -> None:
+    """In the running app: rewrite the config file ``ssh-config`` made (if there is one) and
+    prune the known hosts whenever the listed runtimes change (any registry event: the first
+    listing announces no runtime as added)."""
+    settings = core.settings
+    last: list[list[tuple[str, str]]] = []
+
+    def changed(_event: Event) -> None:
+        if not core.registry.state.loaded:
+            return
+        runtimes = [(name, rt.endpoint) for name, rt in core.registry.runtimes()]
+        if last and last[0] == runtimes:
+            return
+        last[:] = [runtimes]
+        path = config_file(settings, demo=demo)
+        try:
+            if is_ours(path):
+                write_config(settings, runtimes, written_identity(path), demo=demo)
+            else:
+                prune_known_hosts(known_hosts_file(settings), [e for _, e in runtimes])
+        except OSError as exc:
+            log.warning("could not update %s: %s", path, exc)
+
+    core.registry.subscribe(changed)
