@@ -19,8 +19,10 @@ default) on this machine and, the same bytes, on the runtime. Each round runs, i
   round's file, which is moved aside and dropped);
 - *direct chunked upload*: the same chunked save from this process, with no lookup, check or
   rename: the least an upload through the contents API can do;
-- *scp* both ways, through the config ``colabtray ssh-config`` writes, when that command is
-  there (the SSH work of issue 15 is built beside cp); otherwise the rows say why not.
+- *scp* both ways, through the config ``colabtray ssh-config`` writes (a fresh ed25519 key
+  in a HOME of the benchmark's own; each scp is one SSH connection through ``ssh-proxy``,
+  which, with no app running, also makes a core to look the runtime up); where that cannot
+  be, the rows say why not.
 
 Throughput is the file's size over the median time of ``--rounds`` rounds. Also printed: the
 fixed cost of one ``colabtray cp`` process (a 1-byte file), which even a 200 MB copy on a
@@ -190,7 +192,9 @@ def main() -> int:
         if halves:
             os.sched_setaffinity(0, halves[1])
             print(f"CPUs: the runtime's side {sorted(halves[0])}, the user's {sorted(halves[1])}")
-        env = cli_env(emulator, work)
+        # A HOME of its own: ssh-config writes there, and finds the key made there.
+        env = {**cli_env(emulator, work), "HOME": str(work / "home")}
+        _ssh_key(work / "home" / ".ssh" / "id_ed25519")
         checked(colabtray(env, "new", "--cpu"))
         settings = settings_for(emulator, work)
         from colabtray.core.commands import carry_out
@@ -225,11 +229,14 @@ def main() -> int:
         }
         if not isinstance(scp, str):
             command, host = scp
+            # The emulated runtime is this machine: its /content is the runtime's folder.
+            (state,) = emulator.state()["runtimes"]
+            content = f"{state['root_dir']}/content"
             runs["scp, download"] = lambda: checked_scp(
-                [*command, f"{host}:/content/big.bin", str(work / "d.bin")], env
+                [*command, f"{host}:{content}/big.bin", str(work / "d.bin")], env
             )
             runs["scp, upload"] = lambda: checked_scp(
-                [*command, str(big), f"{host}:/content/scp.bin"], env
+                [*command, str(big), f"{host}:{content}/scp.bin"], env
             )
         times: dict[str, list[float]] = {name: [] for name in runs}
         fixed: list[float] = []
@@ -238,10 +245,19 @@ def main() -> int:
             for name, run in runs.items():
                 times[name].append(timed(run))
             fixed.append(timed(cp(str(tiny), "CPU:tiny.bin")))
-        for name in ("a.bin", "b.bin", "c.bin"):
+        for name in ("a.bin", "b.bin", "c.bin", *(("d.bin",) if "scp, download" in runs else ())):
             assert (work / name).stat().st_size == size, name
         _print(times, size, args, fixed, scp)
     return 0
+
+
+def _ssh_key(path: Path) -> None:
+    path.parent.mkdir(parents=True, mode=0o700)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def checked_scp(command: list[str], env: dict[str, str]) -> None:
