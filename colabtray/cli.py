@@ -154,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("source", metavar="SRC", help="a local path, or NAME:PATH on a runtime")
     cp.add_argument("destination", metavar="DST", help="a local path, or NAME:PATH on a runtime")
 
+    shell = commands.add_parser(
+        "shell", help="a shell on a runtime in this terminal (bash in tmux, as in Colab)"
+    )
+    shell.add_argument("runtime", metavar="NAME_OR_ENDPOINT")
+
     ssh = commands.add_parser(
         "ssh", help="ssh into a runtime as root with the system's ssh (or run COMMAND there)"
     )
@@ -238,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "secret": _secret,
         "doctor": _doctor,
         "cp": _cp,
+        "shell": _shell,
         "ssh": _ssh,
         "ssh-proxy": _ssh_proxy,
         "ssh-config": _ssh_config,
@@ -588,6 +594,13 @@ async def _cp(args: argparse.Namespace, settings: Settings) -> int:
         print(f"colabtray: {exc.message}", file=sys.stderr)
         return 2
     return 0
+
+
+async def _shell(args: argparse.Namespace, settings: Settings) -> int:
+    """This terminal connected to a shell on a runtime (colabtray.tools.terminal)."""
+    from colabtray.tools import terminal
+
+    return await terminal.shell(settings, args.runtime, _asker(args, settings))
 
 
 def _asker(args: argparse.Namespace, settings: Settings) -> Any:

@@ -15,6 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # (the emulator's runtimes run it per SSH connection; no system sshd service is started:
 # containers' policy-rc.d forbids it, and nothing here needs one) with ssh, scp and rsync. Never
 # keyrings.alt: with it keyring silently picks a plaintext file instead of the real keyring.
+# tmux: the emulator's /colab/tty runs bash inside it, as Colab does.
 SYSTEM_PACKAGES=(
   xvfb xauth xdotool x11-apps imagemagick
   libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0
@@ -22,6 +23,7 @@ SYSTEM_PACKAGES=(
   chromium chromium-driver
   desktop-file-utils
   openssh-server openssh-client rsync
+  tmux
 )
 
 install_system_packages() {

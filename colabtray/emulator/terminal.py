@@ -1,11 +1,12 @@
 """A runtime's ``/colab/tty``: a login shell on a pseudo-terminal, over a WebSocket.
 
 As on Colab the shell is bash inside tmux (plain bash when tmux is not installed), started in
-the runtime's ``/content``. Frames are JSON text both ways: ``{"data": "…"}`` carries
-keystrokes in and output out, ``{"cols": N, "rows": M}`` sets the terminal's size (applied to
-the pty, so the shell and tmux see SIGWINCH). Each connection has its own shell and its own
-tmux server (a private socket name); when the socket closes, the shell ends, or the runtime
-stops, all of it is killed. The proxy token is checked before this module is reached.
+the runtime's ``/content``. Frames are JSON text both ways (docs/protocol.md §12):
+``{"data": "…"}`` carries keystrokes in and output out, ``{"cols": N, "rows": M}`` sets the
+terminal's size (applied to the pty, so the shell and tmux see SIGWINCH). Each connection has
+its own shell and its own tmux server (a private socket name); when the socket closes, the
+shell ends, or the runtime stops, all of it is killed. The proxy token is checked before this
+module is reached.
 """
 
 from __future__ import annotations

@@ -1,0 +1,259 @@
+"""``colabtray shell NAME``: this terminal connected to a shell on a runtime, through the
+runtime's ``/colab/tty`` WebSocket (JSON text frames: ``{"data": …}`` both ways, and
+``{"cols": N, "rows": M}`` on open and on every resize; docs/protocol.md §12).
+
+* **On a terminal** the local terminal goes into raw mode (every key goes to the runtime,
+  Ctrl-C and Ctrl-D included) and is put back however the session ends.
+* **Piped** (stdin not a terminal) what stdin gives is sent, then ``exit``; the session ends
+  when the runtime closes it, or once its output has been quiet for TAIL seconds. Colab's
+  shell is bash in tmux, which takes a bare Ctrl-D literally, hence ``exit``.
+* While open the running app hears about once a minute that the runtime is in use.
+* Failures are one sentence; the socket's URL (the token is in its query) is never shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import aiohttp
+
+from colabtray import __version__, trust
+from colabtray.colab import errors
+from colabtray.errors import UserError
+from colabtray.settings import Settings
+from colabtray.tools import reach
+
+log = logging.getLogger(__name__)
+
+PATH = "/colab/tty"
+READ = 64 * 1024
+TAIL = 0.5  # quiet this long after ``exit`` and a piped session is over
+TAIL_AT_MOST = 15.0  # a piped session's end waits no longer than this for the runtime
+CLOSED = "Connection to Colab terminal closed."
+
+
+class ShellError(UserError):
+    """The shell could not start, or was lost: one sentence."""
+
+
+async def shell(settings: Settings, query: str, ask: reach.Ask) -> int:
+    """Connect this process's stdin and stdout to a shell on the runtime ``query`` names."""
+    if os.name == "nt":
+        raise ShellError("colabtray shell needs a POSIX terminal (Linux or macOS) for now.")
+    runtime = await reach.reach(ask, query)
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=trust.verification(settings)),
+        headers={"User-Agent": f"colabtray/{__version__}"},
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trust_env=True,
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=settings.request_timeout),
+    ) as http:
+        runtime, socket = await _open(http, runtime, ask, query)
+        try:
+            async with reach.in_use(settings, runtime.endpoint):
+                if sys.stdin.isatty():
+                    await _interactive(socket)
+                else:
+                    await _piped(socket)
+        finally:
+            await socket.close()
+        if not await _answers(http, runtime):
+            raise ShellError(f"{runtime.name} was disconnected, and its terminal with it.")
+    print(CLOSED, file=sys.stderr)
+    return 0
+
+
+async def _open(
+    http: aiohttp.ClientSession, runtime: reach.Reached, ask: reach.Ask, query: str
+) -> tuple[reach.Reached, aiohttp.ClientWebSocketResponse]:
+    """The upgraded socket (once more with a new token if the first was refused)."""
+    for attempt in range(2):
+        try:
+            socket = await http.ws_connect(
+                runtime.websocket_url(PATH),
+                max_msg_size=0,
+                compress=0,
+                autoping=True,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
+            )
+            return runtime, socket
+        except aiohttp.WSServerHandshakeError as exc:  # its text names the URL: never shown
+            if exc.status == 401 and not attempt:
+                runtime = await reach.reach(ask, query)
+                continue
+            if exc.status in (401, 404):
+                raise ShellError(
+                    f"The terminal session on {runtime.name} was lost (HTTP {exc.status}); "
+                    "check it with colabtray status and try again."
+                ) from None
+            raise ShellError(f"{runtime.name} refused a terminal (HTTP {exc.status}).") from None
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            failed = errors.connection_failed(f"runtime {runtime.name}", exc, type(exc).__name__)
+            if isinstance(failed, errors.UntrustedCertificateError):
+                raise failed from None
+            raise ShellError(
+                f"Could not reach {runtime.name}'s terminal ({type(exc).__name__})."
+            ) from None
+    raise AssertionError("unreachable")
+
+
+async def _answers(http: aiohttp.ClientSession, runtime: reach.Reached) -> bool:
+    """Whether the runtime still answers (after the socket closed: ended, or runtime gone?)."""
+    try:
+        async with http.get(
+            runtime.url("/api/status"),
+            headers=runtime.headers,
+            timeout=aiohttp.ClientTimeout(total=5),
+        ) as response:
+            return response.status == 200
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        return False
+
+
+def _size() -> dict[str, int]:
+    columns, lines = shutil.get_terminal_size()
+    return {"cols": columns, "rows": lines}
+
+
+def _out(data: str) -> None:
+    view = memoryview(data.encode("utf-8", "replace"))
+    while view:
+        written = os.write(1, view)
+        view = view[written:]
+
+
+async def _show(socket: aiohttp.ClientWebSocketResponse, heard: list[float]) -> None:
+    """The runtime's output to stdout as it comes, until the socket closes."""
+    async for message in socket:
+        if message.type != aiohttp.WSMsgType.TEXT:
+            break
+        try:
+            frame = json.loads(message.data)
+        except ValueError:
+            continue
+        data = frame.get("data") if isinstance(frame, dict) else None
+        if isinstance(data, str) and data:
+            heard[0] = time.monotonic()
+            _out(data)
+
+
+async def _interactive(socket: aiohttp.ClientWebSocketResponse) -> None:
+    """Raw mode, keys out as they are typed, the size on open and on SIGWINCH."""
+    import termios  # POSIX only
+    import tty
+
+    loop = asyncio.get_running_loop()
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    frames: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    stop = asyncio.Event()
+
+    def typed() -> None:
+        try:
+            piece = os.read(fd, READ)
+        except OSError:
+            piece = b""
+        if not piece:
+            loop.remove_reader(fd)
+            frames.put_nowait(None)
+            return
+        if text := decoder.decode(piece):
+            frames.put_nowait({"data": text})
+
+    async def send_keys() -> None:
+        await socket.send_str(json.dumps(_size()))
+        while (frame := await frames.get()) is not None:
+            await socket.send_str(json.dumps(frame))
+
+    def resized() -> None:
+        frames.put_nowait(_size())
+
+    tty.setraw(fd, termios.TCSANOW)
+    try:
+        loop.add_reader(fd, typed)
+        loop.add_signal_handler(signal.SIGWINCH, resized)
+        for number in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(number, stop.set)
+        tasks = {
+            asyncio.create_task(_show(socket, [0.0])),
+            asyncio.create_task(send_keys()),
+            asyncio.create_task(stop.wait()),
+        }
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await _cancel(tasks)
+    finally:
+        loop.remove_reader(fd)
+        for number in (signal.SIGWINCH, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(number)
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        _out("\r\n")
+
+
+async def _piped(socket: aiohttp.ClientWebSocketResponse) -> None:
+    """Send stdin, then ``exit``; over when the runtime closes or has been quiet for TAIL."""
+    loop = asyncio.get_running_loop()
+    pieces: asyncio.Queue[bytes | None] = asyncio.Queue()
+    # A daemon thread: a read that never returns (stdin held open) must not hold up the exit.
+    threading.Thread(target=_read_stdin, args=(loop, pieces), daemon=True).start()
+    heard = [0.0]
+    shown = asyncio.create_task(_show(socket, heard))
+
+    async def send() -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        await socket.send_str(json.dumps(_size()))
+        while (piece := await pieces.get()) is not None:
+            if text := decoder.decode(piece):
+                await socket.send_str(json.dumps({"data": text}))
+        await socket.send_str(json.dumps({"data": decoder.decode(b"", final=True) + "exit\n"}))
+
+    sending = asyncio.create_task(send())
+    try:
+        await asyncio.wait({shown, sending}, return_when=asyncio.FIRST_COMPLETED)
+        if shown.done():
+            return
+        await sending
+        sent_at = time.monotonic()
+        while not shown.done():
+            now = time.monotonic()
+            quiet = heard[0] > sent_at and now - heard[0] >= TAIL
+            if quiet or now - sent_at >= TAIL_AT_MOST:
+                return
+            await asyncio.wait({shown}, timeout=TAIL / 5)
+    finally:
+        await _cancel({shown, sending})
+
+
+def _read_stdin(loop: asyncio.AbstractEventLoop, pieces: asyncio.Queue[bytes | None]) -> None:
+    while True:
+        try:
+            piece = os.read(0, READ)
+        except OSError:
+            piece = b""
+        try:
+            loop.call_soon_threadsafe(pieces.put_nowait, piece or None)
+        except RuntimeError:
+            return  # the loop is closed
+        if not piece:
+            return
+
+
+async def _cancel(tasks: set[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task

@@ -1,0 +1,153 @@
+"""``colabtray shell`` as a person uses it: real processes on real pseudo-terminals against
+the emulator, whose ``/colab/tty`` runs a real login bash inside tmux in the runtime's
+``/content``."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from tests.fixtures.colab import cli_env, run_cli
+from tests.fixtures.emulator import Emulator, wait_for
+from tests.fixtures.terminal import pids_working_in
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(sys.platform == "win32", reason="a POSIX terminal"),
+]
+
+CLOSED = "Connection to Colab terminal closed."
+
+
+def new_runtime(env: dict[str, str]) -> dict[str, str]:
+    made = run_cli(env, "new", "--cpu", "--json")
+    assert made.returncode == 0, made.stderr
+    return json.loads(made.stdout)  # type: ignore[no-any-return]
+
+
+def content_dir(emulator: Emulator, endpoint: str) -> Path:
+    """The runtime's /content on the emulator's disk."""
+    (runtime,) = [r for r in emulator.state()["runtimes"] if r["endpoint"] == endpoint]
+    return Path(runtime["root_dir"]) / "content"
+
+
+def spawn_shell(env: dict[str, str], command: str = "") -> pexpect.spawn:
+    """``colabtray shell CPU`` on a pseudo-terminal of 80x24 (then ``command`` in the same
+    local shell, to look at the terminal colabtray left behind)."""
+    line = f"{sys.executable} -m colabtray shell CPU; {command}"
+    return pexpect.spawn(
+        "bash",
+        ["--norc", "--noprofile", "-c", line],
+        env={**env, "TERM": "xterm"},
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(24, 80),
+    )
+
+
+def width_seen(session: pexpect.spawn, expected: int, tries: int = 10) -> None:
+    """Ask the remote shell for its width until it says ``expected`` (a resize travels
+    asynchronously: local SIGWINCH, frame, pty, tmux, bash), at most ``tries`` times."""
+    for _ in range(tries):
+        session.sendline("echo W=$(tput cols)=")
+        session.expect(r"W=(\d+)=")
+        if int(session.match.group(1)) == expected:
+            return
+    raise AssertionError(f"the remote width never became {expected}")
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is installed by scripts/setup.sh")
+def test_a_shell_on_a_terminal_follows_its_size_and_leaves_it_as_it_was(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    env = cli_env(emulator, tmp_path)
+    endpoint = new_runtime(env)["endpoint"]
+    content = content_dir(emulator, endpoint)
+    session = spawn_shell(env, "stty -a")
+    try:
+        session.sendline("echo P=$(pwd)=")
+        session.expect(r"P=(/[^=\r\n]*)=")
+        assert Path(session.match.group(1)).resolve() == content.resolve()
+        session.sendline("echo T=${TMUX:+in-tmux}=")
+        session.expect(r"T=(in-tmux)?=")
+        assert session.match.group(1), "the shell runs inside tmux, as on Colab"
+        width_seen(session, 80)
+        session.setwinsize(30, 123)
+        width_seen(session, 123)
+        session.sendline("exit")
+        session.expect_exact(CLOSED)
+        session.expect(pexpect.EOF)
+        after = session.before
+    finally:
+        session.close(force=True)
+    assert session.exitstatus == 0
+    # ``stty -a`` after colabtray: the terminal is back in canonical mode with echo.
+    assert re.search(r"(?<![-\w])icanon\b", after) and re.search(r"(?<![-\w])echo\b", after)
+    wait_for(lambda: not pids_working_in(content), 15)
+
+
+def test_piped_input_runs_then_the_session_ends(emulator: Emulator, tmp_path: Path) -> None:
+    env = cli_env(emulator, tmp_path)
+    endpoint = new_runtime(env)["endpoint"]
+    result = subprocess.run(
+        ["bash", "-c", f"echo 'echo hi-$((6 * 7))' | {sys.executable} -m colabtray shell CPU"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "hi-42" in result.stdout
+    assert result.stderr == f"{CLOSED}\n"
+    wait_for(lambda: not pids_working_in(content_dir(emulator, endpoint)), 15)
+
+
+def test_a_session_killed_locally_leaves_nothing_running_on_the_runtime(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    env = cli_env(emulator, tmp_path)
+    content = content_dir(emulator, new_runtime(env)["endpoint"])
+    session = spawn_shell(env)
+    try:
+        session.sendline("sleep 1000 & echo S=$((1 + 1))=")
+        session.expect_exact("S=2=")
+        assert pids_working_in(content)
+    finally:
+        session.close(force=True)  # SIGKILL: no goodbye, the socket just breaks
+    wait_for(lambda: not pids_working_in(content), 15)
+
+
+def test_no_such_runtime_is_one_sentence(emulator: Emulator, tmp_path: Path) -> None:
+    env = cli_env(emulator, tmp_path)
+    new_runtime(env)
+    result = run_cli(env, "shell", "K80 GPU")
+    assert (result.returncode, result.stderr) == (
+        1,
+        "colabtray: No runtime named 'K80 GPU' (runtimes: CPU).\n",
+    )
+
+
+def test_a_runtime_removed_mid_session_is_one_sentence(emulator: Emulator, tmp_path: Path) -> None:
+    env = cli_env(emulator, tmp_path)
+    new_runtime(env)
+    session = spawn_shell(env)
+    try:
+        session.sendline("echo S=$((2 + 2))=")
+        session.expect_exact("S=4=")
+        removed = run_cli(env, "remove", "CPU")
+        assert removed.returncode == 0, removed.stderr
+        session.expect(pexpect.EOF)
+        said = session.before
+    finally:
+        session.close(force=True)
+    assert session.exitstatus == 1
+    assert said.rstrip().endswith("colabtray: CPU was disconnected, and its terminal with it.")
+    assert "Traceback" not in said
