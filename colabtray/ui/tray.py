@@ -306,6 +306,21 @@ class Tray(QObject):
     def answer_idle(self, endpoint: str, keep: bool) -> None:
         self.core.answer_idle(endpoint, Choice.KEEP if keep else Choice.DISCONNECT)
 
+    def open_terminal(self, endpoint: str) -> None:
+        """A terminal window running ``colabtray shell NAME``; where this desktop has no
+        terminal colabtray knows, the command is copied and a message says so."""
+        from colabtray.tools.terminal_launcher import open_terminal
+
+        name = next((r.name for r in self.core.rows() if r.endpoint == endpoint), endpoint)
+        command = open_terminal(name, demo=self.demo)
+        if command is not None:
+            QGuiApplication.clipboard().setText(command)
+            self.error(
+                "No terminal found",
+                "colabtray found no terminal program to open; the command is on the "
+                f"clipboard to paste into one: {command}",
+            )
+
     def copy_url(self, endpoint: str) -> None:
         url = self.core.connection_url(endpoint)
         if url:

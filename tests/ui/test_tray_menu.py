@@ -118,6 +118,7 @@ def test_runtimes_running(tmp_path: Path, make_tray) -> None:
     ]
     t4 = submenu(tray.menu.menu, f"runtime:{T4.endpoint}")
     assert texts(t4) == [
+        "Open terminal",
         "Copy connection URL (needs the editor bridge)",
         "Copy JupyterLab command",
         "Copy SSH command",
