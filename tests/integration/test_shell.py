@@ -4,13 +4,17 @@ the emulator, whose ``/colab/tty`` runs a real login bash inside tmux in the run
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pexpect
 import pytest
 
@@ -151,3 +155,65 @@ def test_a_runtime_removed_mid_session_is_one_sentence(emulator: Emulator, tmp_p
     assert session.exitstatus == 1
     assert said.rstrip().endswith("colabtray: CPU was disconnected, and its terminal with it.")
     assert "Traceback" not in said
+
+
+def test_the_terminal_socket_demands_the_proxy_token(emulator: Emulator, tmp_path: Path) -> None:
+    env = cli_env(emulator, tmp_path)
+    endpoint = new_runtime(env)["endpoint"]
+    (runtime,) = [r for r in emulator.state()["runtimes"] if r["endpoint"] == endpoint]
+
+    async def handshake() -> int:
+        async with aiohttp.ClientSession() as http:
+            try:
+                socket = await http.ws_connect(runtime["url"] + "/colab/tty")
+            except aiohttp.WSServerHandshakeError as exc:
+                return exc.status
+            await socket.close()
+            return 101
+
+    assert asyncio.run(handshake()) == 401
+    assert not pids_working_in(content_dir(emulator, endpoint))
+
+
+def test_a_session_counts_as_use_for_keep_alive(
+    emulator: Emulator, headless_env: dict[str, str], tmp_path: Path
+) -> None:
+    """An idle runtime (keep-alive has stopped pinging it and asks about it) is pinged again
+    once a shell uses it: the running app is told."""
+    env = {
+        **headless_env,
+        "COLABTRAY_IDLE_THRESHOLD": "3",
+        "COLABTRAY_KEEPALIVE_INTERVAL": "1",
+        "COLABTRAY_IDLE_PROMPT_TIMEOUT": "120",
+        "PYTHONUNBUFFERED": "1",
+    }
+    said = tmp_path / "headless.out"
+    with open(said, "w") as out:
+        app = subprocess.Popen(
+            [sys.executable, "-m", "colabtray", "--headless"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: run_cli(env, "status").returncode == 0, 60, interval=0.5)
+        endpoint = new_runtime(env)["endpoint"]
+        wait_for(lambda: "CPU is idle" in said.read_text(), 60, interval=0.2)
+        mark = emulator.last_seq()
+        used = subprocess.run(
+            [sys.executable, "-m", "colabtray", "shell", "CPU"],
+            input="true\n",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert (used.returncode, used.stderr) == (0, f"{CLOSED}\n")
+        ping = f"/tun/m/{endpoint}/keep-alive/"
+        wait_for(lambda: any(r["path"] == ping for r in emulator.requests(since=mark)), 15)
+    finally:
+        os.killpg(app.pid, signal.SIGTERM)
+        assert app.wait(30) == 0
