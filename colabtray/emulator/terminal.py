@@ -139,7 +139,7 @@ class _Shell:
         """SIGHUP to the shell's group (as a terminal closing does), then SIGKILL if need be;
         the tmux server is killed with it."""
         self._signal(signal.SIGHUP)
-        self._kill_tmux()
+        await asyncio.to_thread(self._kill_tmux)
         try:
             await asyncio.wait_for(asyncio.to_thread(self.process.wait), GRACE)
         except TimeoutError:
