@@ -46,6 +46,7 @@ SSHD_PATHS = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd")
 PRIVSEP_DIR = Path("/run/sshd")  # Debian's sshd refuses to start without it
 READ = 64 * 1024
 CLOSE_GRACE = 3.0  # how long sshd gets to end by itself once the socket has closed
+WATCH_EVERY = 0.5  # how often what runs below an sshd is noted
 
 CONFIG = """\
 # One runtime's sshd (inetd mode, started per connection by the colabtray emulator).
@@ -188,6 +189,8 @@ class RuntimeSsh:
             log.warning("runtime %s: sshd did not start: %s", self._runtime.endpoint, exc)
             return web.Response(status=502, text="sshd unreachable\n")
         self._processes.add(process)
+        started: set[Started] = set()
+        watch = asyncio.create_task(_watch(process.pid, started))
         socket = web.WebSocketResponse(max_msg_size=0, compress=False, autoping=True)
         try:
             await socket.prepare(request)
@@ -197,29 +200,85 @@ class RuntimeSsh:
             self._busy = False
             with contextlib.suppress(Exception):
                 await socket.close()
-            await self._end(process)
+            watch.cancel()
+            await self._end(process, started)
             self._processes.discard(process)
             authorized.unlink(missing_ok=True)
         return socket
 
     @staticmethod
-    async def _end(process: asyncio.subprocess.Process) -> None:
-        """sshd sees end of input and gets a moment to end; then its group is killed."""
+    async def _end(process: asyncio.subprocess.Process, started: set[Started]) -> None:
+        """sshd sees end of input and gets a moment to end; then whatever it started is
+        killed. (sshd leaves a command without a terminal running when its client goes, in a
+        session of its own: such processes are known from having been seen below sshd.)"""
+        started.update(_descendants(process.pid))
         if process.stdin is not None:
             with contextlib.suppress(Exception):
                 process.stdin.close()
         try:
             await asyncio.wait_for(process.wait(), CLOSE_GRACE)
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
+            _kill(process.pid)
+        _kill_all([*started, *_descendants(process.pid)])
+        await process.wait()
 
     def stop(self) -> None:
-        """Kill every sshd of this runtime now (the runtime is going)."""
+        """Kill every sshd of this runtime and all they started, now (the runtime is going)."""
         for process in list(self._processes):
+            _kill_all(_descendants(process.pid))
+            _kill(process.pid)
+
+
+async def _watch(pid: int, started: set[Started]) -> None:
+    """Note what runs below sshd every WATCH_EVERY seconds: the client may end the session
+    (and sshd with it) before the socket closes, leaving orphans no longer below it."""
+    while True:
+        started.update(_descendants(pid))
+        await asyncio.sleep(WATCH_EVERY)
+
+
+Started = tuple[int, str]  # a pid and its start time: a pid reused since is not the same
+
+
+def _descendants(pid: int) -> list[Started]:
+    """The processes below ``pid`` (Linux ``/proc``; elsewhere none)."""
+    children: dict[int, list[Started]] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+                children.setdefault(int(fields[1]), []).append((int(entry.name), fields[19]))
+    found: list[Started] = []
+    pending = list(children.get(pid, ()))
+    while pending:
+        child = pending.pop()
+        found.append(child)
+        pending.extend(children.get(child[0], ()))
+    return found
+
+
+def _stat(pid: int) -> list[str] | None:
+    """``/proc/PID/stat``'s fields after the command name (state, ppid, …, starttime)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return fields if len(fields) > 19 else None
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _kill_all(processes: list[Started]) -> None:
+    for pid, started in processes:
+        fields = _stat(pid)
+        if fields is not None and fields[19] == started:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
 
 
 async def _relay(socket: web.WebSocketResponse, process: asyncio.subprocess.Process) -> None:

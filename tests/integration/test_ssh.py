@@ -19,7 +19,7 @@ import websockets
 
 from colabtray.emulator.ssh import find_sshd
 from tests.fixtures.colab import cli_env, headless_app, run_cli
-from tests.fixtures.emulator import Emulator, wait_for
+from tests.fixtures.emulator import Emulator, pids_mentioning, wait_for
 from tests.fixtures.ssh import SshPerson, make_key, proxy_of, public_key
 
 pytestmark = [
@@ -152,7 +152,7 @@ def test_a_second_client_is_told_the_runtime_takes_one(
     env = ssh_person.env
     new_runtime(env)
     first = subprocess.Popen(
-        [sys.executable, "-m", "colabtray", "ssh", "CPU", "sleep", "60"],
+        [sys.executable, "-m", "colabtray", "ssh", "CPU", "sleep", "61"],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -168,6 +168,12 @@ def test_a_second_client_is_told_the_runtime_takes_one(
     finally:
         os.killpg(first.pid, signal.SIGTERM)
         first.communicate(timeout=30)
+    # The runtime's side ends with the client: sshd, and the command it left running.
+    try:
+        wait_for(lambda: not pids_mentioning("sleep 61"), 15)
+    except AssertionError:
+        left = {p: Path(f"/proc/{p}/cmdline").read_bytes() for p in pids_mentioning("sleep 61")}
+        raise AssertionError(f"left: {left}") from None
     again = run_cli(env, "ssh", "CPU", "echo", "free")  # the first one's sshd is gone
     assert (again.returncode, again.stdout) == (0, "free\n"), again.stderr
 
