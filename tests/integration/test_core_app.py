@@ -19,7 +19,7 @@ from colabtray.core.display import TrayState
 from colabtray.core.notices import Notice
 from tests.fixtures.colab import settings_for
 from tests.fixtures.emulator import Emulator
-from tests.fixtures.waiting import until
+from tests.fixtures.waiting import hold, until
 
 POLL = 0.3
 
@@ -46,6 +46,18 @@ def titles(notices: list[Notice], title: str) -> int:
     return sum(1 for n in notices if n.title == title)
 
 
+async def more_listings(emulator: Emulator, count: int = 2) -> None:
+    """Until the core has listed the runtimes ``count`` more times, as the emulator's request
+    log shows: "more polls changed nothing" is then said after polls that did happen."""
+    mark = emulator.last_seq()
+
+    def listed() -> bool:
+        log = emulator.requests(since=mark, host="colab")
+        return sum(1 for e in log if e["path"] == "/tun/m/assignments") >= count
+
+    await until(listed, 15, interval=POLL / 2)
+
+
 async def test_ready_token_runtimes_and_one_notice_per_event(emulator: Emulator, tmp_path: Path):
     core = make_core(emulator, tmp_path)
     notices: list[Notice] = []
@@ -67,7 +79,7 @@ async def test_ready_token_runtimes_and_one_notice_per_event(emulator: Emulator,
 
         emulator.admin("POST", f"runtimes/{runtime.endpoint}/reclaim")
         await until(lambda: not core.rows(), 5 * POLL + 5)
-        await asyncio.sleep(3 * POLL)  # more polls: still one notice
+        await more_listings(emulator)  # more polls: still one notice
         assert titles(notices, "T4 GPU was disconnected") == 1
         assert core.tray_state() is TrayState.IDLE
 
@@ -75,9 +87,9 @@ async def test_ready_token_runtimes_and_one_notice_per_event(emulator: Emulator,
         assert not core.signed_in and core.tray_state() is TrayState.SIGNED_OUT
         await until(lambda: not core.registry.state.loaded)
         await asyncio.sleep(POLL)  # a request cancelled in flight may still arrive
-        seq = emulator.admin("GET", "requests")["last_seq"]
-        await asyncio.sleep(3 * POLL)
-        assert emulator.admin("GET", f"requests?since={seq}")["requests"] == [], "still polling"
+        seq = emulator.last_seq()
+        # Three poll intervals with no request at all (a signed-in core lists every 2 POLL).
+        await hold(3 * POLL, lambda: emulator.requests(since=seq) == [])
     finally:
         await core.stop()
 
@@ -92,11 +104,11 @@ async def test_an_outage_is_one_episode_and_recovers(emulator: Emulator, tmp_pat
         emulator.admin("POST", "faults", {"fault_rate": 1.0})
         await until(lambda: core.tray_state() is TrayState.UNREACHABLE)
         assert "Colab could not be reached" in (core.problem() or "")
-        await asyncio.sleep(5 * POLL)
+        await more_listings(emulator)  # failed ones
         assert titles(notices, "Colab is unreachable") == 1
         emulator.admin("POST", "faults", {"fault_rate": 0.0})
         await until(lambda: core.tray_state() is TrayState.IDLE)
-        await asyncio.sleep(3 * POLL)
+        await more_listings(emulator)
         assert titles(notices, "Colab is unreachable") == 1
         assert titles(notices, "Colab is reachable again") == 1
         assert core.problem() is None
@@ -171,7 +183,7 @@ async def test_an_expired_sign_in_needs_attention_once(auto_emulator: Emulator, 
         await until(lambda: core.must_sign_in)
         assert core.tray_state() is TrayState.ATTENTION
         assert "ada@example.com needs to sign in again" in (core.problem() or "")
-        await asyncio.sleep(4 * POLL)
+        await asyncio.sleep(4 * POLL)  # no listing goes out until the person signs in
         assert titles(notices, "Sign in to Colab again") == 1
 
         await core.sign_in(follow, login_hint="ada@example.com")
