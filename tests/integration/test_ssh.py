@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pexpect
 import pytest
 import websockets
 
@@ -101,6 +102,35 @@ def test_ssh_and_scp_through_the_generated_config(
     down = person.run("scp", "-F", config, "-q", f"colab-cpu:{there}", str(back))
     assert (down.returncode, down.stderr) == (0, "")
     assert sha256(back) == sha256(source)
+
+    # rsync over the same entry (its remote side is the runtime's rsync).
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "a.txt").write_text("a\n")
+    target = there.parent / "tree"
+    synced = person.run("rsync", "-a", "-e", f"ssh -F {config}", f"{tree}/", f"colab-cpu:{target}/")
+    assert (synced.returncode, synced.stderr) == (0, "")
+    assert (target / "sub" / "a.txt").read_text() == "a\n"
+
+
+def test_an_interactive_session_has_a_terminal(emulator: Emulator, ssh_person: SshPerson) -> None:
+    new_runtime(ssh_person.env)
+    session = pexpect.spawn(
+        sys.executable,
+        ["-m", "colabtray", "ssh", "CPU"],
+        env=ssh_person.env,
+        encoding="utf-8",
+        timeout=60,
+    )
+    try:
+        session.sendline("tty; echo $((6*7))")
+        session.expect(r"/dev/pts/\d+")
+        session.expect("42")
+        session.sendline("exit 5")
+        session.expect(pexpect.EOF)
+    finally:
+        session.close()
+    assert session.exitstatus == 5
 
 
 def test_colabtray_ssh_runs_a_command_and_passes_its_exit_status(
