@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 PUBKEY_HEADER = "X-Colab-Ssh-Pubkey"
 READ = 64 * 1024
+# Where an interactive session starts (the notebook's files; the home folder if none).
+INTERACTIVE = 'cd /content 2>/dev/null; exec "${SHELL:-/bin/bash}" -l'
 
 
 class SshError(UserError):
@@ -205,6 +207,9 @@ async def ssh(
         options.append(("BatchMode", "yes"))
     for option, value in options:
         argv += ["-o", f"{option}={value}"]
+    if not command and sys.stdin.isatty():  # a login shell in /content, as Colab's CLI opens
+        argv.append("-t")
+        command = [INTERACTIVE]
     argv.append(ssh_hosts.host_name(runtime.name))
     argv += command
     try:

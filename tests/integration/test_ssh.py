@@ -123,8 +123,9 @@ def test_an_interactive_session_has_a_terminal(emulator: Emulator, ssh_person: S
         timeout=60,
     )
     try:
-        session.sendline("tty; echo $((6*7))")
+        session.sendline("tty; pwd; echo $((6*7))")
         session.expect(r"/dev/pts/\d+")
+        session.expect(r"/root|/content")  # /content where there is one (on Colab)
         session.expect("42")
         session.sendline("exit 5")
         session.expect(pexpect.EOF)
