@@ -196,7 +196,7 @@ async def ssh(
     listed = await _listed(ask)
     ssh_hosts.prune_known_hosts(ssh_hosts.known_hosts_file(settings), [e for _, e in listed])
     config = ssh_hosts.config_file(settings, demo=demo)
-    if ssh_hosts.is_ours(config):
+    if ssh_hosts.written_here(config, settings):
         ssh_hosts.write_config(settings, listed, ssh_hosts.written_identity(config), demo=demo)
     runtime = await reach(ask, query)
     endpoint = runtime.endpoint

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 KNOWN_HOSTS = "ssh_known_hosts"
 MARK = "# Written by colabtray ssh-config"
 IDENTITY_MARK = "# colabtray-identity: "
+STATE_MARK = "# colabtray-state: "  # whose file it is: another configuration's is left alone
 ALIAS_PREFIX = "colab-"
 
 
@@ -155,6 +156,7 @@ def config_text(
         "# runtime's key on first use in its own known-hosts file (UserKnownHostsFile below)",
         "# and forgets it when the runtime goes, so ssh never asks about a changed key.",
     ]
+    lines.append(f"{STATE_MARK}{settings.state_dir}")
     if identity is not None:
         lines.append(f"{IDENTITY_MARK}{identity}")
     runtimes = list(runtimes)
@@ -203,6 +205,18 @@ def is_ours(path: Path) -> bool:
             return source.readline().startswith(MARK)
     except (OSError, UnicodeDecodeError):
         return False
+
+
+def written_here(path: Path, settings: Settings) -> bool:
+    """Whether ``ssh-config`` wrote ``path`` for this configuration of colabtray (the file
+    follows the runtimes only then: not, say, for a test's or another account's app)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return (
+        bool(lines) and lines[0].startswith(MARK) and f"{STATE_MARK}{settings.state_dir}" in lines
+    )
 
 
 def write_config(
@@ -302,7 +316,7 @@ def follow(core: Core, *, demo: bool = False) -> None:
         last[:] = [runtimes]
         path = config_file(settings, demo=demo)
         try:
-            if is_ours(path):
+            if written_here(path, settings):
                 write_config(settings, runtimes, written_identity(path), demo=demo)
             else:
                 prune_known_hosts(known_hosts_file(settings), [e for _, e in runtimes])

@@ -64,6 +64,11 @@ def test_the_config_entries_and_the_include_line(tmp_path: Path) -> None:
     assert f'  UserKnownHostsFile "{tmp_path}/state 1/ssh_known_hosts"\n' in text
     assert f"ssh-proxy gpu-t4-s-1 -i {key}\n" in text
 
+    written = ssh_hosts.write_config(settings, [("T4 GPU", "gpu-t4-s-1")], key)
+    assert ssh_hosts.written_here(written, settings)
+    other = load_settings(state_dir=tmp_path / "a test's app", ssh_config=written)
+    assert not ssh_hosts.written_here(written, other)  # its app leaves this file alone
+
     user_config = tmp_path / "ssh" / "config"
     user_config.parent.mkdir()
     user_config.write_text("Host *\n  ServerAliveInterval 30\n")
