@@ -509,7 +509,7 @@ def main() -> int:
 
     app = QApplication.instance() or QApplication([])
     tls = () if args.plain_http else ("--tls",)
-    halves = _cpu_halves() if args.split_cpus else None
+    halves = cpu_halves() if args.split_cpus else None
     with (
         tempfile.TemporaryDirectory(prefix="colabtray-bench-") as tmp,
         contextlib.ExitStack() as stack,
@@ -524,7 +524,8 @@ def main() -> int:
         return eventloop.run(app, app_main(args, emulator, Path(tmp)))  # type: ignore[arg-type]
 
 
-def _cpu_halves() -> tuple[set[int], set[int]]:
+def cpu_halves() -> tuple[set[int], set[int]]:
+    """This machine's CPUs in two halves: the runtime's side, and the user's (--split-cpus)."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         raise SystemExit("--split-cpus needs at least two CPUs")

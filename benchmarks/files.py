@@ -53,6 +53,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bridge import cpu_halves  # benchmarks/ is the script's folder, first on sys.path
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -177,7 +179,7 @@ def main() -> int:
     from tests.fixtures.colab import cli_env, settings_for
     from tests.fixtures.emulator import start_emulator
 
-    halves = _cpu_halves() if args.split_cpus else None
+    halves = cpu_halves() if args.split_cpus else None
     with (
         tempfile.TemporaryDirectory(prefix="colabtray-bench-files-") as tmp,
         contextlib.ExitStack() as stack,
@@ -276,8 +278,10 @@ def _print(
     scp: tuple[list[str], str] | str,
 ) -> None:
     proxy = "plain HTTP" if args.plain_http else "HTTPS"
-    print(f"file: {size / MB:.0f} MB of random bytes; runtime proxy: {proxy}; "
-          f"median of {args.rounds} rounds")  # fmt: skip
+    print(
+        f"file: {size / MB:.0f} MB of random bytes; runtime proxy: {proxy}; "
+        f"median of {args.rounds} rounds"
+    )
     reference = size / statistics.median(times["direct /files/ stream"])
     print(f"{'':36} {'MB/s':>8} {'seconds':>8} {'vs direct /files/':>18}")
     for name, seconds in times.items():
@@ -295,14 +299,6 @@ def _print(
         rate = size / max(statistics.median(times[name]) - start, 1e-3)
         ratio = rate / (size / statistics.median(times[floor]))
         print(f"  {name}: {rate / MB:.1f} MB/s, {ratio:.2f} x {floor}")
-
-
-def _cpu_halves() -> tuple[set[int], set[int]]:
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        raise SystemExit("--split-cpus needs at least two CPUs")
-    middle = len(cpus) // 2
-    return set(cpus[:middle]), set(cpus[middle:])
 
 
 if __name__ == "__main__":

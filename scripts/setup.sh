@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# What the test session needs from Debian (shared/docs/test-environment.md): a virtual screen
+# What the test session needs from Debian (docs/testing-notes.md §2): a virtual screen
 # and input, Qt's xcb libraries, a tray host, notification daemons, the Secret Service keyring,
 # a session bus, a browser, desktop-file-validate for the desktop entries, and OpenSSH's sshd
 # (the emulator's runtimes run it per SSH connection; no system sshd service is started:

@@ -172,14 +172,14 @@ class RuntimeSsh:
         try:
             config, authorized = await asyncio.to_thread(self._prepare, key)
             process = await asyncio.create_subprocess_exec(
-                sshd, "-i", "-f", str(config), "-E", str(self._home / "sshd.log"),
-                "-o", f"AuthorizedKeysFile {authorized}",
+                *(sshd, "-i", "-f", str(config), "-E", str(self._home / "sshd.log")),
+                *("-o", f"AuthorizedKeysFile {authorized}"),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
                 cwd=self._runtime.root_dir,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         except BaseException as exc:
             self._busy = False
             if authorized is not None:

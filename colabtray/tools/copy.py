@@ -217,9 +217,12 @@ class RuntimeFiles:
             headers.update(await self._headers())
             try:
                 async with self._http.request(
-                    method, self._url("api/contents", path), params=params,
-                    data=None if body is None else _slices(body), headers=headers,
-                ) as response:  # fmt: skip
+                    method,
+                    self._url("api/contents", path),
+                    params=params,
+                    data=None if body is None else _slices(body),
+                    headers=headers,
+                ) as response:
                     answer = _Answer(response.status, await response.read())
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise self._lost(exc) from None
