@@ -13,6 +13,7 @@ the changed values (field name → value, None for "back to the default").
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -56,6 +57,8 @@ class _Field:
 
 class SettingsWindow(QDialog):
     saved = Signal(dict)
+    # From the worker thread that switched the login item: None, or the sentence why not.
+    _login_switched = Signal(object)
 
     def __init__(
         self,
@@ -81,6 +84,9 @@ class SettingsWindow(QDialog):
         self.start_at_login.setObjectName("start-at-login")
         self.start_at_login.setChecked(self._autostart.enabled)
         self._login_initial = self.start_at_login.isChecked()
+        self._switcher: threading.Thread | None = None
+        self._saved_changes: dict[str, Any] = {}  # written, not yet announced by ``saved``
+        self._login_switched.connect(self._login_switch_done)
 
         self.idle_threshold = _minutes("idle-threshold", 1, 24 * 60)
         self.idle_grace = _minutes("idle-grace", 1, 24 * 60)
@@ -167,22 +173,64 @@ class SettingsWindow(QDialog):
         }
 
     def save(self) -> bool:
-        """Write the changes and switch the login item; close if both worked, else say why."""
+        """Write the changes, then switch the login item off the Qt thread (on Windows that
+        runs PowerShell); close once both worked, else say why. False if the settings could
+        not be written."""
+        if self.switching_login:
+            return False
         changes = self.changes()
         try:
             if changes:
                 save_settings(changes, self._settings.config_dir)
-            if self.start_at_login.isChecked() != self._login_initial:
-                self._autostart.set_enabled(self.start_at_login.isChecked())
-        except (SettingsFileError, AutostartError) as exc:
+        except SettingsFileError as exc:
             self.status.setText(exc.message)
             return False
         for name, field in self._fields.items():
             field.initial = field.read() if name in changes else field.initial
+        self._saved_changes = {**self._saved_changes, **changes}
+        wanted = self.start_at_login.isChecked()
+        if wanted == self._login_initial:
+            self._finish()
+            return True
+        self.buttons.setEnabled(False)
+        self.status.setText("Updating the programs started at login…")
+        self._switcher = threading.Thread(
+            target=self._switch_login, args=(wanted,), name="colabtray-autostart", daemon=True
+        )
+        self._switcher.start()
+        return True
+
+    @property
+    def switching_login(self) -> bool:
+        """From Save until the login item's answer is back on the Qt thread."""
+        return self._switcher is not None
+
+    def reject(self) -> None:
+        if not self.switching_login:  # the answer comes back to this window: stay for it
+            super().reject()
+
+    def _switch_login(self, wanted: bool) -> None:
+        try:
+            self._autostart.set_enabled(wanted)
+        except AutostartError as exc:
+            self._login_switched.emit(exc.message)
+        else:
+            self._login_switched.emit(None)
+
+    def _login_switch_done(self, problem: str | None) -> None:
+        self._switcher = None
+        self.buttons.setEnabled(True)
+        if problem is not None:
+            self.status.setText(problem)
+            return
         self._login_initial = self.start_at_login.isChecked()
+        self._finish()
+
+    def _finish(self) -> None:
+        changes, self._saved_changes = self._saved_changes, {}
+        self.status.clear()
         self.saved.emit(changes)
         self.accept()
-        return True
 
 
 def _spin(name: str, low: int, high: int, suffix: str) -> QSpinBox:

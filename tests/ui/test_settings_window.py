@@ -3,11 +3,12 @@ switches the real login entry, and says why when it cannot."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QDialogButtonBox, QFormLayout
 from pytestqt.qtbot import QtBot
 
@@ -94,7 +95,8 @@ def test_saving_writes_what_changed_and_switches_the_login_entry(
 
     again = window(qtbot, login)
     again.start_at_login.setChecked(False)
-    press(again, QDialogButtonBox.StandardButton.Save)
+    with qtbot.waitSignal(again.saved, timeout=5000):
+        press(again, QDialogButtonBox.StandardButton.Save)
     assert not login.path.exists()
     assert path.read_text().count("idle_threshold") == 1
 
@@ -144,8 +146,43 @@ def test_a_login_entry_that_cannot_be_written_is_one_sentence(
     shown = window(qtbot, blocked)
     shown.start_at_login.setChecked(True)
     press(shown, QDialogButtonBox.StandardButton.Save)
+    qtbot.waitUntil(lambda: not shown.switching_login, timeout=5000)
     assert shown.isVisible()
     assert shown.status.text().startswith("Could not add colabtray to the programs started")
+    assert shown.buttons.isEnabled()  # free to try again
+
+
+class SlowLoginItem(XdgAutostart):
+    """A login item whose switch takes as long as the test says (as PowerShell may)."""
+
+    def __init__(self, config_home: Path) -> None:
+        super().__init__(command=["/usr/bin/colabtray"], config_home=config_home)
+        self.release = threading.Event()
+
+    def _write(self) -> None:
+        assert self.release.wait(10)
+        super()._write()
+
+
+def test_a_slow_login_item_switch_leaves_the_window_live(
+    qtbot: QtBot, config_dir: Path, tmp_path: Path
+) -> None:
+    slow = SlowLoginItem(tmp_path / "xdg")
+    shown = window(qtbot, slow)
+    shown.start_at_login.setChecked(True)
+    press(shown, QDialogButtonBox.StandardButton.Save)
+    # The Qt thread is free while the switch waits: the window paints its state and takes
+    # events; Cancel does not drop the answer on the floor.
+    assert shown.status.text() == "Updating the programs started at login…"
+    assert not shown.buttons.isEnabled()
+    ticks: list[int] = []
+    QTimer.singleShot(10, lambda: ticks.append(1))
+    qtbot.waitUntil(lambda: ticks == [1], timeout=2000)
+    shown.reject()
+    assert shown.isVisible() and not slow.enabled
+    with qtbot.waitSignal(shown.saved, timeout=5000):
+        slow.release.set()
+    assert slow.enabled and not shown.isVisible()
 
 
 def test_an_open_window_is_raised_not_opened_twice(qtbot: QtBot, config_dir: Path) -> None:
