@@ -14,6 +14,7 @@ import subprocess
 import sys
 import webbrowser
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -248,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ssh-proxy": _ssh_proxy,
         "ssh-config": _ssh_config,
     }
-    _sessions.clear()
+    made = _sessions_made.set([])
     try:
         if args.demo and args.command != "doctor":
             return asyncio.run(_demo_command(args, settings, handlers[args.command]))
@@ -267,22 +268,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     finally:
-        _keyring_warnings()
+        _keyring_warnings(_sessions_made.get())
+        _sessions_made.reset(made)
 
 
-# Cores this command made (no app was running): whether the keyring was usable is known once
-# it was asked, and is said at the end.
-_sessions: list[Session] = []
+# The sessions of cores this run of a command made (no app was running): whether the keyring
+# was usable is known once it was asked, and is said at the end (a list per call of main).
+_sessions_made: ContextVar[list[Session]] = ContextVar("sessions_made")
 
 
 def _session(settings: Settings) -> Session:
     session = Session(settings, SecretStore())
-    _sessions.append(session)
+    _sessions_made.get().append(session)
     return session
 
 
-def _keyring_warnings() -> None:
-    for warning in dict.fromkeys(s.keyring_warning for s in _sessions if s.keyring_warning):
+def _keyring_warnings(sessions: list[Session]) -> None:
+    for warning in dict.fromkeys(s.keyring_warning for s in sessions if s.keyring_warning):
         print(f"colabtray: {warning}", file=sys.stderr)
 
 
@@ -294,7 +296,26 @@ async def _command(
     demo: bool,
     within: float = SLOW_COMMAND,
 ) -> dict[str, Any]:
-    return await carry_out(settings, name, args, demo=demo, within=within, cores=_sessions)
+    return await carry_out(
+        settings, name, args, demo=demo, within=within, cores=_sessions_made.get()
+    )
+
+
+async def _ask_running_app(
+    settings: Settings, name: str, request: dict[str, Any], *, demo: bool, not_running: str
+) -> dict[str, Any]:
+    """A command only the running app can answer (it holds the URL or the question);
+    ``not_running`` is the sentence when there is none."""
+    from colabtray import ipc
+
+    try:
+        return await ipc.request(settings.config_dir, name, request)
+    except ipc.NotRunningError:
+        if demo:
+            raise DemoNotRunningError() from None
+        raise errors.ColabError(not_running) from None
+    except ipc.IpcError as exc:
+        raise errors.ColabError(exc.message) from None
 
 
 async def _demo_command(
@@ -350,20 +371,17 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _url(args: argparse.Namespace, settings: Settings) -> int:
     """The URL is served by the running app's editor bridge: ask it."""
-    from colabtray import ipc
-
-    try:
-        reply = await ipc.request(settings.config_dir, "url", {"runtime": args.runtime})
-    except ipc.NotRunningError:
-        if args.demo:
-            raise DemoNotRunningError() from None
-        raise errors.ColabError(
+    reply = await _ask_running_app(
+        settings,
+        "url",
+        {"runtime": args.runtime},
+        demo=args.demo,
+        not_running=(
             "colabtray is not running, and connection URLs are served by the running app. "
             "Start it with 'colabtray' (or 'colabtray --headless' where there is no tray), "
             "then try again."
-        ) from None
-    except ipc.IpcError as exc:
-        raise errors.ColabError(exc.message) from None
+        ),
+    )
     print(reply["gateway_command"] if args.lab else reply["url"])
     return 0
 
@@ -387,19 +405,13 @@ async def _secret(args: argparse.Namespace, settings: Settings) -> int:
         await _command(settings, "secret", {"op": "remove", "name": args.name}, demo=args.demo)
         print(f"Forgot the secret {args.name}.")
         return 0
-    from colabtray import ipc
-
-    request = {"op": args.op, "name": args.name, "runtime": args.runtime}
-    try:  # only the running app has a question waiting
-        reply = await ipc.request(settings.config_dir, "secret", request)
-    except ipc.NotRunningError:
-        if args.demo:
-            raise DemoNotRunningError() from None
-        raise errors.ColabError(
-            "colabtray is not running, so no runtime is waiting for an answer."
-        ) from None
-    except ipc.IpcError as exc:
-        raise errors.ColabError(exc.message) from None
+    reply = await _ask_running_app(
+        settings,
+        "secret",
+        {"op": args.op, "name": args.name, "runtime": args.runtime},
+        demo=args.demo,
+        not_running="colabtray is not running, so no runtime is waiting for an answer.",
+    )
     verb = "may read" if args.op == "allow" else "may not read"
     print(f"{reply['runtime']} {verb} the secret {reply['name']}.")
     return 0
@@ -418,18 +430,13 @@ def _read_secret_value(name: str) -> str:
 
 async def _keep(args: argparse.Namespace, settings: Settings) -> int:
     """Answer the running app's idle question: keep the runtime."""
-    from colabtray import ipc
-
-    try:
-        reply = await ipc.request(settings.config_dir, "keep", {"runtime": args.runtime})
-    except ipc.NotRunningError:
-        if args.demo:
-            raise DemoNotRunningError() from None
-        raise errors.ColabError(
-            "colabtray is not running, so no idle question is waiting for an answer."
-        ) from None
-    except ipc.IpcError as exc:
-        raise errors.ColabError(exc.message) from None
+    reply = await _ask_running_app(
+        settings,
+        "keep",
+        {"runtime": args.runtime},
+        demo=args.demo,
+        not_running="colabtray is not running, so no idle question is waiting for an answer.",
+    )
     print(f"Keeping {reply['name']} running.")
     return 0
 
