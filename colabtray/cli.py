@@ -35,8 +35,8 @@ from colabtray.core.display import plan_line
 from colabtray.core.naming import kind_label, shape_label
 from colabtray.core.session import AccountState, Session
 from colabtray.errors import UserError
-from colabtray.logs import configure_logging
 from colabtray.settings import Settings, load_settings
+from colabtray.system.logs import configure_logging
 
 log = logging.getLogger("colabtray")
 
@@ -306,7 +306,7 @@ async def _ask_running_app(
 ) -> dict[str, Any]:
     """A command only the running app can answer (it holds the URL or the question);
     ``not_running`` is the sentence when there is none."""
-    from colabtray import ipc
+    from colabtray.system import ipc
 
     try:
         return await ipc.request(settings.config_dir, name, request)
@@ -543,7 +543,7 @@ async def _signin(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _app_runs(settings: Settings) -> bool:
-    from colabtray import ipc
+    from colabtray.system import ipc
 
     try:
         await ipc.request(settings.config_dir, "urls", answer_within=5)
@@ -554,7 +554,7 @@ async def _app_runs(settings: Settings) -> bool:
 
 async def _tell_app(settings: Settings) -> None:
     """A sign-in made here: the running app (if any) reads the accounts again at once."""
-    from colabtray import ipc
+    from colabtray.system import ipc
 
     try:
         await ipc.request(settings.config_dir, "signin", {"how": "reload"}, answer_within=10)

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-from colabtray import __version__, trust
+from colabtray import __version__
 from colabtray.auth.client_file import ClientFileError, configured_client
 from colabtray.auth.identities import SOURCE_LABELS, ReadyToken, Source
 from colabtray.auth.methods import discover
@@ -32,9 +32,10 @@ from colabtray.colab import errors
 from colabtray.colab.client import ColabClient, TokenSource
 from colabtray.core import display
 from colabtray.core.session import Session
-from colabtray.logs import mask_secrets
-from colabtray.proxies import environment_proxy, shown
 from colabtray.settings import SCOPE_COLAB, SCOPE_EMAIL, Settings
+from colabtray.system import trust
+from colabtray.system.logs import mask_secrets
+from colabtray.system.proxies import environment_proxy, shown
 
 TIMEOUT = 10.0
 _MARKS = {True: "✓", False: "✗", None: "·"}

@@ -21,9 +21,9 @@ from colabtray.core.naming import kind_label
 from colabtray.core.questions import Question
 from colabtray.core.registry import Event, RuntimeRemoved
 from colabtray.core.runner import run_core
-from colabtray.instance import InstanceLock
-from colabtray.ipc import ControlServer, IpcError
 from colabtray.settings import Settings
+from colabtray.system.instance import InstanceLock
+from colabtray.system.ipc import ControlServer, IpcError
 
 log = logging.getLogger("colabtray")
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import platformdirs
 
-from colabtray.instance import InstanceError, InstanceLock
+from colabtray.system.instance import InstanceError, InstanceLock
 
 if TYPE_CHECKING:
     from colabtray.demo import DemoEmulator
@@ -56,7 +56,7 @@ def run_app(
     *, demo: bool = False, headless: bool = False, verbose: bool = False, at_login: bool = False
 ) -> int:
     """Run the tray (or, headless, the core alone) until quit; returns the exit status."""
-    from colabtray.logs import configure_logging
+    from colabtray.system.logs import configure_logging
 
     config_dir, state_dir, log_dir = _base_dir("config"), _base_dir("state"), _base_dir("log")
     if demo:  # the demo's own: the user's accounts and runtime names stay untouched
@@ -134,7 +134,7 @@ def _hand_over(config_dir: Path) -> int:
     """Another colabtray runs for this config dir: ask it to show itself, and exit."""
     import asyncio
 
-    from colabtray import ipc
+    from colabtray.system import ipc
 
     try:
         result = asyncio.run(ipc.request(config_dir, "show", wait_for_server=10.0))

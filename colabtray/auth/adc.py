@@ -3,7 +3,7 @@
 
 google-auth reads and refreshes them (imported only here, when an account uses ADC); the
 refresh, a blocking HTTP call, runs in a worker thread, at the ``oauth_token_url`` setting, trusted
-like every other endpoint of colabtray's (:mod:`colabtray.trust`).
+like every other endpoint of colabtray's (:mod:`colabtray.system.trust`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from colabtray import trust
 from colabtray.auth.errors import CredentialsRefusedError
 from colabtray.auth.gcloud import adc_login_command
 from colabtray.colab.errors import BackendUnavailableError, ColabError
 from colabtray.settings import Settings
+from colabtray.system import trust
 
 WELL_KNOWN_FILE = "application_default_credentials.json"
 

@@ -20,11 +20,11 @@ from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_r
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from pydantic import SecretStr
 
-from colabtray import trust
 from colabtray.auth.client_file import OAuthClient, configured_client
 from colabtray.auth.errors import InvalidGrantError, NoSignInMethodError, SignInError
 from colabtray.colab.errors import BackendUnavailableError, connection_failed
 from colabtray.settings import Settings
+from colabtray.system import trust
 
 log = logging.getLogger(__name__)
 

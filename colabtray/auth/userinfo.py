@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx2
 
-from colabtray import trust
 from colabtray.colab import errors
 from colabtray.settings import Settings
+from colabtray.system import trust
 
 
 async def fetch_email(settings: Settings, access_token: str) -> str:

@@ -44,7 +44,7 @@ from colabtray.listen import targets
 from colabtray.listen.connections import ConnectionGuard
 from colabtray.listen.http import GuardedSite, guarded, refusal, server_log
 from colabtray.listen.targets import Target
-from colabtray.proxies import environment_proxy
+from colabtray.system.proxies import environment_proxy
 
 log = logging.getLogger(__name__)
 

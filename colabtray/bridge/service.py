@@ -30,14 +30,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from colabtray import trust
 from colabtray.bridge.discovery import Discovery
 from colabtray.bridge.kernel_messages import Credentials
 from colabtray.bridge.store import Address, AddressBook
 from colabtray.bridge.upstream import Asks, MainLoopBackend, RuntimeBackend, Upstream
 from colabtray.listen.connections import ConnectionGuard, listening_socket
-from colabtray.loop_thread import LoopThread
 from colabtray.settings import Settings
+from colabtray.system import trust
+from colabtray.system.loop_thread import LoopThread
 
 if TYPE_CHECKING:
     import aiohttp
@@ -338,7 +338,7 @@ def _client_session(settings: Settings) -> aiohttp.ClientSession:
         # Headers the editor did not send are not made up for it.
         skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
         # No trust_env: RuntimeServer passes the environment's proxy itself (see
-        # colabtray.proxies), and netrc has no business with a runtime's requests.
+        # colabtray.system.proxies), and netrc has no business with a runtime's requests.
         trust_env=False,
     )
 

@@ -19,7 +19,7 @@ import httpx2
 import stamina
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from colabtray import __version__, trust
+from colabtray import __version__
 from colabtray.colab import errors
 from colabtray.colab.models import (
     CPU,
@@ -41,6 +41,7 @@ from colabtray.colab.models import (
     XsrfTicket,
 )
 from colabtray.settings import Settings
+from colabtray.system import trust
 
 log = logging.getLogger(__name__)
 

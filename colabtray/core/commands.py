@@ -2,7 +2,8 @@
 
 The CLI sends these when an app runs (tray or ``--headless``), so its registry, bridge and
 menu change at once and the CLI, the tray and Colab agree; without an app the CLI does the
-same work with the same core objects for one call. One JSON line each way (:mod:`colabtray.ipc`):
+same work with the same core objects for one call. One JSON line each way
+(:mod:`colabtray.system.ipc`):
 
 * ``show`` ``{}`` → what the face showed (the tray's menu or window; headless: its status)
 * ``menu`` ``{}`` → the tray's menu as text (tests; headless has none)
@@ -40,7 +41,7 @@ from colabtray.colab.models import ComputeUnits, Runtime
 from colabtray.core.keepalive import Choice
 from colabtray.core.naming import kind_label
 from colabtray.core.notebook_secrets import check_name, question_key
-from colabtray.ipc import ControlServer, IpcError
+from colabtray.system.ipc import ControlServer, IpcError
 
 if TYPE_CHECKING:
     from colabtray.core.app import Core
@@ -72,7 +73,7 @@ async def carry_out(
     bridge and the CLI agree at once), else on a core made for this one call; with ``demo``
     only in the running demo app (DemoNotRunningError otherwise). ``cores`` collects the
     sessions of cores made here (whether the keyring was usable is known afterwards)."""
-    from colabtray import ipc
+    from colabtray.system import ipc
 
     try:
         return await ipc.request(settings.config_dir, name, args, answer_within=within)

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 from colabtray.bridge import bridge_registry
 from colabtray.core.app import Core
 from colabtray.core.commands import Commands
-from colabtray.ipc import ControlServer
 from colabtray.settings import Settings
+from colabtray.system.ipc import ControlServer
 from colabtray.tools import ssh_hosts
 
 

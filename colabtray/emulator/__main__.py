@@ -8,7 +8,7 @@ import sys
 
 from colabtray.emulator.config import parse_config
 from colabtray.emulator.server import serve
-from colabtray.logs import OneLineFormatter, Throttle
+from colabtray.system.logs import OneLineFormatter, Throttle
 
 
 def main(argv: list[str] | None = None) -> int:

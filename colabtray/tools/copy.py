@@ -56,11 +56,12 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from colabtray import __version__, trust
+from colabtray import __version__
 from colabtray.colab import errors
 from colabtray.colab.client import RUNTIME_TOKEN_HEADER
 from colabtray.errors import UserError
 from colabtray.settings import Settings
+from colabtray.system import trust
 from colabtray.tools import reach
 
 log = logging.getLogger(__name__)

@@ -25,10 +25,10 @@ from typing import Any
 
 from yarl import URL
 
-from colabtray import ipc
 from colabtray.colab.client import RUNTIME_TOKEN_HEADER
 from colabtray.errors import UserError
 from colabtray.settings import Settings
+from colabtray.system import ipc
 
 log = logging.getLogger(__name__)
 

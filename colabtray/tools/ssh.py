@@ -21,9 +21,10 @@ from pathlib import Path
 
 import aiohttp
 
-from colabtray import __version__, trust
+from colabtray import __version__
 from colabtray.errors import UserError
 from colabtray.settings import Settings
+from colabtray.system import trust
 from colabtray.tools import ssh_hosts
 from colabtray.tools.reach import Ask, Reached, in_use, reach
 from colabtray.tools.ssh_keys import Identity, identity

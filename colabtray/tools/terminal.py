@@ -28,10 +28,11 @@ from typing import Any
 
 import aiohttp
 
-from colabtray import __version__, trust
+from colabtray import __version__
 from colabtray.colab import errors
 from colabtray.errors import UserError
 from colabtray.settings import Settings
+from colabtray.system import trust
 from colabtray.tools import reach
 
 log = logging.getLogger(__name__)

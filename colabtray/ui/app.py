@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
-from colabtray.memory import scan_imports_lightly
+from colabtray.system.memory import scan_imports_lightly
 from colabtray.ui import icons
 
 if TYPE_CHECKING:
-    from colabtray.instance import InstanceLock
     from colabtray.settings import Settings
+    from colabtray.system.instance import InstanceLock
 
 log = logging.getLogger(__name__)
 

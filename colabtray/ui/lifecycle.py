@@ -13,12 +13,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from colabtray.ipc import ControlServer
+from colabtray.system.ipc import ControlServer
 
 if TYPE_CHECKING:
     from colabtray.core.app import Core
-    from colabtray.instance import InstanceLock
     from colabtray.settings import Settings
+    from colabtray.system.instance import InstanceLock
     from colabtray.ui.app import _StartingIcon
 
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from desktop_notifier import Button, Capability, DesktopNotifier, Icon, Urgency
 
-from colabtray.loop_thread import LoopThread
+from colabtray.system.loop_thread import LoopThread
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from colabtray import instance, ipc
+from colabtray.system import instance, ipc
 from colabtray.ui.app import STARTUP_MARK
 from tests.fixtures.colab import cli_env, run_cli
 from tests.fixtures.desktop import Dunst

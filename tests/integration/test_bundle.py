@@ -22,7 +22,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from colabtray import __version__, ipc
+from colabtray import __version__
+from colabtray.system import ipc
 from tests.fixtures.emulator import READY_LINE, pids_mentioning, wait_for
 from tests.fixtures.environment import isolated_env
 from tests.fixtures.jupyter_client import KernelSession

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from colabtray import instance, ipc
+from colabtray.system import instance, ipc
 from tests.fixtures.emulator import pid_alive, wait_for
 from tests.fixtures.environment import isolated_env
 

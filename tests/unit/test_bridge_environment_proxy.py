@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from colabtray.proxies import environment_proxy
+from colabtray.system.proxies import environment_proxy
 
 RUNTIME = "https://8080-gpu-t4-s-abc-a.asia-east1-0.prod.colab.dev"
 

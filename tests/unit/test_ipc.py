@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from colabtray import instance, ipc
+from colabtray.system import instance, ipc
 
 
 @pytest.fixture(autouse=True)

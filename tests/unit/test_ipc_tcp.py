@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from colabtray import instance, ipc
+from colabtray.system import instance, ipc
 
 
 @pytest.fixture(autouse=True)

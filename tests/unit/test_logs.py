@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from colabtray.logs import RedactSecrets
+from colabtray.system.logs import RedactSecrets
 
 
 def render(msg: str, *args: object) -> str:
@@ -41,7 +41,7 @@ def test_ordinary_lines_are_untouched():
 def test_the_log_file_is_private_rotates_privately_and_masks_tracebacks(tmp_path):
     import stat
 
-    from colabtray.logs import LOG_FILE, configure_logging
+    from colabtray.system.logs import LOG_FILE, configure_logging
 
     root = logging.getLogger()
     saved = (root.level, list(root.handlers))
@@ -80,7 +80,7 @@ RECORD_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \d+ [A-Z]+ ")
 
 @pytest.fixture
 def log_file(tmp_path: Path) -> Iterator[Path]:
-    from colabtray.logs import configure_logging
+    from colabtray.system.logs import configure_logging
 
     root = logging.getLogger()
     saved = (root.level, list(root.handlers))
@@ -120,7 +120,7 @@ def test_nothing_a_request_carries_starts_a_line_of_its_own(
 
 
 def test_a_flood_of_one_kind_of_line_is_held_back_and_counted(log_file: Path) -> None:
-    from colabtray.logs import THROTTLE_BURST, Throttle
+    from colabtray.system.logs import THROTTLE_BURST, Throttle
 
     log = logging.getLogger("colabtray.test.flood")
     for index in range(THROTTLE_BURST + 500):

@@ -1,4 +1,4 @@
-"""PySide6's check of newly imported modules, made light (colabtray.memory).
+"""PySide6's check of newly imported modules, made light (colabtray.system.memory).
 
 Each case runs in a fresh interpreter: the check is process-wide and PySide6 must be
 imported before the modules it looks at.
@@ -16,7 +16,7 @@ SCRIPT = textwrap.dedent(
     import linecache, sys
     sys.path.insert(0, sys.argv[1])
     import PySide6.QtCore
-    from colabtray.memory import scan_imports_lightly
+    from colabtray.system.memory import scan_imports_lightly
     lightened = scan_imports_lightly() if sys.argv[2] == "light" else False
     import plain_module, qt_module  # statements: PySide6 watches __import__
     feature = sys.modules["shibokensupport.feature"]

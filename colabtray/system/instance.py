@@ -1,5 +1,5 @@
 """One colabtray per user and config directory: the instance lock, and where the control
-channel (:mod:`colabtray.ipc`) listens.
+channel (:mod:`colabtray.system.ipc`) listens.
 
 Both live in a directory of the user's runtime dir that only the user may enter (0700,
 checked), under names derived from the user and the config directory, so that a demo (with

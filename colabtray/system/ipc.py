@@ -1,6 +1,6 @@
 """The control channel through which a second ``colabtray`` and the CLI talk to the running app.
 
-The running instance holds the lock of :mod:`colabtray.instance` and listens on a Unix socket
+The running instance holds the lock of :mod:`colabtray.system.instance` and listens on a Unix socket
 next to it (in the user's 0700 runtime directory). A second ``colabtray`` finds the lock
 held, sends ``show`` and exits.
 
@@ -11,7 +11,7 @@ Wire format: one JSON line each way, then the connection closes::
 
 Requests are validated strictly (version, known command, object arguments, one line of at
 most 64 KiB, read within 5 s); over a UNIX socket on Linux the peer must also be the same user
-(SO_PEERCRED); over a loopback port (Windows, or forced: :mod:`colabtray.instance`) every
+(SO_PEERCRED); over a loopback port (Windows, or forced: :mod:`colabtray.system.instance`) every
 request carries the ``secret`` from the instance's 0600 file. The socket, the file and the
 lock are touched every hour, so a cleaner of old files in the runtime dir leaves them alone.
 Every line gets one JSON reply, however malformed (too deep, not UTF-8, not an object…), and
@@ -37,8 +37,8 @@ from typing import Any
 
 from colabtray.core.jsonfile import read_json, write_atomically
 from colabtray.errors import UserError
-from colabtray.instance import InstanceError, InstanceLock, socket_path, unix_sockets
 from colabtray.listen.connections import ConnectionGuard
+from colabtray.system.instance import InstanceError, InstanceLock, socket_path, unix_sockets
 
 log = logging.getLogger(__name__)
 
