@@ -590,6 +590,7 @@ async def _signin_adc(settings: Settings, *, demo: bool) -> int:
 
 async def _cp(args: argparse.Namespace, settings: Settings) -> int:
     """Files both ways between this machine and a runtime (colabtray.tools.copy)."""
+    settings = await _trusting_as_the_app(settings)
     from colabtray.tools.copy import CopyUsageError, copy
 
     async def ask(name: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -603,8 +604,24 @@ async def _cp(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _trusting_as_the_app(settings: Settings) -> Settings:
+    """The settings a tool reaches a runtime with: the running app's extra certificate
+    authorities, if it has any (the demo's runtimes), as the tool acts for it."""
+    from colabtray.system import ipc
+
+    try:
+        reply = await ipc.request(settings.config_dir, "trust", answer_within=10)
+    except ipc.IpcError:  # no app (the tool then asks a core made here), or an older one
+        return settings
+    ca_file = reply.get("ca_file")
+    if not ca_file or settings.ca_file == Path(ca_file):
+        return settings
+    return settings.model_copy(update={"ca_file": Path(ca_file)})
+
+
 async def _shell(args: argparse.Namespace, settings: Settings) -> int:
     """This terminal connected to a shell on a runtime (colabtray.tools.terminal)."""
+    settings = await _trusting_as_the_app(settings)
     from colabtray.tools import terminal
 
     return await terminal.shell(settings, args.runtime, _asker(args, settings))
@@ -619,6 +636,7 @@ def _asker(args: argparse.Namespace, settings: Settings) -> Any:
 
 async def _ssh(args: argparse.Namespace, settings: Settings) -> int:
     """The system's ssh to a runtime (colabtray.tools.ssh)."""
+    settings = await _trusting_as_the_app(settings)
     from colabtray.tools import ssh
 
     return await ssh.ssh(
@@ -633,6 +651,7 @@ async def _ssh(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _ssh_proxy(args: argparse.Namespace, settings: Settings) -> int:
     """ssh's ProxyCommand: stdout is the SSH stream, so logs go to stderr only with -v."""
+    settings = await _trusting_as_the_app(settings)
     from colabtray.tools import ssh
 
     if not args.verbose:

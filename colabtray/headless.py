@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from colabtray.core.app import Core
 from colabtray.core.keepalive import Choice, IdleQuestion
 from colabtray.core.naming import kind_label
+from colabtray.core.notices import Notice
 from colabtray.core.questions import Question
 from colabtray.core.registry import Event, RuntimeRemoved
 from colabtray.core.runner import run_core
@@ -60,7 +61,11 @@ class HeadlessFace:
         core.set_asker(_Asker(self))
         core.subscribe(self._changed)
         core.registry.subscribe(self._event)
-        core.subscribe_notices(lambda n: log.warning("%s: %s", n.title, n.body))
+        core.subscribe_notices(self._notice)
+
+    def _notice(self, notice: Notice) -> None:
+        if not notice.shown_as_state:  # the lines below tell runtimes and the account
+            self.say(f"{notice.title}: {notice.body}")
 
     def say(self, line: str) -> None:
         print(line, file=self._out, flush=True)

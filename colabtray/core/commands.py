@@ -25,6 +25,8 @@ same work with the same core objects for one call. One JSON line each way
 * ``runtime`` ``{"runtime"}`` → the runtime (as in ``status``) with ``proxy_url``,
   ``proxy_token``, ``proxy_expires_at``: for colabtray's own tools (shell, ssh, cp)
 * ``activity`` ``{"runtime"}``: a tool is using the runtime (keep-alive counts it)
+* ``trust`` ``{}`` → ``{"ca_file"}``: the authorities the app trusts besides the system's (the
+  demo's runtimes), which colabtray's tools trust too when they reach a runtime
 """
 
 from __future__ import annotations
@@ -148,6 +150,7 @@ class Commands:
             "secret": self.secret,
             "runtime": self.runtime,
             "activity": self.activity,
+            "trust": self.trust,
         }
 
     async def run(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -309,6 +312,10 @@ class Commands:
         endpoint = await self._find(args)
         self.core.note_activity(endpoint)
         return {"endpoint": endpoint}
+
+    async def trust(self, args: dict[str, Any]) -> dict[str, Any]:
+        ca_file = self.core.settings.ca_file
+        return {"ca_file": str(ca_file) if ca_file is not None else None}
 
     async def secret(self, args: dict[str, Any]) -> dict[str, Any]:
         """The notebooks' secrets: set, list, remove; allow or deny a runtime's request."""

@@ -28,6 +28,9 @@ class Notice:
     title: str
     body: str
     urgent: bool = False
+    # What a face shows anyway (a runtime arriving or leaving, the account's state): one
+    # without notifications, such as --headless, need not say it twice.
+    shown_as_state: bool = False
 
 
 def notice_for(event: Event) -> Notice | None:
@@ -38,12 +41,14 @@ def notice_for(event: Event) -> Notice | None:
                 f"{name} is ready",
                 f"Your {kind_label(runtime.variant, runtime.accelerator)} runtime is assigned "
                 "and running; it uses compute units until you disconnect it.",
+                shown_as_state=True,
             )
         case RuntimeAdded(runtime=runtime, name=name, by_user=False):
             return Notice(
                 f"New runtime: {name}",
                 f"A {kind_label(runtime.variant, runtime.accelerator)} runtime was assigned to "
                 "this account elsewhere (Colab in a browser, another app).",
+                shown_as_state=True,
             )
         case RuntimeRemoved(name=name, by_user=False):
             return Notice(
@@ -51,9 +56,10 @@ def notice_for(event: Event) -> Notice | None:
                 "Colab reclaimed this runtime or it was disconnected elsewhere; "
                 "files and variables on it are gone.",
                 urgent=True,
+                shown_as_state=True,
             )
         case SignInNeeded(message=message):
-            return Notice("Sign in to Colab again", message, urgent=True)
+            return Notice("Sign in to Colab again", message, urgent=True, shown_as_state=True)
         case BackendLost(message=message, untrusted=True):
             return Notice("Colab's certificate is not trusted", message, urgent=True)
         case BackendLost(message=message):

@@ -33,8 +33,10 @@ log = logging.getLogger(__name__)
 
 PUBKEY_HEADER = "X-Colab-Ssh-Pubkey"
 READ = 64 * 1024
-# Where an interactive session starts (the notebook's files; the home folder if none).
-INTERACTIVE = 'cd /content 2>/dev/null; exec "${SHELL:-/bin/bash}" -l'
+# Sessions start where the notebook's files are, as ``cp``'s relative paths do (the home
+# folder where there is no /content, as on the emulator's runtimes).
+IN_CONTENT = "cd /content 2>/dev/null;"
+INTERACTIVE = f'{IN_CONTENT} exec "${{SHELL:-/bin/bash}}" -l'
 
 
 class SshError(UserError):
@@ -211,6 +213,8 @@ async def ssh(
     if not command and sys.stdin.isatty():  # a login shell in /content, as Colab's CLI opens
         argv.append("-t")
         command = [INTERACTIVE]
+    elif command:  # ssh joins the words for the remote shell; this one goes first
+        command = [IN_CONTENT, *command]
     argv.append(ssh_hosts.host_name(runtime.name))
     argv += command
     try:

@@ -63,6 +63,15 @@ def test_demo_commands_go_to_the_running_demo(tmp_path: Path) -> None:
         status = json.loads(run_cli(env, "--demo", "status", "--json").stdout)
         assert status["account"] == {"email": "ada@example.com"}  # the demo's account
         assert [r["endpoint"] for r in status["runtimes"]] == [runtime["endpoint"]]
+        # The demo's runtimes speak TLS with the demo's own authority: the tools trust what
+        # the demo app trusts.
+        (tmp_path / "note.txt").write_text("from the demo\n")
+        there = f"{runtime['name']}:note.txt"
+        put = run_cli(env, "--demo", "cp", str(tmp_path / "note.txt"), there)
+        assert put.returncode == 0, put.stderr
+        got = run_cli(env, "--demo", "cp", there, str(tmp_path / "back.txt"))
+        assert got.returncode == 0, got.stderr
+        assert (tmp_path / "back.txt").read_text() == "from the demo\n"
         gone = run_cli(env, "--demo", "remove", runtime["name"])
         assert gone.returncode == 0, gone.stderr
     finally:
@@ -177,6 +186,11 @@ def test_headless_says_what_it_does(
     assert lines.next_with("is gone") == "CPU is gone (reclaimed by Colab or removed elsewhere)."
     order = [line.split(" ")[1] for line in lines.seen if line.startswith(("Signed", "CPU"))]
     assert order[:1] == ["in"]  # signed in first, then the runtime's lines in order
+    # Notices it has no line of its own for are said too; the runtime's are said once.
+    emulator.admin("POST", "faults", {"fault_rate": 1.0})
+    run_cli(env, "status")
+    assert lines.next_with("Colab is unreachable").startswith("Colab is unreachable: ")
+    assert not [line for line in lines.seen if line.startswith("CPU is ready:")]
 
 
 async def test_a_kernel_keeps_working_after_keep(
