@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import aiohttp
@@ -28,11 +27,11 @@ from colabtray.system import trust
 from colabtray.tools import ssh_hosts
 from colabtray.tools.reach import Ask, Reached, in_use, reach
 from colabtray.tools.ssh_keys import Identity, identity
+from colabtray.tools.stdin import StdinPieces
 
 log = logging.getLogger(__name__)
 
 PUBKEY_HEADER = "X-Colab-Ssh-Pubkey"
-READ = 64 * 1024
 # Sessions start where the notebook's files are, as ``cp``'s relative paths do (the home
 # folder where there is no /content, as on the emulator's runtimes).
 IN_CONTENT = "cd /content 2>/dev/null;"
@@ -116,14 +115,11 @@ async def _relay(socket: aiohttp.ClientWebSocketResponse) -> None:
     for number in (signal.SIGHUP, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, AttributeError, ValueError):
             loop.add_signal_handler(number, stop.set)
-    pieces: asyncio.Queue[bytes | None] = asyncio.Queue()
-    room = threading.Semaphore(8)  # pieces read but not yet sent: stdin is read no further
-    threading.Thread(target=_read_stdin, args=(loop, pieces, room), daemon=True).start()
+    stdin = StdinPieces(loop)
 
     async def outward() -> None:
-        while (piece := await pieces.get()) is not None:
+        while (piece := await stdin.next()) is not None:
             await socket.send_bytes(piece)
-            room.release()
 
     async def inward() -> None:
         async for message in socket:
@@ -149,25 +145,6 @@ async def _relay(socket: aiohttp.ClientWebSocketResponse) -> None:
                 await task
         with contextlib.suppress(OSError):
             os.close(1)  # ssh sees the end at once
-
-
-def _read_stdin(
-    loop: asyncio.AbstractEventLoop, pieces: asyncio.Queue[bytes | None], room: threading.Semaphore
-) -> None:
-    """In a thread: stdin in pieces, then None (no coroutine made here: the loop may end
-    at any moment, and one it never ran would be left unawaited)."""
-    while True:
-        room.acquire()
-        try:
-            piece = os.read(0, READ)
-        except OSError:
-            piece = b""
-        try:
-            loop.call_soon_threadsafe(pieces.put_nowait, piece or None)
-        except RuntimeError:
-            return  # the loop is closed
-        if not piece:
-            return
 
 
 def _write_stdout(data: bytes) -> None:

@@ -22,7 +22,6 @@ import os
 import shutil
 import signal
 import sys
-import threading
 import time
 from typing import Any
 
@@ -34,6 +33,7 @@ from colabtray.errors import UserError
 from colabtray.settings import Settings
 from colabtray.system import trust
 from colabtray.tools import reach
+from colabtray.tools.stdin import StdinPieces
 
 log = logging.getLogger(__name__)
 
@@ -207,16 +207,14 @@ async def _interactive(socket: aiohttp.ClientWebSocketResponse) -> None:
 async def _piped(socket: aiohttp.ClientWebSocketResponse) -> None:
     """Send stdin, then ``exit``; over when the runtime closes or has been quiet for TAIL."""
     loop = asyncio.get_running_loop()
-    pieces: asyncio.Queue[bytes | None] = asyncio.Queue()
-    # A daemon thread: a read that never returns (stdin held open) must not hold up the exit.
-    threading.Thread(target=_read_stdin, args=(loop, pieces), daemon=True).start()
+    stdin = StdinPieces(loop)
     heard = [0.0]
     shown = asyncio.create_task(_show(socket, heard))
 
     async def send() -> None:
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         await socket.send_str(json.dumps(_size()))
-        while (piece := await pieces.get()) is not None:
+        while (piece := await stdin.next()) is not None:
             if text := decoder.decode(piece):
                 await socket.send_str(json.dumps({"data": text}))
         await socket.send_str(json.dumps({"data": decoder.decode(b"", final=True) + "exit\n"}))
@@ -236,20 +234,6 @@ async def _piped(socket: aiohttp.ClientWebSocketResponse) -> None:
             await asyncio.wait({shown}, timeout=TAIL / 5)
     finally:
         await _cancel({shown, sending})
-
-
-def _read_stdin(loop: asyncio.AbstractEventLoop, pieces: asyncio.Queue[bytes | None]) -> None:
-    while True:
-        try:
-            piece = os.read(0, READ)
-        except OSError:
-            piece = b""
-        try:
-            loop.call_soon_threadsafe(pieces.put_nowait, piece or None)
-        except RuntimeError:
-            return  # the loop is closed
-        if not piece:
-            return
 
 
 async def _cancel(tasks: set[asyncio.Task[Any]]) -> None:

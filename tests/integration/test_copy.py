@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -17,7 +16,14 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.fixtures.colab import cli_env, headless_app, run_cli
+from tests.fixtures.colab import (
+    cli_env,
+    content_dir,
+    headless_app,
+    idle_runtime_in_app,
+    new_runtime,
+    run_cli,
+)
 from tests.fixtures.emulator import Emulator, wait_for
 
 pytestmark = pytest.mark.slow
@@ -49,18 +55,6 @@ def sha256(path: Path) -> str:
         while piece := source.read(MIB):
             digest.update(piece)
     return digest.hexdigest()
-
-
-def new_runtime(env: dict[str, str]) -> dict[str, str]:
-    made = run_cli(env, "new", "--cpu", "--json")
-    assert made.returncode == 0, made.stderr
-    return json.loads(made.stdout)  # type: ignore[no-any-return]
-
-
-def content_dir(emulator: Emulator, endpoint: str) -> Path:
-    """The runtime's /content on the emulator's disk."""
-    (runtime,) = [r for r in emulator.state()["runtimes"] if r["endpoint"] == endpoint]
-    return Path(runtime["root_dir"]) / "content"
 
 
 def start_cp(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
@@ -330,33 +324,10 @@ def test_copying_counts_as_use_for_keep_alive(
 ) -> None:
     """An idle runtime (keep-alive has stopped pinging it and asks about it) is pinged again
     once cp uses it: the running app is told."""
-    env = {
-        **headless_env,
-        "COLABTRAY_IDLE_THRESHOLD": "3",
-        "COLABTRAY_KEEPALIVE_INTERVAL": "1",
-        "COLABTRAY_IDLE_PROMPT_TIMEOUT": "120",
-        "PYTHONUNBUFFERED": "1",
-    }
-    said = tmp_path / "headless.out"
-    with open(said, "w") as out:
-        app = subprocess.Popen(
-            [sys.executable, "-m", "colabtray", "--headless"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
-        wait_for(lambda: run_cli(env, "status").returncode == 0, 60, interval=0.5)
-        endpoint = new_runtime(env)["endpoint"]
-        wait_for(lambda: "CPU is idle" in said.read_text(), 60, interval=0.2)
+    with idle_runtime_in_app(headless_env, tmp_path) as endpoint:
         mark = emulator.last_seq()
         (tmp_path / "x.csv").write_text("a,b\n")
-        copied = run_cli(env, "cp", str(tmp_path / "x.csv"), "CPU:")
+        copied = run_cli(headless_env, "cp", str(tmp_path / "x.csv"), "CPU:")
         assert (copied.returncode, copied.stderr) == (0, "")
         ping = f"/tun/m/{endpoint}/keep-alive/"
         wait_for(lambda: any(r["path"] == ping for r in emulator.requests(since=mark)), 15)
-    finally:
-        os.killpg(app.pid, signal.SIGTERM)
-        assert app.wait(30) == 0

@@ -5,11 +5,8 @@ the emulator, whose ``/colab/tty`` runs a real login bash inside tmux in the run
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +15,7 @@ import aiohttp
 import pexpect
 import pytest
 
-from tests.fixtures.colab import cli_env, run_cli
+from tests.fixtures.colab import cli_env, content_dir, idle_runtime_in_app, new_runtime, run_cli
 from tests.fixtures.emulator import Emulator, wait_for
 from tests.fixtures.terminal import pids_working_in
 
@@ -28,18 +25,6 @@ pytestmark = [
 ]
 
 CLOSED = "Connection to Colab terminal closed."
-
-
-def new_runtime(env: dict[str, str]) -> dict[str, str]:
-    made = run_cli(env, "new", "--cpu", "--json")
-    assert made.returncode == 0, made.stderr
-    return json.loads(made.stdout)  # type: ignore[no-any-return]
-
-
-def content_dir(emulator: Emulator, endpoint: str) -> Path:
-    """The runtime's /content on the emulator's disk."""
-    (runtime,) = [r for r in emulator.state()["runtimes"] if r["endpoint"] == endpoint]
-    return Path(runtime["root_dir"]) / "content"
 
 
 def spawn_shell(env: dict[str, str], command: str = "") -> pexpect.spawn:
@@ -180,32 +165,12 @@ def test_a_session_counts_as_use_for_keep_alive(
 ) -> None:
     """An idle runtime (keep-alive has stopped pinging it and asks about it) is pinged again
     once a shell uses it: the running app is told."""
-    env = {
-        **headless_env,
-        "COLABTRAY_IDLE_THRESHOLD": "3",
-        "COLABTRAY_KEEPALIVE_INTERVAL": "1",
-        "COLABTRAY_IDLE_PROMPT_TIMEOUT": "120",
-        "PYTHONUNBUFFERED": "1",
-    }
-    said = tmp_path / "headless.out"
-    with open(said, "w") as out:
-        app = subprocess.Popen(
-            [sys.executable, "-m", "colabtray", "--headless"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
-        wait_for(lambda: run_cli(env, "status").returncode == 0, 60, interval=0.5)
-        endpoint = new_runtime(env)["endpoint"]
-        wait_for(lambda: "CPU is idle" in said.read_text(), 60, interval=0.2)
+    with idle_runtime_in_app(headless_env, tmp_path) as endpoint:
         mark = emulator.last_seq()
         used = subprocess.run(
             [sys.executable, "-m", "colabtray", "shell", "CPU"],
             input="true\n",
-            env=env,
+            env=headless_env,
             capture_output=True,
             text=True,
             timeout=60,
@@ -214,6 +179,3 @@ def test_a_session_counts_as_use_for_keep_alive(
         assert (used.returncode, used.stderr) == (0, f"{CLOSED}\n")
         ping = f"/tun/m/{endpoint}/keep-alive/"
         wait_for(lambda: any(r["path"] == ping for r in emulator.requests(since=mark)), 15)
-    finally:
-        os.killpg(app.pid, signal.SIGTERM)
-        assert app.wait(30) == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -19,7 +18,7 @@ import pytest
 import websockets
 
 from colabtray.emulator.ssh import find_sshd
-from tests.fixtures.colab import cli_env, headless_app, run_cli
+from tests.fixtures.colab import cli_env, content_dir, headless_app, new_runtime, run_cli
 from tests.fixtures.emulator import Emulator, pids_mentioning, wait_for
 from tests.fixtures.ssh import SshPerson, make_key, proxy_of, public_key
 
@@ -44,17 +43,6 @@ BUSY = (
     "colabtray: Another SSH client is already connected to CPU, and a runtime takes one at a "
     "time; close that one first."
 )
-
-
-def new_runtime(env: dict[str, str]) -> dict[str, str]:
-    made = run_cli(env, "new", "--cpu", "--json")
-    assert made.returncode == 0, made.stderr
-    return json.loads(made.stdout)  # type: ignore[no-any-return]
-
-
-def content_dir(emulator: Emulator, endpoint: str) -> Path:
-    (runtime,) = [r for r in emulator.state()["runtimes"] if r["endpoint"] == endpoint]
-    return Path(runtime["root_dir"]) / "content"
 
 
 def sha256(path: Path) -> str:
