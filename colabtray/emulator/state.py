@@ -23,7 +23,7 @@ from colabtray.emulator.catalog import (
     Tier,
 )
 from colabtray.emulator.config import EmulatorConfig
-from colabtray.emulator.tokens import TokenStore
+from colabtray.emulator.tokens import CLIENT_SECRET_PREFIX, TokenStore
 
 XSRF_TTL = 3600.0
 CONSENT_TTL = 600.0
@@ -239,7 +239,7 @@ class EmulatorState:
         self.runtime_tls: ssl.SSLContext | None = None
         self.runtime_certificate: Path | None = None
         self.client_id = "colabtray-emulator.apps.googleusercontent.com"
-        self.client_secret = "GOCSPX-emu-" + secrets.token_urlsafe(24)
+        self.client_secret = CLIENT_SECRET_PREFIX + secrets.token_urlsafe(24)
         self.accounts: dict[str, Account] = {
             spec.email: Account(spec.email, spec.tier, paid_balance=spec.paid_balance)
             for spec in config.accounts

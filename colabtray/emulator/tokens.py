@@ -39,6 +39,13 @@ KNOWN_SCOPES = frozenset(
 TokenProblem = Literal["missing", "unknown", "expired", "revoked"]
 
 
+# The emulator's credentials have Google's shapes (made at run time, "emu" in each), so that
+# colabtray's log redaction and the tests' leak scans meet what Google really sends.
+ACCESS_PREFIX = "ya29.emu-"
+REFRESH_PREFIX = "1//0e-emu-"
+CLIENT_SECRET_PREFIX = "GOCSPX-emu-"
+
+
 def normalize_scopes(raw: str) -> tuple[str, ...] | None:
     """Expand ``email``/``profile`` as Google does; None if any scope is unknown or none given."""
     scopes = []
@@ -93,7 +100,7 @@ class TokenStore:
 
     def grant(self, email: str, client_id: str, scopes: Iterable[str]) -> Grant:
         """Record a consent and give it a refresh token."""
-        grant = Grant(email, client_id, tuple(scopes), "1//0e" + secrets.token_urlsafe(40))
+        grant = Grant(email, client_id, tuple(scopes), REFRESH_PREFIX + secrets.token_urlsafe(40))
         assert grant.refresh_token is not None
         self._grants.append(grant)
         self._refresh[grant.refresh_token] = grant
@@ -111,7 +118,7 @@ class TokenStore:
 
     def _mint(self, grant: Grant, expires_at: float) -> AccessToken:
         self._prune()
-        token = AccessToken("ya29.emu-" + secrets.token_urlsafe(48), grant, expires_at)
+        token = AccessToken(ACCESS_PREFIX + secrets.token_urlsafe(48), grant, expires_at)
         grant.access_tokens.append(token)
         self._access[token.value] = token
         return token

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
 import keyring
 
 from tests.fixtures.colab import cli_env, run_cli
-
-# Shapes of the emulator's Google tokens (as Google's own): access and refresh.
-TOKEN_SHAPES = re.compile(r"ya29\.[\w-]{8,}|1//[\w-]{8,}")
+from tests.fixtures.credentials import TOKEN_SHAPES
 
 
 def test_sign_in_status_refresh_and_sign_out_leak_no_token(emulator_factory, tmp_path: Path):

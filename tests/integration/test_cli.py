@@ -74,7 +74,7 @@ def test_without_a_sign_in_it_says_how_to_sign_in(emulator: Emulator, tmp_path: 
 
 def test_a_bad_token_says_sign_in_again(emulator: Emulator, tmp_path: Path):
     env = cli_env(emulator, tmp_path)
-    env["COLABTRAY_ACCESS_TOKEN"] = "ya29.revoked"
+    env["COLABTRAY_ACCESS_TOKEN"] = "revoked-token"
     result = run_cli(env, "status")
     assert result.returncode == 1 and "sign in again" in result.stderr
 

@@ -123,7 +123,7 @@ async def test_typed_errors_from_the_backend(emulator: Emulator, emu_client: Col
 
 async def test_a_revoked_token_means_signed_out(emulator: Emulator, tmp_path: Path):
     settings = settings_for(emulator, tmp_path)
-    async with ColabClient(settings, ReadyToken("ya29.not-a-token")) as client:
+    async with ColabClient(settings, ReadyToken("not-a-token")) as client:
         with pytest.raises(errors.SignedOutError):
             await client.list_assignments()
 

@@ -16,7 +16,7 @@ from colabtray.colab.models import GPU, HIGH_MEM, TPU, Runtime, RuntimeProxyInfo
 from colabtray.settings import load_settings
 from tests.fixtures.scripted_http import Reply, ScriptedServer
 
-TOKEN = "ya29.test-access-token"
+TOKEN = "test-access-token"
 
 
 def make_client(server: ScriptedServer, tokens=None, **overrides) -> ColabClient:

@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 
+from colabtray.emulator.tokens import ACCESS_PREFIX
+from tests.fixtures.credentials import TOKEN_SHAPES
 from tests.fixtures.emulator import Emulator
 from tests.fixtures.gcloud import ADC_SCOPES, LOGIN_SCOPES, REPO, Gcloud
 
 COLAB = "https://www.googleapis.com/auth/colaboratory"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 EMAIL = "https://www.googleapis.com/auth/userinfo.email"
-TOKEN_SHAPES = re.compile(r"ya29\.[\w-]{8,}|1//[\w-]{8,}|4/0[\w-]{8,}|GOCSPX-[\w-]{8,}")
 
 SIGNED_OUT = """\
 ERROR: (gcloud.auth.print-access-token) You do not currently have an active account selected.
@@ -60,7 +61,7 @@ def access_token(gcloud: Gcloud, *args: str) -> str:
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     token, newline, rest = done.stdout.partition("\n")
-    assert newline and rest == "" and token.startswith("ya29."), "not one token line"
+    assert newline and rest == "" and token.startswith(ACCESS_PREFIX), "not one token line"
     return token
 
 

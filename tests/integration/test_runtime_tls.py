@@ -92,7 +92,7 @@ async def test_sign_in_calls_name_an_untrusted_certificate_and_honour_ca_file(
         "oauth_token_url": f"{https_stand_in}/token",
         "userinfo_url": f"{https_stand_in}/userinfo",
     }
-    refresh_token = SecretStr("1//not-a-real-refresh-token")
+    refresh_token = SecretStr("not-a-real-refresh-token")
 
     distrusting = settings_for(emulator, tmp_path, ca_file=None, **endpoints)
     seen = emulator.last_seq()

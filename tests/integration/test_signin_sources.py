@@ -5,16 +5,14 @@ by tests/fixtures/gcloud.py (the real one is not assumed), google-auth for real 
 from __future__ import annotations
 
 import json
-import re
 import stat
 import sys
 from pathlib import Path
 
 from tests.fixtures.colab import cli_env, run_cli
+from tests.fixtures.credentials import TOKEN_SHAPES
 from tests.fixtures.emulator import Emulator
 from tests.fixtures.gcloud import Gcloud
-
-TOKEN_SHAPES = re.compile(r"ya29\.[\w-]{8,}|1//[\w-]{8,}|GOCSPX-[\w-]{8,}")
 
 
 def env_with(emulator: Emulator, tmp_path: Path, gcloud: Gcloud | None = None) -> dict[str, str]:

@@ -17,6 +17,7 @@ from colabtray.auth.client_file import (
     read_client_file,
 )
 from colabtray.settings import load_settings
+from tests.fixtures.credentials import client_secret
 
 DESKTOP = {
     "installed": {
@@ -24,7 +25,7 @@ DESKTOP = {
         "project_id": "my-colab",
         "auth_uri": "https://accounts.google.com/o/oauth2/auth",
         "token_uri": "https://oauth2.googleapis.com/token",
-        "client_secret": "GOCSPX-not-a-real-secret",
+        "client_secret": client_secret("in-a-desktop-file"),
         "redirect_uris": ["http://localhost"],
     }
 }

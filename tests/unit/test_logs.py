@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from colabtray.system.logs import RedactSecrets
+from tests.fixtures.credentials import access_token, refresh_token
 
 
 def render(msg: str, *args: object) -> str:
@@ -24,10 +25,10 @@ def render(msg: str, *args: object) -> str:
 def test_token_shapes_are_masked_in_messages_and_arguments():
     line = render(
         "got %s and %s; GET /x?code=4/abc&state=s1 Authorization: Bearer abc.def",
-        "ya29.a0AfB_byC-secret",
-        "1//0gRefresh-secret",
+        access_token("in-a-message"),
+        refresh_token("in-an-argument"),
     )
-    for secret in ("a0AfB_byC-secret", "0gRefresh-secret", "4/abc", "abc.def"):
+    for secret in ("in-a-message", "in-an-argument", "4/abc", "abc.def"):
         assert secret not in line
     assert "ya29.[hidden]" in line and "code=[hidden]" in line
 
@@ -52,7 +53,7 @@ def test_the_log_file_is_private_rotates_privately_and_masks_tracebacks(tmp_path
         log = logging.getLogger("colabtray.test")
         log.debug("a debug line with --verbose")
         try:
-            raise RuntimeError("POST /token failed: refresh_token=1//0gSecretInTraceback")
+            raise RuntimeError(f"POST /token failed: refresh_token={refresh_token('traceback')}")
         except RuntimeError:
             log.exception("request failed")
         (handler,) = [h for h in root.handlers if getattr(h, "baseFilename", None)]
@@ -60,7 +61,7 @@ def test_the_log_file_is_private_rotates_privately_and_masks_tracebacks(tmp_path
         log.info("after the rollover")
         text = "".join(p.read_text() for p in sorted(path.parent.glob(LOG_FILE + "*")))
         assert "a debug line with --verbose" in text and "after the rollover" in text
-        assert "Traceback" in text and "0gSecretInTraceback" not in text
+        assert "Traceback" in text and "fake-traceback" not in text
         assert "refresh_token=[hidden]" in text
         modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.parent.iterdir()}
         assert modes == {LOG_FILE: 0o600, LOG_FILE + ".1": 0o600}
