@@ -43,6 +43,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the tests' headless desktop, from this checkout
+from tests.fixtures.headless_desktop import (  # noqa: E402
+    start_keyring,
+    start_screen,
+    start_session_bus,
+    stop_all,
+)
+
 MARK = "colabtray: tray icon shown"  # colabtray.ui.app.STARTUP_MARK
 TICKS = os.sysconf("SC_CLK_TCK")
 SETTLE = 5.0  # seconds after the icon is up before idle CPU is counted
@@ -85,17 +93,9 @@ class Desktop:
     """Xvfb on a free display, and trayer as its system tray."""
 
     def __init__(self) -> None:
-        read, write = os.pipe()
-        self.xvfb = subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-            pass_fds=(write,),
-            stderr=subprocess.DEVNULL,
-        )
-        os.close(write)
-        with os.fdopen(read) as pipe:
-            self.display = ":" + pipe.readline().strip()
-        self.env = dict(os.environ, DISPLAY=self.display, QT_QPA_PLATFORM="xcb")
-        self.env.pop("DBUS_SESSION_BUS_ADDRESS", None)  # XEmbed, for both, the same way
+        env = {k: v for k, v in os.environ.items() if k != "DBUS_SESSION_BUS_ADDRESS"}
+        self.xvfb, display = start_screen(env)  # XEmbed, for both, the same way: no bus
+        self.env = dict(env, DISPLAY=display, QT_QPA_PLATFORM="xcb")
         self.trayer = subprocess.Popen(
             [
                 "trayer",
@@ -115,9 +115,7 @@ class Desktop:
         time.sleep(1.0)  # trayer claims the tray selection
 
     def stop(self) -> None:
-        for process in (self.trayer, self.xvfb):
-            process.terminate()
-            process.wait(10)
+        stop_all([self.xvfb, self.trayer])
 
 
 class EmulatorProcess:
@@ -148,53 +146,15 @@ class EmulatorProcess:
 
 class SecretService:
     """A private session bus with gnome-keyring's Secret Service on it, unlocked with a
-    throwaway password (as tests/run-inside.sh does)."""
+    throwaway password, as the tests have it."""
 
     def __init__(self, env: dict[str, str], home: Path) -> None:
-        self.bus = subprocess.Popen(
-            ["dbus-daemon", "--session", "--nofork", "--print-address=1"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.bus.stdout is not None
-        address = self.bus.stdout.readline().strip()
+        self.bus, address = start_session_bus(env)
         self.env = dict(env, DBUS_SESSION_BUS_ADDRESS=address, XDG_DATA_HOME=str(home / "data"))
-        self.daemon = subprocess.Popen(
-            ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
-            env=self.env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        assert self.daemon.stdin is not None
-        self.daemon.stdin.write(b"throwaway-password")
-        self.daemon.stdin.close()
-        ask = [
-            "dbus-send",
-            "--session",
-            "--print-reply",
-            "--dest=org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            "org.freedesktop.DBus.NameHasOwner",
-            "string:org.freedesktop.secrets",
-        ]
-        deadline = time.monotonic() + 15
-        while (
-            "boolean true"
-            not in subprocess.run(
-                ask, env=self.env, capture_output=True, text=True, check=False
-            ).stdout
-        ):
-            if time.monotonic() > deadline:
-                raise SystemExit("gnome-keyring's Secret Service did not come up")
-            time.sleep(0.1)
+        self.daemon = start_keyring(self.env)
 
     def stop(self) -> None:
-        for process in (self.daemon, self.bus):
-            process.terminate()
-            process.wait(10)
+        stop_all([self.bus, self.daemon])
 
 
 def sign_in(env: dict[str, str]) -> None:

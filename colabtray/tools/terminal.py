@@ -123,6 +123,14 @@ async def _answers(http: aiohttp.ClientSession, runtime: reach.Reached) -> bool:
 
 
 def _size() -> dict[str, int]:
+    """The terminal's own size. Not COLUMNS and LINES first, as ``shutil`` reads them: where a
+    shell exports them they stay fixed and would pin the remote size through every resize."""
+    for fd in (1, 0):
+        try:
+            columns, lines = os.get_terminal_size(fd)
+        except OSError:
+            continue
+        return {"cols": columns, "rows": lines}
     columns, lines = shutil.get_terminal_size()
     return {"cols": columns, "rows": lines}
 

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import aiohttp
@@ -29,26 +30,29 @@ CLOSED = "Connection to Colab terminal closed."
 
 def spawn_shell(env: dict[str, str], command: str = "") -> pexpect.spawn:
     """``colabtray shell CPU`` on a pseudo-terminal of 80x24 (then ``command`` in the same
-    local shell, to look at the terminal colabtray left behind)."""
+    local shell, to look at the terminal colabtray left behind). COLUMNS and LINES are
+    exported too, as some people's shells do: they must not pin the size through a resize."""
     line = f"{sys.executable} -m colabtray shell CPU; {command}"
     return pexpect.spawn(
         "bash",
         ["--norc", "--noprofile", "-c", line],
-        env={**env, "TERM": "xterm"},
+        env={**env, "TERM": "xterm", "COLUMNS": "80", "LINES": "24"},
         encoding="utf-8",
         timeout=30,
         dimensions=(24, 80),
     )
 
 
-def width_seen(session: pexpect.spawn, expected: int, tries: int = 10) -> None:
+def width_seen(session: pexpect.spawn, expected: int, seconds: float = 15) -> None:
     """Ask the remote shell for its width until it says ``expected`` (a resize travels
-    asynchronously: local SIGWINCH, frame, pty, tmux, bash), at most ``tries`` times."""
-    for _ in range(tries):
+    asynchronously: local SIGWINCH, frame, pty, tmux, bash), for at most ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         session.sendline("echo W=$(tput cols)=")
         session.expect(r"W=(\d+)=")
         if int(session.match.group(1)) == expected:
             return
+        time.sleep(0.1)
     raise AssertionError(f"the remote width never became {expected}")
 
 
