@@ -12,15 +12,30 @@ host sends enum names and ``tokenTtl: "3600s"``. Both read into the same normali
 Unknown values are kept as text so that a new accelerator never breaks listing, and numbers
 are read leniently (a count or a timestamp with a fraction, an int64 as a string) so that one
 odd field never makes a whole reply unreadable.
+
+The backend's text reaches URL paths, file names, ssh's config, menus and terminals, so it is
+read narrowly: an endpoint is an id (``m-s-abc123``) or the reply is malformed, and text shown
+to a person (an accelerator, a runtime version) keeps no control, format or line-break
+character (:func:`one_line`).
 """
 
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+)
 
 CPU, GPU, TPU = "CPU", "GPU", "TPU"
 STANDARD, HIGH_MEM = "standard", "high-mem"
@@ -64,6 +79,28 @@ _TIERS = {
 }
 
 
+ENDPOINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,199}")
+# Control, format (bidi overrides, zero-width), surrogate, private, unassigned, line breaks.
+_NOT_ONE_LINE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def one_line(text: str, limit: int = 80) -> str:
+    """``text`` as one line of visible characters, at most ``limit`` long."""
+    kept = "".join(c for c in text if unicodedata.category(c) not in _NOT_ONE_LINE)
+    return kept[:limit]
+
+
+def is_one_line(text: str) -> bool:
+    """Whether ``text`` has no control, format or line-break character."""
+    return all(unicodedata.category(c) not in _NOT_ONE_LINE for c in text)
+
+
+def check_endpoint(value: Any) -> str:
+    if not isinstance(value, str) or not ENDPOINT.fullmatch(value):
+        raise ValueError("expected a runtime id of letters, digits and . _ ~ -")
+    return value
+
+
 def _lookup(table: dict[Any, str], value: Any, *, unknown_prefix: str = "") -> str:
     if isinstance(value, bool):  # bool is an int in Python; it is never a valid enum here
         raise ValueError("expected an enum value, got a boolean")
@@ -73,7 +110,7 @@ def _lookup(table: dict[Any, str], value: Any, *, unknown_prefix: str = "") -> s
         raise ValueError("expected an enum number or name")
     if value in table:
         return table[value]
-    text = str(value)
+    text = one_line(str(value))
     return text.removeprefix(unknown_prefix) if unknown_prefix else text
 
 
@@ -94,7 +131,7 @@ def normalize_accelerator(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValueError("expected an accelerator name")
-    model = value.strip().upper()
+    model = one_line(value).strip().upper()
     return None if model in ("", "NONE") else model
 
 
@@ -147,6 +184,8 @@ AcceleratorList = Annotated[
     list[str], BeforeValidator(lambda v: [m for m in map(normalize_accelerator, v or []) if m])
 ]
 Whole = Annotated[int, BeforeValidator(_whole)]
+Endpoint = Annotated[str, BeforeValidator(check_endpoint)]
+Label = Annotated[str, AfterValidator(one_line)]
 
 
 class _Wire(BaseModel):
@@ -174,7 +213,7 @@ class RuntimeProxyInfo(_Wire):
 class Runtime(_Wire):
     """One assigned runtime, from an assign reply or either listing form."""
 
-    endpoint: str = Field(min_length=1)
+    endpoint: Endpoint
     variant: Variant
     accelerator: Accelerator = None
     shape: Shape = Field(default=STANDARD, validation_alias=AliasChoices("machineShape", "shape"))
@@ -182,7 +221,7 @@ class Runtime(_Wire):
         default=None, validation_alias=AliasChoices("runtimeProxyInfo", "proxy")
     )
     notebook_id_hash: str | None = Field(default=None, validation_alias="notebookIdHash")
-    runtime_version: str | None = Field(default=None, validation_alias="runtimeVersionLabel")
+    runtime_version: Label | None = Field(default=None, validation_alias="runtimeVersionLabel")
     idle_timeout_seconds: Whole | None = Field(default=None, validation_alias="fit")
 
     def with_proxy(self, proxy: RuntimeProxyInfo) -> Runtime:

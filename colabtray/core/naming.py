@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from colabtray.colab.models import CPU, HIGH_MEM, Runtime
+from colabtray.colab.models import CPU, HIGH_MEM, Runtime, is_one_line
 from colabtray.core.jsonfile import read_json, write_json
 
 # TPU model names as Colab's web UI shows them.
@@ -49,7 +49,8 @@ class RuntimeNames:
         data = read_json(self._path)
         if not isinstance(data, dict):
             return {}
-        return {str(k): v for k, v in data.items() if isinstance(v, str)}
+        # A name with a line break or control character (an edited file) is given anew.
+        return {str(k): v for k, v in data.items() if isinstance(v, str) and is_one_line(v)}
 
     def _save(self) -> None:
         write_json(self._path, self._names)

@@ -24,11 +24,12 @@ import os
 import re
 import shlex
 import sys
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from colabtray.colab.models import is_one_line, one_line
+from colabtray.core.jsonfile import write_atomically
 from colabtray.errors import UserError
 from colabtray.settings import Settings
 
@@ -77,7 +78,7 @@ def prune_known_hosts(path: Path, endpoints: Iterable[str]) -> None:
         return
     kept = [line for line in lines if _keeps(line, keep_aliases)]
     if kept != lines:
-        _write_private(path, "".join(kept))
+        write_atomically(path, "".join(kept))
 
 
 def _keeps(line: str, aliases: set[str]) -> bool:
@@ -121,7 +122,7 @@ def ssh_options(
         ("HostKeyAlias", key_alias(endpoint)),
         ("User", "root"),
         ("ProxyCommand", _percent(shlex.join(proxy_command(endpoint, identity, demo=demo)))),
-        ("UserKnownHostsFile", _quoted(str(known_hosts_file(settings)))),
+        ("UserKnownHostsFile", _quoted(_percent(str(known_hosts_file(settings))))),
         ("StrictHostKeyChecking", "accept-new"),
         ("UpdateHostKeys", "no"),
         ("HashKnownHosts", "no"),
@@ -139,7 +140,17 @@ def _percent(text: str) -> str:
 
 
 def _quoted(text: str) -> str:
-    return f'"{text}"' if any(c.isspace() for c in text) else text
+    """A path as one ssh_config argument: in double quotes, with ``\\``, ``"`` and ``'``
+    escaped as OpenSSH's argument splitter reads them."""
+    escaped = re.sub(r"([\\\"'])", r"\\\1", text)
+    return f'"{escaped}"'
+
+
+def _one_config_line(line: str) -> str:
+    """``line``, checked to be one line: nothing in it may start another ssh_config line."""
+    if not is_one_line(line):
+        raise UserError(f"ssh's config cannot hold a line break or control character: {line!r}")
+    return line
 
 
 def config_text(
@@ -163,12 +174,13 @@ def config_text(
     hosts = host_names(runtimes)
     for name, endpoint in runtimes:
         host = hosts[endpoint]
-        lines += ["", f"# {name} ({endpoint})", f"Host {host}", f"  HostName {host}"]
+        lines += ["", f"# {one_line(name)} ({one_line(endpoint)})"]
+        lines += [f"Host {host}", f"  HostName {host}"]
         lines += [
             f"  {key} {value}"
             for key, value in ssh_options(settings, endpoint, identity, demo=demo)
         ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(_one_config_line(line) for line in lines) + "\n"
 
 
 def host_name(name: str) -> str:
@@ -229,19 +241,31 @@ def write_config(
     """Write the config file (whole, atomically) and prune the known hosts; its path."""
     path = config_file(settings, demo=demo)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _write_private(path, config_text(settings, runtimes, identity, demo=demo))
+    write_atomically(path, config_text(settings, runtimes, identity, demo=demo))
     prune_known_hosts(known_hosts_file(settings), [endpoint for _, endpoint in runtimes])
     return path
 
 
 def included(path: Path, user_config: Path | None = None) -> bool:
-    """Whether ``~/.ssh/config`` includes ``path`` (as ``ssh-config`` writes the line)."""
+    """Whether ``~/.ssh/config`` includes ``path``: as ``ssh-config`` writes the line, or as a
+    person would (unquoted, ``~/``, relative to ``~/.ssh``)."""
     user_config = user_config or Path.home() / ".ssh" / "config"
     try:
         lines = user_config.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
         return False
-    return any(line.strip() == include_line(path) for line in lines)
+    wanted = path.expanduser().resolve()
+    return any(wanted in _included_paths(line, user_config.parent) for line in lines)
+
+
+def _included_paths(line: str, folder: Path) -> list[Path]:
+    try:
+        words = shlex.split(line, comments=True)
+    except ValueError:  # an unclosed quote: ssh would refuse the line too
+        return []
+    if not words or words[0].lower() != "include":
+        return []
+    return [(folder / Path(word).expanduser()).resolve() for word in words[1:]]
 
 
 def command_to_copy(
@@ -272,29 +296,17 @@ def add_include(path: Path, user_config: Path | None = None) -> bool:
     """Put ``Include PATH`` at the top of ``~/.ssh/config`` (Include must come before any
     Host block to apply to all); False if it is there already."""
     user_config = user_config or Path.home() / ".ssh" / "config"
-    line = include_line(path)
+    if included(path, user_config):
+        return False
+    line = _one_config_line(include_line(path))
+    target = user_config.resolve()  # a dotfiles link stays a link: write where it points
     try:
-        text = user_config.read_text(encoding="utf-8")
+        text = target.read_text(encoding="utf-8")
     except FileNotFoundError:
         text = ""
-    if any(existing.strip() == line for existing in text.splitlines()):
-        return False
-    user_config.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _write_private(user_config, f"{line}\n\n{text}" if text else f"{line}\n")
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_atomically(target, f"{line}\n\n{text}" if text else f"{line}\n")
     return True
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Replace ``path`` whole (readers never see half a file), mode 0600."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 
 # ---- following the running app's runtimes -------------------------------------------------
@@ -320,7 +332,7 @@ def follow(core: Core, *, demo: bool = False) -> None:
                 write_config(settings, runtimes, written_identity(path), demo=demo)
             else:
                 prune_known_hosts(known_hosts_file(settings), [e for _, e in runtimes])
-        except OSError as exc:
+        except (OSError, UserError) as exc:
             log.warning("could not update %s: %s", path, exc)
 
     core.registry.subscribe(changed)

@@ -62,9 +62,9 @@ def test_ssh_and_scp_through_the_generated_config(
     written = run_cli(person.env, "ssh-config", "--add-include")
     assert written.returncode == 0, written.stderr
     ours = person.ssh_dir / "colabtray_config"
-    assert f"Include {ours}" in written.stdout
+    assert f'Include "{ours}"' in written.stdout
     user_config = person.user_config.read_text()
-    assert user_config.startswith(f"Include {ours}\n")  # before any Host block
+    assert user_config.startswith(f'Include "{ours}"\n')  # before any Host block
     assert "Host elsewhere" in user_config
     entries = ours.read_text()
     assert "Host colab-cpu\n" in entries

@@ -182,7 +182,7 @@ def test_copy_ssh_command(tmp_path: Path, make_tray, monkeypatch: pytest.MonkeyP
 
     ssh_dir = tmp_path / "home" / ".ssh"
     ssh_dir.mkdir(parents=True)
-    (ssh_dir / "config").write_text(f"Include {ours}\n")
+    (ssh_dir / "config").write_text("Include ~/.ssh/colabtray_config\n")  # as a person would
     copy.trigger()  # it does: the entries are written, and ssh finds the runtime by name
     assert QGuiApplication.clipboard().text() == "ssh colab-t4-gpu"
     entries = ours.read_text()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from colabtray.colab.models import ComputeUnits, Resources, Runtime
 from colabtray.core import display
 from colabtray.core.display import TrayState
 from colabtray.core.keepalive import Verdict
+from colabtray.core.naming import RuntimeNames
 
 GIB = 1024**3
 
@@ -189,3 +192,14 @@ def test_tooltip_counts_runtimes_and_says_what_is_wrong() -> None:
     assert down.splitlines() == ["colabtray", "No runtime", "Colab could not be reached."]
     out = display.tooltip(TrayState.SIGNED_OUT, email=None, rows=[], problem="x", units_line="y")
     assert out == "colabtray: signed out"
+
+
+def test_a_name_file_with_a_line_break_in_a_name_gets_the_name_anew(tmp_path) -> None:
+    """The names file is the user's to edit; a name that would break a line of ssh's config
+    or a terminal's output is replaced, the others stay."""
+    path = tmp_path / "names.json"
+    path.write_text(json.dumps({"gpu-a": "My GPU", "gpu-b": "T4 GPU\nHost *", "m-c": "\x1b[2J"}))
+    runtimes = [_runtime("gpu-a", "GPU", "T4"), _runtime("gpu-b", "GPU", "T4")]
+    runtimes.append(_runtime("m-c", "CPU", None))
+    names = RuntimeNames(path).sync(runtimes)
+    assert names == {"gpu-a": "My GPU", "gpu-b": "T4 GPU", "m-c": "CPU"}

@@ -4,8 +4,11 @@ each test names the section)."""
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from colabtray.colab.models import (
@@ -26,8 +29,10 @@ from colabtray.colab.models import (
     Resources,
     RuntimeProxyInfo,
     UserInfo,
+    is_one_line,
     parse_ttl,
 )
+from colabtray.core.naming import kind_label
 
 
 def test_user_info_free_tier_upper_cases_models_and_defaults_missing_models():  # §4
@@ -551,3 +556,44 @@ def test_what_is_no_number_at_all_is_still_refused():
         CcuInfo.model_validate({"assignmentsCount": "several"})
     with pytest.raises(ValidationError):
         CcuInfo.model_validate({"freeCcuQuotaInfo": {"remainingTokens": "9" * 20 + ".5"}})
+
+
+# ---- the backend's text, wherever it goes next ----------------------------------------------
+# Endpoints go into URL paths, file names and ssh's config; accelerators and versions into
+# names shown in menus, terminals and config comments. Whatever the backend sends, a listing
+# either is refused as malformed or holds only text safe there.
+
+
+@settings(max_examples=500)
+@given(endpoint=st.text())
+def test_an_endpoint_is_an_id_or_the_reply_is_malformed(endpoint: str) -> None:
+    body = {"assignments": [{"endpoint": endpoint, "variant": 1, "accelerator": "T4"}]}
+    try:
+        (runtime,) = AssignmentList.model_validate(body).assignments
+    except ValidationError:
+        return
+    got = runtime.endpoint
+    assert quote(got, safe="") == got  # one URL path segment, nothing escaped
+    assert got not in (".", "..") and not got.startswith(("-", "."))  # a file name, not a flag
+    assert is_one_line(got) and got.isascii()
+
+
+@example(accelerator="T4\nProxyCommand sh -c evil", version="2025.07\r\x1b]0;pwned\x07")
+@example(accelerator="\u202ev5e", version="\u2028")
+@settings(max_examples=500)
+@given(accelerator=st.text(), version=st.text())
+def test_free_text_never_breaks_a_listing_and_stays_one_line(accelerator: str, version: str):
+    body = {
+        "assignments": [
+            {
+                "endpoint": "m-s-abc123",
+                "variant": 1,
+                "accelerator": accelerator,
+                "runtimeVersionLabel": version,
+            }
+        ]
+    }
+    (runtime,) = AssignmentList.model_validate(body).assignments
+    assert runtime.accelerator is None or is_one_line(runtime.accelerator)
+    assert runtime.runtime_version is not None and is_one_line(runtime.runtime_version)
+    assert is_one_line(kind_label(runtime.variant, runtime.accelerator))

@@ -12,8 +12,11 @@ import types
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from colabtray.emulator.ssh import checked_key
+from colabtray.errors import UserError
 from colabtray.settings import load_settings
 from colabtray.tools import ssh_hosts
 from colabtray.tools.ssh_keys import SshKeyError, identity
@@ -62,6 +65,7 @@ def test_the_config_entries_and_the_include_line(tmp_path: Path) -> None:
     assert "  User root\n" in text
     assert "  StrictHostKeyChecking accept-new\n" in text
     assert f'  UserKnownHostsFile "{tmp_path}/state 1/ssh_known_hosts"\n' in text
+    assert f'  IdentityFile "{key}"\n' in text
     assert f"ssh-proxy gpu-t4-s-1 -i {key}\n" in text
 
     written = ssh_hosts.write_config(settings, [("T4 GPU", "gpu-t4-s-1")], key)
@@ -75,7 +79,7 @@ def test_the_config_entries_and_the_include_line(tmp_path: Path) -> None:
     assert ssh_hosts.add_include(settings.ssh_config, user_config)
     assert not ssh_hosts.add_include(settings.ssh_config, user_config)  # once
     assert user_config.read_text() == (
-        f"Include {tmp_path}/cfg\n\nHost *\n  ServerAliveInterval 30\n"
+        f'Include "{tmp_path}/cfg"\n\nHost *\n  ServerAliveInterval 30\n'
     )
     assert ssh_hosts.included(settings.ssh_config, user_config)
 
@@ -147,3 +151,64 @@ async def test_an_emulator_not_running_as_root_answers_502_and_says_why(
 
 def keygen_public(path: Path) -> str:
     return Path(f"{keygen(path, 'ed25519')}.pub").read_text().strip()
+
+
+OPTION_WORDS = {"HostName"} | {key for key, _ in ssh_hosts.ssh_options(load_settings(), "e", None)}
+OPTION_WORDS |= {"IdentityFile", "IdentitiesOnly"}
+
+
+@example(names=["T4 GPU\nHost *\n  ProxyCommand sh -c evil"], key="id")
+@example(names=["CPU\r\x85\u2028Match all"], key='id"\nProxyCommand evil')
+@settings(max_examples=200, deadline=None)
+@given(names=st.lists(st.text(), min_size=1, max_size=3), key=st.text(min_size=1))
+def test_no_runtime_name_or_key_path_adds_a_line_to_sshs_config(
+    tmp_path_factory: pytest.TempPathFactory, names: list[str], key: str
+) -> None:
+    """Names come from the names file and the backend's text, the key path from the user: the
+    config file has the Host entries colabtray means and nothing else, as OpenSSH reads it
+    (``ssh -G``), or a sentence says why it cannot be written."""
+    folder = tmp_path_factory.mktemp("cfg")
+    settings_ = load_settings(state_dir=folder / "state", ssh_config=folder / "cfg")
+    runtimes = [(name, f"m-s-{index}") for index, name in enumerate(names)]
+    identity = folder / key.replace("\0", "").replace("/", "")
+    try:
+        text = ssh_hosts.config_text(settings_, runtimes, identity)
+    except UserError as refused:
+        assert "ssh's config cannot" in refused.message
+        return
+    lines = [line.strip() for line in text.splitlines()]
+    words = [line.split()[0] for line in lines if line and not line.startswith("#")]
+    assert words.count("Host") == len(runtimes)
+    assert set(words) - {"Host"} <= OPTION_WORDS
+    config = folder / "cfg"
+    config.write_text(text)
+    hosts = ssh_hosts.host_names(runtimes)
+    for _, endpoint in runtimes:
+        seen = subprocess.run(
+            ["ssh", "-G", "-F", str(config), hosts[endpoint]],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        said = dict(line.split(" ", 1) for line in seen.splitlines() if " " in line)
+        assert f" ssh-proxy {endpoint} -i " in said["proxycommand"]
+        # ssh -G shows paths before token expansion, which reads "%%" as "%".
+        assert said["identityfile"] == str(identity).replace("%", "%%")
+        known = str(ssh_hosts.known_hosts_file(settings_)).replace("%", "%%")
+        assert said["userknownhostsfile"] == known
+
+
+def test_the_include_goes_where_a_linked_ssh_config_points(tmp_path: Path) -> None:
+    """A ~/.ssh/config kept in a dotfiles folder stays a link; the line lands in its target."""
+    dotfiles = tmp_path / "dotfiles" / "ssh_config"
+    dotfiles.parent.mkdir()
+    dotfiles.write_text("Host *\n  ServerAliveInterval 30\n")
+    link = tmp_path / "ssh" / "config"
+    link.parent.mkdir()
+    link.symlink_to(dotfiles)
+    ours = tmp_path / "ssh" / "colabtray_config"
+    assert ssh_hosts.add_include(ours, link)
+    assert link.is_symlink()
+    assert dotfiles.read_text().startswith(f'Include "{ours}"\n\nHost *')
+    assert not ssh_hosts.add_include(ours, link)
