@@ -337,3 +337,15 @@ def test_environment_overrides_names_the_variables_that_win(config_dir: Path) ->
         "bridge_port": "COLABTRAY_BRIDGE_PORT",
     }
     assert environment_overrides() == {"config_dir": "COLABTRAY_CONFIG_DIR"}
+
+
+def test_the_readme_names_every_setting_in_its_table() -> None:
+    """A person learns the settings from the README's table: each has a row there."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in readme.splitlines() if line.startswith("| `COLABTRAY_")]
+    missing = [
+        name
+        for name in Settings.model_fields
+        if not any(f"`COLABTRAY_{name.upper()}`" in row for row in rows)
+    ]
+    assert missing == []
