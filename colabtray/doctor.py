@@ -344,23 +344,21 @@ async def _dbus_name_has_owner(name: str) -> bool:
         from dbus_fast import Message
         from dbus_fast.aio import MessageBus
 
-        bus = await asyncio.wait_for(MessageBus().connect(), TIMEOUT)
+        async with asyncio.timeout(TIMEOUT):
+            bus = await MessageBus().connect()
     except Exception:  # no session bus, no dbus-fast: nothing owns anything
         return False
     try:
-        reply = await asyncio.wait_for(
-            bus.call(
-                Message(
-                    destination="org.freedesktop.DBus",
-                    path="/org/freedesktop/DBus",
-                    interface="org.freedesktop.DBus",
-                    member="NameHasOwner",
-                    signature="s",
-                    body=[name],
-                )
-            ),
-            TIMEOUT,
+        question = Message(
+            destination="org.freedesktop.DBus",
+            path="/org/freedesktop/DBus",
+            interface="org.freedesktop.DBus",
+            member="NameHasOwner",
+            signature="s",
+            body=[name],
         )
+        async with asyncio.timeout(TIMEOUT):
+            reply = await bus.call(question)
         return bool(reply is not None and reply.body and reply.body[0])
     except Exception:
         return False
@@ -373,7 +371,8 @@ async def _notifications() -> Check:
 
     notifier = Notifier()
     try:
-        capabilities = await asyncio.wait_for(notifier.capabilities(), TIMEOUT)
+        async with asyncio.timeout(TIMEOUT):
+            capabilities = await notifier.capabilities()
     except TimeoutError:
         capabilities = frozenset()
     finally:

@@ -251,7 +251,8 @@ class RuntimeServer:
         await self._upstream.stop()
         for ws in list(self._sockets):
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(code=1001, message=b"bridge closed"), 1)
+                async with asyncio.timeout(1):
+                    await ws.close(code=1001, message=b"bridge closed")
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -141,7 +141,8 @@ class MainLoopBackend:
         except RuntimeError:  # the main loop is closed: the app is going away
             raise errors.BackendUnavailableError(what, "colabtray is shutting down") from None
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), within or self._timeout)
+            async with asyncio.timeout(within or self._timeout):
+                return await asyncio.wrap_future(future)
         except TimeoutError:
             future.cancel()
             raise errors.BackendUnavailableError(what, "timed out") from None

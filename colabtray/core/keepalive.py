@@ -181,7 +181,8 @@ class KeepAlive:
                 self._wake.clear()
                 await self.tick()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._settings.keepalive_interval)
+                    async with asyncio.timeout(self._settings.keepalive_interval):
+                        await self._wake.wait()
         finally:
             for task in self._prompt_tasks.values():
                 task.cancel()
@@ -268,7 +269,8 @@ class KeepAlive:
         self._presenter.show(question, lambda choice: self.answer(endpoint, choice))
         self._changed()
         try:
-            choice = await asyncio.wait_for(future, question.seconds)
+            async with asyncio.timeout(question.seconds):
+                choice = await future
         except TimeoutError:
             choice = None
         except asyncio.CancelledError:  # withdrawn: the runtime became active or went away

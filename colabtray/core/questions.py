@@ -61,7 +61,8 @@ class Questions:
             self._waiting[question.key] = waiting
             self.asker.ask(question, lambda yes: self.answer(question.key, yes))
         try:
-            return await asyncio.wait_for(asyncio.shield(waiting), within)
+            async with asyncio.timeout(within):
+                return await asyncio.shield(waiting)
         except TimeoutError:
             self.answer(question.key, False)
             return False

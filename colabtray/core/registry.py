@@ -176,7 +176,8 @@ class RuntimeRegistry:
             await self.refresh()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.plan.delay())
+                async with asyncio.timeout(self.plan.delay()):
+                    await self._wake.wait()
 
     def poke(self) -> None:
         self._wake.set()

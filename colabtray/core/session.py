@@ -168,7 +168,8 @@ class Session:
             if on_waiting is not None:
                 on_waiting()
             try:
-                code = await asyncio.wait_for(receiver.wait(), wait_seconds)
+                async with asyncio.timeout(wait_seconds):
+                    code = await receiver.wait()
             except TimeoutError:
                 raise SignInTimeoutError(wait_seconds) from None
         finally:

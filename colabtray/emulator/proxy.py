@@ -180,7 +180,8 @@ class RuntimeProxy:
         self._terminal.stop()
         for ws in list(self._sockets):
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(code=1001, message=b"runtime gone"), 1)
+                async with asyncio.timeout(1):
+                    await ws.close(code=1001, message=b"runtime gone")
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -179,7 +179,8 @@ class RuntimeManager:
             return
         procs.kill_group(process.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(process.wait(), STOP_GRACE)
+            async with asyncio.timeout(STOP_GRACE):
+                await process.wait()
         except TimeoutError:
             procs.kill_group(process.pid, signal.SIGKILL)
             await process.wait()

@@ -216,7 +216,8 @@ class RuntimeSsh:
             with contextlib.suppress(Exception):
                 process.stdin.close()
         try:
-            await asyncio.wait_for(process.wait(), CLOSE_GRACE)
+            async with asyncio.timeout(CLOSE_GRACE):
+                await process.wait()
         except TimeoutError:
             _kill(process.pid)
         _kill_all([*started, *_descendants(process.pid)])

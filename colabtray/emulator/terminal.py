@@ -141,7 +141,8 @@ class _Shell:
         self._signal(signal.SIGHUP)
         await asyncio.to_thread(self._kill_tmux)
         try:
-            await asyncio.wait_for(asyncio.to_thread(self.process.wait), GRACE)
+            async with asyncio.timeout(GRACE):
+                await asyncio.to_thread(self.process.wait)
         except TimeoutError:
             self._signal(signal.SIGKILL)
             await asyncio.to_thread(self.process.wait)

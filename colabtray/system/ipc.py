@@ -132,7 +132,8 @@ class ControlServer:
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+                async with asyncio.timeout(2):
+                    await self._server.wait_closed()
             self._server = None
             self.path.unlink(missing_ok=True)
         if self._lock is not None:
@@ -150,7 +151,8 @@ class ControlServer:
                 log.exception("control request failed")
                 reply = _error("colabtray failed to answer; see its log.")
             writer.write(_line(reply))
-            await asyncio.wait_for(writer.drain(), READ_TIMEOUT)
+            async with asyncio.timeout(READ_TIMEOUT):
+                await writer.drain()
         except (OSError, TimeoutError) as exc:
             log.info("control connection dropped: %s", type(exc).__name__)
         finally:
@@ -162,7 +164,8 @@ class ControlServer:
         self, reader: asyncio.StreamReader, transport: asyncio.BaseTransport
     ) -> Reply:
         try:
-            line = await asyncio.wait_for(reader.readline(), READ_TIMEOUT)
+            async with asyncio.timeout(READ_TIMEOUT):
+                line = await reader.readline()
         except TimeoutError:
             return _error("No request arrived in time.")
         except ValueError:  # longer than MAX_LINE
@@ -275,7 +278,8 @@ async def request(
             else:
                 port, secret = _address(path)
                 opening = asyncio.open_connection("127.0.0.1", port, limit=MAX_LINE)
-            reader, writer = await asyncio.wait_for(opening, answer_within)
+            async with asyncio.timeout(answer_within):
+                reader, writer = await opening
             break
         except (FileNotFoundError, ConnectionRefusedError):
             if loop.time() >= deadline:
@@ -289,8 +293,10 @@ async def request(
             request["secret"] = secret
         line = json.dumps(request)
         writer.write(line.encode() + b"\n")
-        await asyncio.wait_for(writer.drain(), answer_within)
-        raw = await asyncio.wait_for(reader.readline(), answer_within)
+        async with asyncio.timeout(answer_within):
+            await writer.drain()
+        async with asyncio.timeout(answer_within):
+            raw = await reader.readline()
     except TimeoutError:
         raise IpcError(f"colabtray did not answer within {answer_within:.0f} s.") from None
     except (OSError, ValueError):

@@ -277,7 +277,8 @@ class RuntimeFiles:
             await self._call("DELETE", path, f"to delete {shown(path)}", missing_ok=True)
 
         try:
-            await asyncio.wait_for(empty_then_delete(), 15)
+            async with asyncio.timeout(15):
+                await empty_then_delete()
         except (_Lost, _Refused, TimeoutError, UserError) as exc:
             log.info("could not remove %s: %s", shown(path), exc)
 

@@ -27,9 +27,10 @@ from colabtray.system import instance, ipc
 from colabtray.ui.app import STARTUP_MARK
 from tests.fixtures.colab import cli_env, run_cli
 from tests.fixtures.desktop import Dunst
-from tests.fixtures.emulator import Emulator, pid_alive, start_emulator, wait_for
+from tests.fixtures.emulator import Emulator, pid_alive, start_emulator
 from tests.fixtures.environment import isolated_env
 from tests.fixtures.jupyter_client import KernelSession
+from tests.fixtures.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"

@@ -19,8 +19,9 @@ import pytest
 import websockets
 
 from colabtray.bridge import bridge_registry
-from tests.fixtures.bridge import Bridged, until
+from tests.fixtures.bridge import Bridged
 from tests.fixtures.jupyter_client import KernelSession, split_url
+from tests.fixtures.waiting import until
 
 pytestmark = pytest.mark.slow
 

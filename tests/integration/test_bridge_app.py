@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.bridge import until
 from tests.fixtures.colab import headless_app, run_cli
 from tests.fixtures.jupyter_client import KernelSession
+from tests.fixtures.waiting import until
 
 pytestmark = pytest.mark.slow
 

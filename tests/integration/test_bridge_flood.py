@@ -20,9 +20,9 @@ import httpx2
 import pytest
 
 from colabtray.listen.connections import HEAD_TIMEOUT
-from tests.fixtures.bridge import until
 from tests.fixtures.colab import headless_app, run_cli
 from tests.fixtures.jupyter_client import KernelSession, split_url
+from tests.fixtures.waiting import until
 
 pytestmark = pytest.mark.slow
 

@@ -19,9 +19,10 @@ import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fixtures.bridge import Bridged, bridge_on, until
+from tests.fixtures.bridge import Bridged, bridge_on
 from tests.fixtures.hostile import METHODS, VERSIONS, Canary, exchange, status_of, steering_targets
 from tests.fixtures.jupyter_client import KernelSession, split_url
+from tests.fixtures.waiting import until
 
 pytestmark = pytest.mark.slow
 

@@ -20,9 +20,10 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.fixtures.bridge import Bridged, until
+from tests.fixtures.bridge import Bridged
 from tests.fixtures.emulator import Emulator
 from tests.fixtures.jupyter_client import KernelSession, split_url
+from tests.fixtures.waiting import until
 
 pytestmark = pytest.mark.slow
 

@@ -24,9 +24,10 @@ import pytest
 
 from colabtray import __version__
 from colabtray.system import ipc
-from tests.fixtures.emulator import READY_LINE, pids_mentioning, wait_for
+from tests.fixtures.emulator import READY_LINE, pids_mentioning
 from tests.fixtures.environment import isolated_env
 from tests.fixtures.jupyter_client import KernelSession
+from tests.fixtures.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "packaging" / "colabtray.spec"

@@ -24,7 +24,8 @@ from tests.fixtures.colab import (
     new_runtime,
     run_cli,
 )
-from tests.fixtures.emulator import Emulator, wait_for
+from tests.fixtures.emulator import Emulator
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from colabtray.system import instance, ipc
-from tests.fixtures.emulator import pid_alive, wait_for
+from tests.fixtures.emulator import pid_alive
 from tests.fixtures.environment import isolated_env
+from tests.fixtures.waiting import wait_for
 
 
 def children(pid: int) -> list[int]:

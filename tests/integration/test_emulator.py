@@ -29,10 +29,11 @@ from hypothesis import strategies as st
 from websockets.typing import Subprotocol
 
 from colabtray.emulator.__main__ import main as emulator_main
-from tests.fixtures.emulator import Emulator, pid_alive, pids_mentioning, wait_for
+from tests.fixtures.emulator import Emulator, pid_alive, pids_mentioning
 from tests.fixtures.hostile import METHODS, status_of, steering_targets
 from tests.fixtures.hostile import exchange as raw_exchange
 from tests.fixtures.kernel import execute as run_code
+from tests.fixtures.waiting import wait_for
 
 XSSI = ")]}'\n"
 REDIRECT = "http://127.0.0.1:53127"

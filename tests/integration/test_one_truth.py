@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.bridge import until
 from tests.fixtures.colab import cli_env, headless_app, run_cli
 from tests.fixtures.emulator import Emulator
 from tests.fixtures.environment import isolated_env
 from tests.fixtures.jupyter_client import KernelSession
+from tests.fixtures.waiting import until, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +57,9 @@ def test_demo_commands_go_to_the_running_demo(tmp_path: Path) -> None:
         start_new_session=True,
     )
     try:
-        made = _until_ok(lambda: run_cli(env, "--demo", "new", "--cpu", "--json"), 90)
+        made = wait_for(
+            lambda: succeeded(run_cli(env, "--demo", "new", "--cpu", "--json")), 90, 0.5
+        )
         runtime = json.loads(made.stdout)
         assert runtime["url"].startswith("http://127.0.0.1:")  # bridged by the demo app
         status = json.loads(run_cli(env, "--demo", "status", "--json").stdout)
@@ -82,7 +84,7 @@ def test_demo_commands_go_to_the_running_demo(tmp_path: Path) -> None:
 def test_new_then_url_at_once_through_the_running_app(headless_env: dict[str, str]) -> None:
     env = headless_env
     with headless_app(env):
-        _until_ok(lambda: run_cli(env, "status"), 60)
+        wait_for(lambda: succeeded(run_cli(env, "status")), 60, 0.5)
         made = run_cli(env, "new", "--cpu", "--json")
         assert made.returncode == 0, made.stderr
         runtime = json.loads(made.stdout)
@@ -206,15 +208,10 @@ async def test_a_kernel_keeps_working_after_keep(
         assert (await kernel.execute("print(6*7)"))[0] == "42\n"
 
 
-def _until_ok(run, seconds: float):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while True:
-        result = run()
-        if result.returncode == 0:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never succeeded: {result.stderr}")
-        time.sleep(0.5)
+def succeeded(
+    result: subprocess.CompletedProcess[str],
+) -> subprocess.CompletedProcess[str] | None:
+    return result if result.returncode == 0 else None
 
 
 async def test_the_background_poll_stays_within_its_rate(

@@ -26,10 +26,10 @@ from colabtray.colab.errors import SignedOutError, UntrustedCertificateError
 from colabtray.core.naming import RuntimeNames
 from colabtray.core.notices import notice_for
 from colabtray.core.registry import BackendLost, Event, RuntimeRegistry
-from tests.fixtures.bridge import until
 from tests.fixtures.colab import headless_app, run_cli, settings_for
 from tests.fixtures.emulator import Emulator, start_emulator
 from tests.fixtures.jupyter_client import KernelSession, split_url
+from tests.fixtures.waiting import until
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,9 @@ import pexpect
 import pytest
 
 from tests.fixtures.colab import cli_env, content_dir, idle_runtime_in_app, new_runtime, run_cli
-from tests.fixtures.emulator import Emulator, wait_for
+from tests.fixtures.emulator import Emulator
 from tests.fixtures.terminal import pids_working_in
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [
     pytest.mark.slow,

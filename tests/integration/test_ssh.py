@@ -19,8 +19,9 @@ import websockets
 
 from colabtray.emulator.ssh import find_sshd
 from tests.fixtures.colab import cli_env, content_dir, headless_app, new_runtime, run_cli
-from tests.fixtures.emulator import Emulator, pids_mentioning, wait_for
+from tests.fixtures.emulator import Emulator, pids_mentioning
 from tests.fixtures.ssh import SshPerson, make_key, proxy_of, public_key
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [
     pytest.mark.slow,

@@ -11,8 +11,8 @@ import pytest
 from PySide6.QtGui import QGuiApplication
 
 from colabtray.colab.models import GPU
-from tests.fixtures.emulator import wait_for
 from tests.fixtures.terminal import stand_in_terminal
+from tests.fixtures.waiting import wait_for
 from tests.ui.conftest import action, offline_core, runtime, submenu, with_runtimes
 
 T4 = runtime("gpu-t4-s-aaa", GPU, "T4", high_mem=True)
