@@ -18,8 +18,9 @@ echo "test.sh: ruff check ."
 .venv/bin/ruff check . || lint_status=$?
 
 # The tests mostly wait on servers, kernels and timers: three workers keep two cores busy.
-# A short base for tmp_path: the tests' control sockets live under it, and a UNIX socket's
-# path may not be longer than 107 bytes.
+# A short base for tmp_path: the apps the tests start keep their control sockets under it, and
+# only a short path leaves room for a UNIX socket's (deeper, they would use the loopback
+# channel instead, which tests/unit/test_ipc_tcp.py covers).
 base_temp="$(mktemp -d /tmp/ct.XXXXXX)"
 trap 'rm -rf "$base_temp"' EXIT
 test_status=0

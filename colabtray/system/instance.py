@@ -57,10 +57,23 @@ def channel_name(config_dir: Path) -> str:
     return "ipc-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
+# A UNIX socket's path has room for 107 bytes on Linux, 103 on macOS.
+MAX_SOCKET_PATH = 100
+
+
 def socket_path(config_dir: Path) -> Path:
-    """Where the control channel is: the UNIX socket, or the file naming port and secret."""
-    suffix = ".sock" if unix_sockets() else ".json"
-    return channel_dir() / f"{channel_name(config_dir)}{suffix}"
+    """Where the control channel is: the UNIX socket, or the file naming port and secret
+    (where there are no UNIX sockets, or the runtime directory is too deep for one's path).
+    Server and clients derive it alike, so they always meet on the same kind."""
+    base = channel_dir() / channel_name(config_dir)
+    socket = base.with_suffix(".sock")
+    if unix_sockets() and len(os.fsencode(socket)) <= MAX_SOCKET_PATH:
+        return socket
+    return base.with_suffix(".json")
+
+
+def is_unix_socket(path: Path) -> bool:
+    return path.suffix == ".sock"
 
 
 class InstanceLock:

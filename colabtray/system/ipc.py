@@ -38,7 +38,7 @@ from typing import Any
 from colabtray.core.jsonfile import read_json, write_atomically
 from colabtray.errors import UserError
 from colabtray.listen.connections import ConnectionGuard
-from colabtray.system.instance import InstanceError, InstanceLock, socket_path, unix_sockets
+from colabtray.system.instance import InstanceError, InstanceLock, is_unix_socket, socket_path
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class ControlServer:
             reader = asyncio.StreamReader(limit=MAX_LINE, loop=loop)
             return asyncio.StreamReaderProtocol(reader, self._serve, loop=loop)
 
-        if unix_sockets():
+        if is_unix_socket(self.path):
             self._server = await loop.create_unix_server(
                 self._guard.protocols(protocol), path=str(self.path)
             )
@@ -273,7 +273,7 @@ async def request(
     secret: str | None = None
     while True:
         try:
-            if unix_sockets():
+            if is_unix_socket(path):
                 opening = asyncio.open_unix_connection(str(path), limit=MAX_LINE)
             else:
                 port, secret = _address(path)

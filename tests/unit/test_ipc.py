@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import stat
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,11 +21,12 @@ from colabtray.system import instance, ipc
 
 
 @pytest.fixture(autouse=True)
-def runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "run"
-    path.mkdir(mode=0o700)
+def runtime_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A short one, as desktops have (/run/user/UID): room for a UNIX socket's path."""
+    path = Path(tempfile.mkdtemp(prefix="ct-run-"))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(path))
-    return path
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
@@ -264,3 +267,24 @@ async def test_a_flood_of_silent_connections_does_not_lock_the_user_out(
     finally:
         for _reader, writer in silent:
             writer.close()
+
+
+async def test_a_runtime_dir_too_deep_for_a_unix_socket_uses_the_loopback_channel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some systems give a runtime directory whose path leaves no room for a socket's name
+    (107 bytes on Linux): the app and its commands still meet, on a loopback port."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True, mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(deep))
+    claimed = ipc.ControlServer.claim(tmp_path / "config")
+    assert claimed is not None
+    claimed.register("show", lambda args: {"shown": "menu"})
+    await claimed.start()
+    try:
+        assert claimed.path.suffix == ".json"
+        assert stat.S_IMODE(claimed.path.stat().st_mode) == 0o600
+        assert await ipc.request(tmp_path / "config", "show") == {"shown": "menu"}
+        assert ipc.ControlServer.claim(tmp_path / "config") is None  # still one instance
+    finally:
+        await claimed.close()
