@@ -121,7 +121,7 @@ def ssh_options(
     options = [
         ("HostKeyAlias", key_alias(endpoint)),
         ("User", "root"),
-        ("ProxyCommand", _percent(shlex.join(proxy_command(endpoint, identity, demo=demo)))),
+        ("ProxyCommand", _percent(_shell_line(proxy_command(endpoint, identity, demo=demo)))),
         ("UserKnownHostsFile", _quoted(_percent(str(known_hosts_file(settings))))),
         ("StrictHostKeyChecking", "accept-new"),
         ("UpdateHostKeys", "no"),
@@ -132,6 +132,21 @@ def ssh_options(
     if identity is not None:
         options += [("IdentityFile", _quoted(_percent(str(identity)))), ("IdentitiesOnly", "yes")]
     return options
+
+
+def _shell_line(words: list[str]) -> str:
+    """``words`` as a command line for sh that OpenSSH's own splitting of the config line
+    also accepts: it reads a backslash before a quote as an escape even inside single quotes,
+    so backslashes and single quotes go in double quotes, everything else in single ones."""
+    return " ".join(_shell_word(word) for word in words)
+
+
+def _shell_word(word: str) -> str:
+    if re.fullmatch(r"[\w@%+=:,./-]+", word, re.ASCII):
+        return word
+    quoted = {"\\": '"\\\\"', "'": '"\'"'}
+    parts = (quoted.get(part, f"'{part}'") for part in re.split(r"([\\'])", word) if part)
+    return "".join(parts) or "''"
 
 
 def _percent(text: str) -> str:

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import os
+import shlex
 import subprocess
 import types
 from pathlib import Path
@@ -158,9 +159,14 @@ OPTION_WORDS |= {"IdentityFile", "IdentitiesOnly"}
 
 
 @example(names=["T4 GPU\nHost *\n  ProxyCommand sh -c evil"], key="id")
+@example(names=["CPU"], key="\\")  # a backslash before the closing quote (found in CI)
+@example(names=["CPU"], key="it's \\' %d \"x\"")
 @example(names=["CPU\r\x85\u2028Match all"], key='id"\nProxyCommand evil')
 @settings(max_examples=200, deadline=None)
-@given(names=st.lists(st.text(), min_size=1, max_size=3), key=st.text(min_size=1))
+@given(
+    names=st.lists(st.text(), min_size=1, max_size=3),
+    key=st.text(alphabet=" \\'\"%$`~#=ab", min_size=1) | st.text(min_size=1),
+)
 def test_no_runtime_name_or_key_path_adds_a_line_to_sshs_config(
     tmp_path_factory: pytest.TempPathFactory, names: list[str], key: str
 ) -> None:
@@ -192,7 +198,9 @@ def test_no_runtime_name_or_key_path_adds_a_line_to_sshs_config(
             check=True,
         ).stdout
         said = dict(line.split(" ", 1) for line in seen.splitlines() if " " in line)
-        assert f" ssh-proxy {endpoint} -i " in said["proxycommand"]
+        # What sh will run (ssh -G shows it before "%%" becomes "%"):
+        command = shlex.split(said["proxycommand"].replace("%%", "%"))
+        assert command == ssh_hosts.proxy_command(endpoint, identity)
         # ssh -G shows paths before token expansion, which reads "%%" as "%".
         assert said["identityfile"] == str(identity).replace("%", "%%")
         known = str(ssh_hosts.known_hosts_file(settings_)).replace("%", "%%")
