@@ -232,6 +232,32 @@ async def test_the_network_coming_back_runs_a_tick_at_once(emulator_factory, tmp
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+@pytest.mark.parametrize("turns", range(4))
+async def test_quitting_right_after_a_wake_up_stops_keep_alive(
+    emulator_factory, tmp_path: Path, turns: int
+):
+    """The network comes back (a wake-up) just as the app quits: keep-alive still stops.
+    (On Python 3.11 a wait with ``asyncio.wait_for`` lost that cancel and ran on.)"""
+    emulator = emulator_factory()
+    settings = settings_for(emulator, tmp_path, keepalive_interval=600.0)
+    async with ColabClient(settings, ReadyToken(emulator.access_token)) as client:
+        registry = RuntimeRegistry(client, RuntimeNames(tmp_path / "names.json"))
+        keepalive = KeepAlive(settings, registry, RecordingPresenter())
+        ticked = asyncio.Event()
+        keepalive.subscribe(ticked.set)  # told at the end of a tick: it waits next
+        task = asyncio.create_task(keepalive.run())
+        await until(ticked.is_set, 30)
+        keepalive.poke()
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=5)
+        if not done:
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert done, "keep-alive went on after it was cancelled"
+
+
 # ---- evidence of use: what keeps a runtime without asking ----------------------------------
 
 
