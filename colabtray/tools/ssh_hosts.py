@@ -189,8 +189,8 @@ def config_text(
     hosts = host_names(runtimes)
     for name, endpoint in runtimes:
         host = hosts[endpoint]
-        lines += ["", f"# {one_line(name)} ({one_line(endpoint)})"]
-        lines += [f"Host {host}", f"  HostName {host}"]
+        # The name may come from an edited names file; the endpoint is an id (colab.models).
+        lines += ["", f"# {one_line(name)} ({endpoint})", f"Host {host}", f"  HostName {host}"]
         lines += [
             f"  {key} {value}"
             for key, value in ssh_options(settings, endpoint, identity, demo=demo)
