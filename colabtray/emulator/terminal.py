@@ -5,8 +5,10 @@ the runtime's ``/content``. Frames are JSON text both ways (docs/protocol.md §1
 ``{"data": "…"}`` carries keystrokes in and output out, ``{"cols": N, "rows": M}`` sets the
 terminal's size (applied to the pty, so the shell and tmux see SIGWINCH). Each connection has
 its own shell and its own tmux server (a private socket name); when the socket closes, the
-shell ends, or the runtime stops, all of it is killed. The proxy token is checked before this
-module is reached.
+shell ends, or the runtime stops, all of it is killed: every process that carries the
+connection's mark in its environment, wherever it was reparented to (a background job whose
+bash went on the pty's hangup without passing SIGHUP on is one). The proxy token is checked
+before this module is reached.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import signal
 import struct
 import subprocess
 import termios
+import time
 from pathlib import Path
 
 from aiohttp import WSMsgType, web
@@ -35,6 +38,8 @@ log = logging.getLogger("colabtray.emulator.terminal")
 READ = 64 * 1024
 GRACE = 2.0  # how long the shell gets to end after SIGHUP before it is killed
 MAX_SIZE = 1000  # columns or rows beyond this are not a terminal
+MARK = "COLABTRAY_TERMINAL"  # in the environment of everything a connection's shell starts
+PROC = Path("/proc")
 
 
 def set_size(fd: int, cols: int, rows: int) -> None:
@@ -94,10 +99,13 @@ class RuntimeTerminal:
 class _Shell:
     """A shell process on a pty: its master end, its process group, its tmux server."""
 
-    def __init__(self, process: subprocess.Popen[bytes], master: int, tmux: str | None) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], master: int, tmux: str | None, label: str
+    ) -> None:
         self.process = process
         self.master = master
         self._tmux = tmux
+        self._mark = f"{MARK}={label}".encode()
         self._closed = False
 
     @classmethod
@@ -115,7 +123,7 @@ class _Shell:
         master, slave = os.openpty()
         try:
             set_size(master, 80, 24)
-            env = dict(os.environ, TERM="xterm-256color")
+            env = dict(os.environ, TERM="xterm-256color", **{MARK: label})
             env.pop("TMUX", None)
             process = subprocess.Popen(
                 argv,
@@ -133,13 +141,14 @@ class _Shell:
         finally:
             os.close(slave)
         os.set_blocking(master, False)
-        return cls(process, master, label if tmux else None)
+        return cls(process, master, label if tmux else None, label)
 
     async def end(self) -> None:
-        """SIGHUP to the shell's group (as a terminal closing does), then SIGKILL if need be;
-        the tmux server is killed with it."""
+        """SIGHUP to the shell's group (as a terminal closing does) and to every process it
+        started, then SIGKILL to what is left after GRACE; the tmux server is killed with it."""
         self._signal(signal.SIGHUP)
         await asyncio.to_thread(self._kill_tmux)
+        await asyncio.to_thread(self._end_marked)
         try:
             async with asyncio.timeout(GRACE):
                 await asyncio.to_thread(self.process.wait)
@@ -151,10 +160,38 @@ class _Shell:
     def kill(self) -> None:
         self._signal(signal.SIGKILL)
         self._kill_tmux()
+        self._signal_marked(signal.SIGKILL)
 
     def _signal(self, number: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, number)
+
+    def _marked(self) -> list[int]:
+        """Live processes with this shell's mark in their environment (none where there is no
+        /proc to look in: there the shell's group and tmux server are all that is ended)."""
+        found = []
+        for entry in PROC.glob("[0-9]*"):
+            try:
+                environ = (entry / "environ").read_bytes()
+                state = (entry / "stat").read_bytes().rpartition(b")")[2].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state not in (b"Z", b"X") and self._mark in environ.split(b"\0"):
+                found.append(int(entry.name))
+        return found
+
+    def _signal_marked(self, number: int) -> None:
+        for pid in self._marked():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, number)
+
+    def _end_marked(self) -> None:
+        """SIGHUP to every marked process, SIGKILL to those still there after GRACE."""
+        self._signal_marked(signal.SIGHUP)
+        deadline = time.monotonic() + GRACE
+        while self._marked() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._signal_marked(signal.SIGKILL)
 
     def _kill_tmux(self) -> None:
         if self._tmux is None:

@@ -107,13 +107,16 @@ def test_piped_input_runs_then_the_session_ends(emulator: Emulator, tmp_path: Pa
 def test_a_session_killed_locally_leaves_nothing_running_on_the_runtime(
     emulator: Emulator, tmp_path: Path
 ) -> None:
+    """A background job, and one in a session of its own that no hangup reaches (bash's
+    SIGHUP to its jobs never did, and bash may even go on the pty's EOF without passing it
+    on): both end with the connection."""
     env = cli_env(emulator, tmp_path)
     content = content_dir(emulator, new_runtime(env)["endpoint"])
     session = spawn_shell(env)
     try:
-        session.sendline("sleep 1000 & echo S=$((1 + 1))=")
+        session.sendline("sleep 1000 & setsid sleep 1001 & echo S=$((1 + 1))=")
         session.expect_exact("S=2=")
-        assert pids_working_in(content)
+        wait_for(lambda: len(pids_working_in(content)) >= 4, 5)  # tmux, bash, two sleeps
     finally:
         session.close(force=True)  # SIGKILL: no goodbye, the socket just breaks
     wait_for(lambda: not pids_working_in(content), 15)
