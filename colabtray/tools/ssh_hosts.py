@@ -14,6 +14,7 @@ rewritten as runtimes come and go: by the running app (:func:`follow`), and by e
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -330,17 +331,14 @@ def add_include(path: Path, user_config: Path | None = None) -> bool:
 def follow(core: Core, *, demo: bool = False) -> None:
     """In the running app: rewrite the config file ``ssh-config`` made (if there is one) and
     prune the known hosts whenever the listed runtimes change (any registry event: the first
-    listing announces no runtime as added)."""
+    listing announces no runtime as added). The files are written in a worker thread (they
+    are synced to disk, and the loop is the tray's), newest list last."""
     settings = core.settings
     last: list[list[tuple[str, str]]] = []
+    newest: list[list[tuple[str, str]]] = []  # not written yet
+    writing: list[asyncio.Task[None]] = []
 
-    def changed(_event: Event) -> None:
-        if not core.registry.state.loaded:
-            return
-        runtimes = [(name, rt.endpoint) for name, rt in core.registry.runtimes()]
-        if last and last[0] == runtimes:
-            return
-        last[:] = [runtimes]
+    def update(runtimes: list[tuple[str, str]]) -> None:
         path = config_file(settings, demo=demo)
         try:
             if written_here(path, settings):
@@ -349,5 +347,19 @@ def follow(core: Core, *, demo: bool = False) -> None:
                 prune_known_hosts(known_hosts_file(settings), [e for _, e in runtimes])
         except (OSError, UserError) as exc:
             log.warning("could not update %s: %s", path, exc)
+
+    async def write_newest() -> None:
+        while newest:
+            await asyncio.to_thread(update, newest.pop())
+
+    def changed(_event: Event) -> None:
+        if not core.registry.state.loaded:
+            return
+        runtimes = [(name, rt.endpoint) for name, rt in core.registry.runtimes()]
+        if last and last[0] == runtimes:
+            return
+        last[:] = newest[:] = [runtimes]
+        if not writing or writing[0].done():
+            writing[:] = [core.spawn(write_newest())]
 
     core.registry.subscribe(changed)

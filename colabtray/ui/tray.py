@@ -333,13 +333,26 @@ class Tray(QObject):
 
     def copy_ssh_command(self, endpoint: str) -> None:
         """``ssh colab-NAME`` (the ssh-config file written first) or ``colabtray ssh NAME``."""
+        self.core.spawn(
+            self._copy_ssh_command(endpoint),
+            on_error=lambda s: self.error("Could not copy the SSH command", s),
+        )
+
+    async def _copy_ssh_command(self, endpoint: str) -> None:
         from colabtray.tools.ssh_hosts import command_to_copy
 
         runtimes = [(row.name, row.endpoint) for row in self.core.rows()]
-        try:
-            command = command_to_copy(self.core.settings, runtimes, endpoint, demo=self.demo)
+        try:  # off the Qt thread: the config file is synced, a first key is ssh-keygen's
+            command = await asyncio.to_thread(
+                command_to_copy, self.core.settings, runtimes, endpoint, demo=self.demo
+            )
         except OSError as exc:
             log.warning("could not write the SSH config: %s", exc)
+            self.error(
+                "Could not copy the SSH command",
+                f"colabtray could not write its SSH config ({exc.strerror or exc}); "
+                "check that ~/.ssh is writable.",
+            )
             return
         QGuiApplication.clipboard().setText(command)
 

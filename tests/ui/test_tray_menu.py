@@ -168,26 +168,43 @@ def test_connection_url_once_a_bridge_is_attached(tmp_path: Path, make_tray) -> 
     assert QGuiApplication.clipboard().text() == "jupyter lab --gateway-url=http://127.0.0.1:4242"
 
 
-def test_copy_ssh_command(tmp_path: Path, make_tray, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_copy_ssh_command(
+    qapp, tmp_path: Path, make_tray, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     core = offline_core(tmp_path)
     with_runtimes(core, ("T4 GPU", T4), ("CPU", CPU_RT))
     tray = make_tray(core)
     tray.menu.rebuild()
     copy = action(submenu(tray.menu.menu, f"runtime:{T4.endpoint}"), "copy-ssh-command")
-    copy.trigger()  # ~/.ssh/config does not include colabtray's entries: the command
-    assert QGuiApplication.clipboard().text() == "colabtray ssh 'T4 GPU'"
-    ours = tmp_path / "home" / ".ssh" / "colabtray_config"
-    assert not ours.exists()
-
+    clipboard = QGuiApplication.clipboard()
     ssh_dir = tmp_path / "home" / ".ssh"
-    ssh_dir.mkdir(parents=True)
-    (ssh_dir / "config").write_text("Include ~/.ssh/colabtray_config\n")  # as a person would
-    copy.trigger()  # it does: the entries are written, and ssh finds the runtime by name
-    assert QGuiApplication.clipboard().text() == "ssh colab-t4-gpu"
-    entries = ours.read_text()
-    assert "Host colab-t4-gpu\n" in entries and "Host colab-cpu\n" in entries
-    assert f"ssh-proxy {T4.endpoint}" in entries
+    ours = ssh_dir / "colabtray_config"
+
+    async def scenario() -> None:
+        clipboard.clear()
+        copy.trigger()  # ~/.ssh/config does not include colabtray's entries: the command
+        await until(lambda: clipboard.text() == "colabtray ssh 'T4 GPU'")
+        assert not ours.exists()
+
+        ssh_dir.mkdir(parents=True)
+        (ssh_dir / "config").write_text("Include ~/.ssh/colabtray_config\n")  # as a person would
+        copy.trigger()  # it does: the entries are written, and ssh finds the runtime by name
+        await until(lambda: clipboard.text() == "ssh colab-t4-gpu")
+        entries = ours.read_text()
+        assert "Host colab-t4-gpu\n" in entries and "Host colab-cpu\n" in entries
+        assert f"ssh-proxy {T4.endpoint}" in entries
+
+        ours.unlink()
+        ours.mkdir()  # nothing can be written there: a sentence, and the clipboard kept
+        clipboard.setText("kept")
+        copy.trigger()
+        await until(lambda: "Could not copy the SSH command" in tray._messages)
+        sentence = tray._messages["Could not copy the SSH command"].text()
+        assert sentence.startswith("colabtray could not write its SSH config (")
+        assert clipboard.text() == "kept"
+
+    run(qapp, scenario())
 
 
 def test_backend_unreachable(tmp_path: Path, make_tray) -> None:
