@@ -256,8 +256,7 @@ def write_config(
 ) -> Path:
     """Write the config file (whole, atomically) and prune the known hosts; its path."""
     path = config_file(settings, demo=demo)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_atomically(path, config_text(settings, runtimes, identity, demo=demo))
+    _write(path, config_text(settings, runtimes, identity, demo=demo))
     prune_known_hosts(known_hosts_file(settings), [endpoint for _, endpoint in runtimes])
     return path
 
@@ -320,9 +319,21 @@ def add_include(path: Path, user_config: Path | None = None) -> bool:
         text = target.read_text(encoding="utf-8")
     except FileNotFoundError:
         text = ""
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_atomically(target, f"{line}\n\n{text}" if text else f"{line}\n")
+    _write(target, f"{line}\n\n{text}" if text else f"{line}\n")
     return True
+
+
+def _write(path: Path, text: str) -> None:
+    """``text`` into ``path`` (its folder made private if new); a failure is a sentence that
+    names the file, for the CLI and the tray alike."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_atomically(path, text)
+    except OSError as exc:
+        raise UserError(
+            f"colabtray could not write {path} ({exc.strerror or type(exc).__name__}); "
+            "check that its folder is yours and writable."
+        ) from None
 
 
 # ---- following the running app's runtimes -------------------------------------------------
@@ -334,9 +345,9 @@ def follow(core: Core, *, demo: bool = False) -> None:
     listing announces no runtime as added). The files are written in a worker thread (they
     are synced to disk, and the loop is the tray's), newest list last."""
     settings = core.settings
-    last: list[list[tuple[str, str]]] = []
-    newest: list[list[tuple[str, str]]] = []  # not written yet
-    writing: list[asyncio.Task[None]] = []
+    last: list[tuple[str, str]] | None = None
+    newest: list[tuple[str, str]] | None = None  # not written yet
+    writing: asyncio.Task[None] | None = None
 
     def update(runtimes: list[tuple[str, str]]) -> None:
         path = config_file(settings, demo=demo)
@@ -349,17 +360,20 @@ def follow(core: Core, *, demo: bool = False) -> None:
             log.warning("could not update %s: %s", path, exc)
 
     async def write_newest() -> None:
-        while newest:
-            await asyncio.to_thread(update, newest.pop())
+        nonlocal newest
+        while newest is not None:
+            runtimes, newest = newest, None
+            await asyncio.to_thread(update, runtimes)
 
     def changed(_event: Event) -> None:
+        nonlocal last, newest, writing
         if not core.registry.state.loaded:
             return
         runtimes = [(name, rt.endpoint) for name, rt in core.registry.runtimes()]
-        if last and last[0] == runtimes:
+        if runtimes == last:
             return
-        last[:] = newest[:] = [runtimes]
-        if not writing or writing[0].done():
-            writing[:] = [core.spawn(write_newest())]
+        last = newest = runtimes
+        if writing is None or writing.done():
+            writing = core.spawn(write_newest())
 
     core.registry.subscribe(changed)

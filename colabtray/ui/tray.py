@@ -342,18 +342,10 @@ class Tray(QObject):
         from colabtray.tools.ssh_hosts import command_to_copy
 
         runtimes = [(row.name, row.endpoint) for row in self.core.rows()]
-        try:  # off the Qt thread: the config file is synced, a first key is ssh-keygen's
-            command = await asyncio.to_thread(
-                command_to_copy, self.core.settings, runtimes, endpoint, demo=self.demo
-            )
-        except OSError as exc:
-            log.warning("could not write the SSH config: %s", exc)
-            self.error(
-                "Could not copy the SSH command",
-                f"colabtray could not write its SSH config ({exc.strerror or exc}); "
-                "check that ~/.ssh is writable.",
-            )
-            return
+        # Off the Qt thread: the config file is synced, and a first key is ssh-keygen's.
+        command = await asyncio.to_thread(
+            command_to_copy, self.core.settings, runtimes, endpoint, demo=self.demo
+        )
         QGuiApplication.clipboard().setText(command)
 
     def secrets(self) -> None:

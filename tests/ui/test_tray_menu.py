@@ -168,9 +168,7 @@ def test_connection_url_once_a_bridge_is_attached(tmp_path: Path, make_tray) -> 
     assert QGuiApplication.clipboard().text() == "jupyter lab --gateway-url=http://127.0.0.1:4242"
 
 
-def test_copy_ssh_command(
-    qapp, tmp_path: Path, make_tray, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_copy_ssh_command(qapp, tmp_path: Path, make_tray, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     core = offline_core(tmp_path)
     with_runtimes(core, ("T4 GPU", T4), ("CPU", CPU_RT))
@@ -201,7 +199,7 @@ def test_copy_ssh_command(
         copy.trigger()
         await until(lambda: "Could not copy the SSH command" in tray._messages)
         sentence = tray._messages["Could not copy the SSH command"].text()
-        assert sentence.startswith("colabtray could not write its SSH config (")
+        assert sentence.startswith(f"colabtray could not write {ours} (")
         assert clipboard.text() == "kept"
 
     run(qapp, scenario())

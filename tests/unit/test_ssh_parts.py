@@ -220,3 +220,14 @@ def test_the_include_goes_where_a_linked_ssh_config_points(tmp_path: Path) -> No
     assert link.is_symlink()
     assert dotfiles.read_text().startswith(f'Include "{ours}"\n\nHost *')
     assert not ssh_hosts.add_include(ours, link)
+
+
+def test_a_config_that_cannot_be_written_is_a_sentence_naming_it(tmp_path: Path) -> None:
+    """The config and the Include line go through one write; what fails names the file (the
+    CLI prints it, the tray shows it) instead of an OSError about a temporary file."""
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()  # a folder where the file should be: refused even to root
+    settings_ = load_settings(state_dir=tmp_path / "state", ssh_config=blocked)
+    with pytest.raises(UserError, match=rf"^colabtray could not write {blocked} \(.+\); check"):
+        ssh_hosts.write_config(settings_, [("CPU", "m-s-a")], None)
+    assert blocked.is_dir() and not any(blocked.iterdir())
