@@ -21,6 +21,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import shlex
 import socket
 import time
 import webbrowser
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
+# The variable jupyter_server's GatewayClient takes its auth_token from.
+GATEWAY_TOKEN_ENV = "JUPYTER_GATEWAY_AUTH_TOKEN"
 # How long a disconnected runtime's URL keeps answering 502 before its port closes (seconds).
 GONE_GRACE = 300.0
 # Connections a port holds while the bridge loads its HTTP machinery.
@@ -146,13 +149,18 @@ class Bridge:
         return f"http://{HOST}:{entry[0]}/?token={entry[1]}" if entry else None
 
     def gateway_command(self, endpoint: str) -> str | None:
-        """A ready ``jupyter lab`` line that runs its kernels on the runtime."""
+        """A ready shell line that runs ``jupyter lab`` with its kernels on the runtime.
+
+        The secret goes in the environment (``JUPYTER_GATEWAY_AUTH_TOKEN``, which
+        jupyter_server's GatewayClient reads), never in ``jupyter lab``'s arguments: every
+        local user can read a process's argv.
+        """
         entry = self._urls.get(endpoint)
         if entry is None:
             return None
         return (
-            f"jupyter lab --gateway-url=http://{HOST}:{entry[0]} "
-            f"--GatewayClient.auth_token={entry[1]}"
+            f"{GATEWAY_TOKEN_ENV}={shlex.quote(entry[1])} "
+            f"jupyter lab --gateway-url=http://{HOST}:{entry[0]}"
         )
 
     def last_activity(self, endpoint: str) -> datetime | None:

@@ -36,7 +36,11 @@ async def test_headless_app_serves_urls_to_the_cli(headless_env: dict[str, str])
 
         lab = run_cli(env, "url", endpoint, "--lab")
         assert lab.returncode == 0
-        assert lab.stdout.startswith("jupyter lab --gateway-url=http://127.0.0.1:")
+        secret = url.partition("?token=")[2]
+        assert lab.stdout.strip() == (
+            f"JUPYTER_GATEWAY_AUTH_TOKEN={secret} jupyter lab --gateway-url="
+            + url.partition("/?")[0]
+        )
 
         status = json.loads(run_cli(env, "status", "--json").stdout)
         assert [r["url"] for r in status["runtimes"]] == [url]

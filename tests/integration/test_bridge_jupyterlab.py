@@ -33,13 +33,19 @@ def free_port() -> int:
 
 
 def spawn_lab(command: str, home: Path) -> tuple[subprocess.Popen[bytes], Any, str]:
-    """Start the copied ``jupyter lab …`` line plus test-only options: (process, log, URL)."""
+    """Start the copied ``VAR=value jupyter lab …`` line plus test-only options, as a POSIX
+    shell would (the assignments go in jupyter's environment): (process, log, URL)."""
     words = shlex.split(command)
+    assignments = {}
+    while words and "=" in words[0] and not words[0].startswith("-"):
+        name, _, value = words.pop(0).partition("=")
+        assignments[name] = value
     assert words[:2] == ["jupyter", "lab"], command
     port, token = free_port(), secrets.token_urlsafe(16)
     home.mkdir()
     env = dict(
         os.environ,
+        **assignments,
         JUPYTER_RUNTIME_DIR=str(home / "runtime"),
         JUPYTER_CONFIG_DIR=str(home / "config"),
         IPYTHONDIR=str(home / "ipython"),
@@ -80,8 +86,9 @@ def stop_lab(process: subprocess.Popen[bytes], log: Any) -> None:
 
 
 @contextlib.asynccontextmanager
-async def jupyter_lab(command: str, home: Path) -> AsyncIterator[str]:
-    """Run the copied command until the block ends; yields the local JupyterLab's URL."""
+async def jupyter_lab(command: str, home: Path) -> AsyncIterator[tuple[str, int]]:
+    """Run the copied command until the block ends; yields the local JupyterLab's URL and
+    process id."""
     process, log, url = await asyncio.to_thread(spawn_lab, command, home)
     base, token = split_url(url)
     try:
@@ -104,7 +111,7 @@ async def jupyter_lab(command: str, home: Path) -> AsyncIterator[str]:
                 while not await ready():
                     assert process.poll() is None, f"jupyter lab exited; see {home}/lab.log"
                     await asyncio.sleep(0.2)
-        yield url
+        yield url, process.pid
     finally:
         await asyncio.to_thread(stop_lab, process, log)
 
@@ -116,14 +123,20 @@ async def test_jupyterlab_started_with_the_gateway_command_runs_a_cell(
     command = bridged.bridge.gateway_command(endpoint)
     assert command is not None
     base, token = split_url(bridge_url)
+    # The secret is in jupyter's environment, never in its arguments (which anyone can read).
+    assert command.startswith(f"JUPYTER_GATEWAY_AUTH_TOKEN={token} jupyter lab ")
+    assert token not in command.partition(" ")[2]
     async with (
-        jupyter_lab(command, tmp_path / "lab") as lab_url,
+        jupyter_lab(command, tmp_path / "lab") as (lab_url, pid),
         KernelSession(lab_url) as kernel,
         httpx2.AsyncClient(base_url=base, params={"token": token}) as bridge_http,
     ):
         output, reply = await kernel.execute("import os; print(6*7, os.getcwd())")
         assert reply["status"] == "ok", output
         assert output.startswith("42 ")
+        # What every local user sees of the running JupyterLab holds no secret.
+        argv = await asyncio.to_thread(Path(f"/proc/{pid}/cmdline").read_bytes)
+        assert token.encode() not in argv
         # The kernel runs on the runtime, not in this machine's JupyterLab.
         remote = (await bridge_http.get("/api/kernels")).json()
         assert kernel.kernel_id in [k["id"] for k in remote]

@@ -141,7 +141,7 @@ class _Bridge:
         return f"http://127.0.0.1:4242/{endpoint}/?token=t" if endpoint == T4.endpoint else None
 
     def gateway_command(self, endpoint: str) -> str | None:
-        lab = "jupyter lab --gateway-url=http://127.0.0.1:4242"
+        lab = "JUPYTER_GATEWAY_AUTH_TOKEN=t jupyter lab --gateway-url=http://127.0.0.1:4242"
         return lab if endpoint == T4.endpoint else None
 
     def last_activity(self, endpoint: str) -> datetime | None:
@@ -165,7 +165,9 @@ def test_connection_url_once_a_bridge_is_attached(tmp_path: Path, make_tray) -> 
     assert not other.isEnabled()
     lab = action(submenu(tray.menu.menu, f"runtime:{T4.endpoint}"), "copy-lab-command")
     lab.trigger()
-    assert QGuiApplication.clipboard().text() == "jupyter lab --gateway-url=http://127.0.0.1:4242"
+    assert QGuiApplication.clipboard().text() == (
+        "JUPYTER_GATEWAY_AUTH_TOKEN=t jupyter lab --gateway-url=http://127.0.0.1:4242"
+    )
 
 
 def test_copy_ssh_command(qapp, tmp_path: Path, make_tray, monkeypatch: pytest.MonkeyPatch) -> None:
