@@ -335,13 +335,13 @@ class Backend:
         return {"remainingTokens": str(int(account.free_milli)), "nextRefillTimestampSec": refill}
 
     async def ccu_info(self, request: web.Request) -> web.Response:
-        """``/tun/m/ccu-info`` in the schema VS Code used before moving to GAPI user-info, plus
-        the plan as user-info names it (see the README's decisions). Its numbers are plain
-        JSON numbers, so the refill time keeps its fraction of a second."""
+        """``/tun/m/ccu-info`` in the schema VS Code used before moving to GAPI user-info, and
+        nothing more: Colab names no plan here (the assign reply's ``subTier`` and GAPI
+        user-info do). Its numbers are plain JSON numbers, so the refill time keeps its
+        fraction of a second."""
         account = self._colab(request)
         rate, count = self._usage(account)
         body: dict[str, Any] = {
-            "subscriptionTier": TIER_INFO[account.tier].gapi_name,
             "currentBalance": round(account.paid_units, 6),
             "consumptionRateHourly": rate,
             "assignmentsCount": count,

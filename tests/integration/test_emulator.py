@@ -392,6 +392,35 @@ def test_json_bodies_carry_the_xssi_prefix_and_protocol_shapes(emulator: Emulato
     assert "freeCcuQuotaInfo" not in pro_ccu
 
 
+CCU_INFO_FIELDS = {
+    "currentBalance",
+    "consumptionRateHourly",
+    "assignmentsCount",
+    "eligibleGpus",
+    "ineligibleGpus",
+    "eligibleTpus",
+    "ineligibleTpus",
+    "freeCcuQuotaInfo",
+}
+
+
+def test_the_plan_is_in_the_assign_reply_and_never_in_ccu_info(emulator: Emulator) -> None:
+    """Issue 23 (1): ccu-info carries Colab's fields and nothing else, so colabtray cannot
+    lean on a plan Colab never sends there; the assign POST names it as ``subTier`` (0 none,
+    1 Pro, 2 Pro+), as Colab's does."""
+    plans = {"free@example.com": 0, "ada@example.com": 1, "plus@example.com": 2}
+    for email, sub_tier in plans.items():
+        token = emulator.access_token if email == "ada@example.com" else None
+        token = token or sign_in(emulator, email)["access_token"]
+        info = body(colab(emulator, "GET", "/tun/m/ccu-info", token))
+        assert set(info) <= CCU_INFO_FIELDS, email
+        made = body(assign(emulator, token))
+        assert made["subTier"] == sub_tier, email
+        unassign = f"/tun/m/unassign/{made['endpoint']}"
+        ticket = body(colab(emulator, "GET", unassign, token))["token"]
+        colab(emulator, "POST", unassign, token, headers={"X-Goog-Colab-Token": ticket})
+
+
 def test_request_log_shows_wire_details_without_secrets(emulator: Emulator) -> None:
     emulator.admin("DELETE", "requests")
     colab(
