@@ -37,6 +37,7 @@ from colabtray.core.session import AccountState, Session
 from colabtray.errors import UserError
 from colabtray.settings import Settings, load_settings
 from colabtray.system.logs import configure_logging
+from colabtray.text import say
 
 log = logging.getLogger("colabtray")
 
@@ -214,10 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     if args.headless:
-        print(
+        say(
             "colabtray: --headless starts the app; run commands without it (they go to the "
             "running app).",
-            file=sys.stderr,
+            err=True,
         )
         return 2
     try:
@@ -230,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems = "; ".join(
             f"COLABTRAY_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
         )
-        print(f"colabtray: invalid setting ({problems}).", file=sys.stderr)
+        say(f"colabtray: invalid setting ({problems}).", err=True)
         return 2
     configure_logging(args.verbose, settings.log_dir)
     handlers: dict[str, Callable[[argparse.Namespace, Settings], Awaitable[int]]] = {
@@ -255,16 +256,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_demo_command(args, settings, handlers[args.command]))
         return asyncio.run(handlers[args.command](args, settings))
     except UserError as exc:
-        print(f"colabtray: {exc.message}", file=sys.stderr)
+        say(f"colabtray: {exc.message}", err=True)
         return 1
     except KeyboardInterrupt:
-        print("colabtray: cancelled.", file=sys.stderr)
+        say("colabtray: cancelled.", err=True)
         return 130
     except Exception as exc:  # a bug: say so in one line, keep the details for --verbose
         log.debug("unexpected error", exc_info=True)
-        print(
+        say(
             f"colabtray: unexpected {type(exc).__name__}; run again with --verbose for details.",
-            file=sys.stderr,
+            err=True,
         )
         return 1
     finally:
@@ -285,7 +286,7 @@ def _session(settings: Settings) -> Session:
 
 def _keyring_warnings(sessions: list[Session]) -> None:
     for warning in dict.fromkeys(s.keyring_warning for s in sessions if s.keyring_warning):
-        print(f"colabtray: {warning}", file=sys.stderr)
+        say(f"colabtray: {warning}", err=True)
 
 
 async def _command(
@@ -327,11 +328,11 @@ async def _demo_command(
     try:
         return await handler(args, settings)
     except DemoNotRunningError:
-        print(
+        say(
             "colabtray: the demo is not running, so --demo has nothing to act on (your own "
             "account is never used with --demo). Start it with 'colabtray --demo', then run "
             "this again beside it.",
-            file=sys.stderr,
+            err=True,
         )
         return 2
 
@@ -342,21 +343,21 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(data, indent=2))
         return 0
     email = (data.get("account") or {}).get("email")
-    print(f"Signed in as {email}" if email else "Signed in (account email unknown)")
+    say(f"Signed in as {email}" if email else "Signed in (account email unknown)")
     for account in data["other_accounts"]:
         note = "sign in again" if account["state"] == AccountState.NEEDS_SIGN_IN else "signed in"
-        print(f"  also: {account['email']} ({note}; colabtray signin --switch {account['email']})")
+        say(f"  also: {account['email']} ({note}; colabtray signin --switch {account['email']})")
     if not data["runtimes"]:
-        print("No runtimes. Start one with: colabtray new --gpu T4")
+        say("No runtimes. Start one with: colabtray new --gpu T4")
     for runtime in data["runtimes"]:
         url = f"  {runtime['url']}" if runtime["url"] else ""
-        print(
+        say(
             f"  {runtime['name']:<16} {runtime['kind']}, {shape_label(runtime['shape'])}"
             f"  ({runtime['endpoint']}){url}"
         )
     units = data["compute_units"]
     if units:
-        print(plan_line(units["tier"]))
+        say(plan_line(units["tier"]))
     if units and units["rate_per_hour"] is not None:
         hours = units["hours_left"]
         left = f", about {hours:.1f} h left" if hours is not None else ""
@@ -365,7 +366,7 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
             if units["balance"] is not None
             else "no paid compute units"
         )
-        print(f"Compute units: {balance}, using {units['rate_per_hour']:.2f}/h{left}")
+        say(f"Compute units: {balance}, using {units['rate_per_hour']:.2f}/h{left}")
     return 0
 
 
@@ -390,20 +391,20 @@ async def _secret(args: argparse.Namespace, settings: Settings) -> int:
     if args.op == "list":
         reply = await _command(settings, "secret", {"op": "list"}, demo=args.demo)
         for name, entry in sorted(reply["names"].items()):
-            print(f"{name}{'  (no question asked)' if entry['no_ask'] else ''}")
+            say(f"{name}{'  (no question asked)' if entry['no_ask'] else ''}")
         if not reply["names"]:
-            print("No secrets. Add one with: colabtray secret set NAME")
+            say("No secrets. Add one with: colabtray secret set NAME")
         return 0
     if args.op == "set":
         value = await asyncio.to_thread(_read_secret_value, args.name)
         request = {"op": "set", "name": args.name, "value": value, "no_ask": args.no_ask}
         reply = await _command(settings, "secret", request, demo=args.demo)
         where = "memory only" if reply.get("keyring_warning") else "the system keyring"
-        print(f"Stored the secret {args.name} (in {where}).")
+        say(f"Stored the secret {args.name} (in {where}).")
         return 0
     if args.op == "rm":
         await _command(settings, "secret", {"op": "remove", "name": args.name}, demo=args.demo)
-        print(f"Forgot the secret {args.name}.")
+        say(f"Forgot the secret {args.name}.")
         return 0
     reply = await _ask_running_app(
         settings,
@@ -413,7 +414,7 @@ async def _secret(args: argparse.Namespace, settings: Settings) -> int:
         not_running="colabtray is not running, so no runtime is waiting for an answer.",
     )
     verb = "may read" if args.op == "allow" else "may not read"
-    print(f"{reply['runtime']} {verb} the secret {reply['name']}.")
+    say(f"{reply['runtime']} {verb} the secret {reply['name']}.")
     return 0
 
 
@@ -437,7 +438,7 @@ async def _keep(args: argparse.Namespace, settings: Settings) -> int:
         demo=args.demo,
         not_running="colabtray is not running, so no idle question is waiting for an answer.",
     )
-    print(f"Keeping {reply['name']} running.")
+    say(f"Keeping {reply['name']} running.")
     return 0
 
 
@@ -470,28 +471,28 @@ async def _new(args: argparse.Namespace, settings: Settings) -> int:
     not_free = [kind_label(variant, model) for model in runtime.get("not_free") or ()]
     if not_free:
         verb = "was" if len(not_free) == 1 else "were"
-        print(f"{' and '.join(not_free)} {verb} not free; assigned {runtime['kind']} instead.")
+        say(f"{' and '.join(not_free)} {verb} not free; assigned {runtime['kind']} instead.")
     shape = shape_label(runtime["shape"])
-    print(f"Assigned {runtime['name']} ({shape}): {runtime['endpoint']}")
+    say(f"Assigned {runtime['name']} ({shape}): {runtime['endpoint']}")
     if runtime["url"]:
-        print(f"Editors connect to: {runtime['url']}")
+        say(f"Editors connect to: {runtime['url']}")
     return 0
 
 
 async def _remove(args: argparse.Namespace, settings: Settings) -> int:
     gone = await _command(settings, "remove", {"runtime": args.runtime}, demo=args.demo)
-    print(f"Disconnected {gone['name']} ({gone['endpoint']}).")
+    say(f"Disconnected {gone['name']} ({gone['endpoint']}).")
     return 0
 
 
 def _open_in_browser(url: str) -> None:
     """The platform's standard way; honours $BROWSER. Says where to go if nothing opened."""
     if not webbrowser.open(url):
-        print(f"Open this URL in your browser to sign in:\n{url}", file=sys.stderr)
+        say("Open this URL in your browser to sign in:", url, err=True)
 
 
 def _print_url(url: str) -> None:
-    print(f"Open this URL in your browser to sign in:\n{url}", flush=True)
+    say("Open this URL in your browser to sign in:", url)
 
 
 async def _signin(args: argparse.Namespace, settings: Settings) -> int:
@@ -499,30 +500,30 @@ async def _signin(args: argparse.Namespace, settings: Settings) -> int:
         await _command(
             settings, "signin", {"how": "switch", "account": args.switch}, demo=args.demo
         )
-        print(f"Active account: {args.switch}")
+        say(f"Active account: {args.switch}")
         return 0
     if args.gcloud:
         reply = await _command(
             settings, "signin", {"how": "gcloud", "account": args.account}, demo=args.demo
         )
-        print(f"Signed in as {reply['email']} with gcloud (colabtray asks gcloud for each token).")
+        say(f"Signed in as {reply['email']} with gcloud (colabtray asks gcloud for each token).")
         return 0
     if args.adc:
         return await _signin_adc(settings, demo=args.demo)
     if args.client_file:
         client = install_client_file(args.client_file, settings.config_dir)
-        print(f"Using the OAuth client {client.client_id} (kept in {client.origin}).")
+        say(f"Using the OAuth client {client.client_id} (kept in {client.origin}).")
     elif configured_client(settings) is None:
         for line in choices(await discover(settings)):
-            print(line, file=sys.stderr)
+            say(line, err=True)
         return 2
     if not args.no_browser and await _app_runs(settings):
         # The running app opens the browser and keeps the sign-in (the demo's in memory).
-        print("Waiting for you to sign in with Google in your browser…", file=sys.stderr)
+        say("Waiting for you to sign in with Google in your browser…", err=True)
         reply = await _command(
             settings, "signin", {"how": "browser", "account": args.account}, demo=args.demo
         )
-        print(f"Signed in as {reply['email']}.")
+        say(f"Signed in as {reply['email']}.")
         return 0
     if args.demo:
         raise DemoNotRunningError()
@@ -531,14 +532,14 @@ async def _signin(args: argparse.Namespace, settings: Settings) -> int:
         _print_url if args.no_browser else _open_in_browser,
         login_hint=args.account or session.active_email,
         wait_seconds=settings.signin_timeout,
-        on_waiting=lambda: print(
+        on_waiting=lambda: say(
             "Waiting for you to sign in with Google in your browser (Ctrl-C cancels)…",
-            file=sys.stderr,
+            err=True,
         ),
     )
     await _tell_app(settings)
     where = "the system keyring" if not session.keyring_warning else "memory only"
-    print(f"Signed in as {email} (kept in {where}).")
+    say(f"Signed in as {email} (kept in {where}).")
     return 0
 
 
@@ -570,9 +571,9 @@ async def _signin_adc(settings: Settings, *, demo: bool) -> int:
         command = adc_login_command(settings.oauth_scopes)
         shown = " ".join(command)
         if not (sys.stdin.isatty() and find_gcloud()):
-            print(
+            say(
                 f"colabtray: there are no Application Default Credentials; make them with: {shown}",
-                file=sys.stderr,
+                err=True,
             )
             return 2
         question = f"No Application Default Credentials. Run '{shown}' now? [Y/n] "
@@ -584,7 +585,7 @@ async def _signin_adc(settings: Settings, *, demo: bool) -> int:
         if done.returncode != 0 or path is None:
             raise errors.ColabError("gcloud did not make Application Default Credentials.")
     reply = await _command(settings, "signin", {"how": "adc", "path": str(path)}, demo=demo)
-    print(f"Signed in as {reply['email']} with the Application Default Credentials in {path}.")
+    say(f"Signed in as {reply['email']} with the Application Default Credentials in {path}.")
     return 0
 
 
@@ -599,7 +600,7 @@ async def _cp(args: argparse.Namespace, settings: Settings) -> int:
     try:
         await copy(settings, args.source, args.destination, recursive=args.recursive, ask=ask)
     except CopyUsageError as exc:
-        print(f"colabtray: {exc.message}", file=sys.stderr)
+        say(f"colabtray: {exc.message}", err=True)
         return 2
     return 0
 
@@ -668,15 +669,15 @@ async def _ssh_config(args: argparse.Namespace, settings: Settings) -> int:
     path, include, added, problem = await ssh.ssh_config(
         settings, args.identity, _asker(args, settings), add=args.add_include, demo=args.demo
     )
-    print(f"Wrote {path}: one Host entry per runtime (ssh colab-NAME), kept up to date.")
+    say(f"Wrote {path}: one Host entry per runtime (ssh colab-NAME), kept up to date.")
     if added:
-        print(f"Added '{include}' at the top of ~/.ssh/config.")
+        say(f"Added '{include}' at the top of ~/.ssh/config.")
     elif args.add_include:
-        print(f"~/.ssh/config has '{include}' already.")
+        say(f"~/.ssh/config has '{include}' already.")
     else:
-        print(f"Add this line at the top of ~/.ssh/config (or run with --add-include):\n{include}")
+        say("Add this line at the top of ~/.ssh/config (or run with --add-include):", include)
     if problem:
-        print(f"colabtray: {problem}", file=sys.stderr)
+        say(f"colabtray: {problem}", err=True)
     return 0
 
 
@@ -691,7 +692,10 @@ async def _doctor(args: argparse.Namespace, settings: Settings) -> int:
             log.info("could not read the account's email: %s", exc.message)
     identity = doctor.identity_of(settings, _session(settings), ready)
     checks = await doctor.run_checks(settings, identity)
-    print(doctor.as_json(checks) if args.json else doctor.as_text(checks))
+    if args.json:
+        print(doctor.as_json(checks))
+    else:
+        say(*doctor.as_text(checks).split("\n"))
     return doctor.exit_status(checks)
 
 
@@ -700,5 +704,5 @@ async def _signout(args: argparse.Namespace, settings: Settings) -> int:
         settings, "signout", {"account": args.account, "all": args.all}, demo=args.demo
     )
     for email, note in reply["signed_out"]:
-        print(f"Signed out {email}." + (f" {note}" if note else ""))
+        say(f"Signed out {email}." + (f" {note}" if note else ""))
     return 0

@@ -25,6 +25,7 @@ from colabtray.core.runner import run_core
 from colabtray.settings import Settings
 from colabtray.system.instance import InstanceLock
 from colabtray.system.ipc import ControlServer, IpcError
+from colabtray.text import printable
 
 log = logging.getLogger("colabtray")
 
@@ -68,7 +69,7 @@ class HeadlessFace:
             self.say(f"{notice.title}: {notice.body}")
 
     def say(self, line: str) -> None:
-        print(line, file=self._out, flush=True)
+        print(printable(line), file=self._out, flush=True)
 
     # ---- Face -------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import platformdirs
 
 from colabtray.system.instance import InstanceError, InstanceLock
+from colabtray.text import say
 
 if TYPE_CHECKING:
     from colabtray.demo import DemoEmulator
@@ -63,16 +64,16 @@ def run_app(
         config_dir, state_dir, log_dir = (d / "demo" for d in (config_dir, state_dir, log_dir))
     configure_logging(verbose, log_dir)
     if not headless and _no_display():
-        print(
+        say(
             "colabtray: there is no display to put a tray icon on (DISPLAY and WAYLAND_DISPLAY "
             "are unset); start it from your desktop session, or run 'colabtray --headless'.",
-            file=sys.stderr,
+            err=True,
         )
         return 1
     try:
         lock = InstanceLock.claim(config_dir)
     except (OSError, InstanceError) as exc:
-        print(f"colabtray: cannot take the single-instance lock: {_sentence(exc)}", file=sys.stderr)
+        say(f"colabtray: cannot take the single-instance lock: {_sentence(exc)}", err=True)
         return 1
     if lock is None:
         return _hand_over(config_dir)
@@ -100,7 +101,7 @@ def run_app(
         message = _sentence(exc)
         if message is None:
             raise
-        print(f"colabtray: {message}", file=sys.stderr)
+        say(f"colabtray: {message}", err=True)
         return 1
     finally:
         if emulator is not None:
@@ -139,13 +140,13 @@ def _hand_over(config_dir: Path) -> int:
     try:
         result = asyncio.run(ipc.request(config_dir, "show", wait_for_server=10.0))
     except ipc.IpcError as exc:
-        print(f"colabtray: another colabtray holds the lock: {exc.message}", file=sys.stderr)
+        say(f"colabtray: another colabtray holds the lock: {exc.message}", err=True)
         return 1
     shown = result.get("shown")
     where = {"menu": "its menu is open", "window": "its window is up"}.get(str(shown))
-    print(
+    say(
         f"colabtray is already running; {where}." if where else "colabtray is already running.",
-        file=sys.stderr,
+        err=True,
     )
     return 0
 

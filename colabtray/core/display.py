@@ -2,6 +2,8 @@
 
 Kept here, not in ``ui/``, so that what a user reads is decided in one place and tested
 without a display: the tray, the fallback window and ``--headless`` logs all say the same.
+A runtime's label and the tooltip's lines are :func:`colabtray.text.printable`: names and
+problems may come from a runtime or from Colab.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from enum import StrEnum
 from colabtray.colab.models import FREE, PRO, PRO_PLUS, ComputeUnits, Resources, Runtime
 from colabtray.core.keepalive import Verdict
 from colabtray.core.naming import kind_label, shape_label
+from colabtray.text import printable
 
 GIB = 1024**3
 
@@ -55,7 +58,7 @@ class RuntimeRow:
         parts = [self.kind, self.shape]
         if self.name != self.kind:
             parts.append(f"“{self.name}”")
-        return f"{' · '.join(parts)} — {self.state}"
+        return printable(f"{' · '.join(parts)} — {self.state}")
 
 
 def runtime_state(verdict: Verdict, *, pending: bool, reachable: bool) -> str:
@@ -182,4 +185,4 @@ def tooltip(
         lines.append(problem)
     if units_line:
         lines.append(units_line)
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)

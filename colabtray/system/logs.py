@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from colabtray.text import printable
+
 _QUIET = {"httpx2": logging.WARNING, "httpcore2": logging.WARNING, "hpack": logging.WARNING}
 
 _SECRET_SHAPES = re.compile(
@@ -36,9 +38,6 @@ _SECRET_SHAPES = re.compile(
 )
 
 LOG_FILE = "colabtray.log"
-# Characters that could end a line or fool a terminal: C0 and C1 controls, DEL, and Unicode's
-# line and paragraph separators.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 THROTTLE_BURST = 20  # lines of one kind per THROTTLE_WINDOW before they are held back
 THROTTLE_WINDOW = 60.0
 
@@ -66,12 +65,9 @@ def mask_secrets(text: str) -> str:
 
 
 def one_line(text: str) -> str:
-    """``text`` with every control character escaped (``\\n``, ``\\x1b``, ``\\u2028``)."""
-    return _UNPRINTABLE.sub(_escape, text)
-
-
-def _escape(match: re.Match[str]) -> str:
-    return match.group(0).encode("unicode_escape").decode("ascii")
+    """``text`` with every control, format or line-break character escaped (``\\n``,
+    ``\\x1b``, ``\\u202e``): the same rule as everything else colabtray shows a person."""
+    return printable(text)
 
 
 class OneLineFormatter(logging.Formatter):

@@ -62,6 +62,7 @@ from colabtray.colab.client import RUNTIME_TOKEN_HEADER
 from colabtray.errors import UserError
 from colabtray.settings import Settings
 from colabtray.system import trust
+from colabtray.text import printable
 from colabtray.tools import reach
 
 log = logging.getLogger(__name__)
@@ -414,7 +415,8 @@ class Progress:
             f"{share:3d}%  {_size(self.done)} of {_size(self.total)}  {_size(rate)}/s  {left} left"
         )
         room = max(shutil.get_terminal_size().columns - len(figures) - 3, 10)
-        label = self._label if len(self._label) <= room else "…" + self._label[-(room - 1) :]
+        label = printable(self._label)  # a runtime's file name may carry escape sequences
+        label = label if len(label) <= room else "…" + label[-(room - 1) :]
         sys.stderr.write(f"\r{label}  {figures}\x1b[K")
         sys.stderr.flush()
 

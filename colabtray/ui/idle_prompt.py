@@ -18,6 +18,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from colabtray.core.keepalive import Choice, IdleQuestion
+from colabtray.text import printable
 from colabtray.ui.notifications import Notifier
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,9 @@ class IdlePromptWindow(QWidget):
         self._answer = answer
         self._left = max(1, round(question.seconds))
 
-        title = QLabel(f"<b>{html.escape(question.title)}</b>")
+        title = QLabel(f"<b>{html.escape(printable(question.title))}</b>")
         title.setWordWrap(True)
-        body = QLabel(html.escape(question.body))
+        body = QLabel(html.escape(printable(question.body)))
         body.setWordWrap(True)
         self.countdown = QLabel()
         self.countdown.setObjectName("countdown")

@@ -1,8 +1,10 @@
 """The tray menu, rebuilt from core state each time it opens (and live while it is open).
 
 This module only lays out actions; what a click does is a method of the :class:`Actions`
-it is given (the tray), and every word comes from ``core``. Actions carry object names
-(``"new-runtime"``, ``"runtime:<endpoint>"``…) so that tests and tools can find them.
+it is given (the tray), and every word comes from ``core``; every entry's text and tooltip
+is :func:`colabtray.text.printable` (runtime names and Colab's sentences reach them).
+Actions carry object names (``"new-runtime"``, ``"runtime:<endpoint>"``…) so that tests and
+tools can find them.
 
 An account that needs a sign-in is signed in again in the browser, unless it came from gcloud
 or Application Default Credentials: those are fixed where they live (the problem sentence
@@ -26,6 +28,7 @@ from colabtray.colab.errors import ColabError
 from colabtray.core.app import NO_BRIDGE_REASON, Core
 from colabtray.core.display import RuntimeRow, resource_lines
 from colabtray.core.session import AccountState
+from colabtray.text import printable
 from colabtray.ui import icons
 
 log = logging.getLogger(__name__)
@@ -167,7 +170,7 @@ class TrayMenu:
                     "retry-sign-in",
                     partial(self.actions.retry_sign_in, account.email),
                 )
-                entry.setToolTip(account.problem or "")
+                entry.setToolTip(printable(account.problem or ""))
                 continue
             self._add(
                 top,
@@ -195,7 +198,7 @@ class TrayMenu:
                 partial(self.actions.retry_sign_in, core.email),
                 icon="attention",
             )
-            entry.setToolTip(why)
+            entry.setToolTip(printable(why))
         elif core.must_sign_in:
             self._add(
                 top,
@@ -234,7 +237,7 @@ class TrayMenu:
                     "retry-sign-in",
                     partial(self.actions.retry_sign_in, account.email),
                 )
-                entry.setToolTip(account.problem or "")
+                entry.setToolTip(printable(account.problem or ""))
             elif account.state is AccountState.NEEDS_SIGN_IN:
                 self._add(
                     submenu,
@@ -341,11 +344,11 @@ class TrayMenu:
         lines, why = (known[1], known[2]) if known else (["Reading RAM, disk and GPU…"], None)
         new = []
         for line in lines:
-            action = QAction(line, submenu)
+            action = QAction(printable(line), submenu)
             action.setObjectName("resources")
             action.setEnabled(False)
             if why:
-                action.setToolTip(why)
+                action.setToolTip(printable(why))
             submenu.insertAction(anchor, action)
             new.append(action)
         build.figures[endpoint] = (submenu, anchor, new)
@@ -361,7 +364,7 @@ class TrayMenu:
     def _add(
         self, menu: QMenu, text: str, name: str, slot: Callable[[], object], icon: str | None = None
     ) -> QAction:
-        action = menu.addAction(text)
+        action = menu.addAction(printable(text))
         action.setObjectName(name)
         action.triggered.connect(lambda *_: slot())  # drop the "checked" argument
         if icon:
@@ -370,7 +373,7 @@ class TrayMenu:
 
     def _note(self, menu: QMenu, text: str, name: str, icon: str | None = None) -> QAction:
         """A line that informs and cannot be clicked."""
-        action = menu.addAction(text)
+        action = menu.addAction(printable(text))
         action.setObjectName(name)
         action.setEnabled(False)
         if icon:
@@ -378,7 +381,7 @@ class TrayMenu:
         return action
 
     def _submenu(self, build: _Build, title: str, name: str, icon: str | None = None) -> QMenu:
-        submenu = QMenu(title, build.top)
+        submenu = QMenu(printable(title), build.top)
         submenu.setObjectName(name)
         submenu.menuAction().setObjectName(name)
         if icon:

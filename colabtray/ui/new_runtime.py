@@ -32,6 +32,7 @@ from colabtray.colab.models import CPU, GPU, HIGH_MEM, TPU, Eligibility
 from colabtray.core.app import Core
 from colabtray.core.display import plan_line
 from colabtray.core.offers import Offer, offers
+from colabtray.text import printable
 from colabtray.ui import icons
 
 _GROUP_TITLES = {CPU: "CPU only", GPU: "GPU", TPU: "TPU"}
@@ -74,6 +75,7 @@ class NewRuntimeDialog(QDialog):
         self.status = QLabel()
         self.status.setObjectName("status")
         self.status.setWordWrap(True)
+        self.status.setTextFormat(Qt.TextFormat.PlainText)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.fallbacks = QWidget()
         self.fallbacks.setObjectName("fallbacks")
@@ -265,6 +267,6 @@ class NewRuntimeDialog(QDialog):
         self._selection_changed()
 
     def _set_status(self, text: str, *, error: bool = False) -> None:
-        self.status.setText(text)
+        self.status.setText(printable(text))
         self.status.setProperty("error", error)
         self.status.setStyleSheet("color: #c5221f;" if error else "")

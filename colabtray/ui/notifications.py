@@ -9,6 +9,9 @@ caller's loop. Where there is no service, ``fallback`` shows the message another
 tray balloon, which the tray passes in). Capabilities are asked, not assumed: desktop-
 notifier's ``send`` only logs a warning when no server exists, while ``get_capabilities``
 raises, so that is the probe.
+
+A title and a body are shown as one line each with every control or format character escaped
+(:func:`colabtray.text.printable`): runtime names and Colab's error texts reach them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any, TypeVar
 from desktop_notifier import Button, Capability, DesktopNotifier, Icon, Urgency
 
 from colabtray.system.loop_thread import LoopThread
+from colabtray.text import printable
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,7 @@ class Notifier:
         self._capabilities = None
 
     async def notify(self, title: str, body: str) -> None:
+        title, body = printable(title), printable(body)
         if await self.capabilities():
             try:
                 await self._on_thread(lambda service: service.send(title=title, message=body))
@@ -89,6 +94,7 @@ class Notifier:
         Each button's callback runs on the caller's loop.
         """
         home = asyncio.get_running_loop()
+        title, body = printable(title), printable(body)
 
         def relay(pressed: Callable[[], None]) -> Callable[[], None]:
             return lambda: home.call_soon_threadsafe(pressed)

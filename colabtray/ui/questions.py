@@ -9,9 +9,11 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from colabtray.core.questions import Question
+from colabtray.text import printable
 from colabtray.ui.notifications import Notifier
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,10 @@ class TrayAsker:
             if identifier is not None:
                 self._notifications[question.key] = identifier
                 return
-        box = QMessageBox(QMessageBox.Icon.Question, question.title, question.body)
+        box = QMessageBox(
+            QMessageBox.Icon.Question, printable(question.title), printable(question.body)
+        )
+        box.setTextFormat(Qt.TextFormat.PlainText)
         box.setObjectName("question")
         yes = box.addButton(question.yes, QMessageBox.ButtonRole.AcceptRole)
         box.addButton(question.no, QMessageBox.ButtonRole.RejectRole)

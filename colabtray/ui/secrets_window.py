@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from colabtray.core.app import Core
 from colabtray.core.notebook_secrets import check_name
 from colabtray.errors import UserError
+from colabtray.text import printable
 from colabtray.ui import icons
 
 
@@ -49,6 +50,7 @@ class SecretsWindow(QWidget):
         self.status = QLabel()
         self.status.setObjectName("status")
         self.status.setWordWrap(True)
+        self.status.setTextFormat(Qt.TextFormat.PlainText)
 
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Notebooks read these with google.colab.userdata.get(NAME)."))
@@ -112,7 +114,7 @@ class SecretsWindow(QWidget):
 
     def _failed(self, sentence: str) -> None:
         self._busy(False)
-        self.status.setText(sentence)
+        self.status.setText(printable(sentence))
 
     def _busy(self, busy: bool) -> None:
         for widget in (self.add, self.remove):

@@ -47,6 +47,7 @@ from colabtray.auth.client_file import (
 from colabtray.auth.methods import CLIENT_HOW_TO, Methods, discover
 from colabtray.colab.errors import ColabError
 from colabtray.core.app import Core
+from colabtray.text import printable
 from colabtray.ui import icons
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,7 @@ class SignInWindow(QDialog):
         self.status.hide()
         self.problem = _label("problem", "")
         self.problem.setStyleSheet("color: #c5221f;")
+        self.problem.setTextFormat(Qt.TextFormat.PlainText)
         self.problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.problem.hide()
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -333,7 +335,7 @@ class SignInWindow(QDialog):
     def _failed(self, sentence: str) -> None:
         self._task = None
         self._idle()
-        self.problem.setText(sentence)
+        self.problem.setText(printable(sentence))
         self.problem.show()
 
     def _idle(self) -> None:

@@ -26,6 +26,7 @@ from colabtray.colab.errors import ColabError
 from colabtray.core.app import Core
 from colabtray.core.keepalive import Choice
 from colabtray.core.notices import Notice
+from colabtray.text import printable
 from colabtray.ui import icons
 from colabtray.ui.menu import TrayMenu, describe, rect_of
 from colabtray.ui.new_runtime import NewRuntimeDialog
@@ -170,10 +171,12 @@ class Tray(QObject):
 
     def error(self, title: str, sentence: str) -> None:
         """A sentence in a small dialog; one dialog per kind of failure, reused."""
+        sentence = printable(sentence)  # it may quote a runtime's or Colab's words
         box = self._messages.get(title)
         if box is None:
             box = QMessageBox(QMessageBox.Icon.Warning, title, sentence)
             box.setObjectName("error")
+            box.setTextFormat(Qt.TextFormat.PlainText)
             box.setWindowIcon(icons.app_icon())
             box.finished.connect(lambda *_: self._messages.pop(title, None))
             self._messages[title] = box
@@ -275,8 +278,9 @@ class Tray(QObject):
         box = QMessageBox(
             QMessageBox.Icon.Question,
             "Disconnect runtime?",
-            f"Disconnect “{row.name}” ({row.kind}, {row.shape})?",
+            printable(f"Disconnect “{row.name}” ({row.kind}, {row.shape})?"),
         )
+        box.setTextFormat(Qt.TextFormat.PlainText)
         box.setObjectName("confirm-disconnect")
         box.setWindowIcon(icons.app_icon())
         box.setInformativeText(

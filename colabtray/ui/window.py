@@ -14,6 +14,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent, QIcon
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QPushButton, QVBoxLayout, QWidget
 
+from colabtray.text import printable, printable_lines
+
 
 class StatusWindow(QWidget):
     def __init__(self, menu: QMenu) -> None:
@@ -23,6 +25,7 @@ class StatusWindow(QWidget):
         self.icon_label = QLabel()
         self.status = QLabel()
         self.status.setObjectName("status")
+        self.status.setTextFormat(Qt.TextFormat.PlainText)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message = QLabel()
         self.message.setObjectName("message")
@@ -44,10 +47,11 @@ class StatusWindow(QWidget):
     def show_state(self, icon: QIcon, text: str) -> None:
         self.setWindowIcon(icon)
         self.icon_label.setPixmap(icon.pixmap(32, 32))
-        self.status.setText(text)
+        self.status.setText(printable_lines(text))
 
     def show_message(self, title: str, body: str) -> None:
-        self.message.setText(f"<b>{html.escape(title)}</b><br>{html.escape(body)}")
+        title, body = html.escape(printable(title)), html.escape(printable(body))
+        self.message.setText(f"<b>{title}</b><br>{body}")
         self.message.show()
 
     def bring_up(self) -> None:
