@@ -11,13 +11,17 @@ notifier's ``send`` only logs a warning when no server exists, while ``get_capab
 raises, so that is the probe.
 
 A title and a body are shown as one line each with every control or format character escaped
-(:func:`colabtray.text.printable`): runtime names and Colab's error texts reach them.
+(:func:`colabtray.text.printable`): runtime names and Colab's error texts reach them. On Linux
+the body is also escaped as markup: the freedesktop servers (dunst, GNOME, KDE) read a body's
+``<b>``, ``<a href>`` and ``<img>``, and a runtime's text must show as the text it is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
+import sys
 from collections.abc import Callable, Coroutine
 from importlib import resources
 from typing import Any, TypeVar
@@ -72,7 +76,8 @@ class Notifier:
         title, body = printable(title), printable(body)
         if await self.capabilities():
             try:
-                await self._on_thread(lambda service: service.send(title=title, message=body))
+                shown = _as_body(body)
+                await self._on_thread(lambda service: service.send(title=title, message=shown))
                 return
             except Exception as exc:
                 log.info("the notification service failed: %s", type(exc).__name__)
@@ -94,7 +99,7 @@ class Notifier:
         Each button's callback runs on the caller's loop.
         """
         home = asyncio.get_running_loop()
-        title, body = printable(title), printable(body)
+        title, body = printable(title), _as_body(printable(body))
 
         def relay(pressed: Callable[[], None]) -> Callable[[], None]:
             return lambda: home.call_soon_threadsafe(pressed)
@@ -137,3 +142,8 @@ class Notifier:
                     log.info("closing the notification connection: %s", type(exc).__name__)
             self._service = None
         self._thread.stop()
+
+
+def _as_body(text: str) -> str:
+    """``text`` as a notification body: markup-escaped where the server reads markup."""
+    return html.escape(text, quote=False) if sys.platform.startswith("linux") else text

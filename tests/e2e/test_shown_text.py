@@ -14,7 +14,7 @@ from tests.fixtures.desktop import Dunst
 from tests.fixtures.waiting import until
 
 NAME = "T4\x1b]52;c;aGk=\x07 \u202egpu\x9b2J"
-SENTENCE = "Colab said: \x1b[2Jdown\nfor maintenance\u2066."
+SENTENCE = 'Colab said: \x1b[2Jdown\nfor <a href="https://x.invalid">maintenance</a>\u2066.'
 
 
 def test_a_notification_shows_hostile_text_escaped(dunst: Dunst) -> None:
@@ -36,4 +36,5 @@ def test_a_notification_shows_hostile_text_escaped(dunst: Dunst) -> None:
     for text in (title, body):
         assert [c for c in text if unicodedata.category(c) in HIDDEN] == [], text
     assert title == "T4\\x1b]52;c;aGk=\\x07 \\u202egpu\\x9b2J is ready"
-    assert "\\x1b[2Jdown\\nfor maintenance\\u2066." in body
+    # The body is markup-escaped too: dunst reads <a href>, <b>, <img> in a body.
+    assert '\\x1b[2Jdown\\nfor &lt;a href="https://x.invalid"&gt;maintenance&lt;/a&gt;' in body
