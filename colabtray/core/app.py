@@ -124,7 +124,7 @@ class Core:
         self.notebook_secrets = NotebookSecrets(
             settings.config_dir, notebook_store or SecretStore(service=SECRETS_SERVICE)
         )
-        self._secret_gate = SecretGate(
+        self.secret_gate = SecretGate(
             self.notebook_secrets, self.questions, within=settings.idle_prompt_timeout
         )
         token = settings.access_token
@@ -246,7 +246,7 @@ class Core:
 
     async def notebook_secret(self, endpoint: str, name: str) -> dict[str, object]:
         """google.colab.userdata's reply for a runtime's request (asks the person if needed)."""
-        answer = await self._secret_gate.answer(endpoint, self.registry.name_of(endpoint), name)
+        answer = await self.secret_gate.answer(endpoint, self.registry.name_of(endpoint), name)
         return answer.to_json()
 
     async def may_open_consent(self, endpoint: str, auth_type: str) -> bool:
@@ -682,7 +682,7 @@ class Core:
 
     def _on_registry_event(self, event: Event) -> None:
         if isinstance(event, RuntimeRemoved):  # an "Allow" lasts as long as its runtime
-            self._secret_gate.forget_runtime(event.endpoint)
+            self.secret_gate.forget_runtime(event.endpoint)
         units = self._low_units.notice(self.registry.state.compute_units)
         for notice in (notice_for(event), units):
             if notice is not None:

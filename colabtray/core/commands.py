@@ -42,7 +42,7 @@ from colabtray.colab import errors
 from colabtray.colab.models import ComputeUnits, Runtime
 from colabtray.core.keepalive import Choice
 from colabtray.core.naming import kind_label
-from colabtray.core.notebook_secrets import check_name, question_key
+from colabtray.core.notebook_secrets import check_name
 from colabtray.system.ipc import ControlServer, IpcError
 
 if TYPE_CHECKING:
@@ -336,7 +336,7 @@ class Commands:
             return {"name": name}
         if op in ("allow", "deny"):
             endpoint = await self._find(args)
-            if not self.core.questions.answer(question_key(endpoint, name), op == "allow"):
+            if not self.core.secret_gate.decide(endpoint, name, op == "allow"):
                 runtime = self.core.registry.name_of(endpoint)
                 raise IpcError(f"{runtime} is not waiting for an answer about {name}.")
             return {"name": name, "runtime": self.core.registry.name_of(endpoint)}

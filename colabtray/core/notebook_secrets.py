@@ -6,14 +6,17 @@ and whether each may be read without asking, are in ``secrets.json`` in the conf
 
 * a name there is no secret for: ``exists: false`` at once, no question;
 * a name set with ``--no-ask``: the value;
-* else the person is asked once per runtime and name ("Allow" holds while the runtime lives);
-  "Deny" or no answer: ``access: false``.
+* else the person is asked once per runtime and name: "Allow" holds while the runtime lives,
+  and so does "Deny" (``access: false`` at once, never a new question, however often the
+  notebook asks), until the person reverses it (``colabtray secret allow|deny NAME RUNTIME``);
+  no answer: ``access: false``, and the next request asks again.
 
 The value goes only into the kernel's reply: never into a log line, a notification or a file.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +25,7 @@ from pydantic import SecretStr
 
 from colabtray.auth.tokens import SecretStore
 from colabtray.core.jsonfile import read_json, write_json
-from colabtray.core.questions import Question, Questions
+from colabtray.core.questions import Answer, Question, Questions
 from colabtray.errors import UserError
 
 SERVICE = "colabtray-secrets"
@@ -118,34 +121,71 @@ class SecretGate:
         self._secrets = secrets
         self._questions = questions
         self._within = within
-        self._allowed: set[tuple[str, str]] = set()  # (endpoint, name) for the runtime's life
+        # (endpoint, name) → the person's answer, for the runtime's life
+        self._decided: dict[tuple[str, str], bool] = {}
+        self._asking: dict[tuple[str, str], Answer] = {}
 
     async def answer(self, endpoint: str, runtime_name: str, name: str) -> SecretAnswer:
         names = self._secrets.names()
         if name not in names:
             return SecretAnswer(exists=False, access=False)
-        if not names[name] and (endpoint, name) not in self._allowed:
-            question = Question(
-                key=question_key(endpoint, name),
-                title=f"{runtime_name} asks for the secret {name}",
-                body=(
-                    f"A notebook on the runtime {runtime_name} wants to read the secret {name} "
-                    "(google.colab.userdata). Allow it for as long as this runtime lives?"
-                ),
-                yes="Allow",
-                no="Deny",
-                commands=(
-                    f'colabtray secret allow {name} "{runtime_name}" / '
-                    f'colabtray secret deny {name} "{runtime_name}"'
-                ),
-            )
-            if not await self._questions.ask(question, self._within):
-                return SecretAnswer(exists=True, access=False)
-            self._allowed.add((endpoint, name))
+        allowed = self._decided.get((endpoint, name))  # a Deny is answered at once
+        if allowed is None and not names[name]:
+            allowed = await asyncio.shield(self._ask(endpoint, runtime_name, name))
+        if allowed is False or (allowed is None and not names[name]):
+            return SecretAnswer(exists=True, access=False)
         value = await self._secrets.value(name)
         if value is None:  # the index names it but the keyring lost it
             return SecretAnswer(exists=False, access=False)
         return SecretAnswer(exists=True, access=True, payload=value)
 
+    def decide(self, endpoint: str, name: str, allow: bool) -> bool:
+        """The person's answer from outside the question (a command, the Secrets window): it
+        answers the open question, or reverses an earlier answer for that runtime and name.
+        False when the runtime has neither asked nor been answered about ``name``."""
+        if self._questions.answer(question_key(endpoint, name), allow):
+            return True  # recorded by _record
+        if (endpoint, name) not in self._decided:
+            return False
+        self._decided[(endpoint, name)] = allow
+        return True
+
+    def decisions(self, endpoint: str) -> dict[str, bool]:
+        """What the person answered for a runtime: name → allowed."""
+        return {n: allowed for (ep, n), allowed in self._decided.items() if ep == endpoint}
+
     def forget_runtime(self, endpoint: str) -> None:
-        self._allowed = {(ep, name) for ep, name in self._allowed if ep != endpoint}
+        self._decided = {key: v for key, v in self._decided.items() if key[0] != endpoint}
+        for key in [key for key in self._asking if key[0] == endpoint]:
+            self._questions.close(question_key(*key))
+
+    def _ask(self, endpoint: str, runtime_name: str, name: str) -> Answer:
+        """The open question for this runtime and name (one, however many requests wait)."""
+        key = (endpoint, name)
+        asking = self._asking.get(key)
+        if asking is not None:
+            return asking
+        question = Question(
+            key=question_key(endpoint, name),
+            title=f"{runtime_name} asks for the secret {name}",
+            body=(
+                f"A notebook on the runtime {runtime_name} wants to read the secret {name} "
+                "(google.colab.userdata). Allow it for as long as this runtime lives? "
+                "Your answer holds until you change it."
+            ),
+            yes="Allow",
+            no="Deny",
+            commands=(
+                f'colabtray secret allow {name} "{runtime_name}" / '
+                f'colabtray secret deny {name} "{runtime_name}"'
+            ),
+        )
+        asking = self._questions.open(question, self._within)
+        self._asking[key] = asking
+        asking.add_done_callback(lambda done: self._record(key, done))
+        return asking
+
+    def _record(self, key: tuple[str, str], done: Answer) -> None:
+        del self._asking[key]
+        if not done.cancelled() and done.result() is not None:
+            self._decided[key] = done.result()

@@ -1,8 +1,9 @@
 """Yes-or-no questions a runtime makes the app ask the person: may it read a secret, may it
-open Google's consent page. Asked once per key at a time, through whatever the face offers (a
-notification with two buttons, a small window, a line on stdout with the commands that
-answer it); answered by a click or by ``colabtray secret allow|deny`` / the control channel.
-No answer within the question's time is no.
+open Google's consent page. Asked once per key while open, however often a runtime asks (a
+flood of requests shows one question), through whatever the face offers (a notification with
+two buttons, a small window, a line on stdout with the commands that answer it); answered by a
+click or by ``colabtray secret allow|deny`` / the control channel. A question stays open for
+the time it was opened with; no answer by then is no answer (``None``), which callers take as no.
 """
 
 from __future__ import annotations
@@ -42,40 +43,50 @@ class QuietAsker:
         pass
 
 
+Answer = asyncio.Future[bool | None]  # True, False, or None: not answered in time
+
+
 class Questions:
-    """The questions waiting for an answer, and the asker that shows them."""
+    """The questions open now, and the asker that shows them."""
 
     def __init__(self, asker: Asker | None = None) -> None:
         self.asker: Asker = asker or QuietAsker()
-        self._waiting: dict[str, asyncio.Future[bool]] = {}
+        self._open: dict[str, Answer] = {}
 
     def pending(self) -> list[str]:
-        return [key for key, answer in self._waiting.items() if not answer.done()]
+        return list(self._open)
+
+    def open(self, question: Question, within: float) -> Answer:
+        """The answer to come: the person's True or False, or None after ``within`` seconds.
+        A question already open under the same key is not shown again: its answer is given."""
+        waiting = self._open.get(question.key)
+        if waiting is not None:
+            return waiting
+        loop = asyncio.get_running_loop()
+        waiting = loop.create_future()
+        self._open[question.key] = waiting
+        timer = loop.call_later(within, self._settle, question.key, None)
+        waiting.add_done_callback(lambda _done: timer.cancel())
+        self.asker.ask(question, lambda yes: self.answer(question.key, yes))
+        return waiting
 
     async def ask(self, question: Question, within: float) -> bool:
-        """The person's answer; False when they say no or do not answer within ``within``.
-        Asking what is already being asked waits for that same answer."""
-        waiting = self._waiting.get(question.key)
-        if waiting is None or waiting.done():
-            waiting = asyncio.get_running_loop().create_future()
-            self._waiting[question.key] = waiting
-            self.asker.ask(question, lambda yes: self.answer(question.key, yes))
-        try:
-            async with asyncio.timeout(within):
-                return await asyncio.shield(waiting)
-        except TimeoutError:
-            self.answer(question.key, False)
-            return False
-        finally:
-            if waiting.done() and self._waiting.get(question.key) is waiting:
-                del self._waiting[question.key]
-                with contextlib.suppress(Exception):
-                    self.asker.withdraw(question.key)
+        """True only if the person says yes within ``within`` seconds."""
+        return await asyncio.shield(self.open(question, within)) is True
 
     def answer(self, key: str, yes: bool) -> bool:
-        """Answer a waiting question (a click, a command); False if none waits under ``key``."""
-        waiting = self._waiting.get(key)
+        """Answer an open question (a click, a command); False if none is open under ``key``."""
+        return self._settle(key, yes)
+
+    def close(self, key: str) -> None:
+        """Withdraw an open question unanswered (its runtime is gone)."""
+        self._settle(key, None)
+
+    def _settle(self, key: str, result: bool | None) -> bool:
+        waiting = self._open.pop(key, None)
         if waiting is None or waiting.done():
             return False
-        waiting.set_result(yes)
+        waiting.set_result(result)
+        with contextlib.suppress(Exception):
+            self.asker.withdraw(key)
         return True
