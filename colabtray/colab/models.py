@@ -276,6 +276,10 @@ class ComputeUnits(BaseModel):
     free_remaining: float | None = None
     free_refill_at: datetime | None = None
 
+    def with_plan(self, tier: str | None) -> ComputeUnits:
+        """The same figures with the plan Colab last named (None: leave it as it is)."""
+        return self if tier in (None, self.tier) else self.model_copy(update={"tier": tier})
+
     @property
     def hours_left(self) -> float | None:
         """Hours until paid plus free units run out at the current rate, if it burns at all."""
@@ -299,6 +303,10 @@ class Eligibility(BaseModel):
     eligible: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     ineligible: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
+    def with_plan(self, tier: str | None) -> Eligibility:
+        """The same eligibility with the plan Colab last named (None: leave it as it is)."""
+        return self if tier in (None, self.tier) else self.model_copy(update={"tier": tier})
+
     def may_have(self, variant: str, accelerator: str | None) -> bool:
         if variant == CPU or accelerator is None:
             return True
@@ -318,7 +326,8 @@ class _CcuFreeQuota(_Wire):
 
 
 class CcuInfo(_Wire):
-    """``GET /tun/m/ccu-info`` on the colab host (docs/protocol.md §4)."""
+    """``GET /tun/m/ccu-info`` on the colab host (docs/protocol.md §4): no plan in it, whatever
+    else a reply may carry."""
 
     current_balance: float | None = Field(default=None, validation_alias="currentBalance")
     consumption_rate_hourly: float | None = Field(
@@ -334,11 +343,10 @@ class CcuInfo(_Wire):
         default_factory=list, validation_alias="ineligibleTpus"
     )
     free_quota: _CcuFreeQuota | None = Field(default=None, validation_alias="freeCcuQuotaInfo")
-    subscription_tier: Tier | None = Field(default=None, validation_alias="subscriptionTier")
 
     def compute_units(self) -> ComputeUnits:
         return _compute_units(
-            self.subscription_tier,
+            None,  # ccu-info names no plan (colab-public-api.md §3)
             self.current_balance,
             self.consumption_rate_hourly,
             self.assignments_count,
@@ -346,10 +354,9 @@ class CcuInfo(_Wire):
         )
 
     def eligibility(self) -> Eligibility:
-        # The old ccu-info schema names no plan; where the reply does, that is the plan. The
-        # balance says nothing about it (pay-as-you-go units come without a plan).
+        # ccu-info names no plan, and the balance says nothing about one (pay-as-you-go units
+        # come without a plan): the plan comes from elsewhere (core/plans.py).
         return Eligibility(
-            tier=self.subscription_tier,
             eligible={GPU: tuple(self.eligible_gpus), TPU: tuple(self.eligible_tpus)},
             ineligible={GPU: tuple(self.ineligible_gpus), TPU: tuple(self.ineligible_tpus)},
         )

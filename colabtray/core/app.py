@@ -135,6 +135,8 @@ class Core:
             self.client,
             RuntimeNames(settings.state_dir / "runtime-names.json"),
             poll_interval=settings.poll_interval,
+            remembered_plan=lambda: self.session.plans.of(self.email),
+            remember_plan=lambda tier: self.session.plans.remember(self.email, tier),
         )
         self.bridge: Bridge | None = None
         self._presenter = _PresenterSlot(presenter or QuietPresenter())
@@ -394,6 +396,7 @@ class Core:
                 raise
             except errors.ColabError as exc:
                 log.warning("could not read the account's email: %s", exc.message)
+            self.registry.learn_plan(self.registry.known_plan)  # kept for this email, or recalled
 
     async def retry_sign_in(self, email: str) -> None:
         """Ask a gcloud or ADC account's source again, after the person fixed it there; then
@@ -484,6 +487,7 @@ class Core:
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, self.settings.poll_interval)
                 continue
+            self.registry.learn_plan(self.registry.known_plan)  # kept for this email, or recalled
             self._changed()
             return
 
@@ -546,11 +550,15 @@ class Core:
                     eligibility, variant, accelerator, tried, not_free, fallback=fallback
                 )
             else:
+                if self.email is None and self.registry.state.plan is not None:
+                    await self.learn_email()  # whose plan the assign reply named, to keep it
                 return offers.Assigned(name, runtime, accelerator, tuple(tried))
 
     async def _plan_for_checks(self) -> Eligibility | None:
         """The plan, or None when it cannot be read (then nothing is refused here)."""
         try:
+            if self.email is None:
+                await self.learn_email()  # a plan kept from an earlier run is kept by email
             return await self.eligibility()
         except errors.SignedOutError:
             raise
@@ -604,10 +612,7 @@ class Core:
     async def eligibility(self) -> Eligibility:
         """What this account may assign (read once, then from the registry's state)."""
         known = self.registry.state.eligibility
-        if known is None:
-            known = await self.client.eligibility()
-            self.registry.state.eligibility = known
-        return known
+        return known if known is not None else await self.registry.read_eligibility()
 
     def connection_url(self, endpoint: str) -> str | None:
         return self.bridge.url_for(endpoint) if self.bridge is not None else None

@@ -20,8 +20,8 @@ NOT_ON_PLAN = "Not available on this account's Colab plan."
 NOT_ON_PLAN_SHORT = "not on your plan"
 HIGH_RAM_NEEDS_PLAN = "High-RAM machines need a Colab Pro or Pro+ plan."
 PLAN_UNKNOWN = (
-    "Colab did not say which plan this account has: High-RAM needs Pro or Pro+, and Colab "
-    "gives a standard machine otherwise."
+    "Plan unknown: Colab names it when a runtime is assigned. High-RAM needs Pro or Pro+, and "
+    "Colab gives a standard machine otherwise."
 )
 HIGH_RAM_ONLY = "This accelerator runs on High-RAM machines only."
 TPU_NO_SHAPE = "TPU machines come with the memory they have; there is no High-RAM choice."

@@ -74,6 +74,7 @@ class RegistryState:
     names: dict[str, str] = field(default_factory=dict)
     compute_units: ComputeUnits | None = None
     eligibility: Eligibility | None = None
+    plan: str | None = None  # as Colab last named it for this account (core/plans.py)
     loaded: bool = False  # a listing has succeeded at least once
     reachable: bool = True
     problem: str | None = None  # the sentence to show while something is wrong
@@ -136,8 +137,12 @@ class RuntimeRegistry:
         names: RuntimeNames,
         *,
         poll_interval: float = 60.0,
+        remembered_plan: Callable[[], str | None] = lambda: None,
+        remember_plan: Callable[[str], None] = lambda _tier: None,
     ) -> None:
         self._client = client
+        self._remembered_plan = remembered_plan  # what an earlier run learned, per account
+        self._remember_plan = remember_plan
         self._names = names
         self.poll_interval = poll_interval
         self.plan = PollPlan(poll_interval)
@@ -205,12 +210,45 @@ class RuntimeRegistry:
 
     async def _refresh_account(self) -> None:
         try:
-            self.state.compute_units = await self._client.compute_units()
+            units = await self._client.compute_units()
+            self.learn_plan(units.tier)
+            self.state.compute_units = units.with_plan(self.known_plan)
             if self.state.eligibility is None:
-                self.state.eligibility = await self._client.eligibility()
+                await self.read_eligibility()
         except errors.ColabError as exc:
             log.info("could not read the account's compute units: %s", exc.message)
         self._emit(StateChanged())
+
+    # ---- the plan -------------------------------------------------------------------------
+
+    @property
+    def known_plan(self) -> str | None:
+        """The account's plan as Colab last named it (this run, else an earlier one), or None
+        when nothing ever told it."""
+        return self.state.plan or self._remembered_plan()
+
+    def learn_plan(self, tier: str | None) -> None:
+        """The one place a plan is learned: every reply that names it (an assign's
+        ``subTier``, GAPI user-info, later the public API's subscription) comes here; None
+        (a reply that names none) changes nothing. Eligibility and compute units follow."""
+        if tier is None:
+            return
+        changed = tier != self.state.plan
+        self.state.plan = tier
+        if self.state.eligibility is not None:
+            self.state.eligibility = self.state.eligibility.with_plan(tier)
+        if self.state.compute_units is not None:
+            self.state.compute_units = self.state.compute_units.with_plan(tier)
+        self._remember_plan(tier)
+        if changed:
+            self._emit(StateChanged())
+
+    async def read_eligibility(self) -> Eligibility:
+        """What the account may assign, read now, with the plan as far as it is known."""
+        eligibility = await self._client.eligibility()
+        self.learn_plan(eligibility.tier)
+        self.state.eligibility = eligibility.with_plan(self.known_plan)
+        return self.state.eligibility
 
     def _apply(self, listed: list[Runtime]) -> None:
         before = self.state.runtimes
@@ -251,6 +289,7 @@ class RuntimeRegistry:
             variant, accelerator, high_mem=high_mem, runtime_version=runtime_version
         )
         runtime = result.runtime
+        self.learn_plan(runtime.subscription_tier)
         self._created_here.add(runtime.endpoint)
         await self.refresh()
         if runtime.endpoint not in self.state.runtimes:  # listing lagging or failing

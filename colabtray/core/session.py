@@ -37,6 +37,8 @@ from colabtray.auth.tokens import SecretStore
 from colabtray.auth.userinfo import fetch_email
 from colabtray.core.jsonfile import read_json, write_json
 from colabtray.core.listeners import Listeners
+from colabtray.core.plans import KEY as PLANS_KEY
+from colabtray.core.plans import Plans
 from colabtray.settings import Settings
 
 if TYPE_CHECKING:  # imported when first needed: aiohttp and Authlib weigh ~25 MB resident
@@ -90,6 +92,7 @@ class Session:
         self._store = store
         self._oauth = oauth
         self._path = settings.config_dir / "accounts.json"
+        self.plans = Plans(self._path)  # each account's plan, as Colab last named it
         self._entries, self._active = self._load()
         self._identities: dict[str, Identity] = {}
         self._tokens: dict[str, Token] = {}
@@ -245,6 +248,7 @@ class Session:
         if self._active not in self._entries:
             self._active = next(iter(self._entries), None)
         self._save()
+        self.plans.forget([email for email, _ in gone])
         self._changed()
         return gone
 
@@ -354,10 +358,14 @@ class Session:
         return entries, active if active in entries else next(iter(entries), None)
 
     def _save(self) -> None:
-        write_json(
-            self._path,
-            {"accounts": [e.to_json() for e in self._entries.values()], "active": self._active},
-        )
+        data: dict[str, Any] = {
+            "accounts": [e.to_json() for e in self._entries.values()],
+            "active": self._active,
+        }
+        old = read_json(self._path)
+        if isinstance(old, dict) and isinstance(old.get(PLANS_KEY), dict):
+            data[PLANS_KEY] = old[PLANS_KEY]  # kept by self.plans in the same file
+        write_json(self._path, data)
 
 
 def _entry(item: Any) -> _Entry | None:

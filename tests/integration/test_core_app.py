@@ -141,11 +141,14 @@ async def test_sign_in_switch_and_sign_out_restart_the_loops(
         assert core.rows() == [], "the other account's runtimes are shown"
         assert [a.email for a in core.other_accounts()] == ["ada@example.com"]
         assert core.registry.state.eligibility is not None
-        assert core.registry.state.eligibility.tier == "free"
+        assert core.registry.state.eligibility.eligible[GPU] == ("T4",)
+        assert core.registry.state.eligibility.tier is None, "ada's plan was carried over"
 
         core.switch("ada@example.com")
         await until(lambda: core.registry.state.loaded and core.rows())
         assert [r.name for r in core.rows()] == ["CPU"]
+        await until(lambda: core.registry.state.eligibility is not None)
+        assert core.registry.state.eligibility.tier == "pro", "ada's plan, named by her assign"
 
         await core.sign_out()  # ada goes; free is still signed in and becomes active
         assert core.email == "free@example.com" and core.signed_in

@@ -61,34 +61,78 @@ def test_a_plan_with_one_gpu_has_nothing_to_offer_instead(
     )
 
 
+def _plan(env: dict[str, str]) -> str | None:
+    status = run_cli(env, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    return json.loads(status.stdout)["compute_units"]["tier"]  # type: ignore[no-any-return]
+
+
 def test_a_pro_plan_without_units_gets_high_ram(
     emulator_factory: Callable[..., Emulator], tmp_path: Path
 ):
     emulator = emulator_factory("--account", PRO_WITHOUT_UNITS, "--idle-timeout", "600")
     env = cli_env(emulator, tmp_path)
     status = json.loads(run_cli(env, "status", "--json").stdout)
-    assert status["compute_units"]["tier"] == "pro"
+    assert status["compute_units"]["tier"] is None  # ccu-info names no plan
     assert status["compute_units"]["balance"] == 0
 
     made = run_cli(env, "new", "--gpu", "T4", "--high-mem")
     assert made.returncode == 0, made.stderr
     assert made.stdout.startswith("Assigned T4 GPU (High-RAM): gpu-t4-s-")
     assert [r["machine_shape"] for r in emulator.state()["runtimes"]] == [1]
+    assert _plan(env) == "pro"  # the assign reply named it
+
+
+def test_the_plan_is_learned_from_an_assign_and_kept_for_the_account(
+    emulator_factory: Callable[..., Emulator], tmp_path: Path
+):
+    """Issue 23 (4), with default settings: a free account and a Pro one look alike until
+    Colab names the plan; the first assign's subTier does, and every later run (each CLI
+    call is one) knows it, so High-RAM is refused to the free account before asking Colab."""
+    emulator = emulator_factory("--account", FREE_WITH_UNITS, "--idle-timeout", "600")
+    env = cli_env(emulator, tmp_path)
+    status = run_cli(env, "status")
+    assert "Colab did not say which plan this account has." in status.stdout, status.stdout
+    assert _plan(env) is None
+
+    made = run_cli(env, "new", "--cpu")
+    assert made.returncode == 0 and made.stdout.startswith("Assigned CPU (Standard): m-s-")
+    assert _plan(env) == "free"
+    assert "Colab plan: free (no subscription)" in run_cli(env, "status").stdout
+
+    _one_line_error(run_cli(env, "new", "--cpu", "--high-mem"), offers.HIGH_RAM_NEEDS_PLAN)
+    assert len(emulator.state()["runtimes"]) == 1, "Colab was asked anyway"
+    accounts = json.loads((tmp_path / "config" / "accounts.json").read_text())
+    assert accounts["plans"] == {"payg@example.com": "free"}
+    assert emulator.access_token not in json.dumps(accounts)
+
+
+def test_gapi_user_info_names_the_plan_at_once(
+    emulator_factory: Callable[..., Emulator], tmp_path: Path
+):
+    """Where the token may read GAPI user-info (account_api = gapi asks for the colaboratory
+    scope), the plan is known before any runtime is made."""
+    emulator = emulator_factory("--account", FREE_WITH_UNITS)
+    env = {**cli_env(emulator, tmp_path), "COLABTRAY_ACCOUNT_API": "gapi"}
+    assert _plan(env) == "free"
+    _one_line_error(run_cli(env, "new", "--cpu", "--high-mem"), offers.HIGH_RAM_NEEDS_PLAN)
+    assert emulator.state()["runtimes"] == []
 
 
 def test_units_bought_without_a_plan_get_no_high_ram(
     emulator_factory: Callable[..., Emulator], tmp_path: Path
 ):
+    """Until Colab names the plan, Colab has the last word: a free plan with units asking for
+    High-RAM gets a standard machine, and from then on colabtray knows and says so itself."""
     emulator = emulator_factory("--account", FREE_WITH_UNITS, "--idle-timeout", "600")
     env = cli_env(emulator, tmp_path)
     status = json.loads(run_cli(env, "status", "--json").stdout)
-    assert status["compute_units"]["tier"] == "free"
+    assert status["compute_units"]["tier"] is None
     assert status["compute_units"]["balance"] == 50
 
-    _one_line_error(run_cli(env, "new", "--cpu", "--high-mem"), offers.HIGH_RAM_NEEDS_PLAN)
-    assert emulator.state()["runtimes"] == []
-    made = run_cli(env, "new", "--cpu")
+    made = run_cli(env, "new", "--cpu", "--high-mem")
     assert made.returncode == 0 and made.stdout.startswith("Assigned CPU (Standard): m-s-")
+    _one_line_error(run_cli(env, "new", "--cpu", "--high-mem"), offers.HIGH_RAM_NEEDS_PLAN)
 
 
 def test_the_emulator_keeps_plan_and_units_apart(

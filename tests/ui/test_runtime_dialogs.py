@@ -11,6 +11,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox
 
 from colabtray.colab import errors
+from colabtray.colab.models import CPU
 from colabtray.core import offers
 from colabtray.core.app import Core
 from colabtray.core.display import TrayState
@@ -297,25 +298,45 @@ def test_when_every_gpu_is_busy_the_dialog_says_which_it_tried(
 
 
 @pytest.mark.parametrize(
-    ("account", "plan", "high_ram_offered", "note"),
+    ("account", "assign_first", "plan", "high_ram_offered", "note"),
     [
-        ("pat@example.com:pro:0", "Colab plan: Pro", True, None),
+        ("pat@example.com:pro:0", True, "Colab plan: Pro", True, None),
         (
             "payg@example.com:free:50",
+            True,
             "Colab plan: free (no subscription)",
             False,
             offers.HIGH_RAM_NEEDS_PLAN,
         ),
+        (
+            "payg@example.com:free:50",
+            False,
+            "Colab did not say which plan this account has.",
+            True,
+            offers.PLAN_UNKNOWN,
+        ),
     ],
-    ids=["pro-without-units", "units-without-plan"],
+    ids=["pro-without-units", "units-without-plan", "plan-not-yet-named"],
 )
 def test_the_plan_not_the_balance_decides_high_ram(
-    qapp, qtbot, emulator_factory, tmp_path: Path, account, plan, high_ram_offered, note
+    qapp,
+    qtbot,
+    emulator_factory,
+    tmp_path: Path,
+    account,
+    assign_first,
+    plan,
+    high_ram_offered,
+    note,
 ):
+    """Colab names the plan in an assign reply (ccu-info never does): after one runtime the
+    dialog knows it; before any, it says the plan is unknown and lets Colab decide."""
     emulator = emulator_factory("--account", account)
     core = emulator_core(emulator, tmp_path)
 
     async def scenario() -> None:
+        if assign_first:
+            await core.create(CPU, None)
         dialog = _dialog(qtbot, core)
         await until(lambda: dialog.offer_buttons())
         assert dialog.plan.text() == plan

@@ -439,16 +439,13 @@ def test_a_token_never_shows_in_a_repr():
 
 
 def test_a_pro_plan_with_no_units_left_keeps_high_ram():
-    info = CcuInfo.model_validate(
-        {
-            "subscriptionTier": "SUBSCRIPTION_TIER_PRO",
-            "currentBalance": 0,
-            "consumptionRateHourly": 0,
-            "assignmentsCount": 0,
-            "eligibleGpus": ["T4", "L4", "A100"],
-            "freeCcuQuotaInfo": {"remainingTokens": "5960", "nextRefillTimestampSec": 1790000000},
-        }
-    )
+    body = {
+        "subscriptionTier": "SUBSCRIPTION_TIER_PRO",
+        "paidComputeUnitsBalance": 0,
+        "eligibleAccelerators": [{"variant": "VARIANT_GPU", "models": ["T4", "L4", "A100"]}],
+        "ineligibleAccelerators": [],
+    }
+    info = UserInfo.model_validate(body)
     assert info.eligibility().tier == PRO and info.compute_units().tier == PRO
     assert info.eligibility().shapes_for("T4") == (STANDARD, HIGH_MEM)
 
@@ -461,16 +458,39 @@ def test_units_bought_without_a_plan_bring_no_high_ram():
         "ineligibleAccelerators": [],
     }
     assert UserInfo.model_validate(body).eligibility().shapes_for("T4") == (STANDARD,)
-    ccu = CcuInfo.model_validate(
-        {"subscriptionTier": "SUBSCRIPTION_TIER_NONE", "currentBalance": 50.0}
-    )
-    assert ccu.eligibility().tier == FREE and ccu.compute_units().balance == 50.0
 
 
-def test_ccu_info_without_a_plan_leaves_it_unknown_whatever_the_balance():
+def test_ccu_info_never_names_a_plan_whatever_the_reply_or_the_balance():
+    """Colab's ccu-info carries no plan (colab-public-api.md §3); a field of that name in a
+    reply is not read, so nothing can come to rest on what only an emulator would send."""
     for balance in (0, 289.81):
-        info = CcuInfo.model_validate({"currentBalance": balance, "eligibleGpus": ["T4"]})
-        assert info.eligibility().tier is None and info.compute_units().tier is None
+        for extra in ({}, {"subscriptionTier": "SUBSCRIPTION_TIER_PRO"}):
+            info = CcuInfo.model_validate(
+                {"currentBalance": balance, "eligibleGpus": ["T4"], **extra}
+            )
+            assert info.eligibility().tier is None and info.compute_units().tier is None
+            assert info.compute_units().balance == balance
+
+
+def test_a_plan_learned_elsewhere_fills_in_eligibility_and_units():
+    info = CcuInfo.model_validate({"currentBalance": 0, "eligibleGpus": ["T4"]})
+    assert info.eligibility().with_plan(FREE).shapes_for("T4") == (STANDARD,)
+    assert info.eligibility().with_plan(None).tier is None
+    assert info.compute_units().with_plan(PRO).tier == PRO
+
+
+def test_the_assign_reply_names_the_plan_as_subtier():
+    reply = {
+        "accelerator": "T4",
+        "endpoint": "gpu-t4-s-abc",
+        "variant": 1,
+        "machineShape": 0,
+        "runtimeProxyInfo": {"token": "t", "tokenExpiresInSeconds": 3600, "url": "https://rt"},
+    }
+    for sub_tier, plan in ((0, FREE), (1, PRO), (2, PRO_PLUS)):
+        runtime = AssignedRuntime.model_validate({**reply, "subTier": sub_tier})
+        assert runtime.subscription_tier == plan
+    assert AssignedRuntime.model_validate(reply).subscription_tier is None
 
 
 # ---- numbers that come with a fraction: read, not fatal -------------------------------------
@@ -478,7 +498,7 @@ def test_ccu_info_without_a_plan_leaves_it_unknown_whatever_the_balance():
 
 def test_ccu_info_with_fractional_counts_and_refill_time():
     info = CcuInfo.model_validate_json(
-        '{"subscriptionTier":"SUBSCRIPTION_TIER_NONE","currentBalance":0,'
+        '{"currentBalance":0,'
         '"consumptionRateHourly":1.96,"assignmentsCount":1.0,"eligibleGpus":["T4"],'
         '"ineligibleGpus":["A100"],"eligibleTpus":[],"ineligibleTpus":[],'
         '"freeCcuQuotaInfo":{"remainingTokens":5960.4,"nextRefillTimestampSec":1790000000.75}}'
