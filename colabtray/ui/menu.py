@@ -2,7 +2,8 @@
 
 This module only lays out actions; what a click does is a method of the :class:`Actions`
 it is given (the tray), and every word comes from ``core``; every entry's text and tooltip
-is :func:`colabtray.text.printable` (runtime names and Colab's sentences reach them).
+is :func:`colabtray.text.printable` (runtime names and Colab's sentences reach them), and an
+entry's ``&`` is doubled, so that a name like "R&D" shows as written instead of as a shortcut.
 Actions carry object names (``"new-runtime"``, ``"runtime:<endpoint>"``…) so that tests and
 tools can find them.
 
@@ -344,7 +345,7 @@ class TrayMenu:
         lines, why = (known[1], known[2]) if known else (["Reading RAM, disk and GPU…"], None)
         new = []
         for line in lines:
-            action = QAction(printable(line), submenu)
+            action = QAction(_label(line), submenu)
             action.setObjectName("resources")
             action.setEnabled(False)
             if why:
@@ -364,7 +365,7 @@ class TrayMenu:
     def _add(
         self, menu: QMenu, text: str, name: str, slot: Callable[[], object], icon: str | None = None
     ) -> QAction:
-        action = menu.addAction(printable(text))
+        action = menu.addAction(_label(text))
         action.setObjectName(name)
         action.triggered.connect(lambda *_: slot())  # drop the "checked" argument
         if icon:
@@ -373,7 +374,7 @@ class TrayMenu:
 
     def _note(self, menu: QMenu, text: str, name: str, icon: str | None = None) -> QAction:
         """A line that informs and cannot be clicked."""
-        action = menu.addAction(printable(text))
+        action = menu.addAction(_label(text))
         action.setObjectName(name)
         action.setEnabled(False)
         if icon:
@@ -381,7 +382,7 @@ class TrayMenu:
         return action
 
     def _submenu(self, build: _Build, title: str, name: str, icon: str | None = None) -> QMenu:
-        submenu = QMenu(printable(title), build.top)
+        submenu = QMenu(_label(title), build.top)
         submenu.setObjectName(name)
         submenu.menuAction().setObjectName(name)
         if icon:
@@ -450,3 +451,9 @@ def rect_of(menu: QMenu) -> list[int]:
     """Where a shown menu is: [x, y, width, height] on the screen."""
     area = menu.geometry()
     return [area.x(), area.y(), area.width(), area.height()]
+
+
+def _label(text: str) -> str:
+    """``text`` as a menu entry shows it: escaped, with ``&`` literal (Qt reads ``&x`` as a
+    keyboard shortcut)."""
+    return printable(text).replace("&", "&&")

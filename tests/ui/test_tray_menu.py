@@ -474,3 +474,14 @@ def test_the_secrets_window_adds_and_removes_names_and_never_shows_a_value(
 
     run(qapp, scenario())
     assert "s3cr3t" not in "".join(w.text() for w in window.findChildren(QLabel))
+
+
+def test_an_ampersand_in_a_runtime_name_shows_as_written(tmp_path: Path, make_tray) -> None:
+    core = offline_core(tmp_path)
+    core.ready.email = "ada@example.com"
+    with_runtimes(core, ("R&D box", T4))
+    tray = make_tray(core)
+    tray.menu.rebuild()
+    entry = submenu(tray.menu.menu, f"runtime:{T4.endpoint}").menuAction()
+    # Qt reads "&D" as a shortcut and hides the "&"; what it shows is iconText().
+    assert entry.iconText() == "T4 GPU · High-RAM · “R&D box” — running"
