@@ -47,6 +47,8 @@ class EmulatorConfig:
     max_runtimes: int | None = None
     tls: bool = False
     ssh: bool = True  # runtimes answer /colab/ssh (Colab decides that when it makes one)
+    # Whether Colab's public API (v1beta, on an allowlist) lets this OAuth client in.
+    public_api: bool = False
     # Scopes of the ready-made access token it exports; None: every scope it knows.
     token_scopes: tuple[str, ...] | None = None
     # The first one is the default account.
@@ -190,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="runtimes without SSH (/colab/ssh answers 404, as Colab's do when SSH is off)",
     )
     parser.add_argument(
+        "--public-api",
+        choices=("allowed", "denied"),
+        default="denied",
+        help="whether Colab's public API (v1beta) lets this OAuth client in; 'denied' "
+        "(default) answers 403 PERMISSION_DENIED, as Google does for clients off its allowlist",
+    )
+    parser.add_argument(
         "--token-scopes",
         type=_scopes,
         default=None,
@@ -232,6 +241,7 @@ def parse_config(argv: list[str] | None) -> EmulatorConfig:
         max_runtimes=ns.max_runtimes,
         tls=ns.tls,
         ssh=not ns.no_ssh,
+        public_api=ns.public_api == "allowed",
         token_scopes=ns.token_scopes,
         accounts=accounts,
     )

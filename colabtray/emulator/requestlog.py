@@ -45,6 +45,8 @@ def host_of(path: str) -> str | None:
         return None
     if path.startswith("/gapi/"):
         return "gapi"
+    if path.startswith("/public/"):
+        return "public"
     if path.startswith(("/tun/", "/vscode/")):
         return "colab"
     return "oauth"

@@ -27,6 +27,8 @@ from colabtray.emulator.config import EmulatorConfig
 from colabtray.emulator.faults import make_faults
 from colabtray.emulator.guards import rejections
 from colabtray.emulator.oauth import OAuth
+from colabtray.emulator.public_api import PREFIX as PUBLIC_API_PREFIX
+from colabtray.emulator.public_api import PublicApi
 from colabtray.emulator.requestlog import make_request_log
 from colabtray.emulator.runtimes import RuntimeManager
 from colabtray.emulator.state import EmulatorState
@@ -55,6 +57,9 @@ def build_app(
     )
     app.add_routes(oauth.routes())
     app.add_routes(Backend(state, manager).routes())
+    public_api = PublicApi(state, manager, allowed=state.config.public_api)
+    app.add_routes(public_api.routes())
+    app.on_shutdown.append(lambda _app: public_api.close())
     app.add_routes(admin.routes())
     return app
 
@@ -64,6 +69,7 @@ def exports(state: EmulatorState, access_token: str) -> dict[str, str]:
     names = {
         "COLABTRAY_COLAB_URL": base,
         "COLABTRAY_GAPI_URL": f"{base}/gapi",
+        "COLABTRAY_PUBLIC_API_URL": f"{base}{PUBLIC_API_PREFIX}",
         "COLABTRAY_OAUTH_AUTH_URL": f"{base}/o/oauth2/v2/auth",
         "COLABTRAY_OAUTH_TOKEN_URL": f"{base}/token",
         "COLABTRAY_OAUTH_REVOKE_URL": f"{base}/revoke",
