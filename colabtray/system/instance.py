@@ -7,7 +7,10 @@ its own config directory) runs beside the real app. The lock is filelock's (floc
 LockFileEx on Windows). The channel is a UNIX socket where there are UNIX sockets, else a
 loopback port whose number and secret are in a 0600 file, as Jupyter does;
 ``COLABTRAY_CONTROL_CHANNEL=tcp`` forces the second, so it is tested on Linux too.
-Deliberately light (no asyncio, no pydantic): it runs before the tray icon is up.
+
+A client trusts the channel's file only while the lock is held (:func:`instance_running`): a
+port left by an instance that died may be anyone's by now. Deliberately light (no asyncio, no
+pydantic): it runs before the tray icon is up.
 """
 
 from __future__ import annotations
@@ -57,6 +60,10 @@ def channel_name(config_dir: Path) -> str:
     return "ipc-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
+# How long claiming waits for a lock that a client holds for a moment to see whether an
+# instance runs (:func:`instance_running`); a running instance holds it for good.
+CLAIM_PATIENCE = 0.5
+
 # A UNIX socket's path has room for 107 bytes on Linux, 103 on macOS.
 MAX_SOCKET_PATH = 100
 
@@ -76,6 +83,26 @@ def is_unix_socket(path: Path) -> bool:
     return path.suffix == ".sock"
 
 
+def lock_path(channel: Path) -> Path:
+    """The instance lock's file beside the channel's (``socket_path``)."""
+    return channel.with_suffix(".lock")
+
+
+def instance_running(config_dir: Path) -> bool:
+    """Whether a live instance holds the lock for ``config_dir``: the lock cannot be taken now.
+
+    If it can, nobody holds it, and it is let go at once. The OS releases the lock of a process
+    that died, so a held lock means the channel's file is that of a live instance.
+    """
+    probe = FileLock(lock_path(socket_path(config_dir)), mode=0o600, blocking=False)
+    try:
+        probe.acquire()
+    except Timeout:
+        return True
+    probe.release()
+    return False
+
+
 class InstanceLock:
     """Held by the running instance for its whole life (released on exit, or by the OS when
     the process dies). Its file is not inherited by children (Python's default): the demo's
@@ -88,13 +115,22 @@ class InstanceLock:
 
     @classmethod
     def claim(cls, config_dir: Path) -> InstanceLock | None:
-        """Become the instance for ``config_dir``; None if another one already is."""
+        """Become the instance for ``config_dir``; None if another one already is.
+
+        A channel file found here was left by an instance that died: it goes at once, so that
+        no client takes its port for this instance's while this one starts.
+        """
         where = socket_path(config_dir)
-        lock = FileLock(where.with_suffix(".lock"), mode=0o600, blocking=False)
+        lock = FileLock(lock_path(where), mode=0o600, timeout=CLAIM_PATIENCE)
         try:
             lock.acquire()
         except Timeout:
             return None
+        try:
+            where.unlink(missing_ok=True)
+        except OSError:
+            lock.release()
+            raise
         return cls(where, lock)
 
     def release(self) -> None:

@@ -9,12 +9,25 @@ Wire format: one JSON line each way, then the connection closes::
     → {"v": 1, "cmd": "show", "args": {}}
     ← {"v": 1, "ok": true, "result": {...}}   or   {"v": 1, "ok": false, "error": "sentence"}
 
+A client first makes sure the lock is held (:func:`colabtray.system.instance.instance_running`):
+without a live instance it connects nowhere. Over a UNIX socket (in the user's 0700 directory)
+each side checks, on Linux, that the other is the same user (SO_PEERCRED). A loopback port
+(Windows, a runtime dir too deep for a socket's path, or forced: see
+:mod:`colabtray.system.instance`) is open to every local user, so there both sides prove they
+know the secret in the instance's 0600 file before the request, without sending it::
+
+    → {"v": 1, "hello": CLIENT_NONCE}
+    ← {"v": 1, "nonce": SERVER_NONCE, "proof": HMAC(secret, "server" label, both nonces)}
+    → {"v": 1, "cmd": ..., "args": ..., "proof": HMAC(secret, "client" label, both nonces)}
+
+The client sends its command only after the server's proof checks out (HMAC-SHA256, nonces of
+32 random bytes in hex, compared in constant time); whatever else listens on that port gets the
+greeting, nothing more, and the person reads that something else is listening.
+
 Requests are validated strictly (version, known command, object arguments, one line of at
-most 64 KiB, read within 5 s); over a UNIX socket on Linux the peer must also be the same user
-(SO_PEERCRED); over a loopback port (Windows, or forced: :mod:`colabtray.system.instance`) every
-request carries the ``secret`` from the instance's 0600 file. The socket, the file and the
-lock are touched every hour, so a cleaner of old files in the runtime dir leaves them alone.
-Every line gets one JSON reply, however malformed (too deep, not UTF-8, not an object…), and
+most 64 KiB; greeting and request read within 5 s). The socket, the file and the lock are
+touched every hour, so a cleaner of old files in the runtime dir leaves them alone. Every
+request line gets one JSON reply, however malformed (too deep, not UTF-8, not an object…), and
 the socket holds at most MAX_CONNECTIONS connections (:mod:`colabtray.listen.connections`).
 Commands are a small registry: ``server.register("url", handler)`` adds one.
 """
@@ -23,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import inspect
 import json
@@ -38,7 +52,13 @@ from typing import Any
 from colabtray.core.jsonfile import read_json, write_atomically
 from colabtray.errors import UserError
 from colabtray.listen.connections import ConnectionGuard
-from colabtray.system.instance import InstanceError, InstanceLock, is_unix_socket, socket_path
+from colabtray.system.instance import (
+    InstanceError,
+    InstanceLock,
+    instance_running,
+    is_unix_socket,
+    socket_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +67,12 @@ MAX_LINE = 64 * 1024
 READ_TIMEOUT = 5.0
 MAX_CONNECTIONS = 32
 TOUCH_EVERY = 3600.0  # XDG: files in the runtime dir untouched for 6 hours may be removed
+NONCE_BYTES = 32
+# What each side's proof covers besides both nonces: one side's proof never passes for the other's.
+SERVER_PROVES = b"colabtray control channel: the server knows the secret\0"
+CLIENT_PROVES = b"colabtray control channel: the client knows the secret\0"
+MIN_SECRET = 32  # characters; the server makes 43 (token_urlsafe(32))
+BUSY = "colabtray is busy with other requests; try again."
 
 Reply = dict[str, Any]
 Handler = Callable[[dict[str, Any]], Reply | Awaitable[Reply]]
@@ -59,6 +85,16 @@ class IpcError(InstanceError):
 class NotRunningError(IpcError):
     def __init__(self) -> None:
         super().__init__("colabtray is not running.")
+
+
+class ImpostorError(IpcError):
+    """Whatever answers on the channel did not prove it is the colabtray that holds the lock."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(
+            f"Something else is listening on colabtray's control {where}; nothing was sent "
+            "(restart colabtray to get a channel of its own)."
+        )
 
 
 # ---- the running app's side ----------------------------------------------------------------
@@ -79,7 +115,7 @@ class ControlServer:
             limit=MAX_CONNECTIONS,
             head_timeout=READ_TIMEOUT + 1,
             idle_timeout=READ_TIMEOUT,
-            refusal=_line(_error("colabtray is busy with other requests; try again.")),
+            refusal=_line(_error(BUSY)),
         )
 
     @classmethod
@@ -146,7 +182,7 @@ class ControlServer:
                 log.warning("refused a control connection from another user")
                 return
             try:
-                reply = await self._answer(reader, writer.transport)
+                reply = await self._answer(reader, writer)
             except Exception:  # a bug of ours: still an answer, and the traceback in the log
                 log.exception("control request failed")
                 reply = _error("colabtray failed to answer; see its log.")
@@ -160,22 +196,38 @@ class ControlServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _answer(
-        self, reader: asyncio.StreamReader, transport: asyncio.BaseTransport
-    ) -> Reply:
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Reply:
         try:
-            async with asyncio.timeout(READ_TIMEOUT):
+            async with asyncio.timeout(READ_TIMEOUT):  # greeting and request alike
+                secret = self._secret
+                proof = await self._handshake(reader, writer, secret) if secret else None
                 line = await reader.readline()
+            name, args = self._validate(line, proof)
         except TimeoutError:
             return _error("No request arrived in time.")
-        except ValueError:  # longer than MAX_LINE
-            return _error("The request is too long.")
-        try:
-            name, args = self._validate(line)
         except IpcError as exc:
             return _error(exc.message)
-        with self._guard.serving(transport):  # a command may take its time
+        except ValueError:  # a line longer than MAX_LINE
+            return _error("The request is too long.")
+        with self._guard.serving(writer.transport):  # a command may take its time
             return await self._run(name, args)
+
+    async def _handshake(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, secret: str
+    ) -> str:
+        """Over a loopback port: answer the client's greeting with this side's proof; return the
+        proof the client's request must carry."""
+        hello = _parse(await reader.readline())
+        client_nonce = _nonce(hello.get("hello"))
+        if set(hello) != {"v", "hello"} or not _is_version(hello["v"]) or client_nonce is None:
+            raise IpcError(
+                "The connection must begin with colabtray's greeting (a version and a nonce)."
+            )
+        server_nonce = secrets.token_bytes(NONCE_BYTES)
+        proof = _proof(secret, SERVER_PROVES, client_nonce, server_nonce)
+        writer.write(_line({"v": PROTOCOL_VERSION, "nonce": server_nonce.hex(), "proof": proof}))
+        await writer.drain()
+        return _proof(secret, CLIENT_PROVES, client_nonce, server_nonce)
 
     async def _run(self, name: str, args: dict[str, Any]) -> Reply:
         try:
@@ -192,29 +244,16 @@ class ControlServer:
             return _error(f"colabtray failed to run {name!r}; see its log.")
         return {"v": PROTOCOL_VERSION, "ok": True, "result": result}
 
-    def _validate(self, line: bytes) -> tuple[str, dict[str, Any]]:
-        if not line.endswith(b"\n"):
-            raise IpcError("The request must be one line ending in a newline.")
-        try:
-            message = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
-            raise IpcError("The request is not JSON.") from None
-        except RecursionError:
-            raise IpcError("The request is nested too deeply.") from None
-        if not isinstance(message, dict):
-            raise IpcError("The request must be a JSON object.")
-        if self._secret is not None:
-            given = message.pop("secret", None)
-            if not isinstance(given, str) or not hmac.compare_digest(
-                given.encode("utf-8", "surrogatepass"), self._secret.encode()
-            ):
-                raise IpcError("The request lacks colabtray's secret.")
+    def _validate(self, line: bytes, proof: str | None) -> tuple[str, dict[str, Any]]:
+        message = _parse(line)
+        if proof is not None and not _same(message.pop("proof", None), proof):
+            raise IpcError("The request lacks colabtray's secret.")
         unknown = set(message) - {"v", "cmd", "args"}
         if unknown:
             names = ", ".join(repr(name) for name in sorted(unknown))
             raise IpcError(f"Unknown fields in the request: {names}.")
         version = message.get("v")
-        if type(version) is not int or version != PROTOCOL_VERSION:
+        if not _is_version(version):
             raise IpcError(
                 f"This colabtray speaks protocol {PROTOCOL_VERSION}, not {version!r}; "
                 "restart it after an upgrade."
@@ -241,14 +280,62 @@ def _line(reply: Reply) -> bytes:
         return json.dumps(_error("colabtray failed to answer; see its log.")).encode() + b"\n"
 
 
-def _same_user(sock: socket.socket | None) -> bool:
-    """The peer's uid, where the OS tells it (Linux); elsewhere the 0700 directory guards."""
+def _parse(line: bytes) -> dict[str, Any]:
+    """One request line as a JSON object, else IpcError with the sentence that says why."""
+    if not line.endswith(b"\n"):
+        raise IpcError("The request must be one line ending in a newline.")
+    try:
+        message = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        raise IpcError("The request is not JSON.") from None
+    except RecursionError:
+        raise IpcError("The request is nested too deeply.") from None
+    if not isinstance(message, dict):
+        raise IpcError("The request must be a JSON object.")
+    return message
+
+
+def _is_version(value: object) -> bool:
+    return type(value) is int and value == PROTOCOL_VERSION
+
+
+def _nonce(value: object) -> bytes | None:
+    """A nonce as sent: exactly NONCE_BYTES in lowercase hex, else None."""
+    digits = "0123456789abcdef"
+    if not isinstance(value, str) or len(value) != 2 * NONCE_BYTES:
+        return None
+    if any(char not in digits for char in value):
+        return None
+    return bytes.fromhex(value)
+
+
+def _proof(secret: str, label: bytes, client_nonce: bytes, server_nonce: bytes) -> str:
+    message = label + client_nonce + server_nonce
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _same(given: object, expected: str) -> bool:
+    """``given`` is the string ``expected``, compared in constant time."""
+    return isinstance(given, str) and hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode()
+    )
+
+
+def _peer_uid(sock: socket.socket | None) -> int | None:
+    """The uid at the other end of a UNIX socket, where the OS tells it (Linux), else None."""
     peercred = getattr(socket, "SO_PEERCRED", None)
     if sock is None or peercred is None or sock.family != getattr(socket, "AF_UNIX", None):
-        return True  # a loopback port: the secret in the 0600 file is the check
+        return None
     raw = sock.getsockopt(socket.SOL_SOCKET, peercred, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", raw)
-    return uid == os.getuid()
+    return uid
+
+
+def _same_user(sock: socket.socket | None) -> bool:
+    """The peer is this user, where the OS tells (a UNIX socket on Linux); elsewhere the 0700
+    directory guards a UNIX socket, and the proofs of the secret a loopback port."""
+    uid = _peer_uid(sock)
+    return uid is None or uid == os.getuid()
 
 
 # ---- the CLI's side ------------------------------------------------------------------------
@@ -264,38 +351,33 @@ async def request(
 ) -> dict[str, Any]:
     """Send one command to the running instance and return its result.
 
-    ``wait_for_server``: keep trying to connect that long (an instance that holds the lock
-    may still be starting). Raises NotRunningError or IpcError with a sentence.
+    ``wait_for_server``: keep trying to connect that long (an instance may be starting: the
+    lock not yet held, or its channel not yet open). Nothing is sent unless a live instance
+    holds the lock and, over a loopback port, what listens there proved it knows the secret.
+    Raises NotRunningError, ImpostorError or IpcError with a sentence.
     """
     path = socket_path(config_dir)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_for_server
-    secret: str | None = None
     while True:
         try:
-            if is_unix_socket(path):
-                opening = asyncio.open_unix_connection(str(path), limit=MAX_LINE)
-            else:
-                port, secret = _address(path)
-                opening = asyncio.open_connection("127.0.0.1", port, limit=MAX_LINE)
-            async with asyncio.timeout(answer_within):
-                reader, writer = await opening
+            reader, writer, secret, where = await _connect(config_dir, path, answer_within)
             break
-        except (FileNotFoundError, ConnectionRefusedError):
+        except (FileNotFoundError, ConnectionRefusedError, NotRunningError):
             if loop.time() >= deadline:
                 raise NotRunningError() from None
             await asyncio.sleep(0.05)
         except TimeoutError:
             raise IpcError(f"colabtray did not answer within {answer_within:.0f} s.") from None
+        except OSError:
+            raise IpcError("The connection to colabtray failed.") from None
     try:
-        request: dict[str, Any] = {"v": PROTOCOL_VERSION, "cmd": command, "args": args or {}}
+        message: dict[str, Any] = {"v": PROTOCOL_VERSION, "cmd": command, "args": args or {}}
         if secret is not None:
-            request["secret"] = secret
-        line = json.dumps(request)
-        writer.write(line.encode() + b"\n")
+            message["proof"] = await _prove(reader, writer, secret, where, answer_within)
+        writer.write(_line(message))
         async with asyncio.timeout(answer_within):
             await writer.drain()
-        async with asyncio.timeout(answer_within):
             raw = await reader.readline()
     except TimeoutError:
         raise IpcError(f"colabtray did not answer within {answer_within:.0f} s.") from None
@@ -308,20 +390,87 @@ async def request(
     return _read_reply(raw)
 
 
+async def _connect(
+    config_dir: Path, path: Path, within: float
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str | None, str]:
+    """Open the channel of the live instance: reader, writer, the secret to prove over a
+    loopback port (None over a UNIX socket), and where it is, for sentences.
+
+    NotRunningError (nobody holds the lock), FileNotFoundError or ConnectionRefusedError (its
+    channel is not open yet) before connecting anywhere.
+    """
+    try:
+        running = instance_running(config_dir)
+    except OSError as exc:
+        sentence = f"colabtray's lock in {path.parent} cannot be read ({exc.strerror})."
+        raise IpcError(sentence) from None
+    if not running:
+        raise NotRunningError()
+    if is_unix_socket(path):
+        async with asyncio.timeout(within):
+            reader, writer = await asyncio.open_unix_connection(str(path), limit=MAX_LINE)
+        if not _same_user(writer.get_extra_info("socket")):
+            writer.close()
+            raise ImpostorError(f"socket {path}")
+        return reader, writer, None, f"socket {path}"
+    port, secret = _address(path)
+    async with asyncio.timeout(within):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=MAX_LINE)
+    return reader, writer, secret, f"port (127.0.0.1:{port})"
+
+
+async def _prove(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    secret: str,
+    where: str,
+    within: float,
+) -> str:
+    """Greet the server with a nonce and check its proof; return this side's proof for the
+    request. ImpostorError if the answer is anything but the right proof: then nothing but the
+    greeting was sent."""
+    client_nonce = secrets.token_bytes(NONCE_BYTES)
+    writer.write(_line({"v": PROTOCOL_VERSION, "hello": client_nonce.hex()}))
+    try:
+        async with asyncio.timeout(within):
+            await writer.drain()
+            raw = await reader.readline()
+    except (OSError, ValueError):  # dropped, or a line longer than MAX_LINE
+        raise ImpostorError(where) from None
+    if raw == _line(_error(BUSY)):  # the connection limit's refusal comes before any greeting
+        raise IpcError(BUSY)
+    try:
+        challenge = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        challenge = None
+    if not isinstance(challenge, dict):
+        raise ImpostorError(where)
+    server_nonce = _nonce(challenge.get("nonce"))
+    if server_nonce is None or not _same(
+        challenge.get("proof"), _proof(secret, SERVER_PROVES, client_nonce, server_nonce)
+    ):
+        raise ImpostorError(where)
+    return _proof(secret, CLIENT_PROVES, client_nonce, server_nonce)
+
+
 def _address(path: Path) -> tuple[int, str]:
     """The port and secret in the instance's file; FileNotFoundError if there is none usable
-    (the instance is starting, or gone)."""
+    (the instance is starting)."""
     data = read_json(path)
-    if not isinstance(data, dict) or not isinstance(data.get("port"), int):
+    if not isinstance(data, dict):
         raise FileNotFoundError(path)
-    secret = data.get("secret")
-    return data["port"], secret if isinstance(secret, str) else ""
+    port, secret = data.get("port"), data.get("secret")
+    if type(port) is not int or not 0 < port < 65536:
+        raise FileNotFoundError(path)
+    if not isinstance(secret, str) or len(secret) < MIN_SECRET:
+        raise FileNotFoundError(path)  # never a proof anyone could make without the file
+    return port, secret
 
 
 def _read_reply(raw: bytes) -> dict[str, Any]:
     try:
         reply = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         reply = None
     if not isinstance(reply, dict) or reply.get("v") != PROTOCOL_VERSION:
         raise IpcError("colabtray answered something this version cannot read; restart it.")

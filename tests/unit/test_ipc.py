@@ -288,3 +288,50 @@ async def test_a_runtime_dir_too_deep_for_a_unix_socket_uses_the_loopback_channe
         assert ipc.ControlServer.claim(tmp_path / "config") is None  # still one instance
     finally:
         await claimed.close()
+
+
+async def _listen_as_a_stranger(path: Path, received: bytearray) -> asyncio.AbstractServer:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.extend(b"connected\n")
+        with contextlib.suppress(OSError, TimeoutError):
+            async with asyncio.timeout(5):
+                received.extend(await reader.read())
+        writer.close()
+
+    return await asyncio.start_unix_server(serve, str(path))
+
+
+async def test_a_socket_no_live_instance_holds_is_never_connected_to(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    received = bytearray()
+    stranger = await _listen_as_a_stranger(instance.socket_path(config), received)
+    try:
+        with pytest.raises(ipc.NotRunningError):
+            await ipc.request(config, "secret", {"op": "set", "value": "hunter2"})
+    finally:
+        stranger.close()
+        await stranger.wait_closed()
+    assert received == b""
+
+
+async def test_a_socket_of_another_user_gets_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client checks the server's uid too (SO_PEERCRED). No other user can put a socket in
+    the 0700 directory, so the other user is simulated: a plain asyncio server listens on the
+    instance's socket, and the uid the OS reports for it is replaced by one that is not ours."""
+    config = tmp_path / "config"
+    lock = instance.InstanceLock.claim(config)
+    assert lock is not None
+    received = bytearray()
+    stranger = await _listen_as_a_stranger(lock.socket, received)
+    monkeypatch.setattr(ipc, "_peer_uid", lambda sock: os.getuid() + 1)
+    try:
+        with pytest.raises(ipc.ImpostorError, match=r"control socket .*; nothing was sent"):
+            await ipc.request(config, "secret", {"op": "set", "value": "hunter2"})
+        await asyncio.sleep(0.1)
+    finally:
+        stranger.close()
+        await stranger.wait_closed()
+        lock.release()
+    assert bytes(received) in (b"", b"connected\n")  # a connection at most, not one byte
