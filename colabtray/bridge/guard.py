@@ -8,7 +8,8 @@ A request is admitted only if all of these hold, in this order:
 2. an ``Origin`` header, if present, is the bridge's own origin (browsers send one on
    cross-origin requests and on every WebSocket handshake);
 3. the bridge secret comes as ``?token=``, as ``Authorization: token …`` (or ``bearer``), or in
-   the cookie a browser got on its first visit with ``?token=``;
+   the cookie a browser got on its first visit with ``?token=`` (read leniently: other local
+   apps' cookies, well-formed or not, sit beside it in the same header);
 4. a request that has only the cookie to show is not a cross-site one: browsers send the
    (``SameSite=Strict``) cookie to every port of 127.0.0.1, so a page of another local app
    could otherwise use it where no ``Origin`` is sent (an ``<img>`` or ``<script>`` tag).
@@ -20,8 +21,8 @@ from __future__ import annotations
 
 import functools
 import hmac
+from collections.abc import Iterator
 from dataclasses import dataclass
-from http.cookies import CookieError, SimpleCookie
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 TOKEN_PARAM = "token"
@@ -36,9 +37,36 @@ class Verdict:
     by_query: bool = False  # the secret came in ?token= (a browser's first visit)
 
 
+COOKIE_PREFIX = "colabtray-bridge-"
+
+
 def cookie_name(port: int) -> str:
     """Per port: browsers share cookies between ports of one host."""
-    return f"colabtray-bridge-{port}"
+    return f"{COOKIE_PREFIX}{port}"
+
+
+def is_bridge_cookie(name: str) -> bool:
+    """Whether a cookie of this name could be taken for a bridge's (of any port, any case)."""
+    return name.strip().lower().startswith(COOKIE_PREFIX)
+
+
+def set_cookie_name(value: str) -> str:
+    """The name of the cookie a ``Set-Cookie: value`` header sets, as browsers read it: the
+    text before the first ``=`` of its first ``;`` piece (a piece without ``=`` is a value
+    with an empty name, and that value is what browsers send back, so it counts as the name)."""
+    pair = value.split(";", 1)[0]
+    name, equals, _ = pair.partition("=")
+    return name.strip() if equals else pair.strip()
+
+
+def cookie_pairs(header: str) -> Iterator[tuple[str, str]]:
+    """The ``name=value`` pairs of a ``Cookie`` header, read as browsers write it (pairs
+    joined by ``;``). Lenient on purpose: a pair that is not RFC 6265 (``prefs={"a":1}``,
+    one without ``=``) is passed over, never the end of the header."""
+    for piece in header.split(";"):
+        name, equals, value = piece.partition("=")
+        if equals:
+            yield name.strip(), value.strip()
 
 
 @functools.cache
@@ -74,16 +102,13 @@ def token_from_authorization(value: str | None) -> str | None:
     return None
 
 
-def token_from_cookie(value: str | None, port: int) -> str | None:
+def tokens_from_cookie(value: str | None, port: int) -> list[str]:
+    """Every value the header gives the bridge's cookie (a browser may send two of one name,
+    such as one another page set with a longer path, placed first)."""
     if not value:
-        return None
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(value)
-    except CookieError:
-        return None
-    morsel = jar.get(cookie_name(port))
-    return morsel.value if morsel is not None else None
+        return []
+    name = cookie_name(port)
+    return [given for key, given in cookie_pairs(value) if key == name]
 
 
 def check(
@@ -112,10 +137,10 @@ def check(
         offered = True
         if same_secret(given, secret):
             return Verdict(True)
-    given = token_from_cookie(cookie, port)
-    if given is not None:
+    cookies = tokens_from_cookie(cookie, port)
+    if cookies:
         offered = True
-        if same_secret(given, secret):
+        if any(same_secret(given, secret) for given in cookies):
             if fetch_site is not None and fetch_site.strip().lower() not in _OWN_FETCH_SITES:
                 return Verdict(False, "cross-site requests are refused")
             return Verdict(True)

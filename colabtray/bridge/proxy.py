@@ -5,7 +5,9 @@ Every request passes :mod:`colabtray.listen.http` (HTTP version, method, a path 
 one-line reason, and nothing reaches the runtime. Admitted requests go to the runtime's proxy
 address, built from its parts with only the client's path and query (so no request can name
 another host), with the runtime proxy token added and the bridge's secret, cookies and origin
-removed; Jupyter's CORS headers are dropped from answers;
+removed; Jupyter's CORS headers are dropped from answers, and so is any ``Set-Cookie`` of a
+name like the bridge's (browsers send a cookie to every port of 127.0.0.1, so a runtime could
+otherwise set or shadow the cookie of its own bridge port or of another's);
 bodies stream both ways in large chunks (never read whole), compressed bytes pass as they are,
 and WebSocket frames are copied one by one (text and binary, the subprotocol the runtime
 chose), with kernel channels watched for Colab's credentials requests. A runtime that is gone
@@ -26,7 +28,6 @@ import socket
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -36,7 +37,13 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from colabtray.bridge import guard
-from colabtray.bridge.kernel_messages import V1_PROTOCOL, Credentials, GetSecret, KernelChannel
+from colabtray.bridge.kernel_messages import (
+    V1_PROTOCOL,
+    Credentials,
+    GetSecret,
+    KernelChannel,
+    RuntimeRequests,
+)
 from colabtray.bridge.upstream import Upstream
 from colabtray.colab import errors
 from colabtray.colab.models import Runtime
@@ -112,6 +119,12 @@ def upstream_query(query: str) -> str:
         for pair in query.split("&")
         if pair and unquote_plus(pair.partition("=")[0]) not in _QUERY_DROP
     )
+
+
+def _cookie_header(headers: CIMultiDictProxy[str]) -> str | None:
+    """Every ``Cookie`` header as one (a client may send several; HTTP/2 gateways do)."""
+    cookies = headers.getall("Cookie", [])
+    return "; ".join(cookies) if cookies else None
 
 
 def _forward_headers(headers: CIMultiDictProxy[str], drop: frozenset[str]) -> CIMultiDict[str]:
@@ -204,7 +217,7 @@ class RuntimeServer:
         self._runner: web.ServerRunner | None = None
         self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
         self._runtime_cookies: set[str] = {"_xsrf"}
-        self._answered: dict[tuple[str, str], float] = {}
+        self._answered = RuntimeRequests(endpoint)  # its kernels' requests, bounded
         self._closing: set[asyncio.Task[None]] = set()
         self._proxies: dict[str, str | None] = {}  # runtime proxy URL → HTTP proxy to use
         self._bases: dict[str, URL] = {}  # runtime proxy URL → parsed, for upstream_url
@@ -269,7 +282,7 @@ class RuntimeServer:
             fetch_site=headers.get("Sec-Fetch-Site"),
             query_tokens=request.query.getall(guard.TOKEN_PARAM, []),
             authorization=headers.get("Authorization"),
-            cookie=headers.get("Cookie"),
+            cookie=_cookie_header(headers),
         )
         if not verdict.ok:
             log.info(
@@ -311,7 +324,7 @@ class RuntimeServer:
 
     def _headers(self, request: web.BaseRequest, runtime: Runtime, drop: frozenset[str]) -> Any:
         headers = _forward_headers(request.headers, drop)
-        cookies = self._cookies_for_runtime(request.headers.get("Cookie"))
+        cookies = self._cookies_for_runtime(_cookie_header(request.headers))
         if cookies:
             headers["Cookie"] = cookies
         assert runtime.proxy is not None
@@ -323,15 +336,10 @@ class RuntimeServer:
         """Only cookies the runtime itself set: not the bridge's, not other local apps'."""
         if not header:
             return ""
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(header)
-        except CookieError:
-            return ""
         return "; ".join(
-            f"{name}={morsel.coded_value}"
-            for name, morsel in jar.items()
-            if name in self._runtime_cookies
+            f"{name}={value}"
+            for name, value in guard.cookie_pairs(header)
+            if name in self._runtime_cookies and not guard.is_bridge_cookie(name)
         )
 
     def _url(self, runtime: Runtime, target: Target) -> URL:
@@ -422,7 +430,11 @@ class RuntimeServer:
             if lower == "location" and value.startswith(base):
                 value = value[len(base) :] or "/"  # keep the editor on the bridge
             elif lower == "set-cookie":
-                self._remember_cookie(value)
+                cookie = guard.set_cookie_name(value)
+                if guard.is_bridge_cookie(cookie):
+                    log.debug("runtime %s: dropped a bridge-named Set-Cookie", self.endpoint)
+                    continue
+                self._remember_cookie(cookie)
             headers.add(name, value)
         length = upstream.content_length
         small = length is not None and length <= SMALL_BODY and "Content-Type" in headers
@@ -464,9 +476,8 @@ class RuntimeServer:
             log.debug("stream on %s ended early: %s", self.endpoint, type(exc).__name__)
         return response
 
-    def _remember_cookie(self, header: str) -> None:
-        name = header.split("=", 1)[0].strip()
-        if name and not name.startswith("colabtray-bridge-") and len(self._runtime_cookies) < 64:
+    def _remember_cookie(self, name: str) -> None:
+        if name and len(self._runtime_cookies) < 64:
             self._runtime_cookies.add(name)
 
     # ---- WebSockets -----------------------------------------------------------------------
