@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from colabtray.errors import UserError
+from colabtray.system.dirs import private_dir
 
 if TYPE_CHECKING:
     from colabtray.auth.tokens import SecretStore
@@ -45,7 +46,7 @@ def wipe(*dirs: Path) -> None:
     for path in dirs:
         if path.name == "demo":  # never anything else
             shutil.rmtree(path, ignore_errors=True)
-        path.mkdir(parents=True, exist_ok=True)
+        private_dir(path)
 
 
 def _stop_with_parent() -> None:  # pragma: no cover - runs in the child before exec

@@ -32,6 +32,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from colabtray import settings_file
+from colabtray.system.dirs import tighten_dir
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +244,8 @@ def load_settings(**overrides: object) -> Settings:
     finally:
         _FILE_VALUES.reset(token)
     settings._file_problems = from_file.problems
+    for folder in (settings.config_dir, settings.state_dir, settings.log_dir):
+        tighten_dir(folder)  # one of ours left open by an older colabtray, or by hand
     return settings
 
 

@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from colabtray.system.dirs import private_dir
+
 log = logging.getLogger(__name__)
 
 
@@ -27,7 +29,7 @@ def write_atomically(path: Path, text: str, mode: int = 0o600) -> None:
     """Replace ``path`` with ``text`` in one step: readers see the old file or the new one,
     never half; the new file has ``mode`` from its first byte (a temporary file of our own,
     never one someone else made), and a failure leaves no temporary file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent, tighten=False)  # a folder colabtray makes is its owner's alone
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

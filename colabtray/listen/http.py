@@ -2,8 +2,10 @@
 request passes before its handler sees it.
 
 :func:`admit` answers, for any listener, what no handler should have to think about: an HTTP
-version other than 1.0 or 1.1 (505), a method no Jupyter or OAuth client uses (405), a request
-target that is not a path (400). Everything else gets the parsed :class:`Target`.
+version other than 1.0 or 1.1 (505, also when the parser refuses the version before any
+handler runs), a method no Jupyter or OAuth client uses (405), a request target that is not a
+path (400), a second ``Host`` or ``Origin`` header (400: which one would a check read?).
+Everything else gets the parsed :class:`Target`.
 Use :func:`guarded` around a low-level handler (``web.Server``) or :func:`middleware` in an
 ``Application``; serve either with :class:`GuardedSite`.
 """
@@ -17,7 +19,8 @@ import ssl
 from collections.abc import Awaitable, Callable
 
 from aiohttp import HttpVersion10, HttpVersion11, web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import BadStatusLine, HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
 
 from colabtray.listen import targets
 from colabtray.listen.connections import ConnectionGuard
@@ -25,6 +28,11 @@ from colabtray.listen.targets import Target
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _ALLOW = ", ".join(sorted(METHODS))
+# Headers a request may carry once: the checks read one value, a client must not pick which.
+_ONCE = ("Host", "Origin")
+# What llhttp (aiohttp's C parser) says of a well-formed "HTTP/x.y" it does not speak, such as
+# HTTP/1.2; aiohttp's pure-Python parser takes any x.y and leaves it to admit().
+_UNSUPPORTED_VERSION = "Invalid HTTP version"
 
 
 def _raw_answer(status: str, text: str) -> bytes:
@@ -86,6 +94,9 @@ def admit(request: web.BaseRequest) -> Target | web.StreamResponse:
         return refusal(
             405, f"Method Not Allowed: {request.method} is not served here", Allow=_ALLOW
         )
+    for name in _ONCE:
+        if len(request.headers.getall(name, ())) > 1:
+            return refusal(400, f"Bad Request: the request has more than one {name} header")
     target = targets.parse(request.raw_path)
     if target is None:
         return refusal(400, "Bad Request: the request target must be a path such as /api")
@@ -99,6 +110,36 @@ def _refuse_version(request: web.BaseRequest) -> web.StreamResponse:
         transport.write(_VERSION_REFUSAL)
         transport.close()
     return web.Response(status=505)  # never written: the connection is closed
+
+
+class _Protocol(RequestHandler):
+    """aiohttp's connection protocol, except that a request line in an HTTP version the parser
+    refuses (HTTP/1.2) is answered 505 like any other version but 1.0 and 1.1, not 400."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if isinstance(exc, BadStatusLine) and _UNSUPPORTED_VERSION in (message or ""):
+            return _refuse_version(request)
+        return super().handle_error(request, status, exc, message)
+
+
+def _protocols(server: web.Server) -> Callable[[], RequestHandler]:
+    """``server``'s protocol factory, making :class:`_Protocol` connections."""
+
+    def make() -> RequestHandler:
+        handler = server()
+        if type(handler) is RequestHandler:
+            handler.__class__ = _Protocol  # the same slots: only handle_error differs
+        return handler
+
+    return make
 
 
 def guarded(guard: ConnectionGuard, handler: TargetHandler) -> Handler:
@@ -167,7 +208,7 @@ class GuardedSite(web.BaseSite):
         server = self._runner.server
         assert server is not None
         self._server = await asyncio.get_running_loop().create_server(
-            self._guard.protocols(server),
+            self._guard.protocols(_protocols(server)),
             sock=self._sock,
             ssl=self._ssl_context,
             backlog=self._backlog,

@@ -24,6 +24,7 @@ from colabtray import __version__
 from colabtray.errors import UserError
 from colabtray.settings import Settings
 from colabtray.system import trust
+from colabtray.system.dirs import private_dir
 from colabtray.tools import ssh_hosts
 from colabtray.tools.reach import Ask, Reached, in_use, reach
 from colabtray.tools.ssh_keys import Identity, identity
@@ -180,7 +181,7 @@ async def ssh(
         ssh_hosts.write_config(settings, listed, ssh_hosts.written_identity(config), demo=demo)
     runtime = await reach(ask, query)
     endpoint = runtime.endpoint
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.state_dir)
     argv = ["ssh"]
     options = ssh_hosts.ssh_options(settings, endpoint, chosen.private, demo=demo)
     if not sys.stdin.isatty():
@@ -216,7 +217,7 @@ async def ssh_config(
             raise
         private, problem = None, exc.message
     listed = await _listed(ask)
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.state_dir)
     path = ssh_hosts.write_config(settings, listed, private, demo=demo)
     added = ssh_hosts.add_include(path) if add else False
     return path, ssh_hosts.include_line(path), added, problem
