@@ -188,3 +188,21 @@ class ScopeNotPermittedError(RequestRejectedError):
         )
         self.what = what
         self.status = 403
+
+
+class KeepAliveScopeError(ColabError):
+    """The first keep-alive ping of a new runtime was refused for a missing scope (403): Colab
+    would reclaim it within minutes while it spends units, so it was given back."""
+
+    def __init__(self, name: str, given_back: bool) -> None:
+        self.name = name
+        back = (
+            "colabtray gave it back"
+            if given_back
+            else "giving it back failed too, so disconnect it in the tray or with colabtray remove"
+        )
+        super().__init__(
+            f"Colab refused to keep {name} alive (HTTP 403): this sign-in lacks a scope Colab "
+            f"wants, so the runtime would be reclaimed within minutes; {back}. Sign in again "
+            "with colabtray signin, then make a new runtime."
+        )

@@ -31,7 +31,7 @@ from colabtray.core.listeners import Listeners
 from colabtray.core.naming import RuntimeNames, find_endpoint
 from colabtray.core.notebook_secrets import SERVICE as SECRETS_SERVICE
 from colabtray.core.notebook_secrets import NotebookSecrets, SecretGate
-from colabtray.core.notices import LowUnits, Notice, notice_for
+from colabtray.core.notices import LowUnits, Notice, notice_for, pings_refused_notice
 from colabtray.core.questions import Asker, Question, Questions
 from colabtray.core.registry import Event, RuntimeRegistry, RuntimeRemoved
 from colabtray.core.session import Account, AccountState, Session
@@ -158,6 +158,9 @@ class Core:
         self.session.subscribe(self._on_session_changed)
         self.registry.subscribe(self._on_registry_event)
         self.keepalive.subscribe(self._changed)
+        self.keepalive.subscribe_refusals(
+            lambda refused: self._notice_listeners.tell(pings_refused_notice(refused))
+        )
 
     # ---- listening ------------------------------------------------------------------------
 
@@ -550,6 +553,7 @@ class Core:
                     eligibility, variant, accelerator, tried, not_free, fallback=fallback
                 )
             else:
+                await self.keepalive.first_ping(runtime.endpoint)  # gives it back if refused
                 if self.email is None and self.registry.state.plan is not None:
                     await self.learn_email()  # whose plan the assign reply named, to keep it
                 return offers.Assigned(name, runtime, accelerator, tuple(tried))

@@ -40,8 +40,22 @@ log = logging.getLogger(__name__)
 
 ACTIVE_STATES = frozenset({"starting", "busy", "restarting", "autorestarting"})
 
+# Colab said no to a ping (not "could not be reached"): the sign-in (401), its scope (403),
+# the runtime (404). This many in a row to one runtime is told, once, until a ping succeeds.
+REFUSALS = (errors.SignedOutError, errors.RequestRejectedError, errors.RuntimeGoneError)
+REFUSALS_TO_TELL = 2
+
 # When something last used a runtime (None: not in this run), by endpoint.
 ActivitySource = Callable[[str], datetime | None]
+
+
+@dataclass(frozen=True)
+class PingsRefused:
+    """Colab refused ``REFUSALS_TO_TELL`` pings in a row to a runtime (``error``: the last)."""
+
+    endpoint: str
+    name: str
+    error: errors.ColabError
 
 
 class Choice(StrEnum):
@@ -106,6 +120,8 @@ class _Track:
     let_go: bool = False  # the prompt went unanswered: no pings until activity returns
     verdict: Verdict = Verdict.UNKNOWN
     last_ping: datetime | None = None
+    refusals: int = 0  # pings Colab refused in a row
+    told: bool = False  # the person was told of these refusals
 
 
 class KeepAlive:
@@ -125,6 +141,7 @@ class KeepAlive:
         self._pending: dict[str, asyncio.Future[Choice]] = {}
         self._prompt_tasks: dict[str, asyncio.Task[None]] = {}
         self._listeners = Listeners("keep-alive")
+        self._refusals = Listeners("keep-alive refusals")
         self._wake = asyncio.Event()
         registry.subscribe(self._on_registry_event)
 
@@ -155,6 +172,11 @@ class KeepAlive:
     def subscribe(self, listener: Callable[[], None]) -> None:
         self._listeners.add(listener)
 
+    def subscribe_refusals(self, listener: Callable[[PingsRefused], None]) -> None:
+        """``listener(refused)`` when pings to a runtime keep being refused (once per run of
+        refusals), so the person can act before Colab reclaims it."""
+        self._refusals.add(listener)
+
     def pending(self) -> set[str]:
         """Endpoints with an idle question waiting for an answer."""
         return {ep for ep, fut in self._pending.items() if not fut.done()}
@@ -172,6 +194,26 @@ class KeepAlive:
     def poke(self) -> None:
         """Tick now (woken from sleep, network back)."""
         self._wake.set()
+
+    async def first_ping(self, endpoint: str) -> None:
+        """Ping a runtime made a moment ago, as Google's CLI does before it keeps one: if
+        Colab refuses it for a missing scope, no ping ever will, so the runtime is given back
+        at once and KeepAliveScopeError says why. Any other failure is left to the loop."""
+        try:
+            await self._registry.client.keep_alive(endpoint)
+        except errors.ScopeNotPermittedError:
+            name = self._registry.name_of(endpoint)
+            try:
+                await self._registry.remove(endpoint)
+            except errors.ColabError as exc:
+                log.warning("could not give back %s: %s", endpoint, exc.message)
+                raise errors.KeepAliveScopeError(name, given_back=False) from None
+            raise errors.KeepAliveScopeError(name, given_back=True) from None
+        except errors.ColabError as exc:
+            log.info("first keep-alive for %s failed: %s", endpoint, exc.message)
+        else:
+            track = self._tracks.setdefault(endpoint, _Track(first_seen=_now()))
+            track.last_ping = _now()
 
     # ---- the loop -------------------------------------------------------------------------
 
@@ -244,15 +286,28 @@ class KeepAlive:
     async def _ping(self, endpoint: str) -> None:
         try:
             await self._registry.client.keep_alive(endpoint)
-        except errors.RuntimeGoneError:
-            self._registry.forget(endpoint)
+        except REFUSALS as exc:
+            self._refused(endpoint, exc)
             return
-        except errors.ColabError as exc:
+        except errors.ColabError as exc:  # unreachable: the registry tells that, once
             log.info("keep-alive for %s failed: %s", endpoint, exc.message)
             return
         track = self._tracks.get(endpoint)
         if track is not None:
             track.last_ping = _now()
+            track.refusals, track.told = 0, False
+
+    def _refused(self, endpoint: str, error: errors.ColabError) -> None:
+        """Count a refused ping; the second in a row is told. A 404 is not taken as "gone"
+        on its own: the listing decides that (and tells it as a disconnection)."""
+        log.info("keep-alive for %s refused: %s", endpoint, error.message)
+        track = self._tracks.get(endpoint)
+        if track is None:
+            return
+        track.refusals += 1
+        if track.refusals >= REFUSALS_TO_TELL and not track.told:
+            track.told = True
+            self._refusals.tell(PingsRefused(endpoint, self._registry.name_of(endpoint), error))
 
     async def _ask(self, endpoint: str) -> None:
         runtime = self._registry.state.runtimes.get(endpoint)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from colabtray.colab import errors
 from colabtray.colab.models import ComputeUnits
 from colabtray.core.display import duration, running_low
+from colabtray.core.keepalive import PingsRefused
 from colabtray.core.naming import kind_label
 from colabtray.core.registry import (
     BackendBack,
@@ -106,5 +108,36 @@ def low_units_notice(units: ComputeUnits) -> Notice:
         "Compute units running low",
         f"{left:.2f} compute units left; your runtimes use {rate:.2f} an hour, so they last "
         f"{duration(left / rate)}. {advice}",
+        urgent=True,
+    )
+
+
+def pings_refused_notice(refused: PingsRefused) -> Notice:
+    """What to say when Colab keeps refusing keep-alive pings to a runtime: without pings it
+    reclaims the runtime within minutes, so the person must act now."""
+    name, error = refused.name, refused.error
+    if isinstance(error, errors.RuntimeGoneError):
+        return Notice(
+            f"{name} is gone from Colab",
+            f"Colab answered keep-alive for {name} twice with HTTP 404: it no longer has this "
+            "runtime. Save nothing more there; make a new runtime.",
+            urgent=True,
+        )
+    if isinstance(error, errors.SignedOutError):
+        why = "HTTP 401: Google no longer accepts this sign-in"
+        act = "Sign in again (colabtray signin)"
+    elif isinstance(error, errors.ScopeNotPermittedError) or (
+        isinstance(error, errors.RequestRejectedError) and error.status == 403
+    ):
+        why = "HTTP 403: the sign-in lacks a scope Colab wants (userinfo.email)"
+        act = "Sign in again with colabtray signin, which asks for it"
+    else:
+        status = getattr(error, "status", None)
+        why = f"HTTP {status}" if status else error.message
+        act = "Check colabtray doctor, or disconnect it and make a new one"
+    return Notice(
+        f"{name} is not being kept alive",
+        f"Colab refused keep-alive for {name} twice ({why}), so it will reclaim the runtime "
+        f"within minutes. {act}.",
         urgent=True,
     )

@@ -142,6 +142,7 @@ class Admin:
                 "faults": {
                     "fault_rate": self.state.faults.fault_rate,
                     "latency": self.state.faults.latency,
+                    "refuse_keepalive": self.state.faults.refuse_keepalive,
                 },
                 "unavailable": sorted(self.state.unavailable),
                 "accounts": [self._account_view(email) for email in self.state.accounts],
@@ -155,8 +156,18 @@ class Admin:
             self.state.faults.fault_rate = _number(body, "fault_rate", 0, 1)
         if "latency" in body:
             self.state.faults.latency = _number(body, "latency", 0, 600)
+        if "refuse_keepalive" in body:
+            if body["refuse_keepalive"] not in (None, 401, 403, 404):
+                raise BadRequest("refuse_keepalive must be null, 401, 403 or 404")
+            self.state.faults.refuse_keepalive = body["refuse_keepalive"]
         faults = self.state.faults
-        return web.json_response({"fault_rate": faults.fault_rate, "latency": faults.latency})
+        return web.json_response(
+            {
+                "fault_rate": faults.fault_rate,
+                "latency": faults.latency,
+                "refuse_keepalive": faults.refuse_keepalive,
+            }
+        )
 
     async def set_account(self, request: web.Request) -> web.Response:
         email = request.match_info["email"].lower()

@@ -30,7 +30,12 @@ from colabtray.emulator.catalog import (
     Variant,
     models,
 )
-from colabtray.emulator.guards import authenticate, reject, require_authuser
+from colabtray.emulator.guards import (
+    INVALID_CREDENTIALS,
+    authenticate,
+    reject,
+    require_authuser,
+)
 from colabtray.emulator.runtimes import RuntimeManager, RuntimeStartError
 from colabtray.emulator.state import Account, EmulatorState, Runtime
 from colabtray.emulator.wire import html_page as _page
@@ -298,8 +303,23 @@ class Backend:
         if request.headers.get("X-Colab-Tunnel") != "Google":
             raise reject(400, "Missing or wrong X-Colab-Tunnel header.")
         runtime = self._owned(account, request.match_info["endpoint"])
+        self._refuse_keepalive(runtime)
         runtime.touch()
         return web.Response(status=200)
+
+    def _refuse_keepalive(self, runtime: Runtime) -> None:
+        """The admin API's keep-alive fault: Colab's answers to a token it no longer takes
+        (401), one without the scope it wants (403, as Google's CLI met it), or a runtime the
+        front end dropped (404). The runtime is not touched, so it idles towards reclaim."""
+        status = self.state.faults.refuse_keepalive
+        if status == 401:
+            raise reject(401, INVALID_CREDENTIALS)
+        if status == 403:
+            raise reject(
+                403, "Request had insufficient authentication scopes.", "SCOPE_NOT_PERMITTED"
+            )
+        if status == 404:
+            raise reject(404, f"No assignment with endpoint {runtime.endpoint}.")
 
     async def assignments(self, request: web.Request) -> web.Response:
         """``/tun/m/assignments``: every listing mints a fresh proxy token (docs/protocol.md §6)."""

@@ -226,6 +226,9 @@ class Faults:
 
     fault_rate: float = 0.0
     latency: float = 0.0
+    # Keep-alive pings refused with this status (401, 403 for a missing scope, 404), as Colab
+    # answers a token it no longer takes, one without the scope, or a runtime it dropped.
+    refuse_keepalive: int | None = None
 
 
 class EmulatorState:

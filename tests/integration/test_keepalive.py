@@ -12,6 +12,7 @@ At the end, the warning that the compute units will not last the running runtime
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -27,11 +28,11 @@ from colabtray.colab.models import GPU
 from colabtray.core.app import Core
 from colabtray.core.keepalive import Choice, IdleQuestion, KeepAlive, Verdict
 from colabtray.core.naming import RuntimeNames
-from colabtray.core.notices import Notice
+from colabtray.core.notices import Notice, pings_refused_notice
 from colabtray.core.registry import RuntimeRegistry
 from colabtray.settings import Settings
 from tests.fixtures.bridge import bridge_on
-from tests.fixtures.colab import settings_for
+from tests.fixtures.colab import cli_env, run_cli, settings_for
 from tests.fixtures.emulator import Emulator
 from tests.fixtures.jupyter_client import split_url
 from tests.fixtures.kernel import execute, execute_request, start_kernel
@@ -92,13 +93,11 @@ class Rig:
         return runtime.endpoint
 
 
-@pytest.fixture
-async def rig(emulator_factory, tmp_path: Path) -> AsyncIterator[Rig]:
-    emulator = emulator_factory("--idle-timeout", str(IDLE_TIMEOUT))
-    settings = short_settings(emulator, tmp_path)
+@contextlib.asynccontextmanager
+async def running_rig(emulator: Emulator, settings: Settings, names: Path) -> AsyncIterator[Rig]:
     presenter = RecordingPresenter()
     async with ColabClient(settings, ReadyToken(emulator.access_token)) as client:
-        registry = RuntimeRegistry(client, RuntimeNames(tmp_path / "names.json"))
+        registry = RuntimeRegistry(client, RuntimeNames(names))
         keepalive = KeepAlive(settings, registry, presenter)
         task = asyncio.create_task(keepalive.run())
         try:
@@ -106,6 +105,25 @@ async def rig(emulator_factory, tmp_path: Path) -> AsyncIterator[Rig]:
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.fixture
+async def rig(emulator_factory, tmp_path: Path) -> AsyncIterator[Rig]:
+    emulator = emulator_factory("--idle-timeout", str(IDLE_TIMEOUT))
+    async with running_rig(
+        emulator, short_settings(emulator, tmp_path), tmp_path / "names.json"
+    ) as made:
+        yield made
+
+
+@pytest.fixture
+async def pinged_rig(emulator_factory, tmp_path: Path) -> AsyncIterator[Rig]:
+    """A rig whose new runtimes are pinged every tick for minutes (a long grace) and that
+    Colab would reclaim only after minutes without a ping that got through."""
+    emulator = emulator_factory("--idle-timeout", "600")
+    settings = settings_for(emulator, tmp_path, keepalive_interval=0.3, idle_grace=600.0)
+    async with running_rig(emulator, settings, tmp_path / "names.json") as made:
+        yield made
 
 
 async def start_long_cell(rig: Rig, endpoint: str, seconds: int) -> None:
@@ -330,6 +348,73 @@ async def test_a_source_the_core_adds_later_counts_and_a_broken_one_harms_nothin
     await until(lambda: rig.presenter.shown, GRACE + 10)
     await hold(2 * IDLE_TIMEOUT, lambda: used in rig.live())
     assert [q.endpoint for q in rig.presenter.shown] == [unused]
+
+
+# ---- pings Colab refuses ---------------------------------------------------------------------
+
+
+def keepalive_pings(emulator: Emulator, since: int) -> int:
+    log = emulator.requests(since=since, host="colab")
+    return sum(1 for e in log if e["path"].endswith("/keep-alive/"))
+
+
+@pytest.mark.parametrize(
+    ("status", "title", "what_to_do"),
+    [
+        (401, "CPU is not being kept alive", "Sign in again"),
+        (403, "CPU is not being kept alive", "lacks a scope"),
+        (404, "CPU is gone from Colab", "make a new runtime"),
+    ],
+)
+async def test_refused_pings_are_told_once_naming_the_runtime_and_what_to_do(
+    pinged_rig: Rig, status: int, title: str, what_to_do: str
+):
+    """Issue 23 (5): Colab refusing keep-alive means it reclaims the runtime within minutes;
+    two refusals in a row make one notice (not one per ping), and a ping that gets through
+    starts the count again."""
+    notices: list[Notice] = []
+    pinged_rig.keepalive.subscribe_refusals(lambda r: notices.append(pings_refused_notice(r)))
+    pinged_rig.emulator.admin("POST", "faults", {"refuse_keepalive": status})
+    endpoint = await pinged_rig.new_runtime()  # within its grace: pinged every tick
+    await until(lambda: notices, 10)
+    (notice,) = notices
+    assert notice.title == title and notice.urgent
+    assert "CPU" in notice.body and what_to_do in notice.body, notice.body
+    if status != 404:
+        assert f"HTTP {status}" in notice.body
+    mark = pinged_rig.emulator.last_seq()
+    await until(lambda: keepalive_pings(pinged_rig.emulator, mark) >= 3, 10)
+    assert len(notices) == 1, "told again while the refusals went on"
+
+    pinged_rig.emulator.admin("POST", "faults", {"refuse_keepalive": None})
+    mark = pinged_rig.emulator.last_seq()
+    await until(lambda: keepalive_pings(pinged_rig.emulator, mark) >= 2, 10)  # one got through
+    pinged_rig.emulator.admin("POST", "faults", {"refuse_keepalive": status})
+    await until(lambda: len(notices) == 2, 10)  # a new run of refusals is told again
+    assert endpoint in pinged_rig.live(), "a refused ping is not a reason to give the runtime back"
+
+
+def test_a_first_ping_refused_for_scope_gives_the_new_runtime_back(
+    emulator: Emulator, tmp_path: Path
+):
+    """As Google's CLI does: a new runtime whose first ping Colab refuses for a missing scope
+    would be reclaimed within minutes while it spends units, so it is given back at once and
+    the person is told why; any other refusal is left to keep-alive."""
+    env = cli_env(emulator, tmp_path)
+    emulator.admin("POST", "faults", {"refuse_keepalive": 403})
+    made = run_cli(env, "new", "--cpu")
+    assert made.returncode == 1, made.stdout
+    assert made.stderr.strip() == (
+        "colabtray: Colab refused to keep CPU alive (HTTP 403): this sign-in lacks a scope "
+        "Colab wants, so the runtime would be reclaimed within minutes; colabtray gave it "
+        "back. Sign in again with colabtray signin, then make a new runtime."
+    )
+    assert emulator.state()["runtimes"] == []
+
+    emulator.admin("POST", "faults", {"refuse_keepalive": 404})
+    kept = run_cli(env, "new", "--cpu")
+    assert kept.returncode == 0, kept.stderr
+    assert len(emulator.state()["runtimes"]) == 1
 
 
 # ---- compute units that will not last the hour ---------------------------------------------
