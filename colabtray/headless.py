@@ -66,7 +66,8 @@ class HeadlessFace:
 
     def _notice(self, notice: Notice) -> None:
         if not notice.shown_as_state:  # the lines below tell runtimes and the account
-            self.say(f"{notice.title}: {notice.body}")
+            where = f" {notice.action.label}: {notice.action.url}" if notice.action else ""
+            self.say(f"{notice.title}: {notice.body}{where}")
 
     def say(self, line: str) -> None:
         print(printable(line), file=self._out, flush=True)

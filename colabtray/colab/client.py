@@ -142,7 +142,8 @@ class ColabClient:
         """Assign a runtime (GET for the XSRF ticket, then POST), or return the existing one.
 
         Raises TooManyRuntimesError (412), AcceleratorUnavailableError (503),
-        QuotaExceededError and DenylistedError (outcomes), and the common errors.
+        AcceleratorRefusedError (400 with an accelerator asked for), QuotaExceededError and
+        DenylistedError (outcomes), and the common errors.
         """
         what = "the new runtime"
         accelerator = accelerator.upper() if accelerator else None
@@ -161,6 +162,9 @@ class ColabClient:
         if ticket is None:
             return AssignResult(_parse(AssignedRuntime, first, what), is_new=False)
 
+        refused: dict[int, ErrorFactory] = {}
+        if accelerator and accelerator != "NONE":  # Colab's 400 then means "not for you"
+            refused[400] = lambda _: errors.AcceleratorRefusedError(variant, accelerator)
         reply = await self._backend(
             "POST",
             "colab",
@@ -171,6 +175,7 @@ class ColabClient:
             status_errors={
                 412: lambda _: errors.TooManyRuntimesError(),
                 503: lambda _: errors.AcceleratorUnavailableError(accelerator),
+                **refused,
             },
         )
         outcome = reply.get("outcome") if isinstance(reply, dict) else None

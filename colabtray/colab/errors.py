@@ -206,3 +206,17 @@ class KeepAliveScopeError(ColabError):
             f"wants, so the runtime would be reclaimed within minutes; {back}. Sign in again "
             "with colabtray signin, then make a new runtime."
         )
+
+
+class AcceleratorRefusedError(ColabError):
+    """Assign answered 400 with an accelerator asked for: Colab's way of saying this account
+    may not have it (an account without A100 quota got 400 for one, live)."""
+
+    def __init__(self, variant: str, accelerator: str) -> None:
+        self.accelerator = accelerator
+        kind = f"{accelerator} {variant}"
+        article = "an" if accelerator[:1] in "AEFHILMNORSX" else "a"
+        super().__init__(
+            f"Colab refused {article} {kind} for this account: it may lack the quota or the "
+            "plan for it."
+        )

@@ -33,6 +33,19 @@ class Notice:
     # What a face shows anyway (a runtime arriving or leaving, the account's state): one
     # without notifications, such as --headless, need not say it twice.
     shown_as_state: bool = False
+    action: NoticeAction | None = None  # a button, where the face can show one
+
+
+@dataclass(frozen=True)
+class NoticeAction:
+    """A button on a notice that opens a web page."""
+
+    label: str
+    url: str
+
+
+# Colab's page to buy compute units or change plan (what Google's clients open to upgrade).
+BUY_UNITS = NoticeAction("Buy units or change plan", "https://colab.research.google.com/signup")
 
 
 def notice_for(event: Event) -> Notice | None:
@@ -103,12 +116,14 @@ def low_units_notice(units: ComputeUnits) -> Notice:
             "No compute units left",
             f"Your runtimes use {rate:.2f} compute units an hour and none are left. {advice}",
             urgent=True,
+            action=BUY_UNITS,
         )
     return Notice(
         "Compute units running low",
         f"{left:.2f} compute units left; your runtimes use {rate:.2f} an hour, so they last "
         f"{duration(left / rate)}. {advice}",
         urgent=True,
+        action=BUY_UNITS,
     )
 
 

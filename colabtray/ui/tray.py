@@ -158,7 +158,25 @@ class Tray(QObject):
     # ---- notifications and messages -------------------------------------------------------
 
     def _on_notice(self, notice: Notice) -> None:
-        self.core.spawn(self.notifier.notify(notice.title, notice.body))
+        if notice.action is None:
+            self.core.spawn(self.notifier.notify(notice.title, notice.body))
+        else:
+            self.core.spawn(self._notify_with_action(notice))
+
+    async def _notify_with_action(self, notice: Notice) -> None:
+        """A notice with its button (low compute units: buy or change plan); where the desktop
+        shows no buttons, the page's address ends the text instead."""
+        assert notice.action is not None
+        action = notice.action
+        if await self.notifier.can_ask():
+            button = (action.label, lambda: self.open_page(action.url))
+            if await self.notifier.ask(notice.title, notice.body, [button]) is not None:
+                return
+        await self.notifier.notify(notice.title, f"{notice.body} {action.label}: {action.url}")
+
+    def open_page(self, url: str) -> None:
+        """Open a web page of Colab's in the person's browser."""
+        QDesktopServices.openUrl(QUrl(url))
 
     def balloon(self, title: str, body: str) -> None:
         """Where notifications go when the desktop has no notification service."""

@@ -151,3 +151,13 @@ async def test_the_wire_carries_what_google_expects(emulator: Emulator, emu_clie
         assert emulator.access_token not in text
     paths = [entry["path"] for entry in logged]
     assert f"/tun/m/{runtime.endpoint}/keep-alive/" in paths
+
+
+async def test_an_accelerator_colab_refuses_is_said_as_colab_means_it(emu_client: ColabClient):
+    """A paying account asking for an accelerator its plan lacks gets HTTP 400 on the assign
+    POST (live: an account without A100 quota); that is Colab's "not for you", named so."""
+    with pytest.raises(errors.AcceleratorRefusedError) as refused:
+        await emu_client.assign(GPU, "H100")
+    assert str(refused.value) == (
+        "Colab refused an H100 GPU for this account: it may lack the quota or the plan for it."
+    )

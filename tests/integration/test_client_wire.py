@@ -111,7 +111,7 @@ async def test_assign_returns_an_existing_assignment_without_a_post(scripted: Sc
         (Reply(body=')]}\'\n{"outcome":3}'), errors.QuotaExceededError),
         (Reply(body=')]}\'\n{"outcome":5}'), errors.DenylistedError),
         (Reply(body=')]}\'\n{"outcome":4}'), errors.MalformedResponseError),
-        (Reply(status=400, body="bad accelerator"), errors.RequestRejectedError),
+        (Reply(status=400, body="bad accelerator"), errors.AcceleratorRefusedError),
     ],
 )
 async def test_assign_outcomes_become_typed_errors(scripted: ScriptedServer, reply, error):

@@ -191,7 +191,21 @@ def test_low_units_notice_says_what_is_left_and_what_to_do() -> None:
     gone = LowUnits().notice(_units(0.0, rate=0.07, free=0.0))
     assert gone is not None and gone.title == "No compute units left"
     assert "use 0.07 compute units an hour and none are left" in gone.body
+    for notice in (low, gone):  # issue 23 (6): a button to Colab's page to buy or upgrade
+        assert notice.action is not None and notice.action.label == "Buy units or change plan"
+        assert notice.action.url == "https://colab.research.google.com/signup"
 
 
 def test_a_free_allowance_that_lasts_is_not_low() -> None:
     assert LowUnits().notice(_units(0.0, rate=0.07, free=5.96)) is None
+
+
+def test_colab_refusing_an_accelerator_is_said_as_colab_means_it() -> None:
+    """Issue 23 (6): Colab's 400 to an assign with an accelerator means this account may not
+    have it (no quota, no plan), not a malformed request."""
+    assert str(errors.AcceleratorRefusedError("GPU", "T4")) == (
+        "Colab refused a T4 GPU for this account: it may lack the quota or the plan for it."
+    )
+    assert str(errors.AcceleratorRefusedError("GPU", "A100")).startswith(
+        "Colab refused an A100 GPU for this account"
+    )
