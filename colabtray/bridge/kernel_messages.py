@@ -12,6 +12,15 @@ takes out ``GetSecret`` requests (``google.colab.userdata.get``) and replies wit
 decided (``{"exists", "access", "payload"}``). A failure is replied as an ``error`` so the
 kernel never hangs. Every other frame passes untouched; frames that cannot contain a request
 are not even parsed.
+
+A notebook is hostile input: it can send requests as fast as a kernel sends messages. Each
+runtime's requests go through one :class:`RuntimeRequests` (shared by its sockets): a request
+seen on another socket is taken once (remembered in a bounded, expiring record), at most
+``REQUESTS_PER_SECOND`` are answered (after a burst) with at most ``MAX_IN_FLIGHT`` at work at
+a time, the excess is refused at once with an error reply, and past ``REFUSALS_PER_SECOND``
+dropped without a reply (only a flood sends that many without waiting for answers). A
+credentials attempt's outcome answers the same runtime's same request for ``REUSE_OUTCOME``
+seconds, so a loop of ``request_auth`` costs Colab one attempt, not one per request.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import logging
 import struct
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,6 +57,23 @@ GetSecret = Callable[[str, str], Awaitable[dict[str, object]]]
 # Polling Colab while the person is on the consent page: from this often, slower each time.
 CONSENT_POLL_FIRST = 2.0
 CONSENT_POLL_MAX = 15.0
+# One runtime's requests: answered at this rate after a burst, at most so many at work at once;
+# refusals sent at most at this rate (the rest dropped).
+REQUESTS_PER_SECOND = 5.0
+REQUEST_BURST = 20
+MAX_IN_FLIGHT = 32
+REFUSALS_PER_SECOND = 50.0
+# Requests already taken (iopub brings each to every socket): remembered this long, this many.
+SEEN_FOR = 120.0
+SEEN_MAX = 4096
+REQUEST_ID_MAX = 128  # characters of a request's id kept to recognize it
+# A finished credentials attempt answers the same runtime's same request for this long.
+REUSE_OUTCOME = 30.0
+FLOOD_QUIET = 10.0  # seconds without a refusal before a flood is logged as over
+TOO_MANY = (
+    "colabtray refused this request: the runtime sent more than {rate:.0f} a second; "
+    "run the cell again in a moment"
+)
 
 
 # ---- frames ------------------------------------------------------------------------------
@@ -198,26 +225,51 @@ class Credentials:
         ask: AskConsent | None = None,
         consent_timeout: float = 300.0,
         poll_interval: float = CONSENT_POLL_FIRST,
+        reuse_for: float = REUSE_OUTCOME,
     ) -> None:
         self._propagate = propagate
         self._open_browser = open_browser
         self._ask = ask
         self.consent_timeout = consent_timeout
         self.poll_interval = poll_interval
+        self.reuse_for = reuse_for
         self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # (endpoint, auth type) → when the last attempt ended, and its refusal (None: given)
+        self._outcomes: dict[tuple[str, str], tuple[float, str | None]] = {}
 
     async def provide(self, endpoint: str, auth_type: str) -> None:
         """Return once the runtime has the credentials; raises CredentialsError otherwise.
 
-        Concurrent requests for the same runtime and kind share one attempt (one browser tab).
+        Concurrent requests for the same runtime and kind share one attempt (one browser tab),
+        and an attempt's outcome answers the same requests for ``reuse_for`` seconds after it.
         """
         key = (endpoint, auth_type)
+        outcome = self._outcomes.get(key)
+        if outcome is not None and time.monotonic() - outcome[0] < self.reuse_for:
+            if outcome[1] is None:
+                return
+            raise CredentialsError(
+                f"{outcome[1]} (colabtray asks again {self.reuse_for:.0f} s after that answer)"
+            )
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.create_task(self._dance(endpoint, auth_type))
             self._inflight[key] = task
-            task.add_done_callback(lambda _t: self._inflight.pop(key, None))
+            task.add_done_callback(lambda done: self._ended(key, done))
         await asyncio.shield(task)
+
+    def _ended(self, key: tuple[str, str], done: asyncio.Task[None]) -> None:
+        self._inflight.pop(key, None)
+        now = time.monotonic()
+        for old in [k for k, (at, _) in self._outcomes.items() if now - at >= self.reuse_for]:
+            del self._outcomes[old]  # a few runtimes at most
+        if done.cancelled():
+            return
+        error = done.exception()
+        if error is None:
+            self._outcomes[key] = (now, None)
+        elif isinstance(error, CredentialsError):
+            self._outcomes[key] = (now, error.message)
 
     async def _dance(self, endpoint: str, auth_type: str) -> None:
         try:
@@ -256,6 +308,105 @@ class Credentials:
         )
 
 
+# ---- how much a runtime may ask ----------------------------------------------------------
+
+
+class TokenBucket:
+    """``rate`` a second on average, ``burst`` at once."""
+
+    def __init__(
+        self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._clock = clock
+        self._tokens = burst
+        self._at = clock()
+
+    def take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
+class Seen:
+    """Keys seen in the last ``ttl`` seconds, at most ``cap`` of them (the oldest go first).
+    Insertion order is time order, so expiry looks only at the head: O(1) amortized."""
+
+    def __init__(self, ttl: float, cap: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._cap = cap
+        self._clock = clock
+        self._keys: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, key: tuple[str, str]) -> bool:
+        """Remember ``key``; False if it was already seen."""
+        now = self._clock()
+        keys = self._keys
+        while keys and (len(keys) >= self._cap or now - next(iter(keys.values())) > self._ttl):
+            keys.popitem(last=False)
+        if key in keys:
+            return False
+        keys[key] = now
+        return True
+
+
+class RuntimeRequests:
+    """One runtime's kernel requests, shared by its sockets: which were taken, and how many it
+    may still make (see the module docstring)."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        rate: float = REQUESTS_PER_SECOND,
+        burst: int = REQUEST_BURST,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.endpoint = endpoint
+        self.rate = rate
+        self.seen = Seen(SEEN_FOR, SEEN_MAX, clock)
+        self._answers = TokenBucket(rate, burst, clock)
+        self._refusals = TokenBucket(REFUSALS_PER_SECOND, REFUSALS_PER_SECOND, clock)
+        self._max_in_flight = max_in_flight
+        self._clock = clock
+        self.in_flight = 0
+        self.refused = 0  # since the flood began; 0 when there is none
+        self._last_refusal = 0.0
+
+    def admit(self) -> str:
+        """What to do with the next request: "answer", "refuse" (an error reply at once) or
+        "drop" (no reply at all)."""
+        now = self._clock()
+        if self.in_flight < self._max_in_flight and self._answers.take():
+            if self.refused and now - self._last_refusal > FLOOD_QUIET:
+                log.warning(
+                    "the flood of kernel requests from runtime %s is over (%d refused)",
+                    self.endpoint,
+                    self.refused,
+                )
+                self.refused = 0
+            return "answer"
+        if not self.refused:
+            log.warning(
+                "runtime %s sends kernel requests faster than %.0f a second; colabtray "
+                "refuses the rest until it slows down",
+                self.endpoint,
+                self.rate,
+            )
+        self.refused += 1
+        self._last_refusal = now
+        return "refuse" if self._refusals.take() else "drop"
+
+
 # ---- one kernel WebSocket ----------------------------------------------------------------
 
 
@@ -271,7 +422,7 @@ class KernelChannel:
         client_session: str,
         credentials: Credentials,
         send_to_runtime: Callable[[Frame], Awaitable[None]],
-        answered: dict[tuple[str, str], float],
+        answered: RuntimeRequests,
         secrets: GetSecret | None = None,
     ) -> None:
         self._endpoint = endpoint
@@ -282,7 +433,7 @@ class KernelChannel:
         self._credentials = credentials
         self._secrets = secrets
         self._send = send_to_runtime
-        self._answered = answered  # shared by the runtime's sockets: iopub reaches them all
+        self._requests = answered  # shared by the runtime's sockets: iopub reaches them all
         self._tasks: set[asyncio.Task[None]] = set()
 
     def from_client(self, frame: Frame) -> None:
@@ -308,20 +459,39 @@ class KernelChannel:
             request = secret_request(message)
         if request is None:
             return False
-        key = (self._kernel_id, request.request_id)
-        if key in self._answered:
-            return True  # another socket of this kernel is answering it
-        self._forget_old()
-        self._answered[key] = time.monotonic()
+        requests = self._requests
+        if not requests.seen.add((self._kernel_id, request.request_id[:REQUEST_ID_MAX])):
+            return True  # another socket of this kernel took it
+        verdict = requests.admit()
+        if verdict == "drop":
+            return True
+        if verdict == "refuse":
+            error = TOO_MANY.format(rate=requests.rate)
+            self._start(self._reply(colab_reply(self._session, request.colab_msg_id, error)))
+            return True
+        requests.in_flight += 1
         answering = (
             self._answer(request)
             if isinstance(request, AuthRequest)
             else self._answer_secret(request)
         )
-        task = asyncio.create_task(answering)
+        self._start(answering).add_done_callback(self._finished)
+        return True
+
+    def _start(self, work: Awaitable[None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return True
+        return task
+
+    def _finished(self, _task: asyncio.Task[None]) -> None:
+        self._requests.in_flight -= 1
+
+    async def _reply(self, reply: dict[str, Any]) -> None:
+        try:
+            await self._send(encode(reply, self._v1))
+        except Exception as exc:  # the socket closed meanwhile
+            log.info("could not reply to the kernel: %s", type(exc).__name__)
 
     async def _answer_secret(self, request: SecretRequest) -> None:
         assert self._secrets is not None
@@ -341,11 +511,7 @@ class KernelChannel:
             self._endpoint,
             "given" if data and data.get("access") else "not given",
         )
-        reply = colab_reply(self._session, request.colab_msg_id, error, data)
-        try:
-            await self._send(encode(reply, self._v1))
-        except Exception as exc:  # the socket closed meanwhile
-            log.info("could not reply to the kernel: %s", type(exc).__name__)
+        await self._reply(colab_reply(self._session, request.colab_msg_id, error, data))
 
     async def _answer(self, request: AuthRequest) -> None:
         error: str | None = None
@@ -362,16 +528,7 @@ class KernelChannel:
             self._endpoint,
             "granted" if error is None else "refused",
         )
-        reply = colab_reply(self._session, request.colab_msg_id, error)
-        try:
-            await self._send(encode(reply, self._v1))
-        except Exception as exc:  # the socket closed meanwhile
-            log.info("could not reply to the kernel: %s", type(exc).__name__)
-
-    def _forget_old(self) -> None:
-        cutoff = time.monotonic() - 3600
-        for key in [k for k, t in self._answered.items() if t < cutoff]:
-            del self._answered[key]
+        await self._reply(colab_reply(self._session, request.colab_msg_id, error))
 
     async def close(self) -> None:
         for task in list(self._tasks):
