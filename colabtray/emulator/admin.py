@@ -143,6 +143,7 @@ class Admin:
                     "fault_rate": self.state.faults.fault_rate,
                     "latency": self.state.faults.latency,
                     "refuse_keepalive": self.state.faults.refuse_keepalive,
+                    "terminal_binary": self.state.faults.terminal_binary,
                 },
                 "unavailable": sorted(self.state.unavailable),
                 "accounts": [self._account_view(email) for email in self.state.accounts],
@@ -160,12 +161,17 @@ class Admin:
             if body["refuse_keepalive"] not in (None, 401, 403, 404):
                 raise BadRequest("refuse_keepalive must be null, 401, 403 or 404")
             self.state.faults.refuse_keepalive = body["refuse_keepalive"]
+        if "terminal_binary" in body:
+            if not isinstance(body["terminal_binary"], bool):
+                raise BadRequest("terminal_binary must be true or false")
+            self.state.faults.terminal_binary = body["terminal_binary"]
         faults = self.state.faults
         return web.json_response(
             {
                 "fault_rate": faults.fault_rate,
                 "latency": faults.latency,
                 "refuse_keepalive": faults.refuse_keepalive,
+                "terminal_binary": faults.terminal_binary,
             }
         )
 

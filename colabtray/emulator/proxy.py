@@ -143,7 +143,7 @@ class RuntimeProxy:
         self._session: aiohttp.ClientSession | None = None
         self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
         self._ssh = RuntimeSsh(runtime, enabled=state.config.ssh)
-        self._terminal = RuntimeTerminal(runtime)
+        self._terminal = RuntimeTerminal(runtime, binary=lambda: state.faults.terminal_binary)
 
     def _upstream(self, target: Target) -> URL:
         """The Jupyter server's own address; only the path and query are the client's."""

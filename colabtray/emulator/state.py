@@ -229,6 +229,9 @@ class Faults:
     # Keep-alive pings refused with this status (401, 403 for a missing scope, 404), as Colab
     # answers a token it no longer takes, one without the scope, or a runtime it dropped.
     refuse_keepalive: int | None = None
+    # The terminal's output goes out as binary frames of raw bytes instead of {"data"} text
+    # frames: a client must show them as text, not take them for the end of the session.
+    terminal_binary: bool = False
 
 
 class EmulatorState:

@@ -27,6 +27,7 @@ import struct
 import subprocess
 import termios
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import WSMsgType, web
@@ -60,8 +61,9 @@ def size_of(message: dict[str, object]) -> tuple[int, int] | None:
 class RuntimeTerminal:
     """One runtime's terminal door: any number of shells, each its own."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, binary: Callable[[], bool] = lambda: False) -> None:
         self._runtime = runtime
+        self._binary = binary  # send output as binary frames (the admin API's switch)
         self._numbers = itertools.count(1)
         self._shells: set[_Shell] = set()
 
@@ -78,7 +80,7 @@ class RuntimeTerminal:
         self._shells.add(shell)
         try:
             await socket.prepare(request)
-            await _relay(socket, shell)
+            await _relay(socket, shell, self._binary)
         finally:
             self._shells.discard(shell)
             with contextlib.suppress(Exception):
@@ -212,7 +214,7 @@ class _Shell:
             os.close(self.master)
 
 
-async def _relay(socket: web.WebSocketResponse, shell: _Shell) -> None:
+async def _relay(socket: web.WebSocketResponse, shell: _Shell, binary: Callable[[], bool]) -> None:
     """Frames in to the pty, the pty's output out, until either side ends."""
     loop = asyncio.get_running_loop()
     output: asyncio.Queue[bytes | None] = asyncio.Queue()
@@ -250,6 +252,9 @@ async def _relay(socket: web.WebSocketResponse, shell: _Shell) -> None:
     async def outward() -> None:
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         while (piece := await output.get()) is not None:
+            if binary():
+                await socket.send_bytes(piece)
+                continue
             text = decoder.decode(piece)
             if text:
                 await socket.send_str(json.dumps({"data": text}))

@@ -143,15 +143,21 @@ def _out(data: str) -> None:
 
 
 async def _show(socket: aiohttp.ClientWebSocketResponse, heard: list[float]) -> None:
-    """The runtime's output to stdout as it comes, until the socket closes."""
+    """The runtime's output to stdout as it comes, until the socket closes. A binary frame is
+    output too (the terminal's raw bytes, a character possibly split across frames), not
+    the end of the session."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
     async for message in socket:
-        if message.type != aiohttp.WSMsgType.TEXT:
+        if message.type == aiohttp.WSMsgType.BINARY:
+            data: object = decoder.decode(message.data)
+        elif message.type == aiohttp.WSMsgType.TEXT:
+            try:
+                frame = json.loads(message.data)
+            except ValueError:
+                continue
+            data = frame.get("data") if isinstance(frame, dict) else None
+        else:
             break
-        try:
-            frame = json.loads(message.data)
-        except ValueError:
-            continue
-        data = frame.get("data") if isinstance(frame, dict) else None
         if isinstance(data, str) and data:
             heard[0] = time.monotonic()
             _out(data)

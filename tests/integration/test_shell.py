@@ -104,6 +104,29 @@ def test_piped_input_runs_then_the_session_ends(emulator: Emulator, tmp_path: Pa
     wait_for(lambda: not pids_working_in(content_dir(emulator, endpoint)), 15)
 
 
+def test_binary_frames_are_output_not_the_end_of_the_session(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """Issue 23 (7): the emulator's switch sends the terminal's output as binary frames of raw
+    bytes (its shell stays as real as ever); each is text to show, a character split across
+    two frames included, and only the runtime closing the socket ends the session."""
+    env = cli_env(emulator, tmp_path)
+    new_runtime(env)
+    emulator.admin("POST", "faults", {"terminal_binary": True})
+    result = subprocess.run(
+        ["bash", "-c", f"echo 'echo grüß-$((6 * 7))' | {sys.executable} -m colabtray shell CPU"],
+        env={**env, "LANG": "C.UTF-8"},
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "grüß-42" in result.stdout, result.stdout[-500:]
+    assert result.stderr == f"{CLOSED}\n"
+
+
 def test_a_session_killed_locally_leaves_nothing_running_on_the_runtime(
     emulator: Emulator, tmp_path: Path
 ) -> None:
