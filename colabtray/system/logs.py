@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from colabtray.system.dirs import private_dir
 from colabtray.text import printable
 
 _QUIET = {"httpx2": logging.WARNING, "httpcore2": logging.WARNING, "hpack": logging.WARNING}
@@ -151,7 +152,7 @@ def configure_logging(verbose: bool = False, log_dir: Path | None = None) -> Pat
     path: Path | None = None
     if log_dir is not None:
         try:
-            log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(log_dir)  # 0700, its missing parents too (the state folder)
             path = log_dir / LOG_FILE
             file_handler = _PrivateRotatingFileHandler(
                 path, maxBytes=1_000_000, backupCount=3, encoding="utf-8"

@@ -3,6 +3,7 @@ ours found wider is tightened (one of another user's is left as it is)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from pathlib import Path
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from colabtray.core.jsonfile import write_json
 from colabtray.settings import load_settings
 from colabtray.system.dirs import private_dir, tighten_dir
+from colabtray.system.logs import configure_logging
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX modes")
 
@@ -35,6 +37,22 @@ def test_the_settings_folders_are_tightened_when_ours(tmp_path: Path) -> None:
         path.chmod(0o755)
     load_settings(**dirs)
     assert [mode(p) for p in dirs.values()] == [0o700] * 3
+
+
+def test_the_log_folder_and_its_missing_parents_are_0700(tmp_path: Path) -> None:
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    try:
+        configure_logging(log_dir=tmp_path / "state" / "log")
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+            handler.close()
+        for handler in saved[1]:  # pytest's own, taken off by configure_logging
+            root.addHandler(handler)
+        root.setLevel(saved[0])
+    assert mode(tmp_path / "state") == 0o700
+    assert mode(tmp_path / "state" / "log") == 0o700
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
