@@ -11,6 +11,11 @@ and whether each may be read without asking, are in ``secrets.json`` in the conf
   notebook asks), until the person reverses it (``colabtray secret allow|deny NAME RUNTIME``);
   no answer: ``access: false``, and the next request asks again.
 
+google.colab's ``userdata.get`` waits 10 s for its reply, then fails. So every request is
+answered within ``REPLY_WITHIN``: the person's answer if given by then, else ``access: false``
+while the question stays open (for the question's own time); an Allow given later serves the
+next request, and the question says so ("Allow, then run the cell again").
+
 The value goes only into the kernel's reply: never into a log line, a notification or a file.
 """
 
@@ -31,6 +36,7 @@ from colabtray.errors import UserError
 SERVICE = "colabtray-secrets"
 INDEX = "secrets.json"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
+REPLY_WITHIN = 8.0  # seconds: inside userdata.get's 10 s wait
 
 
 class SecretNameError(UserError):
@@ -117,10 +123,18 @@ def question_key(endpoint: str, name: str) -> str:
 class SecretGate:
     """Decides a runtime's request for a secret, asking the person where needed."""
 
-    def __init__(self, secrets: NotebookSecrets, questions: Questions, *, within: float) -> None:
+    def __init__(
+        self,
+        secrets: NotebookSecrets,
+        questions: Questions,
+        *,
+        within: float,
+        reply_within: float = REPLY_WITHIN,
+    ) -> None:
         self._secrets = secrets
         self._questions = questions
-        self._within = within
+        self._within = within  # how long a question stays open
+        self._reply_within = reply_within  # how long a request waits for its answer
         # (endpoint, name) → the person's answer, for the runtime's life
         self._decided: dict[tuple[str, str], bool] = {}
         self._asking: dict[tuple[str, str], Answer] = {}
@@ -131,7 +145,12 @@ class SecretGate:
             return SecretAnswer(exists=False, access=False)
         allowed = self._decided.get((endpoint, name))  # a Deny is answered at once
         if allowed is None and not names[name]:
-            allowed = await asyncio.shield(self._ask(endpoint, runtime_name, name))
+            question = self._ask(endpoint, runtime_name, name)
+            try:
+                async with asyncio.timeout(self._reply_within):
+                    allowed = await asyncio.shield(question)
+            except TimeoutError:
+                return SecretAnswer(exists=True, access=False)  # the question stays open
         if allowed is False or (allowed is None and not names[name]):
             return SecretAnswer(exists=True, access=False)
         value = await self._secrets.value(name)
@@ -171,12 +190,13 @@ class SecretGate:
             body=(
                 f"A notebook on the runtime {runtime_name} wants to read the secret {name} "
                 "(google.colab.userdata). Allow it for as long as this runtime lives? "
-                "Your answer holds until you change it."
+                "Your answer holds until you change it. The notebook cannot wait long: "
+                "Allow, then run the cell again."
             ),
             yes="Allow",
             no="Deny",
             commands=(
-                f'colabtray secret allow {name} "{runtime_name}" / '
+                f'colabtray secret allow {name} "{runtime_name}" (then run the cell again) / '
                 f'colabtray secret deny {name} "{runtime_name}"'
             ),
         )

@@ -48,7 +48,19 @@ def set_secret(env: dict[str, str], name: str, value: str, *flags: str) -> None:
 
 @pytest.fixture
 def app(headless_env: dict[str, str]) -> Iterator[tuple[dict[str, str], Lines]]:
-    env = {**headless_env, "COLABTRAY_IDLE_PROMPT_TIMEOUT": "4"}
+    yield from running_app(headless_env, question_time=4)
+
+
+@pytest.fixture
+def patient_app(headless_env: dict[str, str]) -> Iterator[tuple[dict[str, str], Lines]]:
+    """Questions stay open longer than google.colab's 10 s wait for a reply."""
+    yield from running_app(headless_env, question_time=120)
+
+
+def running_app(
+    headless_env: dict[str, str], *, question_time: float
+) -> Iterator[tuple[dict[str, str], Lines]]:
+    env = {**headless_env, "COLABTRAY_IDLE_PROMPT_TIMEOUT": str(question_time)}
     process = subprocess.Popen(
         [sys.executable, "-m", "colabtray", "--headless"],
         env=env,
@@ -178,6 +190,33 @@ async def test_an_unanswered_secret_is_not_read_and_not_remembered(
         await asyncio.to_thread(lines.next_with, "asks for the secret API_KEY")
         assert run_cli(env, "secret", "allow", "API_KEY", "CPU").returncode == 0
         assert await again == VALUE
+
+
+async def test_the_notebook_is_answered_within_its_wait_and_a_later_allow_serves_the_next(
+    patient_app: tuple[dict[str, str], Lines],
+) -> None:
+    """google.colab's userdata.get waits 10 s, then raises TimeoutException: colabtray answers
+    "no access" in time while the question stays open, and an Allow given after that serves
+    the cell run again."""
+    env, lines = patient_app
+    set_secret(env, "SLOW_KEY", VALUE)
+    runtime = json.loads(run_cli(env, "new", "--cpu", "--json").stdout)
+    async with KernelSession(runtime["url"]) as kernel:
+        output, reply = await kernel.execute(
+            "from google.colab import userdata\nfor key in ('', 'A B', 'A\\tB', 'A\\n'):\n"
+            "    try:\n        userdata.get(key)\n    except ValueError:\n        print('V')"
+        )
+        assert (reply["status"], output) == ("ok", "V\nV\nV\nV\n")  # refused before asking
+
+        reading = asyncio.create_task(read_in_kernel(kernel, "SLOW_KEY"))
+        asked = await asyncio.to_thread(lines.next_with, "asks for the secret SLOW_KEY")
+        assert "(then run the cell again)" in asked
+        assert await reading == "NotebookAccessError"  # in time: not TimeoutException
+        allowed = run_cli(env, "secret", "allow", "SLOW_KEY", "CPU")  # still open
+        assert allowed.returncode == 0, allowed.stderr
+        assert allowed.stdout.strip() == "CPU may read the secret SLOW_KEY."
+        assert await read_in_kernel(kernel, "SLOW_KEY") == VALUE
+    assert [line for line in lines.seen if "asks for the secret" in line] == [asked]
 
 
 # ---- asking before Google's consent page ----------------------------------------------------
