@@ -121,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     url.add_argument("runtime", metavar="NAME_OR_ENDPOINT")
     url.add_argument(
-        "--lab", action="store_true", help="print the 'jupyter lab --gateway-url=…' command instead"
+        "--lab",
+        action="store_true",
+        help="print the JupyterLab line instead (its secret in the environment, not in argv)",
     )
 
     secret = commands.add_parser(
