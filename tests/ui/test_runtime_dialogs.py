@@ -47,7 +47,7 @@ def _dialog(qtbot, core: Core) -> NewRuntimeDialog:
 
 def test_a_free_account_sees_what_it_may_have(qapp, qtbot, emulator_factory, tmp_path: Path):
     emulator = emulator_factory("--account", "free@example.com:free")
-    core = emulator_core(emulator, tmp_path)
+    core = emulator_core(emulator, tmp_path, account_api="gapi")  # the plan named at once
 
     async def scenario() -> None:
         dialog = _dialog(qtbot, core)
@@ -81,7 +81,7 @@ def test_a_free_account_sees_what_it_may_have(qapp, qtbot, emulator_factory, tmp
 
 
 def test_a_pro_account_may_choose_high_ram(qapp, qtbot, emulator: Emulator, tmp_path: Path):
-    core = emulator_core(emulator, tmp_path)
+    core = emulator_core(emulator, tmp_path, account_api="gapi")  # the plan named at once
 
     async def scenario() -> None:
         dialog = _dialog(qtbot, core)
@@ -131,7 +131,7 @@ def test_a_pro_account_may_choose_high_ram(qapp, qtbot, emulator: Emulator, tmp_
 def test_each_refusal_is_a_sentence_in_the_dialog(
     qapp, qtbot, emulator: Emulator, tmp_path: Path, setup, undo, sentence
 ):
-    core = emulator_core(emulator, tmp_path)
+    core = emulator_core(emulator, tmp_path, account_api="gapi")  # the plan named at once
     emulator.admin("POST", *setup)
 
     async def scenario() -> None:
