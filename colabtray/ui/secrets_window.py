@@ -1,5 +1,6 @@
-"""The "Secrets…" window: the names notebooks may ask for, adding one, removing one. A value is
-typed once (hidden) and never shown again; it goes straight to the keyring."""
+"""The "Secrets…" window: the names notebooks may ask for, adding one, removing one, and the
+answers given to runtimes that asked (a Deny is reversed here, or an Allow taken back). A value
+is typed once (hidden) and never shown again; it goes straight to the keyring."""
 
 from __future__ import annotations
 
@@ -47,6 +48,12 @@ class SecretsWindow(QWidget):
         self.add.setObjectName("add")
         self.remove = QPushButton("Remove")
         self.remove.setObjectName("remove")
+        self.answers = QListWidget()
+        self.answers.setObjectName("answers")
+        self.allow = QPushButton("Allow")
+        self.allow.setObjectName("allow")
+        self.deny = QPushButton("Deny")
+        self.deny.setObjectName("deny")
         self.status = QLabel()
         self.status.setObjectName("status")
         self.status.setWordWrap(True)
@@ -62,9 +69,17 @@ class SecretsWindow(QWidget):
         entry.addWidget(self.add)
         layout.addLayout(entry)
         layout.addWidget(self.no_ask)
+        layout.addWidget(QLabel("Answers given to runtimes (they hold while the runtime lives):"))
+        layout.addWidget(self.answers)
+        answer = QHBoxLayout()
+        answer.addWidget(self.allow)
+        answer.addWidget(self.deny)
+        layout.addLayout(answer)
         layout.addWidget(self.status)
         self.add.clicked.connect(self._add)
         self.remove.clicked.connect(self._remove)
+        self.allow.clicked.connect(lambda: self._answer(True))
+        self.deny.clicked.connect(lambda: self._answer(False))
         self.refresh()
 
     def refresh(self) -> None:
@@ -73,6 +88,14 @@ class SecretsWindow(QWidget):
             item = QListWidgetItem(f"{name}  (no question asked)" if no_ask else name)
             item.setData(Qt.ItemDataRole.UserRole, name)
             self.names.addItem(item)
+        self.answers.clear()
+        for runtime, known in self._core.registry.runtimes():
+            endpoint = known.endpoint
+            for name, allowed in sorted(self._core.secret_gate.decisions(endpoint).items()):
+                verdict = "allowed" if allowed else "denied"
+                item = QListWidgetItem(printable(f"{name} for {runtime}: {verdict}"))
+                item.setData(Qt.ItemDataRole.UserRole, (endpoint, name))
+                self.answers.addItem(item)
 
     def _add(self) -> None:
         name, value = self.name.text().strip(), self.value.text()
@@ -110,6 +133,18 @@ class SecretsWindow(QWidget):
     def _removed(self, name: str) -> None:
         self._busy(False)
         self.status.setText(f"Removed {name}.")
+        self.refresh()
+
+    def _answer(self, allow: bool) -> None:
+        item = self.answers.currentItem()
+        if item is None:
+            self.status.setText("Choose an answer to change.")
+            return
+        endpoint, name = item.data(Qt.ItemDataRole.UserRole)
+        if self._core.secret_gate.decide(endpoint, name, allow):
+            runtime = self._core.registry.name_of(endpoint)
+            verdict = "may read" if allow else "may not read"
+            self.status.setText(printable(f"{runtime} {verdict} {name} now."))
         self.refresh()
 
     def _failed(self, sentence: str) -> None:

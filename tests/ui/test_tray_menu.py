@@ -485,3 +485,34 @@ def test_an_ampersand_in_a_runtime_name_shows_as_written(tmp_path: Path, make_tr
     entry = submenu(tray.menu.menu, f"runtime:{T4.endpoint}").menuAction()
     # Qt reads "&D" as a shortcut and hides the "&"; what it shows is iconText().
     assert entry.iconText() == "T4 GPU · High-RAM · “R&D box” — running"
+
+
+def test_the_secrets_window_reverses_a_deny(qapp, tmp_path: Path, make_tray) -> None:
+    core = offline_core(tmp_path)
+    core.ready.email = "ada@example.com"
+    with_runtimes(core, ("T4 GPU", T4))
+    tray = make_tray(core)
+
+    async def scenario() -> None:
+        await core.notebook_secrets.set("HF_TOKEN", "s3cr3t-value", no_ask=False)
+        asking = asyncio.ensure_future(core.secret_gate.answer(T4.endpoint, "T4 GPU", "HF_TOKEN"))
+        # decide() is False until the question is open; then it is the person's Deny.
+        await until(lambda: core.secret_gate.decide(T4.endpoint, "HF_TOKEN", False), 5)
+        assert (await asking).access is False
+        tray.menu.rebuild()
+        action(tray.menu.menu, "secrets").trigger()
+        window = tray._windows["secrets"]
+        assert [window.answers.item(i).text() for i in range(window.answers.count())] == [
+            "HF_TOKEN for T4 GPU: denied"
+        ]
+        # Denied: the notebook's next read is refused at once, with no new question.
+        again = await core.secret_gate.answer(T4.endpoint, "T4 GPU", "HF_TOKEN")
+        assert again.access is False
+        window.answers.setCurrentRow(0)
+        window.allow.click()
+        assert window.status.text() == "T4 GPU may read HF_TOKEN now."
+        assert window.answers.item(0).text() == "HF_TOKEN for T4 GPU: allowed"
+        allowed = await core.secret_gate.answer(T4.endpoint, "T4 GPU", "HF_TOKEN")
+        assert allowed.access is True and allowed.payload == "s3cr3t-value"
+
+    run(qapp, scenario())
