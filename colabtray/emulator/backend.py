@@ -11,13 +11,12 @@ import asyncio
 import html
 import logging
 import re
-import secrets
-import string
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from colabtray.emulator.assigning import StartFailed, refusal, start_runtime
 from colabtray.emulator.catalog import (
     ACCELERATORS,
     CPU,
@@ -36,7 +35,7 @@ from colabtray.emulator.guards import (
     reject,
     require_authuser,
 )
-from colabtray.emulator.runtimes import RuntimeManager, RuntimeStartError
+from colabtray.emulator.runtimes import RuntimeManager
 from colabtray.emulator.state import Account, EmulatorState, Runtime
 from colabtray.emulator.wire import html_page as _page
 from colabtray.emulator.wire import xssi_json
@@ -47,7 +46,6 @@ NBH_RE = re.compile(r"^[a-zA-Z0-9\-_.]{44}$")
 XSRF_HEADER = "X-Goog-Colab-Token"
 AUTH_TYPES = ("dfs_ephemeral", "auth_user_ephemeral")
 CONSENT_PATH = "/tun/m/authorize-for-drive-credentials-ephem"
-_ENDPOINT_ALPHABET = string.ascii_lowercase + string.digits
 
 # Outcomes of the assign POST (numbers on the wire).
 OUTCOME_QUOTA_DENIED = 1
@@ -168,13 +166,6 @@ class Backend:
                 return runtime
         return None
 
-    def _new_endpoint(self, accelerator: Accelerator) -> str:
-        while True:
-            suffix = "".join(secrets.choice(_ENDPOINT_ALPHABET) for _ in range(12))
-            endpoint = f"{accelerator.endpoint_prefix}{suffix}"
-            if endpoint not in self.state.runtimes:
-                return endpoint
-
     def _assignment(self, account: Account, runtime: Runtime, *, fresh: bool) -> dict[str, Any]:
         ttl = self.state.config.proxy_token_ttl
         if fresh:
@@ -226,58 +217,44 @@ class Backend:
             existing = self._by_nbh(account, params.nbh)
             if existing is not None:
                 return xssi_json(self._assignment(account, existing, fresh=False))
-            refusal = self._refusal(account, params)
-            if refusal is not None:
-                return refusal
-            runtime = Runtime(
-                endpoint=self._new_endpoint(params.accelerator),
-                email=account.email,
-                accelerator=params.accelerator,
-                machine_shape=self._shape(account, params),
-                nbh=params.nbh,
-                version_label=params.version,
-                root_dir=self.state.temp_dir / "runtimes" / secrets.token_hex(6),
-            )
-            self.state.runtimes[runtime.endpoint] = runtime  # holds the slot while starting
+            refused = self._refusal(account, params)
+            if refused is not None:
+                return refused
             try:
-                await self.manager.start(runtime)
-            except (RuntimeStartError, OSError) as exc:
-                self.state.runtimes.pop(runtime.endpoint, None)
-                log.error("assign failed: %s", exc)
+                runtime = await start_runtime(
+                    self.state,
+                    self.manager,
+                    account,
+                    params.accelerator,
+                    high_mem=params.high_mem,
+                    nbh=params.nbh,
+                    version=params.version,
+                )
+            except StartFailed:
                 raise reject(500, "The runtime could not be started.") from None
-            except BaseException:
-                self.state.runtimes.pop(runtime.endpoint, None)
-                raise
-            self.state.settle(account.email)  # charge at the old rate up to now
-            runtime.ready = True
-            runtime.touch()
             return xssi_json(self._assignment(account, runtime, fresh=True))
 
-    def _shape(self, account: Account, params: AssignParams) -> int:
-        if params.accelerator.high_mem_only:
-            return 1  # L4 and TPUs exist only as high-memory machines; shape is ignored
-        return 1 if params.high_mem and TIER_INFO[account.tier].high_mem else 0
-
     def _refusal(self, account: Account, params: AssignParams) -> web.Response | None:
-        """The answer to an assign POST that must not succeed, in Google's order of checks."""
-        self.state.settle(account.email)
+        """The answer to an assign POST that must not succeed (the reasons and their order
+        are :func:`~colabtray.emulator.assigning.refusal`'s), as the colab host words it."""
         tier = TIER_INFO[account.tier]
-        if account.denylisted:
+        why = refusal(self.state, account, params.accelerator)
+        if why == "denylisted":
             return xssi_json({"outcome": OUTCOME_DENYLISTED})
-        if account.quota_outcome in (OUTCOME_QUOTA_DENIED, OUTCOME_QUOTA_EXCEEDED):
-            return xssi_json({"outcome": account.quota_outcome, "sub": tier.sub})
-        if account.paid_units <= 0 and account.free_milli <= 0:
+        if why == "quota_denied":
+            return xssi_json({"outcome": OUTCOME_QUOTA_DENIED, "sub": tier.sub})
+        if why == "quota_exceeded":
             return xssi_json({"outcome": OUTCOME_QUOTA_EXCEEDED, "sub": tier.sub})
-        name = params.accelerator.name
-        if name != CPU and name not in tier.eligible:
+        if why == "ineligible":
             # Live findings: a free account asking for a GPU it may not have got 412 (G1);
             # a paying account without the entitlement got 400 (A6); docs/protocol.md §13.
             if account.tier == "free":
                 return web.Response(status=412, text="Precondition Failed")
+            name = params.accelerator.name
             raise reject(400, f"Accelerator {name} is not available to this account.")
-        if len(self.state.runtimes_of(account.email)) >= self.state.max_runtimes(account):
+        if why == "too_many":
             return web.Response(status=412, text="Precondition Failed")
-        if name in self.state.unavailable:
+        if why == "unavailable":
             return web.Response(status=503, text="Service Unavailable")
         return None
 

@@ -246,6 +246,7 @@ def test_ready_lines_export_everything_the_app_needs(emulator: Emulator) -> None
     assert names == [
         "COLABTRAY_COLAB_URL",
         "COLABTRAY_GAPI_URL",
+        "COLABTRAY_PUBLIC_API_URL",
         "COLABTRAY_OAUTH_AUTH_URL",
         "COLABTRAY_OAUTH_TOKEN_URL",
         "COLABTRAY_OAUTH_REVOKE_URL",
@@ -261,6 +262,7 @@ def test_ready_lines_export_everything_the_app_needs(emulator: Emulator) -> None
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", base)
     assert emulator.env["COLABTRAY_COLAB_URL"] == base
     assert emulator.env["COLABTRAY_GAPI_URL"] == base + "/gapi"
+    assert emulator.env["COLABTRAY_PUBLIC_API_URL"] == base + "/public"
     state = emulator.state()
     assert [(a["email"], a["tier"], a["default"]) for a in state["accounts"]] == [
         ("ada@example.com", "pro", True),
