@@ -70,6 +70,8 @@ async def run_checks(settings: Settings, identity: Identity) -> list[Check]:
     uses_gapi = "gapi" in (settings.listing_api, settings.account_api)
     checks.append(await _host("colab host", settings.colab_url, settings, counts=True))
     checks.append(await _host("GAPI host", settings.gapi_url, settings, counts=uses_gapi))
+    public = settings.runtime_api == "public"
+    checks.append(await _host("public API host", settings.public_api_url, settings, counts=public))
     if token is not None and identity.tokens is not None:
         checks += await _backend_calls(settings, identity.tokens)
     checks += [await _keyring(), await _tray(), await _notifications()]
@@ -261,12 +263,30 @@ async def _backend_calls(settings: Settings, tokens: TokenSource) -> list[Check]
     ]
     results = []
     async with ColabClient(settings.model_copy(update={"retry_attempts": 1}), tokens) as client:
+        results.append(await _runtime_api(client, settings))
         for name, call in calls:
             try:
                 results.append(Check(name, True, await call(client)))
             except errors.ColabError as exc:
                 results.append(Check(name, False, _meaning(exc)))
     return results
+
+
+async def _runtime_api(client: ColabClient, settings: Settings) -> Check:
+    """Which API serves runtimes for this account, why, and how to choose another."""
+    try:
+        choice = await client.api_choice()
+    except errors.ColabError as exc:
+        return Check("runtime API", False, _meaning(exc))
+    where = "Colab's public API (v1beta)" if choice.api == "public" else "/tun/m"
+    switch = (
+        "set runtime_api to tun to skip the public API"
+        if choice.api == "public"
+        else "set runtime_api to public (colabtray then asks for the colaboratory scope) "
+        "if Google has let your OAuth client in"
+    )
+    sentence = f"{where}: {choice.why.rstrip('.')}; {switch}."
+    return Check("runtime API", True, sentence, details={"api": choice.api, "why": choice.why})
 
 
 async def _listing(client: ColabClient) -> str:

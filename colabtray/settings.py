@@ -64,6 +64,11 @@ class Settings(BaseModel):
     listing_api: Literal["colab", "gapi"] = "colab"
     # Which host answers "what may this account have" and the compute-unit balance.
     account_api: Literal["colab", "gapi"] = "colab"
+    # Which API lists, creates, renews and removes runtimes: Colab's public API (v1beta, on
+    # Google's allowlist), the /tun/m calls, or "auto": the public API where it answers this
+    # account, else /tun/m for the run.
+    runtime_api: Literal["auto", "public", "tun"] = "auto"
+    public_api_url: str = "https://colaboratory.googleapis.com"
 
     # Google sign-in.
     oauth_auth_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
@@ -131,8 +136,10 @@ class Settings(BaseModel):
     @property
     def oauth_scopes(self) -> tuple[str, ...]:
         """The scopes to ask Google for: ``scopes``, plus ``colaboratory`` when a setting
-        sends calls to the GAPI host (which refuses tokens without it)."""
-        needs_colab = "gapi" in (self.listing_api, self.account_api)
+        sends calls to the GAPI host or to the public API (which refuse tokens without it)."""
+        needs_colab = "gapi" in (self.listing_api, self.account_api) or (
+            self.runtime_api == "public"
+        )
         if needs_colab and SCOPE_COLAB not in self.scopes:
             return (*self.scopes, SCOPE_COLAB)
         return self.scopes
@@ -152,7 +159,7 @@ class Settings(BaseModel):
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("colab_url", "gapi_url")
+    @field_validator("colab_url", "gapi_url", "public_api_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")

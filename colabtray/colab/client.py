@@ -8,16 +8,17 @@ proxy token. Nothing here logs a token, a query string or a body.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol
 
 import httpx2
 import stamina
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from colabtray import __version__
 from colabtray.colab import errors
@@ -40,6 +41,8 @@ from colabtray.colab.models import (
     UserInfo,
     XsrfTicket,
 )
+from colabtray.colab.public_api import PublicRuntimes
+from colabtray.colab.replies import parse, try_parse
 from colabtray.settings import Settings
 from colabtray.system import trust
 
@@ -49,8 +52,7 @@ XSSI_PREFIX = ")]}'\n"
 RUNTIME_TOKEN_HEADER = "X-Colab-Runtime-Proxy-Token"
 XSRF_HEADER = "X-Goog-Colab-Token"
 
-Host = Literal["colab", "gapi"]
-ModelT = TypeVar("ModelT", bound=BaseModel)
+Host = Literal["colab", "gapi", "public"]
 
 
 class TokenSource(Protocol):
@@ -66,6 +68,14 @@ class TokenSource(Protocol):
         It may instead raise a ColabError that says better what the user should do.
         """
         ...
+
+
+@dataclass(frozen=True)
+class ApiChoice:
+    """Which API serves runtimes for the signed-in account, and why (``colabtray doctor``)."""
+
+    api: Literal["public", "tun"]
+    why: str
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,9 @@ class ColabClient:
             headers={"User-Agent": f"colabtray/{__version__}"},
             verify=trust.verification(settings),
         )
+        self._public = PublicRuntimes(self._backend)
+        self._choice: ApiChoice | None = None
+        self._choosing = asyncio.Lock()  # concurrent first calls ask the public API once
 
     async def __aenter__(self) -> ColabClient:
         return self
@@ -118,17 +131,52 @@ class ColabClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    # ---- which API serves runtimes ---------------------------------------------------------
+
+    async def api_choice(self) -> ApiChoice:
+        """The public API or ``/tun/m``, as the ``runtime_api`` setting says. ``auto`` tries the
+        public API once per account (GetSubscription) and keeps to ``/tun/m`` for the run when
+        Google refuses it (most OAuth clients today: the API is on an allowlist)."""
+        setting = self._settings.runtime_api
+        if setting != "auto":
+            return ApiChoice(setting, f"the runtime_api setting is {setting}")
+        async with self._choosing:
+            if self._choice is None:
+                try:
+                    await self._public.plan()
+                except errors.PublicApiRefusedError as exc:
+                    self._choice = ApiChoice("tun", exc.message)
+                except errors.BackendUnavailableError as exc:
+                    # No verdict (the network may be down): /tun/m for this call, ask again
+                    # on the next one (once, without retries: see PublicRuntimes.plan).
+                    return ApiChoice("tun", f"Colab's public API did not answer: {exc.message}")
+                except errors.MalformedResponseError as exc:
+                    self._choice = ApiChoice("tun", exc.message)
+                else:
+                    self._choice = ApiChoice("public", "Colab's public API answers this account")
+                log.info("runtimes through %s: %s", self._choice.api, self._choice.why)
+            return self._choice
+
+    def forget_api_choice(self) -> None:
+        """Another account signed in: ``auto`` asks the public API again for it."""
+        self._choice = None
+
+    async def _public_api(self) -> bool:
+        return (await self.api_choice()).api == "public"
+
     # ---- runtimes: list, assign, unassign, keep alive, refresh -----------------------------
 
     async def list_assignments(self) -> list[Runtime]:
         """All runtimes assigned to the account, including ones made elsewhere."""
+        if await self._public_api():
+            return await self._public.list()
         if self._settings.listing_api == "gapi":
             body = await self._backend("GET", "gapi", "/v1/assignments", what="the runtime list")
         else:
             body = await self._backend(
                 "GET", "colab", "/tun/m/assignments", what="the runtime list"
             )
-        return _parse(AssignmentList, body, "the runtime list").assignments
+        return parse(AssignmentList, body, "the runtime list").assignments
 
     async def assign(
         self,
@@ -147,6 +195,11 @@ class ColabClient:
         """
         what = "the new runtime"
         accelerator = accelerator.upper() if accelerator else None
+        if await self._public_api():
+            runtime = await self._public.create(
+                variant, accelerator, high_mem=high_mem, runtime_version=runtime_version
+            )
+            return AssignResult(runtime, is_new=True)
         params = {"nbh": notebook_hash or new_notebook_hash()}
         if variant != CPU:
             params["variant"] = variant
@@ -158,9 +211,9 @@ class ColabClient:
             params["runtime_version_label"] = runtime_version
 
         first = await self._backend("GET", "colab", "/tun/m/assign", params=params, what=what)
-        ticket = _try_parse(AssignTicket, first)
+        ticket = try_parse(AssignTicket, first)
         if ticket is None:
-            return AssignResult(_parse(AssignedRuntime, first, what), is_new=False)
+            return AssignResult(parse(AssignedRuntime, first, what), is_new=False)
 
         refused: dict[int, ErrorFactory] = {}
         if accelerator and accelerator != "NONE":  # Colab's 400 then means "not for you"
@@ -183,14 +236,18 @@ class ColabClient:
             raise errors.QuotaExceededError()
         if outcome == 5:
             raise errors.DenylistedError()
-        return AssignResult(_parse(AssignedRuntime, reply, what), is_new=True)
+        return AssignResult(parse(AssignedRuntime, reply, what), is_new=True)
 
     async def unassign(self, endpoint: str) -> None:
-        """Give the runtime back (GET for the XSRF token, then POST)."""
+        """Give the runtime back (GET for the XSRF token, then POST; DeleteRuntime on the
+        public API)."""
+        if await self._public_api():
+            await self._public.delete(endpoint)
+            return
         what = f"disconnecting runtime {endpoint}"
         path = f"/tun/m/unassign/{endpoint}"
         gone = {404: lambda _: errors.RuntimeGoneError(endpoint)}
-        ticket = _parse(
+        ticket = parse(
             XsrfTicket,
             await self._backend("GET", "colab", path, what=what, status_errors=gone),
             what,
@@ -230,6 +287,8 @@ class ColabClient:
 
     async def refresh_proxy_token(self, endpoint: str) -> RuntimeProxyInfo:
         """A fresh runtime proxy token (and URL); RuntimeGoneError if the runtime is gone."""
+        if await self._public_api():
+            return await self._public.refresh(endpoint)
         if self._settings.listing_api == "gapi":
             body = await self._backend(
                 "GET",
@@ -239,7 +298,7 @@ class ColabClient:
                 what=f"a new access token for runtime {endpoint}",
                 status_errors={404: lambda _: errors.RuntimeGoneError(endpoint)},
             )
-            return _parse(RuntimeProxyInfo, body, "the runtime access token")
+            return parse(RuntimeProxyInfo, body, "the runtime access token")
         # The colab host mints a fresh token for every runtime on every listing.
         for runtime in await self.list_assignments():
             if runtime.endpoint == endpoint and runtime.proxy is not None:
@@ -266,7 +325,7 @@ class ColabClient:
             "record": "false",
         }
         gone = {404: lambda _: errors.RuntimeGoneError(endpoint)}
-        ticket = _parse(
+        ticket = parse(
             XsrfTicket,
             await self._backend("GET", "colab", path, params=params, what=what, status_errors=gone),
             what,
@@ -280,7 +339,7 @@ class ColabClient:
             what=what,
             status_errors=gone,
         )
-        return _parse(PropagationResult, reply, what)
+        return parse(PropagationResult, reply, what)
 
     # ---- the account ----------------------------------------------------------------------
 
@@ -295,33 +354,36 @@ class ColabClient:
                 params={"get_ccu_consumption_info": "true"},
                 what=what,
             )
-            return _parse(ConsumptionUserInfo, body, what).compute_units()
+            return parse(ConsumptionUserInfo, body, what).compute_units()
         body = await self._backend("GET", "colab", "/tun/m/ccu-info", what=what)
-        return _parse(CcuInfo, body, what).compute_units()
+        return parse(CcuInfo, body, what).compute_units()
 
     async def eligibility(self) -> Eligibility:
-        """Which accelerators this account may and may not assign."""
+        """Which accelerators this account may and may not assign (with the plan, where the
+        reply names it)."""
         what = "the account's eligible runtimes"
+        if await self._public_api():
+            return await self._public.eligibility()
         if self._settings.account_api == "gapi":
             body = await self._backend("GET", "gapi", "/v1/user-info", what=what)
-            return _parse(UserInfo, body, what).eligibility()
+            return parse(UserInfo, body, what).eligibility()
         body = await self._backend("GET", "colab", "/tun/m/ccu-info", what=what)
-        return _parse(CcuInfo, body, what).eligibility()
+        return parse(CcuInfo, body, what).eligibility()
 
     # ---- the runtime's own server ---------------------------------------------------------
 
     async def resources(self, runtime: Runtime) -> Resources:
         """Live RAM, disk and GPU figures of the runtime."""
         body = await self._runtime("GET", runtime, "api/colab/resources", what="its resources")
-        return _parse(Resources, body, "the runtime's resources")
+        return parse(Resources, body, "the runtime's resources")
 
     async def kernels(self, runtime: Runtime) -> list[Kernel]:
         body = await self._runtime("GET", runtime, "api/kernels", what="its kernels")
-        return _parse(TypeAdapter(list[Kernel]), body, "the runtime's kernels")
+        return parse(TypeAdapter(list[Kernel]), body, "the runtime's kernels")
 
     async def sessions(self, runtime: Runtime) -> list[JupyterSession]:
         body = await self._runtime("GET", runtime, "api/sessions", what="its sessions")
-        return _parse(TypeAdapter(list[JupyterSession]), body, "the runtime's sessions")
+        return parse(TypeAdapter(list[JupyterSession]), body, "the runtime's sessions")
 
     async def delete_session(self, runtime: Runtime, session_id: str) -> None:
         await self._runtime(
@@ -331,8 +393,12 @@ class ColabClient:
     # ---- plumbing -------------------------------------------------------------------------
 
     def _url(self, host: Host, path: str) -> str:
-        base = self._settings.colab_url if host == "colab" else self._settings.gapi_url
-        return base + path
+        bases = {
+            "colab": self._settings.colab_url,
+            "gapi": self._settings.gapi_url,
+            "public": self._settings.public_api_url,
+        }
+        return bases[host] + path
 
     async def _backend(
         self,
@@ -343,13 +409,15 @@ class ColabClient:
         what: str,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        body: Any = None,
         status_errors: Mapping[int, ErrorFactory] | None = None,
         expect_json: bool = True,
         retry: bool | None = None,
         request_timeout: httpx2.Timeout | None = None,
         read_timeout_ok: bool = False,
     ) -> Any:
-        """One call to the colab or GAPI host, with auth, retries and error mapping."""
+        """One call to the colab host, GAPI or the public API, with auth, retries and error
+        mapping."""
         query = dict(params or {})
         if host == "colab":
             query["authuser"] = "0"  # on every colab-host request, and on no other
@@ -369,6 +437,7 @@ class ColabClient:
                 what,
                 params=query,
                 headers={**base_headers, "Authorization": f"Bearer {token}"},
+                body=body,
                 request_timeout=request_timeout,
                 read_timeout_ok=read_timeout_ok,
             )
@@ -403,16 +472,19 @@ class ColabClient:
         *,
         headers: Mapping[str, str],
         params: Mapping[str, str] | None = None,
+        body: Any = None,
         request_timeout: httpx2.Timeout | None = None,
         read_timeout_ok: bool = False,
     ) -> httpx2.Response:
-        """Send once; timeouts and broken connections become retryable errors."""
+        """Send once (``body`` as JSON, if any); timeouts and broken connections become
+        retryable errors."""
         try:
             return await self._http.request(
                 method,
                 url,
                 params=params,
                 headers=headers,
+                json=body,
                 timeout=request_timeout or self._http.timeout,
             )
         except httpx2.ReadTimeout as exc:
@@ -519,27 +591,3 @@ def _decode_json(response: httpx2.Response, what: str) -> Any:
         content_type = response.headers.get("content-type", "").split(";")[0] or "unknown type"
         detail = "an HTML page" if "html" in content_type else f"not JSON ({content_type})"
         raise errors.MalformedResponseError(what, detail) from None
-
-
-def _parse(model: type[ModelT] | TypeAdapter[Any], body: Any, what: str) -> Any:
-    """Validate ``body``; a mismatch names the fields, never their values (they may be secret)."""
-    try:
-        if isinstance(model, TypeAdapter):
-            return model.validate_python(body)
-        return model.model_validate(body)
-    except ValidationError as exc:
-        fields = sorted(
-            {
-                ".".join(str(p) for p in e["loc"]) or "the body"
-                for e in exc.errors(include_input=False)
-            }
-        )
-        detail = "missing or invalid: " + ", ".join(fields[:5])
-        raise errors.MalformedResponseError(what, detail) from None
-
-
-def _try_parse(model: type[ModelT], body: Any) -> ModelT | None:
-    try:
-        return model.model_validate(body)
-    except ValidationError:
-        return None

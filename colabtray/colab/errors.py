@@ -220,3 +220,29 @@ class AcceleratorRefusedError(ColabError):
             f"Colab refused {article} {kind} for this account: it may lack the quota or the "
             "plan for it."
         )
+
+
+class PublicApiRefusedError(RequestRejectedError):
+    """Colab's public API refused this account or OAuth client as a whole (it is in beta, on
+    an allowlist): 403 PERMISSION_DENIED or SERVICE_DISABLED, 404, 501 UNIMPLEMENTED."""
+
+    def __init__(self, status: int, reason: str | None) -> None:
+        self.reason = reason
+        why = {
+            "SERVICE_DISABLED": "the API is not enabled for this OAuth client's project",
+            "ACCESS_TOKEN_SCOPE_INSUFFICIENT": "the token lacks the colaboratory scope",
+        }.get(reason or "", "this OAuth client is not on Google's allowlist for it")
+        ColabError.__init__(
+            self, f"Colab's public API refused this sign-in (HTTP {status}): {why}."
+        )
+        self.what = "Colab's public API"
+        self.status = status
+
+
+class OperationFailedError(ColabError):
+    """A public-API operation ended in an error colabtray has no sentence of its own for."""
+
+    def __init__(self, what: str, operation: str, code: int, message: str) -> None:
+        self.code = code
+        said = f", {message}" if message else ""
+        super().__init__(f"Colab could not finish {what} ({operation}: code {code}{said}).")

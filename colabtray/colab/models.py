@@ -223,6 +223,8 @@ class Runtime(_Wire):
     notebook_id_hash: str | None = Field(default=None, validation_alias="notebookIdHash")
     runtime_version: Label | None = Field(default=None, validation_alias="runtimeVersionLabel")
     idle_timeout_seconds: Whole | None = Field(default=None, validation_alias="fit")
+    # ``runtimes/ID`` where Colab's public API found it (what GetRuntime and DeleteRuntime take).
+    public_name: str | None = None
 
     def with_proxy(self, proxy: RuntimeProxyInfo) -> Runtime:
         return self.model_copy(update={"proxy": proxy})

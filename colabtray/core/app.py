@@ -450,6 +450,7 @@ class Core:
         if identity == self._identity:
             return
         self._identity = identity
+        self.client.forget_api_choice()
         old, self._loops = self._loops, []
         for task in old:
             task.cancel()

@@ -23,6 +23,7 @@ def make_client(server: ScriptedServer, tokens=None, **overrides) -> ColabClient
     values = {
         "colab_url": server.url,
         "gapi_url": server.url + "/gapi",
+        "runtime_api": "tun",  # the /tun/m wire; tests/integration/test_public_api.py: the other
         "retry_initial_wait": 0,
         "retry_max_wait": 0,
         "request_timeout": 2,

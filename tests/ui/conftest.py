@@ -66,6 +66,7 @@ def offline_core(
     settings = load_settings(
         colab_url=UNREACHABLE,
         gapi_url=UNREACHABLE,
+        public_api_url=UNREACHABLE,
         userinfo_url=UNREACHABLE,
         oauth_auth_url=UNREACHABLE + "/auth",
         oauth_token_url=UNREACHABLE + "/token",
