@@ -4,9 +4,13 @@ runtime's ``/colab/tty`` WebSocket (JSON text frames: ``{"data": …}`` both way
 
 * **On a terminal** the local terminal goes into raw mode (every key goes to the runtime,
   Ctrl-C and Ctrl-D included) and is put back however the session ends.
-* **Piped** (stdin not a terminal) what stdin gives is sent, then ``exit``; the session ends
-  when the runtime closes it, or once its output has been quiet for TAIL seconds. Colab's
-  shell is bash in tmux, which takes a bare Ctrl-D literally, hence ``exit``.
+* **Piped** (stdin not a terminal) an EXIT trap that prints a marker with the shell's status
+  is typed first, then what stdin gives, then ``exit`` (Colab's shell is bash in tmux, which
+  takes a bare Ctrl-D literally). The session ends when the marker comes back (or the runtime
+  closes the socket), however long the commands are quiet, and the status is colabtray's.
+  The output is the terminal as tmux draws it: tmux redraws a screen rather than passing the
+  shell's bytes on, so plain text cannot be had from ``/colab/tty`` (``colabtray ssh NAME
+  CMD`` gives plain output).
 * While open the running app hears about once a minute that the runtime is in use.
 * Failures are one sentence; the socket's URL (the token is in its query) is never shown.
 """
@@ -19,10 +23,10 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
-import time
 from typing import Any
 
 import aiohttp
@@ -39,8 +43,11 @@ log = logging.getLogger(__name__)
 
 PATH = "/colab/tty"
 READ = 64 * 1024
-TAIL = 0.5  # quiet this long after ``exit`` and a piped session is over
-TAIL_AT_MOST = 15.0  # a piped session's end waits no longer than this for the runtime
+# Typed before a piped session's input: on any exit the shell prints its status between
+# markers. The typed line's echo shows ``%s`` where the output has digits, so only the output
+# matches ENDED.
+TRAP = """ trap 'printf "\\n[colabtray-exit %s]\\n" "$?"' EXIT\n"""
+ENDED = re.compile(r"\[colabtray-exit (\d{1,3})\]")
 CLOSED = "Connection to Colab terminal closed."
 
 
@@ -65,14 +72,20 @@ async def shell(settings: Settings, query: str, ask: reach.Ask) -> int:
             async with reach.in_use(settings, runtime.endpoint):
                 if sys.stdin.isatty():
                     await _interactive(socket)
+                    status: int | None = 0
                 else:
-                    await _piped(socket)
+                    status = await _piped(socket)
         finally:
             await socket.close()
         if not await _answers(http, runtime):
             raise ShellError(f"{runtime.name} was disconnected, and its terminal with it.")
+        if status is None:
+            raise ShellError(
+                f"{runtime.name}'s terminal closed before its shell said how it ended, so its "
+                "exit status is unknown (colabtray ssh runs a command and gives its status)."
+            )
     print(CLOSED, file=sys.stderr)
-    return 0
+    return status
 
 
 async def _open(
@@ -142,10 +155,29 @@ def _out(data: str) -> None:
         view = view[written:]
 
 
-async def _show(socket: aiohttp.ClientWebSocketResponse, heard: list[float]) -> None:
-    """The runtime's output to stdout as it comes, until the socket closes. A binary frame is
-    output too (the terminal's raw bytes, a character possibly split across frames), not
-    the end of the session."""
+class _Ending:
+    """Looks for ENDED in a piped session's output, which may split it across frames."""
+
+    def __init__(self) -> None:
+        self._tail = ""
+        self.status: int | None = None
+
+    def shown(self, data: str) -> str:
+        """What of ``data`` to show: all of it, or what comes before the marker once it is
+        there (what follows is tmux ending)."""
+        text = self._tail + data
+        found = ENDED.search(text)
+        if found is None:
+            self._tail = text[-40:]
+            return data
+        self.status = int(found.group(1))
+        return data[: max(0, found.start() - len(self._tail))]
+
+
+async def _show(socket: aiohttp.ClientWebSocketResponse, ending: _Ending | None = None) -> None:
+    """The runtime's output to stdout as it comes, until the socket closes (or ``ending``
+    has seen the shell's status). A binary frame is output too (the terminal's raw bytes, a
+    character possibly split across frames), not the end of the session."""
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     async for message in socket:
         if message.type == aiohttp.WSMsgType.BINARY:
@@ -158,9 +190,14 @@ async def _show(socket: aiohttp.ClientWebSocketResponse, heard: list[float]) -> 
             data = frame.get("data") if isinstance(frame, dict) else None
         else:
             break
-        if isinstance(data, str) and data:
-            heard[0] = time.monotonic()
+        if not isinstance(data, str) or not data:
+            continue
+        if ending is None:
             _out(data)
+            continue
+        _out(ending.shown(data))
+        if ending.status is not None:
+            return
 
 
 async def _interactive(socket: aiohttp.ClientWebSocketResponse) -> None:
@@ -202,7 +239,7 @@ async def _interactive(socket: aiohttp.ClientWebSocketResponse) -> None:
         for number in (signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(number, stop.set)
         tasks = {
-            asyncio.create_task(_show(socket, [0.0])),
+            asyncio.create_task(_show(socket)),
             asyncio.create_task(send_keys()),
             asyncio.create_task(stop.wait()),
         }
@@ -218,36 +255,32 @@ async def _interactive(socket: aiohttp.ClientWebSocketResponse) -> None:
         _out("\r\n")
 
 
-async def _piped(socket: aiohttp.ClientWebSocketResponse) -> None:
-    """Send stdin, then ``exit``; over when the runtime closes or has been quiet for TAIL."""
+async def _piped(socket: aiohttp.ClientWebSocketResponse) -> int | None:
+    """Type TRAP, stdin, then ``exit``; over when the shell's status comes back (returned) or
+    the socket closes first (None)."""
     loop = asyncio.get_running_loop()
     stdin = StdinPieces(loop)
-    heard = [0.0]
-    shown = asyncio.create_task(_show(socket, heard))
+    ending = _Ending()
+    shown = asyncio.create_task(_show(socket, ending))
 
     async def send() -> None:
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         await socket.send_str(json.dumps(_size()))
+        await socket.send_str(json.dumps({"data": TRAP}))
+        last = "\n"
         while (piece := await stdin.next()) is not None:
             if text := decoder.decode(piece):
                 await socket.send_str(json.dumps({"data": text}))
-        await socket.send_str(json.dumps({"data": decoder.decode(b"", final=True) + "exit\n"}))
+                last = text[-1]
+        rest = decoder.decode(b"", final=True) + ("" if last == "\n" else "\n")
+        await socket.send_str(json.dumps({"data": rest + "exit\n"}))
 
     sending = asyncio.create_task(send())
     try:
-        await asyncio.wait({shown, sending}, return_when=asyncio.FIRST_COMPLETED)
-        if shown.done():
-            return
-        await sending
-        sent_at = time.monotonic()
-        while not shown.done():
-            now = time.monotonic()
-            quiet = heard[0] > sent_at and now - heard[0] >= TAIL
-            if quiet or now - sent_at >= TAIL_AT_MOST:
-                return
-            await asyncio.wait({shown}, timeout=TAIL / 5)
+        await shown
     finally:
         await _cancel({shown, sending})
+    return ending.status
 
 
 async def _cancel(tasks: set[asyncio.Task[Any]]) -> None:

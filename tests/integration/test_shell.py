@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -101,6 +102,45 @@ def test_piped_input_runs_then_the_session_ends(emulator: Emulator, tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert "hi-42" in result.stdout
     assert result.stderr == f"{CLOSED}\n"
+    wait_for(lambda: not pids_working_in(content_dir(emulator, endpoint)), 15)
+
+
+def piped(env: dict[str, str], script: str) -> subprocess.CompletedProcess[str]:
+    """``printf SCRIPT | colabtray shell CPU`` as a shell runs it."""
+    return subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"printf %s {shlex.quote(script)} | {sys.executable} -m colabtray shell CPU",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_quiet_piped_command_is_never_cut(emulator: Emulator, tmp_path: Path) -> None:
+    """Issue 25 (1): the session ends when the remote shell exits after the input, not after a
+    spell of quiet (0.5 s of it cut ``sleep 2`` short, 3 of 3 times, and exited 0)."""
+    env = cli_env(emulator, tmp_path)
+    new_runtime(env)
+    for _ in range(3):
+        result = piped(env, "sleep 2; echo do''ne\n")
+        assert (result.returncode, result.stderr) == (0, f"{CLOSED}\n")
+        assert "done" in result.stdout, result.stdout[-500:]
+
+
+def test_the_remote_shells_exit_status_is_colabtrays(emulator: Emulator, tmp_path: Path) -> None:
+    """The last command's status, an explicit ``exit N``, and input with no final newline."""
+    env = cli_env(emulator, tmp_path)
+    endpoint = new_runtime(env)["endpoint"]
+    for script, status in (("false\n", 1), ("echo a; exit 3\necho never\n", 3), ("(exit 7)", 7)):
+        result = piped(env, script)
+        assert (result.returncode, result.stderr) == (status, f"{CLOSED}\n"), script
+        assert "never\r\n" not in result.stdout
+        assert "colabtray-exit" not in result.stdout.replace("colabtray-exit %s", "")
     wait_for(lambda: not pids_working_in(content_dir(emulator, endpoint)), 15)
 
 
