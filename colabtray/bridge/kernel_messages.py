@@ -57,6 +57,11 @@ GetSecret = Callable[[str, str], Awaitable[dict[str, object]]]
 # Polling Colab while the person is on the consent page: from this often, slower each time.
 CONSENT_POLL_FIRST = 2.0
 CONSENT_POLL_MAX = 15.0
+# google.colab's drive.mount waits timeout_ms (120 s unless the notebook says otherwise, which
+# its request does not carry): a Drive request is answered within this, and Colab is asked no
+# more once the kernel's cell has ended. auth.authenticate_user waits without limit: there the
+# attempt's own cap (consent_timeout) holds.
+DRIVE_REPLY_WITHIN = 115.0
 # One runtime's requests: answered at this rate after a burst, at most so many at work at once;
 # refusals sent at most at this rate (the rest dropped).
 REQUESTS_PER_SECOND = 5.0
@@ -136,6 +141,7 @@ class AuthRequest:
     auth_type: str
     colab_msg_id: int
     request_id: str  # header.msg_id, to answer an iopub broadcast once
+    cell: str | None = None  # parent_header.msg_id: the execute request that waits, if named
 
 
 def auth_request(message: dict[str, Any]) -> AuthRequest | None:
@@ -154,7 +160,24 @@ def auth_request(message: dict[str, Any]) -> AuthRequest | None:
     auth_type = request.get("authType") if isinstance(request, dict) else None
     if auth_type not in AUTH_TYPES:
         return None
-    return AuthRequest(auth_type, msg_id, str(header.get("msg_id", msg_id)))
+    parent = message.get("parent_header")
+    cell = parent.get("msg_id") if isinstance(parent, dict) else None
+    cell = cell if isinstance(cell, str) else None
+    return AuthRequest(auth_type, msg_id, str(header.get("msg_id", msg_id)), cell)
+
+
+def cell_ended(message: dict[str, Any]) -> str | None:
+    """The execute request whose cell ``message`` says has ended (the kernel's ``idle`` status
+    after it), or None: once it has, nothing in that cell waits for a reply any more."""
+    header, parent, content = (message.get(k) for k in ("header", "parent_header", "content"))
+    if not (isinstance(header, dict) and isinstance(parent, dict) and isinstance(content, dict)):
+        return None
+    if header.get("msg_type") != "status" or content.get("execution_state") != "idle":
+        return None
+    if parent.get("msg_type") != "execute_request":
+        return None
+    cell = parent.get("msg_id")
+    return cell if isinstance(cell, str) else None
 
 
 @dataclass(frozen=True)
@@ -226,6 +249,7 @@ class Credentials:
         *,
         ask: AskConsent | None = None,
         consent_timeout: float = 300.0,
+        drive_reply_within: float = DRIVE_REPLY_WITHIN,
         poll_interval: float = CONSENT_POLL_FIRST,
         reuse_for: float = REUSE_OUTCOME,
     ) -> None:
@@ -233,9 +257,11 @@ class Credentials:
         self._open_browser = open_browser
         self._ask = ask
         self.consent_timeout = consent_timeout
+        self.drive_reply_within = drive_reply_within
         self.poll_interval = poll_interval
         self.reuse_for = reuse_for
         self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._waiting: dict[tuple[str, str], int] = {}  # requests that wait on each attempt
         # (endpoint, auth type) → when the last attempt ended, and its refusal (None: given)
         self._outcomes: dict[tuple[str, str], tuple[float, str | None]] = {}
 
@@ -244,6 +270,9 @@ class Credentials:
 
         Concurrent requests for the same runtime and kind share one attempt (one browser tab),
         and an attempt's outcome answers the same requests for ``reuse_for`` seconds after it.
+        A Drive request is answered within ``drive_reply_within`` (drive.mount stops waiting
+        soon after); the attempt ends, and Colab is asked no more, once no request waits on it
+        (each one answered or cancelled because its cell ended).
         """
         key = (endpoint, auth_type)
         outcome = self._outcomes.get(key)
@@ -258,10 +287,35 @@ class Credentials:
             task = asyncio.create_task(self._dance(endpoint, auth_type))
             self._inflight[key] = task
             task.add_done_callback(lambda done: self._ended(key, done))
-        await asyncio.shield(task)
+        within = self.drive_reply_within if auth_type == "dfs_ephemeral" else None
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            async with asyncio.timeout(within):
+                await asyncio.shield(task)
+        except TimeoutError:
+            if task.done():  # the attempt's own error, not our deadline
+                raise
+            raise CredentialsError(
+                f"[{auth_type}] Drive access was not given within the {within:.0f} s "
+                "drive.mount waits; finish on Google's page if it is open, then run the cell again"
+            ) from None
+        finally:
+            self._stop_waiting(key, task)
+
+    def _stop_waiting(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
+        """One request no longer waits; with none left, the attempt stops asking Colab."""
+        left = self._waiting.pop(key, 1) - 1
+        if left:
+            self._waiting[key] = left
+        elif not task.done():
+            log.info("no request waits for %s on runtime %s any more: stopped", key[1], key[0])
+            if self._inflight.get(key) is task:
+                del self._inflight[key]
+            task.cancel()
 
     def _ended(self, key: tuple[str, str], done: asyncio.Task[None]) -> None:
-        self._inflight.pop(key, None)
+        if self._inflight.get(key) is done:
+            del self._inflight[key]
         now = time.monotonic()
         for old in [k for k, (at, _) in self._outcomes.items() if now - at >= self.reuse_for]:
             del self._outcomes[old]  # a few runtimes at most
@@ -437,6 +491,8 @@ class KernelChannel:
         self._send = send_to_runtime
         self._requests = answered  # shared by the runtime's sockets: iopub reaches them all
         self._tasks: set[asyncio.Task[None]] = set()
+        # Credentials answers at work, by the cell that waits (None: the request named none).
+        self._waiting: dict[asyncio.Task[None], str | None] = {}
 
     def from_client(self, frame: Frame) -> None:
         """Remember the session of the client's first message (the reply carries it)."""
@@ -452,6 +508,8 @@ class KernelChannel:
         """True if the frame is a credentials request the bridge answers (not forwarded)."""
         marker = _MARKER if isinstance(frame, str) else _MARKER_BYTES
         if marker not in frame:  # type: ignore[operator]
+            if self._waiting:
+                self._watch_cells(frame)
             return False
         message = decode(frame, self._v1)
         if message is None:
@@ -472,13 +530,29 @@ class KernelChannel:
             self._start(self._reply(colab_reply(self._session, request.colab_msg_id, error)))
             return True
         requests.in_flight += 1
-        answering = (
-            self._answer(request)
-            if isinstance(request, AuthRequest)
-            else self._answer_secret(request)
-        )
-        self._start(answering).add_done_callback(self._finished)
+        if isinstance(request, SecretRequest):
+            self._start(self._answer_secret(request)).add_done_callback(self._finished)
+            return True
+        task = self._start(self._answer(request))
+        task.add_done_callback(self._finished)
+        self._waiting[task] = request.cell
+        task.add_done_callback(lambda done: self._waiting.pop(done, None))
         return True
+
+    def _watch_cells(self, frame: Frame) -> None:
+        """A cell that ended no longer waits (drive.mount's timeout_ms passed, or an
+        interrupt): its credentials answers stop, and with them the questions to Colab."""
+        idle = "execution_state" if isinstance(frame, str) else b"execution_state"
+        if idle not in frame:  # type: ignore[operator]
+            return
+        message = decode(frame, self._v1)
+        cell = cell_ended(message) if message is not None else None
+        if cell is None:
+            return
+        for task, waits_on in list(self._waiting.items()):
+            if waits_on is None or waits_on == cell:
+                log.info("a cell on runtime %s stopped waiting for credentials", self._endpoint)
+                task.cancel()
 
     def _start(self, work: Awaitable[None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(work)

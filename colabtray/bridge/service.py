@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from colabtray.bridge.discovery import Discovery
-from colabtray.bridge.kernel_messages import Credentials
+from colabtray.bridge.kernel_messages import DRIVE_REPLY_WITHIN, Credentials
 from colabtray.bridge.store import Address, AddressBook
 from colabtray.bridge.upstream import Asks, MainLoopBackend, RuntimeBackend, Upstream
 from colabtray.listen.connections import ConnectionGuard, listening_socket
@@ -79,6 +79,7 @@ class Bridge:
         jupyter_runtime_dir: Path | None = None,
         open_browser: Callable[[str], bool] = webbrowser.open,
         consent_timeout: float = 300.0,
+        drive_reply_within: float = DRIVE_REPLY_WITHIN,
         gone_grace: float = GONE_GRACE,
     ) -> None:
         self._settings = settings
@@ -90,6 +91,7 @@ class Bridge:
             open_browser,
             ask=backend.may_open_consent,
             consent_timeout=consent_timeout,
+            drive_reply_within=drive_reply_within,
         )
         self._secrets = backend.notebook_secret
         self._gone_grace = gone_grace

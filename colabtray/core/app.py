@@ -259,12 +259,15 @@ class Core:
         runtime = self.registry.name_of(endpoint)
         drive = auth_type == "dfs_ephemeral"
         what = "mount your Google Drive" if drive else "use your Google credentials"
+        # drive.mount gives up after 2 minutes (the bridge answers it before that).
+        late = " drive.mount waits 2 minutes: if you allow it later, run the cell again."
+        late = late if drive else ""
         question = Question(
             key=f"consent:{endpoint}:{auth_type}",
             title=f"{runtime} asks to {what}",
             body=(
                 f"A notebook on {runtime} asks to {what}. Open Google's consent page in your "
-                "browser to decide there, or deny it here."
+                f"browser to decide there, or deny it here.{late}"
             ),
             yes="Open consent page",
             no="Deny",

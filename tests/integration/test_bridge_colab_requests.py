@@ -19,6 +19,7 @@ import pytest
 
 from tests.fixtures.bridge import Bridged
 from tests.fixtures.jupyter_client import KernelSession
+from tests.fixtures.waiting import hold
 
 pytestmark = pytest.mark.slow
 
@@ -54,6 +55,10 @@ def bridge_options(request: pytest.FixtureRequest) -> dict[str, Any]:
         options["open_browser"] = person(decision, CLICKS)
     elif decision == "no-browser":
         options["open_browser"] = lambda _url: False
+    elif decision.startswith("undecided"):  # on Google's page, deciding nothing
+        options["consent_timeout"] = 120.0  # what colabtray could wait for (auth_user's cap)
+        if decision == "undecided, drive answered in 3 s":  # of drive.mount's 30 s here
+            options["drive_reply_within"] = 3.0
     return options
 
 
@@ -137,3 +142,50 @@ async def test_other_colab_requests_pass_through_untouched(bridged: Bridged) -> 
         (seen,) = colab_requests(kernel)
         assert seen["content"]["request"] == {"authType": "dfs_persistent"}
         assert bridged.opened == []
+
+
+def propagation_calls(bridged: Bridged, since: int) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in bridged.emulator.requests(since, host="colab")
+        if r["path"].startswith("/tun/m/credentials-propagation/")
+    ]
+
+
+@pytest.mark.parametrize("bridge_options", ["undecided"], indirect=True)
+async def test_colab_is_asked_no_more_once_drive_mounts_own_wait_has_passed(
+    bridged: Bridged,
+) -> None:
+    _endpoint, url = await bridged.runtime()
+    mark = bridged.emulator.last_seq()
+    async with KernelSession(url) as kernel:
+        _output, reply = await kernel.execute(
+            "from google.colab import drive\ndrive.mount('drive', timeout_ms=3000)", seconds=30
+        )
+        # The notebook's own wait (3 s) ended the cell, while the person was on Google's page.
+        assert (reply["status"], reply["ename"]) == ("error", "TimeoutError")
+        assert len(bridged.opened) == 1
+        asked = propagation_calls(bridged, mark)
+        assert asked, "colabtray did not check back with Colab while the kernel waited"
+        # Checking back every 2-15 s until consent_timeout (120 s) would show here.
+        after = bridged.emulator.last_seq()
+        await hold(8.0, lambda: not propagation_calls(bridged, after))
+        output, reply = await kernel.execute("print(6*7)")
+        assert (reply["status"], output) == ("ok", "42\n")
+
+
+@pytest.mark.parametrize("bridge_options", ["undecided, drive answered in 3 s"], indirect=True)
+async def test_drive_is_answered_within_its_wait_with_run_the_cell_again(
+    bridged: Bridged,
+) -> None:
+    _endpoint, url = await bridged.runtime()
+    async with KernelSession(url) as kernel:
+        _output, reply = await kernel.execute(
+            "from google.colab import drive\ndrive.mount('drive', timeout_ms=30000)", seconds=30
+        )
+        # colabtray's answer, before the kernel's own TimeoutError at 30 s.
+        assert (reply["status"], reply["ename"]) == ("error", "MessageError")
+        assert "drive.mount waits" in reply["evalue"]
+        assert reply["evalue"].endswith("then run the cell again")
+        after = bridged.emulator.last_seq()
+        await hold(8.0, lambda: not propagation_calls(bridged, after))
