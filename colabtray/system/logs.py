@@ -29,7 +29,14 @@ from typing import TextIO
 from colabtray.system.dirs import private_dir
 from colabtray.text import printable
 
-_QUIET = {"httpx2": logging.WARNING, "httpcore2": logging.WARNING, "hpack": logging.WARNING}
+# Libraries whose chatter stays out even of --verbose: qasync's DEBUG lines repeat the
+# arguments of every call it hands a thread, such as the sign-in address with its one-time state.
+QUIET_LOGGERS = {
+    "httpx2": logging.WARNING,
+    "httpcore2": logging.WARNING,
+    "hpack": logging.WARNING,
+    "qasync": logging.INFO,
+}
 
 _SECRET_SHAPES = re.compile(
     r"ya29\.[\w.-]+"  # Google access tokens
@@ -165,7 +172,7 @@ def configure_logging(verbose: bool = False, log_dir: Path | None = None) -> Pat
             logging.getLogger(__name__).warning("cannot write the log file: %s", exc)
             path = None
 
-    for name, level in _QUIET.items():
+    for name, level in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(level)
     if not verbose:  # each retry is logged as a warning; the final error says enough
         logging.getLogger("stamina").setLevel(logging.ERROR)

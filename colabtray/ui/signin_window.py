@@ -12,6 +12,12 @@ One way is tried at a time: meanwhile every way is disabled and a line says what
 happening. A failure is its one sentence in the window and every way works again; success
 closes the window, and the tray follows the core. Closing the window cancels what it was
 trying (a browser sign-in that waits, gcloud making credentials).
+
+When no browser could be opened, or nothing has come back from it for a while, the window
+shows the sign-in address with a Copy button, as ``colabtray signin --no-browser`` prints it.
+The address holds the sign-in's one-time state: it is shown and copied, never logged.
+Word-wrapped lines need a height that depends on the width, which a window's minimum size
+does not follow: the window grows to what its lines need whenever what it shows changes.
 """
 
 from __future__ import annotations
@@ -22,8 +28,8 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QStandardPaths, Qt, QUrl
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import QEvent, QStandardPaths, Qt, QTimer, QUrl
+from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -53,7 +59,9 @@ from colabtray.ui import icons
 log = logging.getLogger(__name__)
 
 ChooseFile = Callable[[QWidget], Path | None]
-BrowserSignIn = Callable[[], Awaitable[str | None]]
+# Given the sign-in address and whether a browser took it (called on the loop's thread).
+ShowUrl = Callable[[str, bool], None]
+BrowserSignIn = Callable[[ShowUrl], Awaitable[str | None]]
 
 LOOKING = "Looking for gcloud and Application Default Credentials…"
 NOTHING_FOUND = (
@@ -61,6 +69,9 @@ NOTHING_FOUND = (
     "computer; the ways below need neither."
 )
 WAITING_FOR_BROWSER = "Waiting for you to sign in, in your browser…"
+NO_BROWSER = "No web browser could be opened. Open this address in your browser to sign in:"
+NOT_BACK = "Nothing from your browser yet? Open this address in a browser to sign in:"
+NOT_BACK_AFTER_MS = 20_000  # how long a browser sign-in waits before showing its address
 
 
 def needs_window(core: Core) -> bool:
@@ -82,9 +93,9 @@ def choose_client_file(parent: QWidget) -> Path | None:
 
 
 class SignInWindow(QDialog):
-    """The ways to sign in; ``browser_sign_in`` runs the browser sign-in as the tray does
-    (``Core.sign_in`` with the tray's way of opening the browser); ``choose_file`` asks for
-    the client file (tests pass their own)."""
+    """The ways to sign in; ``browser_sign_in(show_url)`` runs the browser sign-in as the
+    tray does (``Core.sign_in`` with the tray's way of opening the browser) and hands the
+    address to ``show_url``; ``choose_file`` asks for the client file (tests pass their own)."""
 
     def __init__(
         self,
@@ -169,6 +180,27 @@ class SignInWindow(QDialog):
 
         self.status = _label("status", "")
         self.status.hide()
+        # The browser sign-in's address, for a browser colabtray could not open.
+        self._url = ""
+        self.url_note = _label("sign-in-url-note", "")
+        self.url = QLineEdit()
+        self.url.setObjectName("sign-in-url")
+        self.url.setReadOnly(True)
+        self.copy_url = _button("copy-sign-in-url", "Copy")
+        self.copy_url.clicked.connect(self._copy_url)
+        self.url_box = QWidget()
+        url_layout = QVBoxLayout(self.url_box)
+        url_layout.setContentsMargins(0, 0, 0, 0)
+        url_layout.addWidget(self.url_note)
+        url_row = QHBoxLayout()
+        url_row.addWidget(self.url, 1)
+        url_row.addWidget(self.copy_url)
+        url_layout.addLayout(url_row)
+        self.url_box.hide()
+        self._not_back = QTimer(self)
+        self._not_back.setSingleShot(True)
+        self._not_back.setInterval(NOT_BACK_AFTER_MS)
+        self._not_back.timeout.connect(lambda: self._show_url(NOT_BACK))
         self.problem = _label("problem", "")
         self.problem.setStyleSheet("color: #c5221f;")
         self.problem.setTextFormat(Qt.TextFormat.PlainText)
@@ -179,9 +211,10 @@ class SignInWindow(QDialog):
         self.buttons.rejected.connect(self.reject)
 
         layout = QVBoxLayout(self)
-        for widget in (intro, found, client, ready, self.status, self.problem, self.buttons):
+        shown = (intro, found, client, ready, self.status, self.url_box, self.problem)
+        for widget in (*shown, self.buttons):
             layout.addWidget(widget)
-        self.setMinimumWidth(520)
+        self.setMinimumWidth(560)
 
         self._ways: list[QWidget] = [
             self.use_browser,
@@ -208,6 +241,22 @@ class SignInWindow(QDialog):
     def busy(self) -> bool:
         """A way is being tried."""
         return self._task is not None
+
+    def event(self, event: QEvent) -> bool:
+        """After each new layout (a line shown, hidden or reworded), fit the lines."""
+        handled = super().event(event)
+        if event.type() in (QEvent.Type.LayoutRequest, QEvent.Type.Show):
+            self._fit()
+        return handled
+
+    def _fit(self) -> None:
+        """Be at least as tall as the lines need at this width (wrapped labels give their
+        height for a width, which the layout's minimum size leaves out)."""
+        needed = self.layout().totalHeightForWidth(self.width())
+        if needed > 0 and needed != self.minimumHeight():
+            self.setMinimumHeight(needed)
+        if self.height() < needed:
+            self.resize(self.width(), needed)
 
     # ---- what this computer has -----------------------------------------------------------
 
@@ -239,12 +288,38 @@ class SignInWindow(QDialog):
         self._enable()
 
     def _not_found(self, sentence: str) -> None:
-        self.looking.setText(f"Could not look for gcloud: {sentence}")
+        self.looking.setText(f"Could not look for gcloud: {printable(sentence)}")
 
     # ---- the ways -------------------------------------------------------------------------
 
     def _sign_in_in_browser(self) -> None:
-        self._try(WAITING_FOR_BROWSER, self._browser_sign_in, in_browser=True)
+        way = partial(self._browser_sign_in, self._got_url)
+        self._try(WAITING_FOR_BROWSER, way, in_browser=True)
+
+    def _got_url(self, url: str, opened: bool) -> None:
+        """The browser sign-in's address: shown at once if no browser took it, else once
+        the wait has gone on for a while."""
+        if not self._in_browser:
+            return  # given up meanwhile
+        self._url = url
+        if opened:
+            self._not_back.start()
+        else:
+            self._show_url(NO_BROWSER)
+
+    def _show_url(self, why: str) -> None:
+        if not self._in_browser or not self._url:
+            return
+        self.url_note.setText(why)
+        self.url.setText(printable(self._url))
+        self.url.setCursorPosition(0)
+        self.copy_url.setText("Copy")
+        self.url_box.show()
+
+    def _copy_url(self) -> None:
+        if self._url:
+            QGuiApplication.clipboard().setText(self._url)
+            self.copy_url.setText("Copied")
 
     def _use_gcloud(self) -> None:
         account = self._methods.gcloud_account if self._methods else None
@@ -340,6 +415,10 @@ class SignInWindow(QDialog):
 
     def _idle(self) -> None:
         self._in_browser = False
+        self._not_back.stop()
+        self._url = ""
+        self.url.clear()
+        self.url_box.hide()
         self.status.hide()
         self.status.setText("")
         self._enable()

@@ -35,7 +35,7 @@ from colabtray.ui.window import StatusWindow
 
 if TYPE_CHECKING:
     from colabtray.ui.settings_window import SettingsWindow
-    from colabtray.ui.signin_window import ChooseFile, SignInWindow
+    from colabtray.ui.signin_window import ChooseFile, ShowUrl, SignInWindow
 
 log = logging.getLogger(__name__)
 
@@ -215,11 +215,20 @@ class Tray(QObject):
             self._sign_in(login_hint), on_error=lambda s: self.error("Sign-in failed", s)
         )
 
-    async def _sign_in(self, login_hint: str | None) -> str | None:
+    async def _sign_in(self, login_hint: str | None, show_url: ShowUrl | None = None) -> str | None:
+        """The browser sign-in; ``show_url(url, opened)`` (the sign-in window's) is told the
+        address and whether a browser took it, else a box shows it when none did."""
         loop = asyncio.get_running_loop()
 
         def open_browser(url: str) -> None:  # runs in a worker thread
-            if not self._open_browser(url):
+            try:
+                opened = bool(self._open_browser(url))
+            except Exception as exc:  # a broken $BROWSER, say; the URL is never logged
+                log.info("no web browser could be opened (%s)", type(exc).__name__)
+                opened = False
+            if show_url is not None:
+                loop.call_soon_threadsafe(show_url, url, opened)
+            elif not opened:
                 loop.call_soon_threadsafe(self._show_sign_in_url, url)
 
         return await self.core.sign_in(open_browser, login_hint)

@@ -5,7 +5,9 @@ the About box's diagnostics, copied for a bug report without a token in them."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 import os
 import shutil
 import socket
@@ -16,16 +18,25 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from keyring.backends import fail
-from PySide6.QtCore import QObject, QUrl, Slot
+from PySide6.QtCore import QObject, QPoint, QRect, QUrl, Slot
 from PySide6.QtGui import QDesktopServices, QGuiApplication
-from PySide6.QtWidgets import QLabel, QLineEdit, QPushButton
+from PySide6.QtWidgets import QLabel, QLineEdit, QPushButton, QWidget
 
 from colabtray.auth.client_file import CONSOLE_URL, FILE_NAME, ClientFileError, read_client_file
 from colabtray.auth.identities import Source
 from colabtray.auth.methods import CLIENT_HOW_TO
 from colabtray.auth.tokens import SecretStore
 from colabtray.core.app import Core
-from colabtray.ui.signin_window import LOOKING, NOTHING_FOUND, WAITING_FOR_BROWSER, SignInWindow
+from colabtray.system.logs import QUIET_LOGGERS
+from colabtray.ui import signin_window
+from colabtray.ui.signin_window import (
+    LOOKING,
+    NO_BROWSER,
+    NOT_BACK,
+    NOTHING_FOUND,
+    WAITING_FOR_BROWSER,
+    SignInWindow,
+)
 from colabtray.ui.tray import Tray
 from tests.fixtures.colab import settings_for
 from tests.fixtures.emulator import Emulator, pid_alive
@@ -166,6 +177,54 @@ def test_with_nothing_configured_sign_in_opens_the_window(
     run(qapp, scenario())
 
 
+def clipped(window: SignInWindow) -> list[str]:
+    """What the window does not show whole: a line shorter than its text needs at its width, a
+    button or field narrower or lower than it asks, two that overlap, a window off the screen."""
+    found = []
+    shown: list[tuple[str, QRect]] = []
+    for widget in window.findChildren(QWidget):
+        if not widget.isVisible() or not isinstance(widget, (QLabel, QPushButton, QLineEdit)):
+            continue
+        name = widget.objectName() or type(widget).__name__
+        size = widget.size()
+        if isinstance(widget, QLabel) and widget.wordWrap():
+            needs = widget.heightForWidth(size.width())
+            if size.height() < needs:
+                found.append(f"{name}: {size.height()} px high, needs {needs}")
+        else:
+            hint = widget.minimumSizeHint()
+            if size.width() < hint.width() or size.height() < hint.height():
+                found.append(f"{name}: {size.toTuple()}, needs {hint.toTuple()}")
+        shown.append((name, QRect(widget.mapTo(window, QPoint(0, 0)), size)))
+    for (one, where), (other, there) in itertools.combinations(shown, 2):
+        if where.intersects(there):
+            found.append(f"{one} overlaps {other}")
+    area = window.screen().availableGeometry()
+    if not area.contains(window.frameGeometry()):
+        found.append(f"the window {window.frameGeometry()} is not within the screen {area}")
+    return found
+
+
+def test_nothing_is_clipped_at_the_default_size(
+    qapp, emulator: Emulator, tmp_path: Path, make_tray, nothing_configured: Path
+) -> None:
+    core = bare_core(emulator, tmp_path)
+    tray = make_tray(core)
+
+    async def scenario() -> None:
+        window = await open_window(tray)
+        assert window.screen().size().toTuple() == (1280, 800)  # the test session's screen
+        await until(lambda: not clipped(window), 5)  # once Qt has laid out what it found
+        assert all(window.findChild(QLabel, f"how-to-{n}").isVisible() for n in (1, 2, 3))
+        # A sentence shown later (a failure) makes room for itself too.
+        window._failed("Something went wrong " * 12)
+        await until(lambda: not clipped(window), 5)
+        window.close()
+        await core.stop()
+
+    run(qapp, scenario())
+
+
 def test_a_pasted_token_signs_in_and_a_refused_one_is_its_sentence(
     qapp, emulator: Emulator, tmp_path: Path, make_tray, nothing_configured: Path
 ) -> None:
@@ -270,6 +329,85 @@ def test_a_desktop_client_file_signs_in_in_the_browser(
         await core.stop()
 
     run(qapp, scenario(), 120)
+
+
+def test_with_no_browser_the_window_shows_the_address_to_copy(
+    qapp,
+    emulator: Emulator,
+    tmp_path: Path,
+    make_tray,
+    nothing_configured: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)  # as --verbose logs
+    for name, level in QUIET_LOGGERS.items():
+        caplog.set_level(level, logger=name)
+    chosen = desktop_client(emulator, tmp_path)
+    core = bare_core(emulator, tmp_path)
+    tried: list[str] = []
+    tray = make_tray(
+        core,
+        open_browser=lambda url: tried.append(url) and False,  # as webbrowser.open, none found
+        choose_client_file=lambda parent: chosen,
+    )
+
+    async def scenario() -> None:
+        await core.start()
+        window = await open_window(tray)
+        assert window.url_box.isHidden()
+        window.use_client_file.click()
+        await until(window.url_box.isVisible, 30)
+        assert window.url_note.text() == NO_BROWSER and window.status.text() == WAITING_FOR_BROWSER
+        assert window.url.text() == tried[0] and window.url.isReadOnly()
+        assert parse_qs(urlparse(tried[0]).query)["state"], "the address of this sign-in"
+        assert not tray._messages, "in the window, not a box of its own"
+        await until(lambda: not clipped(window), 5)
+
+        QGuiApplication.clipboard().setText("what was there before")
+        window.copy_url.click()
+        assert QGuiApplication.clipboard().text() == tried[0]
+        async with chromium() as browser:  # the person opens it in a browser of their own
+            await allow_in_browser(browser, QGuiApplication.clipboard().text())
+        await until(lambda: not window.isVisible(), 30)
+        assert core.email == ADA
+        state = parse_qs(urlparse(tried[0]).query)["state"][0]
+        assert not [r for r in caplog.records if state in r.getMessage()], "never logged"
+        await core.stop()
+
+    run(qapp, scenario(), 120)
+
+
+def test_a_browser_that_does_not_come_back_gets_the_address_to_copy(
+    qapp,
+    emulator: Emulator,
+    tmp_path: Path,
+    make_tray,
+    nothing_configured: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(signin_window, "NOT_BACK_AFTER_MS", 500)
+    chosen = desktop_client(emulator, tmp_path)
+    core = bare_core(emulator, tmp_path)
+    opened: list[str] = []
+    tray = make_tray(
+        core,
+        open_browser=lambda url: opened.append(url) or True,
+        choose_client_file=lambda parent: chosen,
+    )
+
+    async def scenario() -> None:
+        window = await open_window(tray)
+        window.use_client_file.click()
+        await until(lambda: opened and core.signing_in, 30)
+        assert window.url_box.isHidden(), "the browser took it: nothing to copy yet"
+        await until(window.url_box.isVisible, 10)
+        assert window.url_note.text() == NOT_BACK and window.url.text() == opened[0]
+        window.close()  # gives up: the address goes with the sign-in
+        await until(lambda: not core.signing_in, 10)
+        assert window.url_box.isHidden() and window.url.text() == ""
+        await core.stop()
+
+    run(qapp, scenario())
 
 
 def test_closing_the_window_cancels_the_waiting_sign_in(
