@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from colabtray import __version__
+from colabtray import __version__, hints
 from colabtray.auth.adc import adc_file
 from colabtray.auth.client_file import configured_client, install_client_file
 from colabtray.auth.gcloud import adc_login_command, find_gcloud
@@ -200,7 +200,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the local emulator of Google sign-in and Colab (see: colabtray emulator -h)",
         add_help=False,
     )
+    _demo_anywhere(commands)
     return parser
+
+
+def _demo_anywhere(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``--demo`` after the command too (``colabtray status --demo``), as before it."""
+    for name, sub in commands.choices.items():
+        if name == "emulator":
+            continue
+        sub.add_argument(
+            "--demo",
+            action="store_true",
+            default=argparse.SUPPRESS,  # leaves the one before the command as it was
+            help="in the running demo (as colabtray --demo COMMAND)",
+        )
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _demo_anywhere(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -216,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:  # the app itself is started by colabtray.launch, never from here
         parser.print_help(sys.stderr)
         return 2
+    hints.set_demo(args.demo)
     if args.headless:
         say(
             "colabtray: --headless starts the app; run commands without it (they go to the "
@@ -332,8 +350,8 @@ async def _demo_command(
     except DemoNotRunningError:
         say(
             "colabtray: the demo is not running, so --demo has nothing to act on (your own "
-            "account is never used with --demo). Start it with 'colabtray --demo', then run "
-            "this again beside it.",
+            f"account is never used with --demo). Start it with '{hints.command()}', then "
+            "run this again beside it.",
             err=True,
         )
         return 2
@@ -348,9 +366,10 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
     say(f"Signed in as {email}" if email else "Signed in (account email unknown)")
     for account in data["other_accounts"]:
         note = "sign in again" if account["state"] == AccountState.NEEDS_SIGN_IN else "signed in"
-        say(f"  also: {account['email']} ({note}; colabtray signin --switch {account['email']})")
+        switch = hints.command("signin", "--switch", account["email"])
+        say(f"  also: {account['email']} ({note}; {switch})")
     if not data["runtimes"]:
-        say("No runtimes. Start one with: colabtray new --gpu T4")
+        say(f"No runtimes. Start one with: {hints.command('new', '--gpu', 'T4')}")
     for runtime in data["runtimes"]:
         url = f"  {runtime['url']}" if runtime["url"] else ""
         say(
@@ -381,8 +400,8 @@ async def _url(args: argparse.Namespace, settings: Settings) -> int:
         demo=args.demo,
         not_running=(
             "colabtray is not running, and connection URLs are served by the running app. "
-            "Start it with 'colabtray' (or 'colabtray --headless' where there is no tray), "
-            "then try again."
+            f"Start it with '{hints.command()}' (or '{hints.command('--headless')}' where "
+            "there is no tray), then try again."
         ),
     )
     print(reply["gateway_command"] if args.lab else reply["url"])
@@ -395,7 +414,7 @@ async def _secret(args: argparse.Namespace, settings: Settings) -> int:
         for name, entry in sorted(reply["names"].items()):
             say(f"{name}{'  (no question asked)' if entry['no_ask'] else ''}")
         if not reply["names"]:
-            say("No secrets. Add one with: colabtray secret set NAME")
+            say(f"No secrets. Add one with: {hints.command('secret', 'set', 'NAME')}")
         return 0
     if args.op == "set":
         value = await asyncio.to_thread(_read_secret_value, args.name)

@@ -1,9 +1,10 @@
 """``colabtray --headless``: the core with no UI, on a plain asyncio loop, until SIGINT/SIGTERM.
 
 Like ``jupyter server`` it speaks on stdout, one line each: who it is signed in as (or how to
-sign in), each runtime once an editor can reach it (name, kind, local URL), each runtime that
-goes and why, and an idle question with the commands that answer it (``colabtray keep NAME``,
-``colabtray remove NAME``). Notices that a desktop would show go to the log (stderr).
+sign in), the command that starts a runtime while there is none, each runtime once an editor
+can reach it (name, kind, local URL), each runtime that goes and why, and an idle question
+with the commands that answer it (``colabtray keep NAME``, ``colabtray remove NAME``; with
+``--demo`` in the demo). Notices that a desktop would show go to the log (stderr).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from colabtray import hints
 from colabtray.core.app import Core
 from colabtray.core.keepalive import Choice, IdleQuestion
 from colabtray.core.naming import kind_label
@@ -58,6 +60,7 @@ class HeadlessFace:
         self._out = out or sys.stdout
         self._told: dict[str, str] = {}  # endpoint → URL already printed
         self._account: tuple[str | None, bool] | None = None
+        self._none_told = False  # "no runtime yet" said since the last runtime went
         core.set_presenter(_Questions(self))
         core.set_asker(_Asker(self))
         core.subscribe(self._changed)
@@ -94,12 +97,22 @@ class HeadlessFace:
         if account != self._account and (core.email or not core.signed_in):
             self._account = account
             if not core.signed_in:
-                self.say("Not signed in: run 'colabtray signin' (it lists the ways to sign in).")
+                signin = hints.command("signin")
+                self.say(f"Not signed in: run '{signin}' (it lists the ways to sign in).")
             elif core.must_sign_in:
                 self.say(f"Sign in again: {core.problem()}")
             else:
                 self.say(f"Signed in as {core.email}.")
-        for name, runtime in core.registry.runtimes():
+        runtimes = core.registry.runtimes()
+        if runtimes or not core.signed_in:
+            self._none_told = False
+        elif core.registry.state.loaded and not self._none_told:
+            self._none_told = True
+            self.say(
+                f"No runtime yet: start one with {hints.command('new', '--cpu')} (in another "
+                "terminal); its URL for editors shows here."
+            )
+        for name, runtime in runtimes:
             url = core.connection_url(runtime.endpoint)
             if url is not None and self._told.get(runtime.endpoint) != url:
                 self._told[runtime.endpoint] = url
@@ -116,9 +129,10 @@ class HeadlessFace:
 
     def ask(self, question: IdleQuestion) -> None:
         self.say(
-            f"{question.name} is idle: run 'colabtray keep \"{question.name}\"' within "
-            f"{question.seconds:.0f} s to keep it running, or 'colabtray remove "
-            f'"{question.name}"\' to give it back now; otherwise Colab will reclaim it.'
+            f"{question.name} is idle: run {hints.command('keep', question.name)} within "
+            f"{question.seconds:.0f} s to keep it running, or "
+            f"{hints.command('remove', question.name)} to give it back now; otherwise Colab "
+            "will reclaim it."
         )
 
 

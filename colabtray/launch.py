@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import platformdirs
 
+from colabtray import hints
 from colabtray.system.instance import InstanceError, InstanceLock
 from colabtray.text import say
 
@@ -63,10 +64,12 @@ def run_app(
     if demo:  # the demo's own: the user's accounts and runtime names stay untouched
         config_dir, state_dir, log_dir = (d / "demo" for d in (config_dir, state_dir, log_dir))
     configure_logging(verbose, log_dir)
+    hints.set_demo(demo)
     if not headless and _no_display():
         say(
             "colabtray: there is no display to put a tray icon on (DISPLAY and WAYLAND_DISPLAY "
-            "are unset); start it from your desktop session, or run 'colabtray --headless'.",
+            "are unset); start it from your desktop session, or run "
+            f"'{hints.command('--headless')}'.",
             err=True,
         )
         return 1

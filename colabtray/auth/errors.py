@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from colabtray import hints
 from colabtray.colab.errors import ColabError
 
 
@@ -38,7 +39,9 @@ class InvalidGrantError(CredentialsRefusedError):
 
 class NotSignedInError(SignInError):
     def __init__(self) -> None:
-        super().__init__("Not signed in. Run 'colabtray signin' (or set COLABTRAY_ACCESS_TOKEN).")
+        super().__init__(
+            f"Not signed in. Run '{hints.command('signin')}' (or set COLABTRAY_ACCESS_TOKEN)."
+        )
 
 
 class NoSignInMethodError(SignInError):
@@ -55,5 +58,6 @@ class SignInAgainError(NotSignedInError):
         self.email = email
         SignInError.__init__(
             self,
-            reason or f"{email} needs to sign in again: run 'colabtray signin' or use the tray.",
+            reason
+            or f"{email} needs to sign in again: run '{hints.command('signin')}' or use the tray.",
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from colabtray import hints
 from colabtray.errors import UserError
 
 
@@ -199,12 +200,13 @@ class KeepAliveScopeError(ColabError):
         back = (
             "colabtray gave it back"
             if given_back
-            else "giving it back failed too, so disconnect it in the tray or with colabtray remove"
+            else "giving it back failed too, so disconnect it in the tray or with "
+            + hints.command("remove", name)
         )
         super().__init__(
             f"Colab refused to keep {name} alive (HTTP 403): this sign-in lacks a scope Colab "
             f"wants, so the runtime would be reclaimed within minutes; {back}. Sign in again "
-            "with colabtray signin, then make a new runtime."
+            f"with {hints.command('signin')}, then make a new runtime."
         )
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from colabtray import hints
 from colabtray.auth.tokens import SecretStore
 from colabtray.core.jsonfile import read_json, write_json
 from colabtray.core.questions import Answer, Question, Questions
@@ -196,8 +197,8 @@ class SecretGate:
             yes="Allow",
             no="Deny",
             commands=(
-                f'colabtray secret allow {name} "{runtime_name}" (then run the cell again) / '
-                f'colabtray secret deny {name} "{runtime_name}"'
+                f"{hints.command('secret', 'allow', name, runtime_name)} (then run the cell "
+                f"again) / {hints.command('secret', 'deny', name, runtime_name)}"
             ),
         )
         asking = self._questions.open(question, self._within)

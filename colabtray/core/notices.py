@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from colabtray import hints
 from colabtray.colab import errors
 from colabtray.colab.models import ComputeUnits
 from colabtray.core.display import duration, running_low
@@ -140,16 +141,16 @@ def pings_refused_notice(refused: PingsRefused) -> Notice:
         )
     if isinstance(error, errors.SignedOutError):
         why = "HTTP 401: Google no longer accepts this sign-in"
-        act = "Sign in again (colabtray signin)"
+        act = f"Sign in again ({hints.command('signin')})"
     elif isinstance(error, errors.ScopeNotPermittedError) or (
         isinstance(error, errors.RequestRejectedError) and error.status == 403
     ):
         why = "HTTP 403: the sign-in lacks a scope Colab wants (userinfo.email)"
-        act = "Sign in again with colabtray signin, which asks for it"
+        act = f"Sign in again with {hints.command('signin')}, which asks for it"
     else:
         status = getattr(error, "status", None)
         why = f"HTTP {status}" if status else error.message
-        act = "Check colabtray doctor, or disconnect it and make a new one"
+        act = f"Check {hints.command('doctor')}, or disconnect it and make a new one"
     return Notice(
         f"{name} is not being kept alive",
         f"Colab refused keep-alive for {name} twice ({why}), so it will reclaim the runtime "

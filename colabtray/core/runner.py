@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from colabtray import hints
 from colabtray.bridge import bridge_registry
 from colabtray.core.app import Core
 from colabtray.core.commands import Commands
@@ -49,6 +50,7 @@ async def run_core(
     demo: bool = False,
 ) -> None:
     """Run the core with its bridge, its face and the control channel until ``until`` is set."""
+    hints.set_demo(demo)  # the commands it prints carry --demo
     secrets = notebook_store = None
     if demo:  # demo sign-ins and secrets stay in memory, never in the user's keyring
         from colabtray.core.notebook_secrets import SERVICE

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import aiohttp
 
-from colabtray import __version__
+from colabtray import __version__, hints
 from colabtray.errors import UserError
 from colabtray.settings import Settings
 from colabtray.system import trust
@@ -51,7 +51,7 @@ def refusal(status: int, name: str, key: Path) -> str:
         403: f"{name} refused SSH (403 Forbidden).",
         404: (
             f"{name} does not offer SSH; Colab decides that when it makes a runtime, so make "
-            "a new one (colabtray new)."
+            f"a new one ({hints.command('new')})."
         ),
         429: (
             f"Another SSH client is already connected to {name}, and a runtime takes one at "

@@ -31,7 +31,7 @@ from typing import Any
 
 import aiohttp
 
-from colabtray import __version__
+from colabtray import __version__, hints
 from colabtray.colab import errors
 from colabtray.errors import UserError
 from colabtray.settings import Settings
@@ -109,7 +109,7 @@ async def _open(
             if exc.status in (401, 404):
                 raise ShellError(
                     f"The terminal session on {runtime.name} was lost (HTTP {exc.status}); "
-                    "check it with colabtray status and try again."
+                    f"check it with {hints.command('status')} and try again."
                 ) from None
             raise ShellError(f"{runtime.name} refused a terminal (HTTP {exc.status}).") from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:

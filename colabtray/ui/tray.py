@@ -337,9 +337,6 @@ class Tray(QObject):
     def answer_idle(self, endpoint: str, keep: bool) -> None:
         self.core.answer_idle(endpoint, Choice.KEEP if keep else Choice.DISCONNECT)
 
-    def answer_question(self, key: str, yes: bool) -> None:
-        self.core.answer_question(key, yes)
-
     def open_terminal(self, endpoint: str) -> None:
         """A terminal window running ``colabtray shell NAME``; where this desktop has no
         terminal colabtray knows, the command is copied and a message says so."""

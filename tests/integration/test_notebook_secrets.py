@@ -104,7 +104,7 @@ async def test_a_secret_is_read_once_allowed_and_never_leaks(
 
         reading = asyncio.create_task(read_in_kernel(kernel, "HF_TOKEN"))
         asked = await asyncio.to_thread(lines.next_with, "asks for the secret HF_TOKEN")
-        assert 'colabtray secret allow HF_TOKEN "CPU"' in asked
+        assert "answer with colabtray secret allow HF_TOKEN CPU (then" in asked
         allowed = run_cli(env, "secret", "allow", "HF_TOKEN", "CPU")
         assert allowed.returncode == 0, allowed.stderr
         assert allowed.stdout.strip() == "CPU may read the secret HF_TOKEN."

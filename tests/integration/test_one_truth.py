@@ -178,7 +178,7 @@ def test_headless_says_what_it_does(
     ready = lines.next_with("is ready for editors at")
     assert ready == f"CPU (CPU) is ready for editors at {runtime['url']}"
     asked = lines.next_with("is idle")
-    assert 'colabtray keep "CPU"' in asked and 'colabtray remove "CPU"' in asked
+    assert "run colabtray keep CPU within" in asked and "or colabtray remove CPU to" in asked
     kept = run_cli(env, "keep", "CPU")
     assert kept.returncode == 0 and kept.stdout.strip() == "Keeping CPU running."
     again = run_cli(env, "keep", "CPU")
