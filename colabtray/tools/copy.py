@@ -25,6 +25,11 @@ Why it works the way it does:
 * **Keep-alive**: while copying, the running app is told about once a minute (``activity``,
   through colabtray.tools.reach).
   Without a running app nothing keeps runtimes alive, so there is nobody to tell.
+* **A runtime's answers are hostile input** (colabtray.tools.listing): a model unlike
+  Jupyter's, a name in a listing that is not one file name here, a tree more than 32 folders
+  deep (a link to a folder it is in) or of more than 100,000 entries, or a local link that
+  would take a path outside the destination stops the copy, in one sentence, before anything
+  is written. Local paths are made of checked names only, never of the runtime's ``path``.
 * **One sentence on failure**: a runtime that stops answering mid-way is asked about (is it
   still listed, does it answer) so the sentence says whether it was disconnected or the
   connection broke, and always what was not written.
@@ -63,7 +68,7 @@ from colabtray.errors import UserError
 from colabtray.settings import Settings
 from colabtray.system import trust
 from colabtray.text import printable
-from colabtray.tools import reach
+from colabtray.tools import listing, reach
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +76,14 @@ MIB = 1024 * 1024
 CHUNK = 4 * MIB  # per upload request: 5.6 MB of JSON, well under any front end's limit
 SLICE = 256 * 1024  # what is handed to the connection at a time
 HASH_LIMIT = 512 * MIB
+ANSWER_LIMIT = 64 * MIB  # a contents API reply (a listing of MAX_ENTRIES is about 30 MB)
 READ_TIMEOUT = 120.0  # a runtime silent this long mid-transfer is not coming back
 TOKEN_AHEAD = timedelta(seconds=60)  # renew the proxy token this long before it expires
 WHY_LOST_WITHIN = 8.0  # how long to find out whether a silent runtime was disconnected
 PART = "colabtray-part"  # the temporary files' suffix, on either side
 
 Ask = reach.Ask
+Parts = tuple[str, ...]  # a path under the folder copied, as its names (each one checked)
 
 
 class CopyError(UserError):
@@ -225,9 +232,13 @@ class RuntimeFiles:
                     data=None if body is None else _slices(body),
                     headers=headers,
                 ) as response:
-                    answer = _Answer(response.status, await response.read())
+                    status, received = response.status, await _read_at_most(response)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise self._lost(exc) from None
+            if received is None:
+                limit = ANSWER_LIMIT // MIB
+                raise _Refused(f"{self.name}'s answer when asked {what} was over {limit} MiB")
+            answer = _Answer(status, received)
             if answer.status != 401 or attempt:
                 break
             await self._renew()  # the token expired or was revoked: once more with a new one
@@ -242,16 +253,26 @@ class RuntimeFiles:
             raise _Refused(f"{self.name}'s disk is full")
         raise _Refused(f"{self.name} refused {what} ({message})")
 
-    async def get(self, path: str, *, listing: bool = False, hashed: bool = False) -> Any:
-        """The contents model of ``path`` (a folder's with its entries when ``listing``, a
-        file's with its hash when ``hashed`` and the runtime knows how), or None."""
-        params = {"content": "1" if listing else "0"}
+    async def get(
+        self, path: str, *, listed: bool = False, hashed: bool = False
+    ) -> listing.Model | None:
+        """The contents model of ``path`` (a folder's with its entries when ``listed``, a
+        file's with its hash when ``hashed`` and the runtime knows how), or None. A model
+        unlike Jupyter's is refused in one sentence (colabtray.tools.listing)."""
+        params = {"content": "1" if listed else "0"}
         if hashed:
             params["hash"] = "1"
         answer = await self._call(
             "GET", path, f"to look at {shown(path)}", params=params, missing_ok=True
         )
-        return None if answer is None else answer.json()
+        if answer is None:
+            return None
+        try:
+            return listing.model(answer.json(), listed=listed)
+        except listing.Malformed as exc:
+            raise _Refused(
+                f"{self.name}'s listing of {shown(path)} is malformed ({exc.detail})"
+            ) from None
 
     async def make_folder(self, path: str) -> None:
         await self._call("PUT", path, f"to make {shown(path)}", body=(b'{"type": "directory"}',))
@@ -337,6 +358,17 @@ class RuntimeFiles:
                 return response.status == 200
         except (aiohttp.ClientError, TimeoutError):
             return False
+
+
+async def _read_at_most(response: aiohttp.ClientResponse) -> bytes | None:
+    """The reply's body, or None when it runs past ANSWER_LIMIT (a runtime may send anything)."""
+    pieces, size = [], 0
+    async for piece in response.content.iter_any():
+        size += len(piece)
+        if size > ANSWER_LIMIT:
+            return None
+        pieces.append(piece)
+    return b"".join(pieces)
 
 
 async def _slices(parts: tuple[bytes, ...]) -> AsyncIterator[memoryview]:
@@ -504,45 +536,75 @@ class _Copy:
     async def download(self, src: Remote, destination: str) -> None:
         files, name = self.files, self.files.name
         self.writing = destination
-        model = await files.get(src.path, listing=self.recursive)
+        model = await files.get(src.path, listed=self.recursive)
         if model is None:
             raise CopyError(f"There is no {shown(src.path)} on {name}.")
-        folder = model.get("type") == "directory"
+        folder = model.folder
         if folder and not self.recursive:
             raise CopyError(f"{shown(src.path)} on {name} is a folder; copy folders with -r.")
         if src.folder and not folder:
             raise CopyError(f"{shown(src.path)} on {name} is a file, not a folder.")
         target = _local_target(destination, posixpath.basename(src.path) or "root", folder)
         if not folder:
-            self._begin([model.get("size") or 0])
-            await self._fetch(src.path, target, model.get("size"))
+            self._begin([model.size or 0])
+            await self._fetch(src.path, target, model.size)
             return
         folders, entries = await self._walk_remote(src.path, model)
-        self._begin([size for _, size in entries])
+        written = [*folders, *(relative for relative, _ in entries)]
+        _inside(destination, [target, *(target.joinpath(*relative) for relative in written)])
+        self._begin([size or 0 for _, size in entries])
         target.mkdir(exist_ok=True)
         for relative in folders:
-            (target / relative).mkdir(exist_ok=True)
+            target.joinpath(*relative).mkdir(exist_ok=True)
         for relative, size in entries:
-            await self._fetch(posixpath.join(src.path, relative), target / relative, size)
+            await self._fetch(posixpath.join(src.path, *relative), target.joinpath(*relative), size)
 
-    async def _walk_remote(self, top: str, model: Any) -> tuple[list[str], list[tuple[str, int]]]:
-        """Every folder and file under ``top``, relative to it, each folder before its
-        entries (the contents API lists no hidden files)."""
-        folders: list[str] = []
-        entries: list[tuple[str, int]] = []
-        pending: list[tuple[str, Any]] = [("", model)]
+    async def _walk_remote(
+        self, top: str, model: listing.Model
+    ) -> tuple[list[Parts], list[tuple[Parts, int | None]]]:
+        """Every folder and file under ``top`` as the names that lead to it, each folder
+        before its entries (the contents API lists no hidden files). Each name is checked,
+        and the tree's depth and size are bounded (colabtray.tools.listing), before any of
+        it is written."""
+        folders: list[Parts] = []
+        entries: list[tuple[Parts, int | None]] = []
+        pending: list[tuple[Parts, listing.Model]] = [((), model)]
         while pending:
-            relative, listing = pending.pop()
-            for entry in sorted(listing.get("content") or (), key=lambda e: e["name"]):
-                inside = posixpath.join(relative, entry["name"])
-                if entry.get("type") == "directory":
-                    folders.append(inside)
-                    sub = await self.files.get(posixpath.join(top, inside), listing=True)
-                    if sub is not None:
-                        pending.append((inside, sub))
-                else:
-                    entries.append((inside, int(entry.get("size") or 0)))
+            here, listed = pending.pop()
+            for entry in listed.entries:
+                inside = (*here, entry.name)
+                self._admit(top, here, entry, len(folders) + len(entries))
+                if not entry.folder:
+                    entries.append((inside, entry.size))
+                    continue
+                folders.append(inside)
+                sub = await self.files.get(posixpath.join(top, *inside), listed=True)
+                if sub is not None and not sub.folder:
+                    where = shown(posixpath.join(top, *inside))
+                    raise _Refused(f"{where} changed on {self.files.name} during the copy")
+                if sub is not None:  # (one gone since it was listed is made, empty)
+                    pending.append((inside, sub))
         return folders, entries
+
+    def _admit(self, top: str, here: Parts, entry: listing.Entry, count: int) -> None:
+        """Refuse, in one sentence, an entry of ``top/here`` that no copy should follow."""
+        runtime, folder = self.files.name, shown(posixpath.join(top, *here))
+        problem = listing.name_problem(entry.name)
+        if problem:
+            raise _Refused(
+                f"{folder} on {runtime} holds {listing.brief(entry.name)}, which {problem}"
+            )
+        if entry.folder and len(here) >= listing.MAX_DEPTH:
+            under = shown(posixpath.join(top, here[0]))
+            raise _Refused(
+                f"{shown(top)} on {runtime} has folders more than {listing.MAX_DEPTH} deep "
+                f"under {under} (a link to a folder it is in?)"
+            )
+        if count >= listing.MAX_ENTRIES:
+            raise _Refused(
+                f"{shown(top)} on {runtime} holds more than {listing.MAX_ENTRIES:,} files and "
+                "folders; copy it a part at a time"
+            )
 
     async def _fetch(self, path: str, target: Path, expected: int | None) -> None:
         """One file, into a hidden temporary file beside ``target``, renamed when checked."""
@@ -614,20 +676,20 @@ class _Copy:
         self.writing = shown(dst.path)
         model = await files.get(dst.path)
         target = dst.path
-        if model is not None and model.get("type") == "directory":
+        if model is not None and model.folder:
             target = posixpath.join(dst.path, name)
             model = await files.get(target)
         elif model is None and dst.folder:
             raise CopyError(f"There is no folder {shown(dst.path)} on {runtime}.")
         if model is not None:
-            if folder and model.get("type") != "directory":
+            if folder and not model.folder:
                 raise CopyError(f"{shown(target)} on {runtime} is a file, not a folder.")
-            if not folder and model.get("type") == "directory":
+            if not folder and model.folder:
                 raise CopyError(f"{shown(target)} on {runtime} is a folder.")
             return target
         parent = posixpath.dirname(target)
-        above = await files.get(parent) if parent else {"type": "directory"}
-        if above is None or above.get("type") != "directory":
+        above = await files.get(parent) if parent else listing.Model(folder=True, size=None)
+        if above is None or not above.folder:
             raise CopyError(f"There is no folder {shown(parent)} on {runtime}.")
         return target
 
@@ -697,17 +759,25 @@ class _Copy:
         self.progress = Progress(sum(sizes))
 
     def _check(
-        self, model: Any, path: str, size: int, digest: Any, local: Path, mismatch: str
+        self,
+        model: listing.Model | None,
+        path: str,
+        size: int,
+        digest: Any,
+        local: Path,
+        mismatch: str,
     ) -> None:
         """The runtime's ``path`` (its ``model``) has ``size`` bytes and, where the runtime
         can tell, the hash of the bytes that went through ``digest`` (or, for another
         algorithm, of ``local``)."""
         if model is None:
             raise _Refused(f"{shown(path)} vanished from {self.files.name} during the copy")
-        if model.get("size") is not None and model["size"] != size:
+        if model.size is not None and model.size != size:
             raise _Refused(mismatch)
-        algorithm, expected = model.get("hash_algorithm"), model.get("hash")
+        algorithm, expected = model.hash_algorithm, model.hash
         if not (algorithm and expected) or algorithm not in hashlib.algorithms_available:
+            return
+        if algorithm.startswith("shake_"):  # no fixed length to compare: a runtime's oddity
             return
         ours = digest.hexdigest() if algorithm == digest.name else _hash_file(local, algorithm)
         if ours != expected:
@@ -731,6 +801,15 @@ def _local_target(destination: str, name: str, folder: bool) -> Path:
     if not path.parent.is_dir():
         raise CopyError(f"There is no folder {path.parent} on this machine.")
     return path
+
+
+def _inside(destination: str, paths: list[Path]) -> None:
+    """Refuse, before anything is written, a path that a link already on this machine would
+    take outside ``destination`` (the first such is the link itself: parents come first)."""
+    bound = os.path.realpath(destination)
+    for path in paths:
+        if listing.leads_outside(path, bound):
+            raise _Refused(f"{path} is a link that leads outside {destination}")
 
 
 def _walk_local(top: Path) -> tuple[list[str], list[tuple[str, int]], int]:

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -332,3 +333,55 @@ def test_copying_counts_as_use_for_keep_alive(
         assert (copied.returncode, copied.stderr) == (0, "")
         ping = f"/tun/m/{endpoint}/keep-alive/"
         wait_for(lambda: any(r["path"] == ping for r in emulator.requests(since=mark)), 15)
+
+
+def test_a_folder_with_a_link_to_itself_stops_in_one_sentence(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """Jupyter follows links, so a stock runtime lists ``loop/self/self/…`` without end (Linux
+    gives up at 40 levels): cp stops at its bound, quickly, before writing anything."""
+    env = cli_env(emulator, tmp_path)
+    runtime = new_runtime(env)
+    content = content_dir(emulator, runtime["endpoint"])
+    (content / "loop").mkdir()
+    (content / "loop" / "a.txt").write_text("a\n")
+    (content / "loop" / "self").symlink_to(".", target_is_directory=True)
+    dest = tmp_path / "here"
+    dest.mkdir()
+    started = time.monotonic()
+    result = run_cli(env, "cp", "-r", "CPU:loop", str(dest))
+    assert time.monotonic() - started < 30
+    assert (result.returncode, result.stderr) == (
+        1,
+        "colabtray: loop on CPU has folders more than 32 deep under loop/self (a link to a "
+        f"folder it is in?); nothing was written to {dest}.\n",
+    )
+    assert list(dest.iterdir()) == []
+
+
+@pytest.mark.parametrize("link", ["folder", "folder/sub"])
+def test_no_copy_goes_outside_through_a_link_on_this_machine(
+    emulator: Emulator, tmp_path: Path, link: str
+) -> None:
+    """DEST/folder, or a folder in it, is already a link to elsewhere: cp -r will not write
+    through it (it says which) and writes nothing at all."""
+    env = cli_env(emulator, tmp_path)
+    runtime = new_runtime(env)
+    content = content_dir(emulator, runtime["endpoint"])
+    (content / "folder" / "sub").mkdir(parents=True)
+    (content / "folder" / "y.txt").write_text("y\n")
+    (content / "folder" / "sub" / "x.txt").write_text("x\n")
+    dest, elsewhere = tmp_path / "dest", tmp_path / "elsewhere"
+    (dest / "folder").parent.mkdir()
+    elsewhere.mkdir()
+    if link == "folder/sub":
+        (dest / "folder").mkdir()
+    (dest / link).symlink_to(elsewhere, target_is_directory=True)
+    result = run_cli(env, "cp", "-r", "CPU:folder", str(dest))
+    assert (result.returncode, result.stderr) == (
+        1,
+        f"colabtray: {dest / link} is a link that leads outside {dest}; nothing was written "
+        f"to {dest}.\n",
+    )
+    assert list(elsewhere.iterdir()) == []
+    assert not parts_under(tmp_path)
