@@ -376,6 +376,8 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
             f"  {runtime['name']:<16} {runtime['kind']}, {shape_label(runtime['shape'])}"
             f"  ({runtime['endpoint']}){url}"
         )
+        if runtime.get("keep_alive"):  # only the running app keeps runtimes alive
+            say(f"  {'':<16} {runtime['keep_alive']['says']}")
     units = data["compute_units"]
     if units:
         say(plan_line(units["tier"]))

@@ -26,7 +26,7 @@ from colabtray.colab import errors
 from colabtray.colab.client import ColabClient, TokenSource
 from colabtray.colab.models import Eligibility, Resources, Runtime
 from colabtray.core import display, offers
-from colabtray.core.keepalive import Choice, IdleQuestion, KeepAlive, PromptPresenter
+from colabtray.core.keepalive import Choice, IdleQuestion, KeepAlive, PromptPresenter, Why
 from colabtray.core.listeners import Listeners
 from colabtray.core.naming import RuntimeNames, find_endpoint
 from colabtray.core.notebook_secrets import SERVICE as SECRETS_SERVICE
@@ -144,7 +144,7 @@ class Core:
             settings,
             self.registry,
             self._presenter,
-            activity=[self._tool_activity.get, self._bridge_activity],
+            activity=[(Why.TOOL, self._tool_activity.get), (Why.EDITOR, self._bridge_activity)],
         )
         self._low_units = LowUnits()
         self._listeners = Listeners("the core")
@@ -510,6 +510,7 @@ class Core:
                 self.keepalive.verdict(runtime.endpoint),
                 pending=runtime.endpoint in pending,
                 reachable=reachable,
+                keeping=self.keepalive.keeping(runtime.endpoint),
             )
             for name, runtime in self.registry.runtimes()
         ]

@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any
 from colabtray.auth.errors import NotSignedInError
 from colabtray.colab import errors
 from colabtray.colab.models import ComputeUnits, Runtime
-from colabtray.core.keepalive import Choice
+from colabtray.core.display import keeping_json as keeping_words
+from colabtray.core.keepalive import Choice, KeepAlive
 from colabtray.core.naming import kind_label
 from colabtray.core.notebook_secrets import check_name
 from colabtray.system.ipc import ControlServer, IpcError
@@ -107,6 +108,12 @@ def runtime_json(runtime: Runtime, name: str, url: str | None = None) -> dict[st
         "runtime_version": runtime.runtime_version,
         "url": url,  # the editor bridge's, while the app runs
     }
+
+
+def keeping_json(keepalive: KeepAlive, endpoint: str) -> dict[str, object] | None:
+    """Why keep-alive pings the runtime now, or not (None: it has not looked, e.g. a command
+    run without the app)."""
+    return keeping_words(keepalive.keeping(endpoint), pending=endpoint in keepalive.pending())
 
 
 def compute_units_json(units: ComputeUnits) -> dict[str, Any]:
@@ -228,6 +235,7 @@ class Commands:
             ],
             "runtimes": [
                 runtime_json(rt, name, core.connection_url(rt.endpoint))
+                | {"keep_alive": keeping_json(core.keepalive, rt.endpoint)}
                 for name, rt in core.registry.runtimes()
             ],
             "compute_units": compute_units_json(state.compute_units)

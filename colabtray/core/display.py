@@ -9,10 +9,11 @@ problems may come from a runtime or from Colab.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from colabtray.colab.models import FREE, PRO, PRO_PLUS, ComputeUnits, Resources, Runtime
-from colabtray.core.keepalive import Verdict
+from colabtray.core.keepalive import Keeping, Verdict, Why
 from colabtray.core.naming import kind_label, shape_label
 from colabtray.text import printable
 
@@ -51,6 +52,7 @@ class RuntimeRow:
     shape: str  # "Standard", "High-RAM"
     state: str  # "in use", "idle", "asks: keep running?"…
     pending: bool  # an idle prompt waits for an answer
+    keeping: str = ""  # why keep-alive pings it, or not (keeping_line)
 
     @property
     def label(self) -> str:
@@ -70,7 +72,13 @@ def runtime_state(verdict: Verdict, *, pending: bool, reachable: bool) -> str:
 
 
 def runtime_row(
-    name: str, runtime: Runtime, verdict: Verdict, *, pending: bool, reachable: bool
+    name: str,
+    runtime: Runtime,
+    verdict: Verdict,
+    *,
+    pending: bool,
+    reachable: bool,
+    keeping: Keeping | None = None,
 ) -> RuntimeRow:
     return RuntimeRow(
         endpoint=runtime.endpoint,
@@ -79,7 +87,57 @@ def runtime_row(
         shape=shape_label(runtime.shape),
         state=runtime_state(verdict, pending=pending, reachable=reachable),
         pending=pending,
+        keeping=keeping_line(keeping, pending=pending),
     )
+
+
+_KEPT_FOR = {
+    Why.KERNEL: "a kernel ran recently",
+    Why.EDITOR: "editor traffic",
+    Why.TOOL: "colabtray's shell, ssh or cp",
+    Why.USE: "it is in use",
+    Why.GRACE: "it was just made",
+    Why.KEEP: "you chose Keep",
+}
+_NOT_KEPT_FOR = {
+    Why.IDLE: "nothing uses it",
+    Why.LET_GO: "the idle question went unanswered, so Colab will reclaim it unless it is used",
+    Why.UNKNOWN: "its kernels could not be read, and it is not pinged on a guess",
+}
+
+
+def keeping_line(keeping: Keeping | None, *, pending: bool) -> str:
+    """Why keep-alive pings the runtime now and when the idle question comes, or why not:
+    "Kept alive: editor traffic; asks after 14:05 if unused"."""
+    if pending:
+        return "Not kept alive: idle; asking now whether to keep it running"
+    if keeping is None:
+        return "Keep-alive: not looked at yet"
+    if not keeping.pinged:
+        return f"Not kept alive: {_NOT_KEPT_FOR[keeping.why]}"
+    if keeping.why is Why.KERNEL and keeping.until is None:
+        return "Kept alive: a kernel is busy"
+    line = f"Kept alive: {_KEPT_FOR[keeping.why]}"
+    if keeping.until is None:
+        return line
+    return f"{line}; asks after {_clock(keeping.until)} if unused"
+
+
+def keeping_json(keeping: Keeping | None, *, pending: bool) -> dict[str, object] | None:
+    """The same for ``status --json`` (None: keep-alive has not looked at it)."""
+    if keeping is None:
+        return None
+    return {
+        "kept": keeping.pinged and not pending,
+        "why": "asking" if pending else str(keeping.why),
+        "asks_after": keeping.until.isoformat() if keeping.until else None,
+        "says": keeping_line(keeping, pending=pending),
+    }
+
+
+def _clock(when: datetime) -> str:
+    """The local time of day, "14:05"."""
+    return when.astimezone().strftime("%H:%M")
 
 
 def _gb(count: int) -> str:
@@ -112,7 +170,7 @@ def plan_line(tier: str | None) -> str:
     """The account's Colab plan as Colab named it: what High-RAM depends on, so the person
     sees why it is (not) offered. Never derived from the compute-unit balance."""
     if tier is None:
-        return "Colab did not say which plan this account has."
+        return "Plan unknown: Colab names it when a runtime is assigned."
     return f"Colab plan: {_PLAN_NAMES.get(tier, tier)}"
 
 

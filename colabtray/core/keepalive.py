@@ -49,6 +49,38 @@ REFUSALS_TO_TELL = 2
 ActivitySource = Callable[[str], datetime | None]
 
 
+class Why(StrEnum):
+    """Why keep-alive pings a runtime now, or why it does not: decided in :meth:`KeepAlive._why`,
+    the one place, and only read elsewhere."""
+
+    KERNEL = "kernel"  # a kernel working, or active within the idle threshold
+    EDITOR = "editor"  # editor traffic through the bridge
+    TOOL = "tool"  # colabtray's shell, ssh or cp
+    USE = "use"  # another activity source
+    GRACE = "grace"  # met moments ago (made now, or found at start)
+    KEEP = "keep"  # the person's Keep, for the extension
+    IDLE = "idle"  # none of these: asked (or asked at the next look)
+    LET_GO = "let-go"  # the question went unanswered: Colab may reclaim it
+    UNKNOWN = "unknown"  # the kernels could not be read: no ping on a guess
+
+
+USED = frozenset({Why.KERNEL, Why.EDITOR, Why.TOOL, Why.USE, Why.GRACE})
+
+
+@dataclass(frozen=True)
+class Keeping:
+    """What keep-alive decided for a runtime at its last look."""
+
+    why: Why
+    # When this reason runs out, after which the idle question comes if nothing else keeps it
+    # (None: not while it lasts, e.g. a busy kernel, or no question is coming).
+    until: datetime | None = None
+
+    @property
+    def pinged(self) -> bool:
+        return self.why in USED or self.why is Why.KEEP
+
+
 @dataclass(frozen=True)
 class PingsRefused:
     """Colab refused ``REFUSALS_TO_TELL`` pings in a row to a runtime (``error``: the last)."""
@@ -101,16 +133,16 @@ class Verdict(StrEnum):
 
 def kernel_verdict(kernels: list[Kernel], since: datetime, now: datetime | None = None) -> Verdict:
     """Active if any kernel is working or was active after ``since``."""
-    for kernel in kernels:
-        if kernel.execution_state in ACTIVE_STATES:
-            return Verdict.ACTIVE
-        last = kernel.last_activity
-        if last is not None:
-            if last.tzinfo is None:
-                last = last.replace(tzinfo=UTC)
-            if last >= since:
-                return Verdict.ACTIVE
-    return Verdict.IDLE
+    busy, last = kernel_use(kernels)
+    return Verdict.ACTIVE if busy or _after(last, since) else Verdict.IDLE
+
+
+def kernel_use(kernels: list[Kernel]) -> tuple[bool, datetime | None]:
+    """Whether a kernel is working now, and the latest activity any kernel reports."""
+    busy = any(kernel.execution_state in ACTIVE_STATES for kernel in kernels)
+    seen = [k.last_activity for k in kernels if k.last_activity is not None]
+    last = max((t if t.tzinfo else t.replace(tzinfo=UTC) for t in seen), default=None)
+    return busy, last
 
 
 @dataclass
@@ -119,6 +151,7 @@ class _Track:
     extended_until: datetime | None = None
     let_go: bool = False  # the prompt went unanswered: no pings until activity returns
     verdict: Verdict = Verdict.UNKNOWN
+    keeping: Keeping | None = None  # why it is (not) pinged, at the last look
     last_ping: datetime | None = None
     refusals: int = 0  # pings Colab refused in a row
     told: bool = False  # the person was told of these refusals
@@ -131,12 +164,15 @@ class KeepAlive:
         registry: RuntimeRegistry,
         presenter: PromptPresenter,
         *,
-        activity: Iterable[ActivitySource] = (),
+        activity: Iterable[ActivitySource | tuple[Why, ActivitySource]] = (),
     ) -> None:
+        """``activity``: sources of use, each alone or with the kind it is (Why.EDITOR…)."""
         self._settings = settings
         self._registry = registry
         self._presenter = presenter
-        self._sources: list[ActivitySource] = list(activity)
+        self._sources: list[tuple[Why, ActivitySource]] = [
+            source if isinstance(source, tuple) else (Why.USE, source) for source in activity
+        ]
         self._tracks: dict[str, _Track] = {}
         self._pending: dict[str, asyncio.Future[Choice]] = {}
         self._prompt_tasks: dict[str, asyncio.Task[None]] = {}
@@ -145,27 +181,35 @@ class KeepAlive:
         self._wake = asyncio.Event()
         registry.subscribe(self._on_registry_event)
 
-    def add_activity_source(self, source: ActivitySource) -> None:
+    def add_activity_source(self, source: ActivitySource, why: Why = Why.USE) -> None:
         """Count what ``source(endpoint)`` reports as use of that runtime, from the next tick.
 
         How a new kind of use (a terminal, an SSH session) reaches keep-alive without keep-alive
         knowing about it: report when it last passed, or now while a session is open.
         """
-        self._sources.append(source)
+        self._sources.append((why, source))
 
     def last_activity(self, endpoint: str) -> datetime | None:
-        """The latest use any source reports; a failing source is logged and counts as none,
-        so one broken source cannot stop keep-alive for every runtime."""
-        seen: list[datetime] = []
-        for source in self._sources:
+        """The latest use any source reports."""
+        last = self.last_use(endpoint)
+        return last[1] if last else None
+
+    def last_use(self, endpoint: str) -> tuple[Why, datetime] | None:
+        """The latest use any source reports, and its kind; a failing source is logged and
+        counts as none, so one broken source cannot stop keep-alive for every runtime."""
+        seen: list[tuple[datetime, Why]] = []
+        for why, source in self._sources:
             try:
                 when = source(endpoint)
             except Exception:
                 log.warning("an activity source failed for %s", endpoint, exc_info=True)
                 continue
             if when is not None:
-                seen.append(when if when.tzinfo else when.replace(tzinfo=UTC))
-        return max(seen, default=None)
+                seen.append((when if when.tzinfo else when.replace(tzinfo=UTC), why))
+        if not seen:
+            return None
+        when, why = max(seen, key=lambda use: use[0])
+        return why, when
 
     # ---- what the tray reads and does -----------------------------------------------------
 
@@ -184,6 +228,11 @@ class KeepAlive:
     def verdict(self, endpoint: str) -> Verdict:
         track = self._tracks.get(endpoint)
         return track.verdict if track else Verdict.UNKNOWN
+
+    def keeping(self, endpoint: str) -> Keeping | None:
+        """Why the runtime is pinged now, or why not (None: not looked at yet)."""
+        track = self._tracks.get(endpoint)
+        return track.keeping if track else None
 
     def answer(self, endpoint: str, choice: Choice) -> None:
         """The user answered (from the notification, the window or the tray menu)."""
@@ -245,29 +294,27 @@ class KeepAlive:
     async def _decide(self, endpoint: str) -> None:
         track = self._tracks[endpoint]
         now = _now()
-        since = now - timedelta(seconds=self._settings.idle_threshold)
         try:
             runtime = await self._registry.fresh_runtime(endpoint)
-            kernels = await self._registry.client.kernels(runtime)
+            kernels: list[Kernel] | None = await self._registry.client.kernels(runtime)
         except errors.RuntimeGoneError:
             return
         except errors.ColabError as exc:
             log.info("activity of %s unknown this tick: %s", endpoint, exc.message)
+            kernels = None
+        keeping = track.keeping = self._why(endpoint, track, kernels, now)
+        used = keeping.why in USED
+        if kernels is None:
             track.verdict = Verdict.UNKNOWN
-            if track.extended_until and track.extended_until > now:
+            if keeping.pinged:
                 await self._ping(endpoint)
             return
-        verdict = kernel_verdict(kernels, since, now)
-        if verdict is Verdict.IDLE and (
-            _after(self.last_activity(endpoint), since) or self._in_grace(track, now)
-        ):
-            verdict = Verdict.ACTIVE
-        track.verdict = verdict
-        if verdict is Verdict.ACTIVE:
+        track.verdict = Verdict.ACTIVE if used else Verdict.IDLE
+        if used:
             track.let_go = False
             self._withdraw(endpoint)
             await self._ping(endpoint)
-        elif track.extended_until and track.extended_until > now:
+        elif keeping.pinged:
             await self._ping(endpoint)
         elif (
             not track.let_go
@@ -277,11 +324,32 @@ class KeepAlive:
         ):
             self._prompt_tasks[endpoint] = asyncio.create_task(self._ask(endpoint))
 
-    def _in_grace(self, track: _Track, now: datetime) -> bool:
-        """A runtime met moments ago is not idle yet: it may be about to get its first kernel.
-        The grace never outlasts the idle threshold, which bounds every other kind of use."""
-        grace = min(self._settings.idle_grace, self._settings.idle_threshold)
-        return track.first_seen >= now - timedelta(seconds=grace)
+    def _why(
+        self, endpoint: str, track: _Track, kernels: list[Kernel] | None, now: datetime
+    ) -> Keeping:
+        """The evidence of use, in order (see the module docstring), else the person's Keep;
+        with when it runs out. A runtime met moments ago is not idle yet: it may be about to
+        get its first kernel; its grace never outlasts the idle threshold, which bounds every
+        other kind of use."""
+        keep = track.extended_until if track.extended_until and track.extended_until > now else None
+        if kernels is None:  # unknown: pinged only on the person's word
+            return Keeping(Why.KEEP, keep) if keep else Keeping(Why.UNKNOWN)
+        threshold = timedelta(seconds=self._settings.idle_threshold)
+        busy, last = kernel_use(kernels)
+        if busy:
+            return Keeping(Why.KERNEL)
+        if _after(last, now - threshold):
+            assert last is not None
+            return Keeping(Why.KERNEL, last + threshold)
+        use = self.last_use(endpoint)
+        if use is not None and _after(use[1], now - threshold):
+            return Keeping(use[0], use[1] + threshold)
+        grace = timedelta(seconds=min(self._settings.idle_grace, self._settings.idle_threshold))
+        if track.first_seen + grace > now:
+            return Keeping(Why.GRACE, track.first_seen + grace)
+        if keep:
+            return Keeping(Why.KEEP, keep)
+        return Keeping(Why.LET_GO if track.let_go else Why.IDLE)
 
     async def _ping(self, endpoint: str) -> None:
         try:
@@ -345,6 +413,8 @@ class KeepAlive:
         if choice is Choice.KEEP:
             track.extended_until = _now() + timedelta(seconds=self._settings.idle_extension)
             track.let_go = False
+            track.keeping = Keeping(Why.KEEP, track.extended_until)
+            self._changed()
             await self._ping(endpoint)
         elif choice is Choice.DISCONNECT:
             try:
@@ -354,6 +424,8 @@ class KeepAlive:
         else:
             log.info("no answer about idle runtime %s; letting Colab reclaim it", endpoint)
             track.let_go = True
+            track.keeping = Keeping(Why.LET_GO)
+            self._changed()
 
     def _withdraw(self, endpoint: str) -> None:
         task = self._prompt_tasks.get(endpoint)

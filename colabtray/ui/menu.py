@@ -280,6 +280,9 @@ class TrayMenu:
             drop = partial(self.actions.answer_idle, endpoint, False)
             self._add(submenu, "Disconnect now", "disconnect-now", drop)
             submenu.addSeparator()
+        else:
+            self._note(submenu, row.keeping, "keep-alive")
+            submenu.addSeparator()
         terminal = partial(self.actions.open_terminal, endpoint)
         self._add(submenu, "Open terminal", "open-terminal", terminal)
         copy = self._add(

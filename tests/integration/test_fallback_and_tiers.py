@@ -92,7 +92,9 @@ def test_the_plan_is_learned_from_an_assign_and_kept_for_the_account(
     emulator = emulator_factory("--account", FREE_WITH_UNITS, "--idle-timeout", "600")
     env = cli_env(emulator, tmp_path)
     status = run_cli(env, "status")
-    assert "Colab did not say which plan this account has." in status.stdout, status.stdout
+    assert "Plan unknown: Colab names it when a runtime is assigned." in status.stdout, (
+        status.stdout
+    )
     assert _plan(env) is None
 
     made = run_cli(env, "new", "--cpu")

@@ -26,7 +26,8 @@ from colabtray.auth.identities import ReadyToken
 from colabtray.colab.client import ColabClient
 from colabtray.colab.models import GPU
 from colabtray.core.app import Core
-from colabtray.core.keepalive import Choice, IdleQuestion, KeepAlive, Verdict
+from colabtray.core.display import keeping_line
+from colabtray.core.keepalive import Choice, IdleQuestion, KeepAlive, Verdict, Why
 from colabtray.core.naming import RuntimeNames
 from colabtray.core.notices import Notice, pings_refused_notice
 from colabtray.core.registry import RuntimeRegistry
@@ -466,3 +467,42 @@ async def test_low_compute_units_are_told_once_per_episode_and_the_line_warns(
         assert warns()
     finally:
         await core.stop()
+
+
+async def test_each_runtime_says_why_it_is_kept_or_that_it_is_asked(
+    emulator_factory, tmp_path: Path
+):
+    """Issue 23 (8): the words come from what keep-alive decided, reason by reason."""
+    emulator = emulator_factory("--idle-timeout", str(IDLE_TIMEOUT))
+    async with bridge_on(emulator, tmp_path) as bridged:
+        settings = short_settings(emulator, tmp_path).model_copy(update={"idle_grace": 5.0})
+        presenter = RecordingPresenter()
+        keepalive = KeepAlive(
+            settings,
+            bridged.registry,
+            presenter,
+            activity=[(Why.EDITOR, bridged.bridge.last_activity)],
+        )
+
+        def says(endpoint: str) -> str:
+            pending = endpoint in keepalive.pending()
+            return keeping_line(keepalive.keeping(endpoint), pending=pending)
+
+        tasks = [asyncio.create_task(keepalive.run())]
+        try:
+            edited, url = await bridged.runtime()
+            untouched, _ = await bridged.runtime()
+            await until(lambda: keepalive.keeping(untouched), 10)
+            assert says(untouched).startswith("Kept alive: it was just made; asks after ")
+            tasks.append(asyncio.create_task(an_editor_polling(url)))
+            await until(lambda: presenter.shown, 5.0 + 10)
+            assert says(untouched) == "Not kept alive: idle; asking now whether to keep it running"
+            await until(lambda: "editor traffic" in says(edited), 10)
+            assert says(edited).startswith("Kept alive: editor traffic; asks after ")
+            keepalive.answer(untouched, Choice.KEEP)
+            await until(lambda: "you chose Keep" in says(untouched), 10)
+            assert keepalive.keeping(untouched).pinged
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)

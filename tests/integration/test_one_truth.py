@@ -183,6 +183,11 @@ def test_headless_says_what_it_does(
     assert kept.returncode == 0 and kept.stdout.strip() == "Keeping CPU running."
     again = run_cli(env, "keep", "CPU")
     assert again.returncode == 1 and "not waiting for an answer" in again.stderr
+    # Why keep-alive pings it now, in status and its JSON (issue 23 item 8).
+    wait_for(lambda: "you chose Keep" in run_cli(env, "status").stdout, 10)
+    assert "Kept alive: you chose Keep; asks after " in run_cli(env, "status").stdout
+    (listed,) = json.loads(run_cli(env, "status", "--json").stdout)["runtimes"]
+    assert listed["keep_alive"]["kept"] and listed["keep_alive"]["why"] == "keep"
     emulator.admin("POST", f"runtimes/{runtime['endpoint']}/reclaim")
     run_cli(env, "status")  # a listing now, rather than at the next poll
     assert lines.next_with("is gone") == "CPU is gone (reclaimed by Colab or removed elsewhere)."

@@ -311,7 +311,7 @@ def test_when_every_gpu_is_busy_the_dialog_says_which_it_tried(
         (
             "payg@example.com:free:50",
             False,
-            "Colab did not say which plan this account has.",
+            "Plan unknown: Colab names it when a runtime is assigned.",
             True,
             offers.PLAN_UNKNOWN,
         ),

@@ -118,6 +118,8 @@ def test_runtimes_running(tmp_path: Path, make_tray) -> None:
     ]
     t4 = submenu(tray.menu.menu, f"runtime:{T4.endpoint}")
     assert texts(t4) == [
+        "Keep-alive: not looked at yet",  # why it is pinged, once keep-alive has looked
+        "---",
         "Open terminal",
         "Copy connection URL (needs the editor bridge)",
         "Copy JupyterLab command",

@@ -152,7 +152,7 @@ def test_plan_line() -> None:
     assert plan_line(PRO) == "Colab plan: Pro"
     assert plan_line(PRO_PLUS) == "Colab plan: Pro+"
     assert plan_line(FREE) == "Colab plan: free (no subscription)"
-    assert plan_line(None) == "Colab did not say which plan this account has."
+    assert plan_line(None) == "Plan unknown: Colab names it when a runtime is assigned."
 
 
 # ---- compute units running low: one notice per episode -------------------------------------
