@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from colabtray import hints
 from colabtray.auth.errors import NotSignedInError
 from colabtray.colab import errors
 from colabtray.colab.models import ComputeUnits, Runtime
@@ -190,7 +191,12 @@ class Commands:
 
     async def _find(self, args: dict[str, Any]) -> str:
         query = _text(args, "runtime", "a runtime (its name or endpoint)")
+        if not self.core.signed_in:  # no runtime can be named: say why, not "runtimes: none"
+            raise NotSignedInError()
         endpoint = await self.core.find_runtime(query)
+        if endpoint is None and self.core.must_sign_in:
+            again = f"Sign in again: run '{hints.command('signin')}'."
+            raise errors.ColabError(self.core.problem() or again)
         if endpoint is None:
             known = ", ".join(name for name, _ in self.core.registry.runtimes()) or "none"
             raise IpcError(f"No runtime named {query!r} (runtimes: {known}).")
