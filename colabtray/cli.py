@@ -125,6 +125,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the JupyterLab line instead (its secret in the environment, not in argv)",
     )
+    colab_page = commands.add_parser(
+        "open",
+        help="print the link to Colab's web page attached to a runtime",
+        description=(
+            "Print the link to Colab's web page with a blank notebook attached to the runtime, "
+            "built as Google's CLI builds it. Attaching is best-effort: Colab may open a "
+            "notebook of its own instead, and its Connect button would then make a new runtime."
+        ),
+    )
+    colab_page.add_argument("runtime", metavar="NAME_OR_ENDPOINT")
+    colab_page.add_argument(
+        "-b", "--browser", action="store_true", help="also open it in your web browser"
+    )
 
     secret = commands.add_parser(
         "secret", help="secrets notebooks read with google.colab.userdata.get(NAME)"
@@ -261,6 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "new": _new,
         "remove": _remove,
         "url": _url,
+        "open": _open,
         "keep": _keep,
         "secret": _secret,
         "doctor": _doctor,
@@ -407,6 +421,16 @@ async def _url(args: argparse.Namespace, settings: Settings) -> int:
         ),
     )
     print(reply["gateway_command"] if args.lab else reply["url"])
+    return 0
+
+
+async def _open(args: argparse.Namespace, settings: Settings) -> int:
+    """The link alone on stdout, so that it pipes; with --browser it is opened too."""
+    reply = await _command(settings, "colab_page", {"runtime": args.runtime}, demo=args.demo)
+    say(reply["link"])
+    if args.browser and not webbrowser.open(reply["link"]):
+        say("colabtray: no web browser could be opened; open the link above.", err=True)
+        return 1
     return 0
 
 

@@ -24,6 +24,7 @@ same work with the same core objects for one call. One JSON line each way
   "runtime"}``: the notebooks' secrets (the value only ever in ``set``)
 * ``runtime`` ``{"runtime"}`` → the runtime (as in ``status``) with ``proxy_url``,
   ``proxy_token``, ``proxy_expires_at``: for colabtray's own tools (shell, ssh, cp)
+* ``colab_page`` ``{"runtime"}`` → ``{"name", "endpoint", "link"}``: Colab's page attached to it
 * ``activity`` ``{"runtime"}``: a tool is using the runtime (keep-alive counts it)
 * ``trust`` ``{}`` → ``{"ca_file"}``: the authorities the app trusts besides the system's (the
   demo's runtimes), which colabtray's tools trust too when they reach a runtime
@@ -40,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from colabtray import hints
 from colabtray.auth.errors import NotSignedInError
 from colabtray.colab import errors
+from colabtray.colab.links import open_in_colab
 from colabtray.colab.models import ComputeUnits, Runtime
 from colabtray.core.display import keeping_json as keeping_words
 from colabtray.core.keepalive import Choice, KeepAlive
@@ -157,6 +159,7 @@ class Commands:
             "signout": self.signout,
             "secret": self.secret,
             "runtime": self.runtime,
+            "colab_page": self.colab_page,
             "activity": self.activity,
             "trust": self.trust,
         }
@@ -320,6 +323,12 @@ class Commands:
             "proxy_token": fresh.proxy.token.get_secret_value(),
             "proxy_expires_at": fresh.proxy.expires_at.isoformat(),
         }
+
+    async def colab_page(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Colab's web page attached to the runtime (``colabtray open``)."""
+        endpoint = await self._find(args)
+        link = open_in_colab(self.core.settings.colab_url, endpoint)
+        return {"name": self.core.registry.name_of(endpoint), "endpoint": endpoint, "link": link}
 
     async def activity(self, args: dict[str, Any]) -> dict[str, Any]:
         """A tool (shell, ssh, cp) is using the runtime: keep-alive counts it as use."""

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QMessageBox, QPushButton, QSystemTrayIcon, QWidget
 
 from colabtray import __version__
 from colabtray.colab.errors import ColabError
+from colabtray.colab.links import open_in_colab
 from colabtray.core.app import Core
 from colabtray.core.keepalive import Choice
 from colabtray.core.notices import Notice
@@ -336,6 +337,10 @@ class Tray(QObject):
 
     def answer_idle(self, endpoint: str, keep: bool) -> None:
         self.core.answer_idle(endpoint, Choice.KEEP if keep else Choice.DISCONNECT)
+
+    def open_in_colab(self, endpoint: str) -> None:
+        """Colab's web page attached to the runtime, in the browser."""
+        self.open_page(open_in_colab(self.core.settings.colab_url, endpoint))
 
     def open_terminal(self, endpoint: str) -> None:
         """A terminal window running ``colabtray shell NAME``; where this desktop has no

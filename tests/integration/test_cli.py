@@ -100,3 +100,29 @@ def test_new_with_fallback_takes_the_next_free_one_and_says_so(emulator: Emulato
     assert first == "A100 GPU and T4 GPU were not free; assigned L4 GPU instead."
     assert second.startswith("Assigned L4 GPU (High-RAM): gpu-l4-s-")
     assert [r["accelerator"] for r in emulator.state()["runtimes"]] == ["L4"]
+
+
+def test_open_prints_colabs_page_for_the_runtime_and_opens_it_with_browser(
+    emulator: Emulator, tmp_path: Path
+):
+    """Issue 23 (9): the link Google's CLI prints, on the colab_url host; --browser opens it."""
+    env = cli_env(emulator, tmp_path)
+    made = json.loads(run_cli(env, "new", "--cpu", "--json").stdout)
+    host = env["COLABTRAY_COLAB_URL"].rstrip("/")
+    expected = (
+        f"{host}/notebooks/empty.ipynb?dbu=%2Ftun%2Fm%2F{made['endpoint']}"
+        f"#datalabBackendUrl={host}/tun/m/{made['endpoint']}"
+    )
+    printed = run_cli(env, "open", "CPU")
+    assert (printed.returncode, printed.stdout) == (0, expected + "\n"), printed.stderr
+
+    opened = tmp_path / "opened"
+    browser = tmp_path / "browser"
+    browser.write_text(f'#!/bin/sh\nprintf %s "$1" > {opened}\n')
+    browser.chmod(0o755)
+    run = run_cli(env | {"BROWSER": str(browser)}, "open", "--browser", made["endpoint"])
+    assert (run.returncode, run.stdout) == (0, expected + "\n"), run.stderr
+    assert opened.read_text() == expected
+
+    missing = run_cli(env, "open", "K80 GPU")
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 1, missing.stderr

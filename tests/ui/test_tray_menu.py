@@ -20,6 +20,7 @@ from colabtray.core.display import TrayState
 from colabtray.ui.menu import LOOKED_AT_WITHIN
 from tests.fixtures.waiting import until
 from tests.ui.conftest import (
+    UNREACHABLE,
     action,
     offline_core,
     run,
@@ -121,6 +122,7 @@ def test_runtimes_running(tmp_path: Path, make_tray) -> None:
         "Keep-alive: not looked at yet",  # why it is pinged, once keep-alive has looked
         "---",
         "Open terminal",
+        "Open in Colab",
         "Copy connection URL (needs the editor bridge)",
         "Copy JupyterLab command",
         "Copy SSH command",
@@ -131,6 +133,13 @@ def test_runtimes_running(tmp_path: Path, make_tray) -> None:
     ]
     copy = action(t4, "copy-url")
     assert not copy.isEnabled() and copy.toolTip() == NO_BRIDGE_REASON
+    opened: list[str] = []
+    tray.open_page = opened.append  # the browser: what it is given is the point
+    action(t4, "open-in-colab").trigger()
+    assert opened == [
+        f"{UNREACHABLE}/notebooks/empty.ipynb?dbu=%2Ftun%2Fm%2F{T4.endpoint}"
+        f"#datalabBackendUrl={UNREACHABLE}/tun/m/{T4.endpoint}"
+    ]
     assert core.tray_state() is TrayState.RUNNING
     assert tray.describe()["state"] == "running"
     assert "2 runtimes running: my tpu, T4 GPU" in core.tooltip()
