@@ -119,7 +119,7 @@ class Core:
         self.settings = settings
         store = secrets or SecretStore()  # the keyring itself is asked in a child process
         self.session = Session(settings, store)
-        self.questions = Questions()
+        self.questions = Questions(changed=lambda: self._changed())  # the menu lists them
         self._tool_activity: dict[str, datetime] = {}  # endpoint → last use by shell/ssh/cp
         self.notebook_secrets = NotebookSecrets(
             settings.config_dir, notebook_store or SecretStore(service=SECRETS_SERVICE)
@@ -273,6 +273,15 @@ class Core:
             no="Deny",
         )
         return await self.questions.ask(question, self.question_time)
+
+    def waiting_questions(self) -> list[Question]:
+        """The runtimes' questions waiting for an answer (secrets, consent), oldest first; a
+        dismissed notification leaves its question here until it is answered or expires."""
+        return self.questions.waiting()
+
+    def answer_question(self, key: str, yes: bool) -> bool:
+        """Answer a waiting question as its notification would; False if none is open."""
+        return self.questions.answer(key, yes)
 
     def bridge_changed(self) -> None:
         """The bridge opened or closed a runtime's URL (called on the core's loop)."""
@@ -668,7 +677,7 @@ class Core:
         return display.tray_state(
             signed_in=self.signed_in,
             must_sign_in=self.must_sign_in,
-            pending=bool(self.keepalive.pending()),
+            pending=bool(self.keepalive.pending() or self.questions.pending()),
             reachable=state.reachable,
             runtimes=len(state.runtimes),
         )

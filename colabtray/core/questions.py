@@ -4,6 +4,8 @@ flood of requests shows one question), through whatever the face offers (a notif
 two buttons, a small window, a line on stdout with the commands that answer it); answered by a
 click or by ``colabtray secret allow|deny`` / the control channel. A question stays open for
 the time it was opened with; no answer by then is no answer (``None``), which callers take as no.
+The open questions stay readable (:meth:`Questions.waiting`, the tray menu's entries), so one
+whose notification was dismissed can still be answered until it expires.
 """
 
 from __future__ import annotations
@@ -49,12 +51,20 @@ Answer = asyncio.Future[bool | None]  # True, False, or None: not answered in ti
 class Questions:
     """The questions open now, and the asker that shows them."""
 
-    def __init__(self, asker: Asker | None = None) -> None:
+    def __init__(
+        self, asker: Asker | None = None, changed: Callable[[], None] = lambda: None
+    ) -> None:
         self.asker: Asker = asker or QuietAsker()
+        self._changed = changed  # called when a question opens or closes
         self._open: dict[str, Answer] = {}
+        self._asked: dict[str, Question] = {}
 
     def pending(self) -> list[str]:
         return list(self._open)
+
+    def waiting(self) -> list[Question]:
+        """The open questions, oldest first."""
+        return [self._asked[key] for key in self._open]
 
     def open(self, question: Question, within: float) -> Answer:
         """The answer to come: the person's True or False, or None after ``within`` seconds.
@@ -65,9 +75,11 @@ class Questions:
         loop = asyncio.get_running_loop()
         waiting = loop.create_future()
         self._open[question.key] = waiting
+        self._asked[question.key] = question
         timer = loop.call_later(within, self._settle, question.key, None)
         waiting.add_done_callback(lambda _done: timer.cancel())
         self.asker.ask(question, lambda yes: self.answer(question.key, yes))
+        self._changed()
         return waiting
 
     async def ask(self, question: Question, within: float) -> bool:
@@ -84,9 +96,11 @@ class Questions:
 
     def _settle(self, key: str, result: bool | None) -> bool:
         waiting = self._open.pop(key, None)
+        self._asked.pop(key, None)
         if waiting is None or waiting.done():
             return False
         waiting.set_result(result)
         with contextlib.suppress(Exception):
             self.asker.withdraw(key)
+        self._changed()
         return True

@@ -53,6 +53,7 @@ class Actions(Protocol):
     def new_runtime(self) -> None: ...
     def confirm_disconnect(self, endpoint: str) -> None: ...
     def answer_idle(self, endpoint: str, keep: bool) -> None: ...
+    def answer_question(self, key: str, yes: bool) -> None: ...
     def open_terminal(self, endpoint: str) -> None: ...
     def open_in_colab(self, endpoint: str) -> None: ...
     def copy_url(self, endpoint: str) -> None: ...
@@ -112,6 +113,7 @@ class TrayMenu:
             tuple(core.rows()),
             core.compute_units_line(),
             tuple(core.connection_url(r.endpoint) is not None for r in core.rows()),
+            tuple(core.waiting_questions()),
         )
 
     def _list_if_stale(self) -> None:
@@ -212,6 +214,7 @@ class TrayMenu:
         problem = core.problem()
         if problem and not core.must_sign_in:
             self._note(top, problem, "problem", icon="unreachable")
+        self._questions(build)
         rows = core.rows()
         if not rows:
             self._note(top, "No runtime" if core.listed else "Looking for runtimes…", "no-runtime")
@@ -222,6 +225,18 @@ class TrayMenu:
         if units:
             top.addSeparator()
             self._note(top, units, "compute-units")
+
+    def _questions(self, build: _Build) -> None:
+        """Each question a runtime waits on (a secret, a consent page), answerable here until
+        it is answered or expires, whatever became of its notification."""
+        for question in self.core.waiting_questions():
+            submenu = self._submenu(build, question.title, f"question:{question.key}", "attention")
+            submenu.setToolTipsVisible(True)
+            for yes, text, name in ((True, question.yes, "yes"), (False, question.no, "no")):
+                answer = partial(self.actions.answer_question, question.key, yes)
+                self._add(submenu, text, f"question-{name}", answer).setToolTip(
+                    printable(question.body)
+                )
 
     def _account_menu(self, build: _Build) -> None:
         core = self.core

@@ -338,6 +338,9 @@ class Tray(QObject):
     def answer_idle(self, endpoint: str, keep: bool) -> None:
         self.core.answer_idle(endpoint, Choice.KEEP if keep else Choice.DISCONNECT)
 
+    def answer_question(self, key: str, yes: bool) -> None:
+        self.core.answer_question(key, yes)
+
     def open_in_colab(self, endpoint: str) -> None:
         """Colab's web page attached to the runtime, in the browser."""
         self.open_page(open_in_colab(self.core.settings.colab_url, endpoint))
