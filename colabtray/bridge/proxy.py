@@ -51,6 +51,7 @@ from colabtray.listen import targets
 from colabtray.listen.connections import ConnectionGuard
 from colabtray.listen.http import GuardedSite, guarded, refusal, server_log
 from colabtray.listen.targets import Target
+from colabtray.system import tasks
 from colabtray.system.proxies import environment_proxy
 
 log = logging.getLogger(__name__)
@@ -255,9 +256,8 @@ class RuntimeServer:
         if not self.gone:
             self.gone = True
             for ws in list(self._sockets):
-                task = asyncio.create_task(ws.close(code=1001, message=GONE_SENTENCE.encode()))
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
+                closing = ws.close(code=1001, message=GONE_SENTENCE.encode())
+                tasks.held(self._closing, asyncio.create_task(closing))
 
     async def stop(self) -> None:
         """Close every WebSocket and the listener; idempotent."""
@@ -572,16 +572,14 @@ class RuntimeServer:
     ) -> None:
         to_runtime = asyncio.create_task(self._pump(client, upstream, channel, outward=True))
         to_client = asyncio.create_task(self._pump(upstream, client, channel, outward=False))
-        done, pending = await asyncio.wait(
-            {to_runtime, to_client}, return_when=asyncio.FIRST_COMPLETED
-        )
-        for task in pending:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        finished = done.pop()
+        pumps = {to_runtime, to_client}
+        try:  # both may end at once (a socket reset), or this handler be cancelled
+            done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await tasks.settle(pumps)  # every outcome read: no "exception never retrieved"
+        finished = to_runtime if to_runtime in done else to_client
         code = None
-        with contextlib.suppress(Exception):
+        if not finished.cancelled() and finished.exception() is None:
             code = finished.result()
         other: Any = upstream if finished is to_runtime else client
         with contextlib.suppress(Exception):

@@ -37,7 +37,7 @@ from colabtray.bridge.store import Address, AddressBook
 from colabtray.bridge.upstream import Asks, MainLoopBackend, RuntimeBackend, Upstream
 from colabtray.listen.connections import ConnectionGuard, listening_socket
 from colabtray.settings import Settings
-from colabtray.system import trust
+from colabtray.system import tasks, trust
 from colabtray.system.loop_thread import LoopThread
 
 if TYPE_CHECKING:
@@ -294,11 +294,8 @@ class Bridge:
         if forget_address:
             self._book.drop({endpoint})
         if not any(t.get_name() == f"retire:{endpoint}" for t in self._tasks):
-            task = asyncio.create_task(
-                self._close_later(endpoint, entry), name=f"retire:{endpoint}"
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            retiring = self._close_later(endpoint, entry)
+            tasks.held(self._tasks, asyncio.create_task(retiring, name=f"retire:{endpoint}"))
         log.info("runtime %s is no longer bridged", endpoint)
 
     async def _close_later(self, endpoint: str, entry: _Port) -> None:

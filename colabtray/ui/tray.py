@@ -86,7 +86,7 @@ class Tray(QObject):
             self._render()
             self.icon.show()
         else:
-            log.warning("this desktop has no system tray; showing a window instead")
+            log.info("this desktop has no system tray; showing a window instead")
             self.window = StatusWindow(self.menu.menu)
             self._render()
             self.window.show()
