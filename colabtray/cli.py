@@ -446,8 +446,7 @@ async def _secret(args: argparse.Namespace, settings: Settings) -> int:
         value = await asyncio.to_thread(_read_secret_value, args.name)
         request = {"op": "set", "name": args.name, "value": value, "no_ask": args.no_ask}
         reply = await _command(settings, "secret", request, demo=args.demo)
-        where = "memory only" if reply.get("keyring_warning") else "the system keyring"
-        say(f"Stored the secret {args.name} (in {where}).")
+        say(f"Stored the secret {args.name} (in {reply['place']}).")
         return 0
     if args.op == "rm":
         await _command(settings, "secret", {"op": "remove", "name": args.name}, demo=args.demo)

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 READY_LINE = "# colabtray emulator ready"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
+DEMO_MEMORY = "the demo's memory, gone when the demo stops"
 PR_SET_PDEATHSIG = 1
 
 
@@ -143,7 +144,7 @@ def memory_secrets(service: str = "colabtray") -> SecretStore:
             if self._values.pop((service, username), None) is None:
                 raise keyring.errors.PasswordDeleteError(username)
 
-    return SecretStore(MemoryKeyring(), service=service)
+    return SecretStore(MemoryKeyring(), service=service, place=DEMO_MEMORY)
 
 
 def emulator_settings(exports: dict[str, str]) -> dict[str, str]:

@@ -42,9 +42,11 @@ class SecretStore:
         *,
         child: ChildVault | None = None,
         service: str = SERVICE,
+        place: str | None = None,
     ) -> None:
         self._vault: BackendVault | ChildVault | None
         self._memory: dict[str, str] = {}
+        self._place = place
         self.warning: str | None = None
         self.service = service
         if backend is None:
@@ -55,6 +57,14 @@ class SecretStore:
             log.info("no usable keyring backend (%s)", type(backend).__name__)
             self._vault = None
             self.warning = NO_KEYRING
+
+    @property
+    def place(self) -> str:
+        """Where what it holds is kept, to end "kept in …": the keyring, or memory only once
+        the keyring is known not to be usable; ``place`` if given (the demo's memory)."""
+        if self._place is not None:
+            return self._place
+        return "the system keyring" if self.warning is None else "memory only"
 
     @property
     def persistent(self) -> bool:

@@ -352,7 +352,7 @@ class Commands:
             await secrets.set(
                 name, value if isinstance(value, str) else "", no_ask=bool(args.get("no_ask"))
             )
-            return {"name": name, "keyring_warning": secrets.keyring_warning}
+            return {"name": name, "place": secrets.place}
         if op == "remove":
             if not await secrets.remove(name):
                 raise IpcError(f"There is no secret named {name}.")

@@ -76,6 +76,11 @@ class NotebookSecrets:
     def keyring_warning(self) -> str | None:
         return self._store.warning
 
+    @property
+    def place(self) -> str:
+        """Where the values are kept, to end "kept in …"."""
+        return self._store.place
+
     def names(self) -> dict[str, bool]:
         """Each name, and whether runtimes may read it without a question."""
         data = read_json(self._index)
