@@ -75,6 +75,7 @@ class Identity(Protocol):
 
 READY_FROM_ENVIRONMENT = "a ready access token (COLABTRAY_ACCESS_TOKEN)"
 READY_PASTED = "a ready access token (memory only)"
+READY_IN_DEMO = "the demo's account, on the local emulator (no Google account)"
 
 
 @dataclass

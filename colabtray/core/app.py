@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from colabtray.auth.identities import READY_PASTED, ReadyToken, Source
+from colabtray.auth.identities import READY_FROM_ENVIRONMENT, READY_PASTED, ReadyToken, Source
 from colabtray.auth.tokens import SecretStore
 from colabtray.auth.userinfo import fetch_email
 from colabtray.colab import errors
@@ -115,6 +115,7 @@ class Core:
         secrets: SecretStore | None = None,
         notebook_store: SecretStore | None = None,
         presenter: PromptPresenter | None = None,
+        ready_how: str = READY_FROM_ENVIRONMENT,
     ) -> None:
         self.settings = settings
         store = secrets or SecretStore()  # the keyring itself is asked in a child process
@@ -129,7 +130,7 @@ class Core:
         )
         token = settings.access_token
         # The identity in use when set (scripts, the demo); else the session's active account.
-        self.ready: ReadyToken | None = ReadyToken(token.get_secret_value()) if token else None
+        self.ready = ReadyToken(token.get_secret_value(), ready_how) if token else None
         self.client = ColabClient(settings, _ActiveTokens(lambda: self.ready or self.session))
         self.registry = RuntimeRegistry(
             self.client,

@@ -41,6 +41,23 @@ class Face(Protocol):
         ...
 
 
+def make_core(settings: Settings, *, demo: bool = False) -> Core:
+    """The app's core; the demo's keeps its sign-ins and secrets in memory, never in the
+    user's keyring, and says its ready token is the demo's account."""
+    if not demo:
+        return Core(settings)
+    from colabtray.auth.identities import READY_IN_DEMO
+    from colabtray.core.notebook_secrets import SERVICE
+    from colabtray.demo import memory_secrets
+
+    return Core(
+        settings,
+        secrets=memory_secrets(),
+        notebook_store=memory_secrets(SERVICE),
+        ready_how=READY_IN_DEMO,
+    )
+
+
 async def run_core(
     settings: Settings,
     server: ControlServer,
@@ -51,13 +68,7 @@ async def run_core(
 ) -> None:
     """Run the core with its bridge, its face and the control channel until ``until`` is set."""
     hints.set_demo(demo)  # the commands it prints carry --demo
-    secrets = notebook_store = None
-    if demo:  # demo sign-ins and secrets stay in memory, never in the user's keyring
-        from colabtray.core.notebook_secrets import SERVICE
-        from colabtray.demo import memory_secrets
-
-        secrets, notebook_store = memory_secrets(), memory_secrets(SERVICE)
-    core = Core(settings, secrets=secrets, notebook_store=notebook_store)
+    core = make_core(settings, demo=demo)
     ssh_hosts.follow(core, demo=demo)  # ssh's Host entries and known hosts follow the runtimes
     face: Face | None = None
     try:

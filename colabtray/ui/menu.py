@@ -241,8 +241,8 @@ class TrayMenu:
     def _account_menu(self, build: _Build) -> None:
         core = self.core
         submenu = self._submenu(build, core.email or "Signed in", "account")
-        if core.uses_ready_token:
-            self._note(submenu, "Signed in with COLABTRAY_ACCESS_TOKEN", "ready-token")
+        if core.ready is not None:
+            self._note(submenu, f"Signed in with {core.ready.how}", "ready-token")
             submenu.addSeparator()
         others = core.other_accounts()
         for account in others:

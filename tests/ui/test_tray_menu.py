@@ -13,10 +13,12 @@ from pydantic import SecretStr
 from PySide6.QtGui import QCursor, QGuiApplication
 from PySide6.QtWidgets import QLabel, QSystemTrayIcon
 
+from colabtray.auth.identities import READY_PASTED, ReadyToken
 from colabtray.colab.errors import ColabError
 from colabtray.colab.models import CPU, GPU, TPU, ComputeUnits
 from colabtray.core.app import NO_BRIDGE_REASON, Core
 from colabtray.core.display import TrayState
+from colabtray.core.runner import make_core
 from colabtray.ui.menu import LOOKED_AT_WITHIN
 from tests.fixtures.waiting import until
 from tests.ui.conftest import (
@@ -89,7 +91,12 @@ def test_signed_in_without_runtimes(tmp_path: Path, make_tray) -> None:
     assert texts(tray.menu.menu) == [
         (
             "ada@example.com",
-            ["Signed in with COLABTRAY_ACCESS_TOKEN", "---", "Switch account…", "Sign out"],
+            [
+                "Signed in with a ready access token (COLABTRAY_ACCESS_TOKEN)",
+                "---",
+                "Switch account…",
+                "Sign out",
+            ],
         ),
         "---",
         "No runtime",
@@ -104,6 +111,25 @@ def test_signed_in_without_runtimes(tmp_path: Path, make_tray) -> None:
         "Quit",
     ]
     assert core.tray_state() is TrayState.IDLE
+
+
+def test_the_demo_says_it_is_signed_in_with_the_demos_account(tmp_path: Path, make_tray) -> None:
+    """The demo's ready token comes from its emulator, not from a COLABTRAY_ACCESS_TOKEN the
+    person set (issue 25, item 8b); a pasted token is no such variable either."""
+    core = make_core(offline_core(tmp_path).settings, demo=True)  # as the demo makes its own
+    assert core.ready is not None
+    core.ready.email = "ada@example.com"
+    tray = make_tray(core)
+    tray.menu.rebuild()
+    title, entries = texts(tray.menu.menu)[0]
+    assert (title, entries[0]) == (
+        "ada@example.com",
+        "Signed in with the demo's account, on the local emulator (no Google account)",
+    )
+
+    core.ready = ReadyToken("pasted-token", READY_PASTED, "ada@example.com")
+    tray.menu.rebuild()
+    assert texts(tray.menu.menu)[0][1][0] == "Signed in with a ready access token (memory only)"
 
 
 def test_runtimes_running(tmp_path: Path, make_tray) -> None:
