@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import platform
 import socket
 import ssl
@@ -208,7 +209,8 @@ async def _host(name: str, url: str, settings: Settings, *, counts: bool) -> Che
         )
     found = await _resolve(host, port)
     if isinstance(found, str):
-        return Check(name, False, f"{host} cannot be resolved (DNS: {found}).", counts, details)
+        problem = f"{host} cannot be resolved (DNS: {found})"
+        return Check(name, False, _cannot_reach(problem), counts, details)
     details["addresses"] = found
     context = None
     if parts.scheme == "https":
@@ -242,16 +244,26 @@ async def _connect(host: str, port: int, context: ssl.SSLContext | None) -> str 
     except ssl.SSLCertVerificationError:
         return errors.UntrustedCertificateError(host).message
     except (OSError, TimeoutError) as exc:
-        return f"{host}:{port} cannot be reached ({_why(exc)})."
+        return _cannot_reach(f"{host}:{port} cannot be reached ({_why(exc)})")
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
     return None
 
 
+def _cannot_reach(problem: str) -> str:
+    """What a person does when a host does not answer at all: it is the network's doing."""
+    return (
+        f"This machine cannot reach Google: {problem}; check the network connection, and the "
+        "proxy if this network needs one (set HTTPS_PROXY to it)."
+    )
+
+
 def _why(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return f"no answer in {TIMEOUT:.0f} s"
+    if isinstance(exc, OSError) and exc.errno and not isinstance(exc, socket.gaierror):
+        return os.strerror(exc.errno)  # asyncio's own text is "Connect call failed (…)"
     return getattr(exc, "strerror", None) or type(exc).__name__
 
 

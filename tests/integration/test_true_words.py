@@ -1,9 +1,11 @@
 """Words that are true (issue 25, item 8): what colabtray says of where a secret is kept, whose
 account the demo uses, an unreachable Google, the ways to sign in, a declined offer and a
-closed pipe, each checked against real processes (the demo app and its emulator, the CLI)."""
+closed pipe, each checked with real parts: the demo app and its emulator, the CLI, doctor's own
+checks over this machine's resolver and sockets."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -16,10 +18,33 @@ from pathlib import Path
 import pytest
 from keyring.backends import fail
 
+from colabtray import doctor
 from colabtray.auth.tokens import SecretStore
+from colabtray.settings import load_settings
 from tests.fixtures.colab import run_cli
 from tests.fixtures.environment import isolated_env
 from tests.integration.test_one_truth import Lines
+
+PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+def doctor_checks(config_dir: Path, **urls: str) -> dict[str, doctor.Check]:
+    """What ``colabtray doctor`` finds, signed out, with these URLs."""
+    settings = load_settings(
+        config_dir=config_dir,
+        state_dir=config_dir.parent / "state",
+        log_dir=config_dir.parent / "log",
+        **urls,
+    )
+    found = asyncio.run(doctor.run_checks(settings, doctor.Identity(None, None, "")))
+    return {check.name: check for check in found}
 
 
 @pytest.fixture
@@ -71,3 +96,24 @@ def test_the_demo_says_its_secrets_are_in_its_memory(demo: dict[str, str]) -> No
 
 def test_a_store_without_a_keyring_says_memory_only() -> None:
     assert SecretStore(fail.Keyring()).place == "memory only"
+
+
+def test_doctor_says_plainly_that_this_machine_cannot_reach_google(
+    config_dir: Path, no_proxy: None
+) -> None:
+    """A name that never resolves (the reserved .invalid domain: nothing leaves the machine)
+    and a local port nobody listens on."""
+    checks = doctor_checks(
+        config_dir,
+        colab_url="https://colab.example.invalid",
+        gapi_url="http://127.0.0.1:9",
+        public_api_url="https://public.example.invalid",
+    )
+    colab, gapi = checks["colab host"], checks["GAPI host"]
+    assert colab.ok is False and gapi.ok is False
+    advice = "check the network connection, and the proxy if this network needs one"
+    for check in (colab, gapi):
+        assert check.sentence.startswith("This machine cannot reach Google: "), check.sentence
+        assert check.sentence.endswith(f"; {advice} (set HTTPS_PROXY to it)."), check.sentence
+    assert "colab.example.invalid cannot be resolved (DNS: " in colab.sentence
+    assert "127.0.0.1:9 cannot be reached (Connection refused)" in gapi.sentence
