@@ -28,7 +28,7 @@ import httpx2
 from colabtray import __version__
 from colabtray.auth.client_file import ClientFileError, configured_client
 from colabtray.auth.identities import SOURCE_LABELS, ReadyToken, Source
-from colabtray.auth.methods import discover
+from colabtray.auth.methods import READY_VARIABLE, discover, ways
 from colabtray.colab import errors
 from colabtray.colab.client import ColabClient, TokenSource
 from colabtray.core import display
@@ -110,16 +110,10 @@ def _about() -> Check:
 
 async def _sign_in(settings: Settings, identity: Identity) -> Check:
     if identity.tokens is None:
-        found = await discover(settings)
-        ways = ["your own OAuth client (--client-file PATH)"]
-        if found.client is not None:
-            ways.insert(0, f"the OAuth client from {found.client.origin}")
-        if found.gcloud_account:
-            ways.insert(0, f"gcloud, signed in as {found.gcloud_account} (--gcloud)")
-        if found.adc is not None:
-            ways.insert(0, f"the Application Default Credentials in {found.adc} (--adc)")
-        sentence = f"Not signed in. Run 'colabtray signin' with one of: {'; '.join(ways)}."
-        return Check("sign-in", False, sentence, details={"ways": ways})
+        found = ways(await discover(settings))
+        listed = "; ".join(f"'{command}' ({note})" for command, note in found)
+        sentence = f"Not signed in. Run one of: {listed}; or set {READY_VARIABLE}."
+        return Check("sign-in", False, sentence, details={"ways": [c for c, _ in found]})
     who = identity.email or "an account colabtray has not named yet"
     if identity.problem:
         return Check("sign-in", False, f"{who} via {identity.how}: {identity.problem}")

@@ -1,7 +1,7 @@
 """What this machine offers to sign in with, so that nobody meets a dead end.
 
 The CLI lists it when ``colabtray signin`` has nothing to go on, the sign-in window shows it
-as buttons, and ``colabtray doctor`` reports it.
+as buttons, and ``colabtray doctor`` lists the same ways (:func:`ways`).
 """
 
 from __future__ import annotations
@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from colabtray import hints
 from colabtray.auth import gcloud
 from colabtray.auth.adc import adc_file, login_hint
 from colabtray.auth.client_file import CONSOLE_URL, ClientFileError, OAuthClient, configured_client
 from colabtray.settings import Settings
 
+READY_VARIABLE = "COLABTRAY_ACCESS_TOKEN"
 OTHER_WAYS = (
     "Sign in another way: 'colabtray signin --gcloud' (the Google Cloud CLI's sign-in), "
     "'colabtray signin --adc' (Application Default Credentials), "
@@ -52,30 +54,39 @@ async def discover(settings: Settings) -> Methods:
     return Methods(client, problem, installed, account, adc_file(), login_hint(settings))
 
 
+def ways(methods: Methods) -> list[tuple[str, str]]:
+    """Each way to sign in: the command, and what it uses (or what it needs first)."""
+    found = []
+    if methods.client is not None:
+        found.append((hints.command("signin"), f"the OAuth client from {methods.client.origin}"))
+    if methods.gcloud_account:
+        gcloud_note = f"use gcloud, signed in as {methods.gcloud_account}"
+    elif methods.gcloud:
+        gcloud_note = "use gcloud, after 'gcloud auth login'"
+    else:
+        gcloud_note = "use gcloud (install the Google Cloud CLI first)"
+    found.append((hints.command("signin", "--gcloud"), gcloud_note))
+    if methods.adc is not None:
+        adc_note = f"use Application Default Credentials ({methods.adc})"
+    else:
+        adc_note = f"after: {methods.adc_command}"
+    found.append((hints.command("signin", "--adc"), adc_note))
+    found.append(
+        (
+            hints.command("signin", "--client-file", "PATH"),
+            f"your own OAuth client of type Desktop app, made at {CONSOLE_URL}",
+        )
+    )
+    return found
+
+
 def choices(methods: Methods) -> list[str]:
     """The ways as command lines with a note each (for ``colabtray signin`` with no way)."""
+    found = ways(methods)
+    width = max(len(command) for command, _ in found)
     lines = ["How to sign in (choose one):"]
-    if methods.gcloud_account:
-        lines.append(
-            f"  colabtray signin --gcloud    use gcloud, signed in as {methods.gcloud_account}"
-        )
-    elif methods.gcloud:
-        lines.append("  colabtray signin --gcloud    use gcloud, after 'gcloud auth login'")
-    else:
-        lines.append(
-            "  colabtray signin --gcloud    use gcloud (install the Google Cloud CLI first)"
-        )
-    if methods.adc is not None:
-        lines.append(
-            f"  colabtray signin --adc       use Application Default Credentials ({methods.adc})"
-        )
-    else:
-        lines.append(f"  colabtray signin --adc       after: {methods.adc_command}")
-    lines.append(
-        "  colabtray signin --client-file PATH    your own OAuth client (type Desktop app), "
-        f"made at {CONSOLE_URL}"
-    )
-    lines.append("  (or set COLABTRAY_ACCESS_TOKEN to a ready access token, for scripts)")
+    lines += [f"  {command.ljust(width)}    {note}" for command, note in found]
+    lines.append(f"  (or set {READY_VARIABLE} to a ready access token, for scripts)")
     if methods.client_problem:
         lines.append(f"(The kept OAuth client file cannot be used: {methods.client_problem})")
     return lines

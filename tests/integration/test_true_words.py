@@ -117,3 +117,30 @@ def test_doctor_says_plainly_that_this_machine_cannot_reach_google(
         assert check.sentence.endswith(f"; {advice} (set HTTPS_PROXY to it)."), check.sentence
     assert "colab.example.invalid cannot be resolved (DNS: " in colab.sentence
     assert "127.0.0.1:9 cannot be reached (Connection refused)" in gapi.sentence
+
+
+def test_doctor_lists_the_ways_signin_lists(tmp_path: Path, no_proxy: None) -> None:
+    """Signed out, with nothing set up: ``doctor`` names every way ``signin`` offers."""
+    env = isolated_env(
+        tmp_path,
+        HOME=str(tmp_path / "home"),  # no ADC of the machine's own
+        CLOUDSDK_CONFIG=str(tmp_path / "no-gcloud-config"),
+        COLABTRAY_COLAB_URL="https://colab.example.invalid",
+        COLABTRAY_GAPI_URL="https://gapi.example.invalid",
+        COLABTRAY_PUBLIC_API_URL="https://public.example.invalid",
+    )
+    env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
+    signin = run_cli(env, "signin")
+    assert signin.returncode == 2, signin.stderr
+    offered = [line.split("    ")[0].strip() for line in signin.stderr.splitlines()[1:4]]
+    assert offered == [
+        "colabtray signin --gcloud",
+        "colabtray signin --adc",
+        "colabtray signin --client-file PATH",
+    ]
+    checked = run_cli(env, "doctor")
+    (line,) = [line for line in checked.stdout.splitlines() if line.startswith("✗ sign-in: ")]
+    assert line.startswith("✗ sign-in: Not signed in. Run one of: 'colabtray signin --gcloud' (")
+    for command in offered:
+        assert f"'{command}' (" in line, line
+    assert line.endswith("; or set COLABTRAY_ACCESS_TOKEN."), line
