@@ -625,6 +625,12 @@ async def _signin_adc(settings: Settings, *, demo: bool) -> int:
         question = f"No Application Default Credentials. Run '{shown}' now? [Y/n] "
         answer = await asyncio.to_thread(input, question)
         if answer.strip().lower() not in ("", "y", "yes"):
+            say(
+                "colabtray: not signed in: gcloud was not run. Make the credentials with "
+                f"'{shown}' and run '{hints.command('signin', '--adc')}' again, or run "
+                f"'{hints.command('signin')}' to see the other ways to sign in.",
+                err=True,
+            )
             return 2
         done = await asyncio.to_thread(subprocess.run, command, check=False)
         path = adc_file()

@@ -15,14 +15,17 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import pexpect
 import pytest
 from keyring.backends import fail
 
 from colabtray import doctor
 from colabtray.auth.tokens import SecretStore
 from colabtray.settings import load_settings
-from tests.fixtures.colab import run_cli
+from tests.fixtures.colab import cli_env, run_cli
+from tests.fixtures.emulator import Emulator
 from tests.fixtures.environment import isolated_env
+from tests.fixtures.gcloud import Gcloud
 from tests.integration.test_one_truth import Lines
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
@@ -144,3 +147,42 @@ def test_doctor_lists_the_ways_signin_lists(tmp_path: Path, no_proxy: None) -> N
     for command in offered:
         assert f"'{command}' (" in line, line
     assert line.endswith("; or set COLABTRAY_ACCESS_TOKEN."), line
+
+
+def test_signin_adc_declined_says_what_happened_and_what_next(
+    emulator: Emulator, tmp_path: Path, gcloud: Gcloud
+) -> None:
+    """No ADC file, gcloud installed, a terminal: the offer to run gcloud answered "n"."""
+    env = {
+        **cli_env(emulator, tmp_path, with_token=False),
+        **gcloud.env,
+        "HOME": str(tmp_path / "home"),  # no ADC of the machine's own
+    }
+    env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
+    session = pexpect.spawn(
+        sys.executable,
+        ["-m", "colabtray", "signin", "--adc"],
+        env=env,
+        timeout=60,
+        dimensions=(24, 400),
+        encoding="utf-8",
+    )
+    session.expect_exact("Run '")
+    session.expect_exact("' now? [Y/n] ")
+    session.sendline("n")
+    session.expect(pexpect.EOF)
+    session.close()
+    assert session.exitstatus == 2
+    echo, said = session.before.split(None, 1)
+    said = " ".join(said.split())  # the terminal's line ends folded
+    assert echo == "n"
+    assert said.startswith(
+        "colabtray: not signed in: gcloud was not run. Make the credentials "
+        "with 'gcloud auth application-default login --scopes="
+    ), said
+    assert said.endswith(
+        "and run 'colabtray signin --adc' again, or run 'colabtray signin' to see the other "
+        "ways to sign in."
+    ), said
+    made = Path(env["CLOUDSDK_CONFIG"]) / "application_default_credentials.json"
+    assert not made.exists()  # gcloud was not run
