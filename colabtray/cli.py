@@ -295,6 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("colabtray: cancelled.", err=True)
         return 130
+    except BrokenPipeError:  # stdout's reader has gone: launch.main ends quietly
+        raise
     except Exception as exc:  # a bug: say so in one line, keep the details for --verbose
         log.debug("unexpected error", exc_info=True)
         say(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +30,27 @@ if TYPE_CHECKING:
 
 APP_OPTIONS = frozenset({"--demo", "--headless", "-v", "--verbose", "--at-login"})
 
+CLOSED_PIPE_STATUS = 141  # 128 + SIGPIPE: what a shell reports for a tool a closed pipe ended
 
+
+def _quiet_when_the_reader_leaves(run: Callable[..., int]) -> Callable[..., int]:
+    """Every command: output whose reader has gone (``colabtray doctor --json | head -2``) ends
+    the command quietly, as Unix tools end, not with an error."""
+
+    def quietly(argv: Sequence[str] | None = None) -> int:
+        try:
+            status = run(argv)
+            sys.stdout.flush()  # now, not at the interpreter's exit, which would complain
+        except BrokenPipeError:
+            # Nothing more can reach the reader; send the rest (the exit's flush) nowhere.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return CLOSED_PIPE_STATUS
+        return status
+
+    return quietly
+
+
+@_quiet_when_the_reader_leaves
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if set(args) <= APP_OPTIONS:

@@ -186,3 +186,31 @@ def test_signin_adc_declined_says_what_happened_and_what_next(
     ), said
     made = Path(env["CLOUDSDK_CONFIG"]) / "application_default_credentials.json"
     assert not made.exists()  # gcloud was not run
+
+
+def with_stdout_closed(env: dict[str, str], *args: str) -> tuple[int, str]:
+    """A command whose stdout is a real pipe nobody reads any more (``| head`` gone); its
+    status and its stderr."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "colabtray", *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    return done.returncode, done.stderr
+
+
+def test_a_closed_stdout_ends_each_command_quietly(emulator: Emulator, tmp_path: Path) -> None:
+    env = cli_env(emulator, tmp_path)
+    for args in (("doctor", "--json"), ("status", "--json"), ("status",)):
+        status, said = with_stdout_closed(env, *args)
+        assert (status, said) == (141, ""), args  # 128 + SIGPIPE, as a shell reports it
