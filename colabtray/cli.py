@@ -7,42 +7,101 @@ Errors print one sentence to stderr and exit 1; usage errors exit 2. No tracebac
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
-import subprocess
 import sys
-import webbrowser
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from colabtray import __version__, hints
-from colabtray.auth.adc import adc_file
-from colabtray.auth.client_file import configured_client, install_client_file
-from colabtray.auth.gcloud import adc_login_command, find_gcloud
-from colabtray.auth.identities import ReadyToken
-from colabtray.auth.methods import choices, discover
-from colabtray.auth.tokens import SecretStore
-from colabtray.auth.userinfo import fetch_email
+from colabtray import hints
+from colabtray.auth.state import AccountState
 from colabtray.colab import errors
-from colabtray.colab.models import CPU, GPU, TPU
-from colabtray.core.commands import SLOW_COMMAND, DemoNotRunningError, carry_out
-from colabtray.core.display import plan_line
-from colabtray.core.naming import kind_label, shape_label
-from colabtray.core.session import AccountState, Session
+from colabtray.colab.kinds import CPU, GPU, TPU, kind_label, plan_line, shape_label
 from colabtray.errors import UserError
-from colabtray.settings import Settings, load_settings
-from colabtray.system.logs import configure_logging
+from colabtray.system.dirs import app_dir
 from colabtray.text import say
+
+# Each command imports what it needs when it runs: a command the running app carries out
+# needs only the control channel, not pydantic, httpx2 or the core (benchmarks/commands.py).
+if TYPE_CHECKING:
+    from colabtray.core.session import Session
+    from colabtray.settings import Settings
 
 log = logging.getLogger("colabtray")
 
 # What people type for TPUs → Colab's model names.
 _TPU_ALIASES = {"V5E": "V5E1", "V5E-1": "V5E1", "V6E": "V6E1", "V6E-1": "V6E1", "V2-8": "V28"}
+
+# How long a command may take in the running app before the CLI gives up waiting (seconds):
+# an assignment waits for Colab, a sign-in for the person at the browser.
+SLOW_COMMAND = 300.0
+
+
+class DemoNotRunningError(Exception):
+    """A ``--demo`` command found no running demo (it never falls back to the real account)."""
+
+
+class InvalidSettingsError(UserError):
+    """A ``COLABTRAY_*`` variable the settings refuse (a usage error: exit status 2)."""
+
+
+class Place:
+    """Where this command's colabtray keeps its files (the demo's own, or the person's), and
+    its settings, loaded only when the command does work here: the directories come from the
+    environment alone, and a command the running app carries out needs no more than them."""
+
+    def __init__(self, *, demo: bool) -> None:
+        kinds = ("config", "state", "log")
+        self.dirs = {f"{k}_dir": app_dir(k) / "demo" if demo else app_dir(k) for k in kinds}
+        self.config_dir = self.dirs["config_dir"]
+        self._settings: Settings | None = None
+
+    def settings(self) -> Settings:
+        """All the settings (environment, then the settings file); InvalidSettingsError."""
+        if self._settings is None:
+            from pydantic import ValidationError
+
+            from colabtray.settings import load_settings
+
+            try:
+                self._settings = load_settings(**self.dirs)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"COLABTRAY_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                    for e in exc.errors()
+                )
+                raise InvalidSettingsError(f"invalid setting ({problems}).") from None
+        return self._settings
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed version, read only when asked (importlib.metadata)."""
+
+    def __init__(self, option_strings: list[str], dest: str, help: str) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from colabtray import __version__
+
+        parser.exit(message=f"colabtray {__version__}\n")
+
+
+RUNTIME_HELP = 'the runtime: its name as colabtray status shows it ("T4 GPU"), or its endpoint'
+
+
+def _add(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    *,
+    help: str,
+    **kwargs: Any,
+) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` begins with a description: the one line the list of
+    commands shows for it (as a sentence), unless it has a longer one of its own."""
+    kwargs.setdefault("description", f"{help[0].upper()}{help[1:]}.")
+    return commands.add_parser(name, help=help, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="colabtray",
         description="Google Colab runtimes one click away from any local editor.",
     )
-    parser.add_argument("--version", action="version", version=f"colabtray {__version__}")
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     # Without a COMMAND, colabtray runs the tray app (colabtray.launch starts it quickly).
     parser.add_argument(
@@ -62,9 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--headless", action="store_true", help="run the app without any UI (until SIGTERM)"
     )
     parser.add_argument("--at-login", action="store_true", help=argparse.SUPPRESS)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", help="without one, colabtray starts the tray app"
+    )
 
-    signin = commands.add_parser(
+    signin = _add(
+        commands,
         "signin",
         help="sign in with Google (your OAuth client, gcloud, or Application Default Credentials)",
     )
@@ -89,15 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="suggest this account to Google (with --gcloud: gcloud's account to use)",
     )
 
-    signout = commands.add_parser("signout", help="sign out (revokes and forgets the token)")
+    signout = _add(commands, "signout", help="sign out (revokes and forgets the token)")
     who = signout.add_mutually_exclusive_group()
     who.add_argument("--account", metavar="EMAIL", help="the account (default: the active one)")
     who.add_argument("--all", action="store_true", help="every account")
 
-    status = commands.add_parser("status", help="show the account and its runtimes")
+    status = _add(commands, "status", help="show the account and its runtimes")
     status.add_argument("--json", action="store_true", help="print one JSON object")
 
-    new = commands.add_parser("new", help="assign a new runtime")
+    new = _add(commands, "new", help="assign a new runtime")
     kind = new.add_mutually_exclusive_group()
     kind.add_argument("--gpu", metavar="MODEL", help="a GPU runtime: T4, L4, A100, H100…")
     kind.add_argument("--tpu", metavar="MODEL", help="a TPU runtime: v5e, v6e, v2-8…")
@@ -113,19 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--runtime-version", metavar="LABEL", help="a pinned runtime version")
     new.add_argument("--json", action="store_true", help="print the new runtime as JSON")
 
-    remove = commands.add_parser("remove", help="disconnect a runtime (give it back to Colab)")
-    remove.add_argument("runtime", metavar="NAME_OR_ENDPOINT")
+    remove = _add(commands, "remove", help="disconnect a runtime (give it back to Colab)")
+    remove.add_argument("runtime", metavar="NAME_OR_ENDPOINT", help=RUNTIME_HELP)
 
-    url = commands.add_parser(
-        "url", help="print a runtime's local Jupyter URL (for VS Code, PyCharm, scripts)"
+    url = _add(
+        commands, "url", help="print a runtime's local Jupyter URL (for VS Code, PyCharm, scripts)"
     )
-    url.add_argument("runtime", metavar="NAME_OR_ENDPOINT")
+    url.add_argument("runtime", metavar="NAME_OR_ENDPOINT", help=RUNTIME_HELP)
     url.add_argument(
         "--lab",
         action="store_true",
         help="print the JupyterLab line instead (its secret in the environment, not in argv)",
     )
-    colab_page = commands.add_parser(
+    colab_page = _add(
+        commands,
         "open",
         help="print the link to Colab's web page attached to a runtime",
         description=(
@@ -134,36 +197,41 @@ def build_parser() -> argparse.ArgumentParser:
             "notebook of its own instead, and its Connect button would then make a new runtime."
         ),
     )
-    colab_page.add_argument("runtime", metavar="NAME_OR_ENDPOINT")
+    colab_page.add_argument("runtime", metavar="NAME_OR_ENDPOINT", help=RUNTIME_HELP)
     colab_page.add_argument(
         "-b", "--browser", action="store_true", help="also open it in your web browser"
     )
 
-    secret = commands.add_parser(
-        "secret", help="secrets notebooks read with google.colab.userdata.get(NAME)"
+    secret = _add(
+        commands, "secret", help="secrets notebooks read with google.colab.userdata.get(NAME)"
     )
-    secret_ops = secret.add_subparsers(dest="op", required=True, metavar="OPERATION")
-    setting = secret_ops.add_parser(
-        "set", help="store a secret (the value from the terminal without echo, or stdin)"
+    secret_ops = secret.add_subparsers(
+        dest="op", required=True, metavar="OPERATION", help="what to do with secrets"
     )
-    setting.add_argument("name", metavar="NAME")
+    setting = _add(
+        secret_ops,
+        "set",
+        help="store a secret (the value from the terminal without echo, or stdin)",
+    )
+    setting.add_argument("name", metavar="NAME", help="the name notebooks read it by")
     setting.add_argument(
         "--no-ask", action="store_true", help="every runtime may read it without a question"
     )
-    secret_ops.add_parser("list", help="the secrets' names (never their values)")
-    removing = secret_ops.add_parser("rm", help="forget a secret")
-    removing.add_argument("name", metavar="NAME")
-    for op, what in (("allow", "let"), ("deny", "refuse")):
-        answer = secret_ops.add_parser(op, help=f"{what} a runtime waiting to read a secret")
-        answer.add_argument("name", metavar="NAME")
-        answer.add_argument("runtime", metavar="RUNTIME")
+    _add(secret_ops, "list", help="the secrets' names (never their values)")
+    removing = _add(secret_ops, "rm", help="forget a secret")
+    removing.add_argument("name", metavar="NAME", help="the secret's name")
+    for op, what in (("allow", "let a runtime that asks read"), ("deny", "refuse a runtime")):
+        answer = _add(secret_ops, op, help=f"{what} a secret (answers the app's question)")
+        answer.add_argument("name", metavar="NAME", help="the secret's name")
+        answer.add_argument("runtime", metavar="RUNTIME", help="the runtime that asks, as named")
 
-    keep = commands.add_parser(
-        "keep", help="keep an idle runtime running (answers the app's idle question)"
+    keep = _add(
+        commands, "keep", help="keep an idle runtime running (answers the app's idle question)"
     )
-    keep.add_argument("runtime", metavar="NAME_OR_ENDPOINT")
+    keep.add_argument("runtime", metavar="NAME_OR_ENDPOINT", help=RUNTIME_HELP)
 
-    cp = commands.add_parser(
+    cp = _add(
+        commands,
         "cp",
         help='copy files between this machine and a runtime ("T4 GPU:data/x.csv" is a path on it)',
     )
@@ -171,21 +239,34 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("source", metavar="SRC", help="a local path, or NAME:PATH on a runtime")
     cp.add_argument("destination", metavar="DST", help="a local path, or NAME:PATH on a runtime")
 
-    shell = commands.add_parser(
-        "shell", help="a shell on a runtime in this terminal (bash in tmux, as in Colab)"
+    shell = _add(
+        commands, "shell", help="a shell on a runtime in this terminal (bash in tmux, as in Colab)"
     )
-    shell.add_argument("runtime", metavar="NAME_OR_ENDPOINT")
+    shell.add_argument("runtime", metavar="NAME_OR_ENDPOINT", help=RUNTIME_HELP)
 
-    ssh = commands.add_parser(
-        "ssh", help="ssh into a runtime as root with the system's ssh (or run COMMAND there)"
+    ssh = _add(
+        commands,
+        "ssh",
+        help="ssh into a runtime as root with the system's ssh (or run COMMAND there)",
+        description="Log in to a runtime as root with the system's ssh, or run COMMAND there.",
     )
-    ssh.add_argument("runtime", metavar="NAME_OR_ENDPOINT")
-    ssh.add_argument("remote_command", metavar="COMMAND", nargs=argparse.REMAINDER)
-    ssh_proxy = commands.add_parser(
-        "ssh-proxy", help="ssh's ProxyCommand for a runtime (stdin and stdout are the SSH stream)"
+    ssh.add_argument("runtime", metavar="NAME_OR_ENDPOINT", help=RUNTIME_HELP)
+    ssh.add_argument(
+        "remote_command",
+        metavar="COMMAND",
+        nargs=argparse.REMAINDER,
+        help="a command to run there instead of a login shell (the rest of the line)",
     )
-    ssh_proxy.add_argument("runtime", metavar="NAME_OR_ENDPOINT")
-    ssh_config = commands.add_parser(
+    ssh_proxy = _add(
+        commands,
+        "ssh-proxy",
+        help="ssh's ProxyCommand for a runtime (stdin and stdout are the SSH stream)",
+        description="The ProxyCommand ssh runs to reach a runtime (colabtray ssh-config "
+        "writes it): stdin and stdout are the SSH stream.",
+    )
+    ssh_proxy.add_argument("runtime", metavar="NAME_OR_ENDPOINT", help=RUNTIME_HELP)
+    ssh_config = _add(
+        commands,
         "ssh-config",
         help="write a Host entry per runtime (ssh colab-t4-gpu, VS Code Remote-SSH, rsync)",
     )
@@ -203,12 +284,15 @@ def build_parser() -> argparse.ArgumentParser:
             help="the private key (default ~/.ssh/id_ed25519, then ~/.ssh/id_ecdsa)",
         )
 
-    doctor = commands.add_parser(
-        "doctor", help="check the sign-in, the network and Colab, and say what Google answered"
+    doctor = _add(
+        commands,
+        "doctor",
+        help="check the sign-in, the network and Colab, and say what Google answered",
     )
     doctor.add_argument("--json", action="store_true", help="print one JSON object")
 
-    commands.add_parser(
+    _add(
+        commands,
         "emulator",
         help="run the local emulator of Google sign-in and Colab (see: colabtray emulator -h)",
         add_help=False,
@@ -254,20 +338,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             err=True,
         )
         return 2
-    try:
-        settings = load_settings()
-        if args.demo:  # the demo's own directories, as its app
-            settings = load_settings(
-                **{k: getattr(settings, k) / "demo" for k in ("config_dir", "state_dir", "log_dir")}
-            )
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"COLABTRAY_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        say(f"colabtray: invalid setting ({problems}).", err=True)
-        return 2
-    configure_logging(args.verbose, settings.log_dir)
-    handlers: dict[str, Callable[[argparse.Namespace, Settings], Awaitable[int]]] = {
+    import asyncio
+
+    from colabtray.system.logs import configure_logging
+
+    place = Place(demo=args.demo)
+    configure_logging(args.verbose, place.dirs["log_dir"])
+    handlers: dict[str, Callable[[argparse.Namespace, Place], Awaitable[int]]] = {
         "signin": _signin,
         "signout": _signout,
         "status": _status,
@@ -287,8 +364,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     made = _sessions_made.set([])
     try:
         if args.demo and args.command != "doctor":
-            return asyncio.run(_demo_command(args, settings, handlers[args.command]))
-        return asyncio.run(handlers[args.command](args, settings))
+            return asyncio.run(_demo_command(args, place, handlers[args.command]))
+        return asyncio.run(handlers[args.command](args, place))
+    except InvalidSettingsError as exc:
+        say(f"colabtray: {exc.message}", err=True)
+        return 2
     except UserError as exc:
         say(f"colabtray: {exc.message}", err=True)
         return 1
@@ -315,6 +395,9 @@ _sessions_made: ContextVar[list[Session]] = ContextVar("sessions_made")
 
 
 def _session(settings: Settings) -> Session:
+    from colabtray.auth.tokens import SecretStore
+    from colabtray.core.session import Session
+
     session = Session(settings, SecretStore())
     _sessions_made.get().append(session)
     return session
@@ -326,27 +409,39 @@ def _keyring_warnings(sessions: list[Session]) -> None:
 
 
 async def _command(
-    settings: Settings,
+    place: Place,
     name: str,
     args: dict[str, Any],
     *,
     demo: bool,
     within: float = SLOW_COMMAND,
 ) -> dict[str, Any]:
-    return await carry_out(
-        settings, name, args, demo=demo, within=within, cores=_sessions_made.get()
-    )
+    """Carry out a control command: in the running app if there is one (so the tray, its
+    bridge and the CLI agree at once), else on a core made here for this one call; with
+    ``demo`` only in the running demo app (DemoNotRunningError otherwise)."""
+    from colabtray.system import ipc
+
+    try:
+        return await ipc.request(place.config_dir, name, args, answer_within=within)
+    except ipc.NotRunningError:
+        if demo:
+            raise DemoNotRunningError() from None
+    except ipc.IpcError as exc:
+        raise errors.ColabError(exc.message) from None
+    from colabtray.core.commands import carry_out_here
+
+    return await carry_out_here(place.settings(), name, args, cores=_sessions_made.get())
 
 
 async def _ask_running_app(
-    settings: Settings, name: str, request: dict[str, Any], *, demo: bool, not_running: str
+    place: Place, name: str, request: dict[str, Any], *, demo: bool, not_running: str
 ) -> dict[str, Any]:
     """A command only the running app can answer (it holds the URL or the question);
     ``not_running`` is the sentence when there is none."""
     from colabtray.system import ipc
 
     try:
-        return await ipc.request(settings.config_dir, name, request)
+        return await ipc.request(place.config_dir, name, request)
     except ipc.NotRunningError:
         if demo:
             raise DemoNotRunningError() from None
@@ -357,12 +452,12 @@ async def _ask_running_app(
 
 async def _demo_command(
     args: argparse.Namespace,
-    settings: Settings,
-    handler: Callable[[argparse.Namespace, Settings], Awaitable[int]],
+    place: Place,
+    handler: Callable[[argparse.Namespace, Place], Awaitable[int]],
 ) -> int:
     """``colabtray --demo COMMAND``: carried out by the running demo app, or refused."""
     try:
-        return await handler(args, settings)
+        return await handler(args, place)
     except DemoNotRunningError:
         say(
             "colabtray: the demo is not running, so --demo has nothing to act on (your own "
@@ -373,8 +468,8 @@ async def _demo_command(
         return 2
 
 
-async def _status(args: argparse.Namespace, settings: Settings) -> int:
-    data = await _command(settings, "status", {}, demo=args.demo)
+async def _status(args: argparse.Namespace, place: Place) -> int:
+    data = await _command(place, "status", {}, demo=args.demo)
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
@@ -409,10 +504,10 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _url(args: argparse.Namespace, settings: Settings) -> int:
+async def _url(args: argparse.Namespace, place: Place) -> int:
     """The URL is served by the running app's editor bridge: ask it."""
     reply = await _ask_running_app(
-        settings,
+        place,
         "url",
         {"runtime": args.runtime},
         demo=args.demo,
@@ -426,36 +521,38 @@ async def _url(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _open(args: argparse.Namespace, settings: Settings) -> int:
+async def _open(args: argparse.Namespace, place: Place) -> int:
     """The link alone on stdout, so that it pipes; with --browser it is opened too."""
-    reply = await _command(settings, "colab_page", {"runtime": args.runtime}, demo=args.demo)
+    reply = await _command(place, "colab_page", {"runtime": args.runtime}, demo=args.demo)
     say(reply["link"])
-    if args.browser and not webbrowser.open(reply["link"]):
+    if args.browser and not _browser(reply["link"]):
         say("colabtray: no web browser could be opened; open the link above.", err=True)
         return 1
     return 0
 
 
-async def _secret(args: argparse.Namespace, settings: Settings) -> int:
+async def _secret(args: argparse.Namespace, place: Place) -> int:
     if args.op == "list":
-        reply = await _command(settings, "secret", {"op": "list"}, demo=args.demo)
+        reply = await _command(place, "secret", {"op": "list"}, demo=args.demo)
         for name, entry in sorted(reply["names"].items()):
             say(f"{name}{'  (no question asked)' if entry['no_ask'] else ''}")
         if not reply["names"]:
             say(f"No secrets. Add one with: {hints.command('secret', 'set', 'NAME')}")
         return 0
     if args.op == "set":
+        import asyncio
+
         value = await asyncio.to_thread(_read_secret_value, args.name)
         request = {"op": "set", "name": args.name, "value": value, "no_ask": args.no_ask}
-        reply = await _command(settings, "secret", request, demo=args.demo)
+        reply = await _command(place, "secret", request, demo=args.demo)
         say(f"Stored the secret {args.name} (in {reply['place']}).")
         return 0
     if args.op == "rm":
-        await _command(settings, "secret", {"op": "remove", "name": args.name}, demo=args.demo)
+        await _command(place, "secret", {"op": "remove", "name": args.name}, demo=args.demo)
         say(f"Forgot the secret {args.name}.")
         return 0
     reply = await _ask_running_app(
-        settings,
+        place,
         "secret",
         {"op": args.op, "name": args.name, "runtime": args.runtime},
         demo=args.demo,
@@ -477,10 +574,10 @@ def _read_secret_value(name: str) -> str:
     return value[:-1] if value.endswith("\n") else value
 
 
-async def _keep(args: argparse.Namespace, settings: Settings) -> int:
+async def _keep(args: argparse.Namespace, place: Place) -> int:
     """Answer the running app's idle question: keep the runtime."""
     reply = await _ask_running_app(
-        settings,
+        place,
         "keep",
         {"runtime": args.runtime},
         demo=args.demo,
@@ -499,10 +596,10 @@ def _requested_kind(args: argparse.Namespace) -> tuple[str, str | None]:
     return CPU, None
 
 
-async def _new(args: argparse.Namespace, settings: Settings) -> int:
+async def _new(args: argparse.Namespace, place: Place) -> int:
     variant, accelerator = _requested_kind(args)
     runtime = await _command(
-        settings,
+        place,
         "new",
         {
             "variant": variant,
@@ -527,15 +624,22 @@ async def _new(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _remove(args: argparse.Namespace, settings: Settings) -> int:
-    gone = await _command(settings, "remove", {"runtime": args.runtime}, demo=args.demo)
+async def _remove(args: argparse.Namespace, place: Place) -> int:
+    gone = await _command(place, "remove", {"runtime": args.runtime}, demo=args.demo)
     say(f"Disconnected {gone['name']} ({gone['endpoint']}).")
     return 0
 
 
+def _browser(url: str) -> bool:
+    """Open ``url`` the platform's standard way (honours $BROWSER); whether one opened."""
+    import webbrowser
+
+    return webbrowser.open(url)
+
+
 def _open_in_browser(url: str) -> None:
     """The platform's standard way; honours $BROWSER. Says where to go if nothing opened."""
-    if not webbrowser.open(url):
+    if not _browser(url):
         say("Open this URL in your browser to sign in:", url, err=True)
 
 
@@ -543,21 +647,23 @@ def _print_url(url: str) -> None:
     say("Open this URL in your browser to sign in:", url)
 
 
-async def _signin(args: argparse.Namespace, settings: Settings) -> int:
+async def _signin(args: argparse.Namespace, place: Place) -> int:
     if args.switch:
-        await _command(
-            settings, "signin", {"how": "switch", "account": args.switch}, demo=args.demo
-        )
+        await _command(place, "signin", {"how": "switch", "account": args.switch}, demo=args.demo)
         say(f"Active account: {args.switch}")
         return 0
     if args.gcloud:
         reply = await _command(
-            settings, "signin", {"how": "gcloud", "account": args.account}, demo=args.demo
+            place, "signin", {"how": "gcloud", "account": args.account}, demo=args.demo
         )
         say(f"Signed in as {reply['email']} with gcloud (colabtray asks gcloud for each token).")
         return 0
     if args.adc:
-        return await _signin_adc(settings, demo=args.demo)
+        return await _signin_adc(place, demo=args.demo)
+    from colabtray.auth.client_file import configured_client, install_client_file
+    from colabtray.auth.methods import choices, discover
+
+    settings = place.settings()
     if args.client_file:
         client = install_client_file(args.client_file, settings.config_dir)
         say(f"Using the OAuth client {client.client_id} (kept in {client.origin}).")
@@ -565,11 +671,11 @@ async def _signin(args: argparse.Namespace, settings: Settings) -> int:
         for line in choices(await discover(settings)):
             say(line, err=True)
         return 2
-    if not args.no_browser and await _app_runs(settings):
+    if not args.no_browser and await _app_runs(place.config_dir):
         # The running app opens the browser and keeps the sign-in (the demo's in memory).
         say("Waiting for you to sign in with Google in your browser…", err=True)
         reply = await _command(
-            settings, "signin", {"how": "browser", "account": args.account}, demo=args.demo
+            place, "signin", {"how": "browser", "account": args.account}, demo=args.demo
         )
         say(f"Signed in as {reply['email']}.")
         return 0
@@ -585,38 +691,45 @@ async def _signin(args: argparse.Namespace, settings: Settings) -> int:
             err=True,
         ),
     )
-    await _tell_app(settings)
+    await _tell_app(place.config_dir)
     where = "the system keyring" if not session.keyring_warning else "memory only"
     say(f"Signed in as {email} (kept in {where}).")
     return 0
 
 
-async def _app_runs(settings: Settings) -> bool:
+async def _app_runs(config_dir: Path) -> bool:
     from colabtray.system import ipc
 
     try:
-        await ipc.request(settings.config_dir, "urls", answer_within=5)
+        await ipc.request(config_dir, "urls", answer_within=5)
     except ipc.IpcError:
         return False
     return True
 
 
-async def _tell_app(settings: Settings) -> None:
+async def _tell_app(config_dir: Path) -> None:
     """A sign-in made here: the running app (if any) reads the accounts again at once."""
     from colabtray.system import ipc
 
     try:
-        await ipc.request(settings.config_dir, "signin", {"how": "reload"}, answer_within=10)
+        await ipc.request(config_dir, "signin", {"how": "reload"}, answer_within=10)
     except ipc.IpcError as exc:
         if not isinstance(exc, ipc.NotRunningError):
             log.info("could not tell colabtray about the sign-in: %s", exc.message)
 
 
-async def _signin_adc(settings: Settings, *, demo: bool) -> int:
+async def _signin_adc(place: Place, *, demo: bool) -> int:
     """Sign in with the ADC file; without one, offer to have gcloud make it."""
+    from colabtray.auth.adc import adc_file
+
     path = adc_file()
     if path is None:
-        command = adc_login_command(settings.oauth_scopes)
+        import asyncio
+        import subprocess
+
+        from colabtray.auth.gcloud import adc_login_command, find_gcloud
+
+        command = adc_login_command(place.settings().oauth_scopes)
         shown = " ".join(command)
         if not (sys.stdin.isatty() and find_gcloud()):
             say(
@@ -638,18 +751,18 @@ async def _signin_adc(settings: Settings, *, demo: bool) -> int:
         path = adc_file()
         if done.returncode != 0 or path is None:
             raise errors.ColabError("gcloud did not make Application Default Credentials.")
-    reply = await _command(settings, "signin", {"how": "adc", "path": str(path)}, demo=demo)
+    reply = await _command(place, "signin", {"how": "adc", "path": str(path)}, demo=demo)
     say(f"Signed in as {reply['email']} with the Application Default Credentials in {path}.")
     return 0
 
 
-async def _cp(args: argparse.Namespace, settings: Settings) -> int:
+async def _cp(args: argparse.Namespace, place: Place) -> int:
     """Files both ways between this machine and a runtime (colabtray.tools.copy)."""
-    settings = await _trusting_as_the_app(settings)
+    settings = await _trusting_as_the_app(place)
     from colabtray.tools.copy import CopyUsageError, copy
 
     async def ask(name: str, request: dict[str, Any]) -> dict[str, Any]:
-        return await _command(settings, name, request, demo=args.demo)
+        return await _command(place, name, request, demo=args.demo)
 
     try:
         await copy(settings, args.source, args.destination, recursive=args.recursive, ask=ask)
@@ -659,13 +772,14 @@ async def _cp(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _trusting_as_the_app(settings: Settings) -> Settings:
+async def _trusting_as_the_app(place: Place) -> Settings:
     """The settings a tool reaches a runtime with: the running app's extra certificate
     authorities, if it has any (the demo's runtimes), as the tool acts for it."""
     from colabtray.system import ipc
 
+    settings = place.settings()
     try:
-        reply = await ipc.request(settings.config_dir, "trust", answer_within=10)
+        reply = await ipc.request(place.config_dir, "trust", answer_within=10)
     except ipc.IpcError:  # no app (the tool then asks a core made here), or an older one
         return settings
     ca_file = reply.get("ca_file")
@@ -674,24 +788,24 @@ async def _trusting_as_the_app(settings: Settings) -> Settings:
     return settings.model_copy(update={"ca_file": Path(ca_file)})
 
 
-async def _shell(args: argparse.Namespace, settings: Settings) -> int:
+async def _shell(args: argparse.Namespace, place: Place) -> int:
     """This terminal connected to a shell on a runtime (colabtray.tools.terminal)."""
-    settings = await _trusting_as_the_app(settings)
+    settings = await _trusting_as_the_app(place)
     from colabtray.tools import terminal
 
-    return await terminal.shell(settings, args.runtime, _asker(args, settings))
+    return await terminal.shell(settings, args.runtime, _asker(args, place))
 
 
-def _asker(args: argparse.Namespace, settings: Settings) -> Any:
+def _asker(args: argparse.Namespace, place: Place) -> Any:
     async def ask(name: str, request: dict[str, Any]) -> dict[str, Any]:
-        return await _command(settings, name, request, demo=args.demo)
+        return await _command(place, name, request, demo=args.demo)
 
     return ask
 
 
-async def _ssh(args: argparse.Namespace, settings: Settings) -> int:
+async def _ssh(args: argparse.Namespace, place: Place) -> int:
     """The system's ssh to a runtime (colabtray.tools.ssh)."""
-    settings = await _trusting_as_the_app(settings)
+    settings = await _trusting_as_the_app(place)
     from colabtray.tools import ssh
 
     return await ssh.ssh(
@@ -699,29 +813,29 @@ async def _ssh(args: argparse.Namespace, settings: Settings) -> int:
         args.runtime,
         args.identity,
         args.remote_command,
-        _asker(args, settings),
+        _asker(args, place),
         demo=args.demo,
     )
 
 
-async def _ssh_proxy(args: argparse.Namespace, settings: Settings) -> int:
+async def _ssh_proxy(args: argparse.Namespace, place: Place) -> int:
     """ssh's ProxyCommand: stdout is the SSH stream, so logs go to stderr only with -v."""
-    settings = await _trusting_as_the_app(settings)
+    settings = await _trusting_as_the_app(place)
     from colabtray.tools import ssh
 
     if not args.verbose:
         for handler in logging.getLogger().handlers:
             if getattr(handler, "stream", None) is sys.stderr:
                 handler.setLevel(logging.CRITICAL + 1)
-    return await ssh.proxy(settings, args.runtime, args.identity, _asker(args, settings))
+    return await ssh.proxy(settings, args.runtime, args.identity, _asker(args, place))
 
 
-async def _ssh_config(args: argparse.Namespace, settings: Settings) -> int:
+async def _ssh_config(args: argparse.Namespace, place: Place) -> int:
     """Host entries for every runtime, in a file of their own."""
     from colabtray.tools import ssh
 
     path, include, added, problem = await ssh.ssh_config(
-        settings, args.identity, _asker(args, settings), add=args.add_include, demo=args.demo
+        place.settings(), args.identity, _asker(args, place), add=args.add_include, demo=args.demo
     )
     say(f"Wrote {path}: one Host entry per runtime (ssh colab-NAME), kept up to date.")
     if added:
@@ -735,9 +849,12 @@ async def _ssh_config(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _doctor(args: argparse.Namespace, settings: Settings) -> int:
+async def _doctor(args: argparse.Namespace, place: Place) -> int:
     from colabtray import doctor
+    from colabtray.auth.identities import ReadyToken
+    from colabtray.auth.userinfo import fetch_email
 
+    settings = place.settings()
     ready = ReadyToken(settings.access_token.get_secret_value()) if settings.access_token else None
     if ready is not None:
         try:
@@ -753,9 +870,9 @@ async def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     return doctor.exit_status(checks)
 
 
-async def _signout(args: argparse.Namespace, settings: Settings) -> int:
+async def _signout(args: argparse.Namespace, place: Place) -> int:
     reply = await _command(
-        settings, "signout", {"account": args.account, "all": args.all}, demo=args.demo
+        place, "signout", {"account": args.account, "all": args.all}, demo=args.demo
     )
     for email, note in reply["signed_out"]:
         say(f"Signed out {email}." + (f" {note}" if note else ""))

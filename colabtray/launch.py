@@ -18,10 +18,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import platformdirs
-
 from colabtray import hints
-from colabtray.system.instance import InstanceError, InstanceLock
+from colabtray.system.dirs import app_dir
 from colabtray.text import say
 
 if TYPE_CHECKING:
@@ -65,22 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return cli_main(args)
 
 
-def _base_dir(kind: str) -> Path:
-    """``config``, ``state`` or ``log`` directory, as :class:`colabtray.settings.Settings`
-    finds it (read here without pydantic, which is slow to import)."""
-    found = os.environ.get(f"COLABTRAY_{kind.upper()}_DIR")
-    if found:
-        return Path(found)
-    return Path(getattr(platformdirs, f"user_{kind}_dir")("colabtray"))
-
-
 def run_app(
     *, demo: bool = False, headless: bool = False, verbose: bool = False, at_login: bool = False
 ) -> int:
     """Run the tray (or, headless, the core alone) until quit; returns the exit status."""
+    from colabtray.system.instance import InstanceError, InstanceLock
     from colabtray.system.logs import configure_logging
 
-    config_dir, state_dir, log_dir = _base_dir("config"), _base_dir("state"), _base_dir("log")
+    config_dir, state_dir, log_dir = app_dir("config"), app_dir("state"), app_dir("log")
     if demo:  # the demo's own: the user's accounts and runtime names stay untouched
         config_dir, state_dir, log_dir = (d / "demo" for d in (config_dir, state_dir, log_dir))
     configure_logging(verbose, log_dir)

@@ -37,9 +37,7 @@ from pydantic import (
     SecretStr,
 )
 
-CPU, GPU, TPU = "CPU", "GPU", "TPU"
-STANDARD, HIGH_MEM = "standard", "high-mem"
-FREE, PRO, PRO_PLUS = "free", "pro", "pro_plus"
+from colabtray.colab.kinds import CPU, FREE, GPU, HIGH_MEM, PRO, PRO_PLUS, STANDARD, TPU
 
 DEFAULT_TOKEN_TTL = 3600.0
 

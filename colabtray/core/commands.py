@@ -57,37 +57,14 @@ if TYPE_CHECKING:
 BRIDGED_WITHIN = 10.0
 # How ``new``'s caller (the CLI) asks for the alternatives when the one asked for is not free.
 FALLBACK_HINT = "try --fallback"
-# How long a command may take in the running app before the CLI gives up waiting (seconds):
-# an assignment waits for Colab, a sign-in for the person at the browser.
-SLOW_COMMAND = 300.0
 
 
-class DemoNotRunningError(Exception):
-    """A ``--demo`` command found no running demo (it never falls back to the real account)."""
-
-
-async def carry_out(
-    settings: Settings,
-    name: str,
-    args: dict[str, Any],
-    *,
-    demo: bool = False,
-    within: float = SLOW_COMMAND,
-    cores: list[Any] | None = None,
+async def carry_out_here(
+    settings: Settings, name: str, args: dict[str, Any], *, cores: list[Any] | None = None
 ) -> dict[str, Any]:
-    """Carry out a control command: in the running app if there is one (so the tray, its
-    bridge and the CLI agree at once), else on a core made for this one call; with ``demo``
-    only in the running demo app (DemoNotRunningError otherwise). ``cores`` collects the
-    sessions of cores made here (whether the keyring was usable is known afterwards)."""
-    from colabtray.system import ipc
-
-    try:
-        return await ipc.request(settings.config_dir, name, args, answer_within=within)
-    except ipc.NotRunningError:
-        if demo:
-            raise DemoNotRunningError() from None
-    except ipc.IpcError as exc:
-        raise errors.ColabError(exc.message) from None
+    """Carry out a control command on a core made for this one call: the CLI's, when no app
+    runs (it asks the running app first). ``cores`` collects the sessions of cores made here
+    (whether the keyring was usable is known afterwards)."""
     from colabtray.core.app import Core
 
     core = Core(settings)

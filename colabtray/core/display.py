@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from colabtray.colab.models import FREE, PRO, PRO_PLUS, ComputeUnits, Resources, Runtime
+from colabtray.colab.kinds import plan_line as plan_line  # its home; imported from here too
+from colabtray.colab.models import ComputeUnits, Resources, Runtime
 from colabtray.core.keepalive import Keeping, Verdict, Why
 from colabtray.core.naming import kind_label, shape_label
 from colabtray.text import printable
@@ -161,17 +162,6 @@ def resource_lines(resources: Resources) -> list[str]:
         where = f" [ {label} ]" if label and label != "kernel" else ""
         lines.append(f"Disk{where}: {_gb(fs.used_bytes)} / {_gb(fs.total_bytes)} GB")
     return lines
-
-
-_PLAN_NAMES = {FREE: "free (no subscription)", PRO: "Pro", PRO_PLUS: "Pro+"}
-
-
-def plan_line(tier: str | None) -> str:
-    """The account's Colab plan as Colab named it: what High-RAM depends on, so the person
-    sees why it is (not) offered. Never derived from the compute-unit balance."""
-    if tier is None:
-        return "Plan unknown: Colab names it when a runtime is assigned."
-    return f"Colab plan: {_PLAN_NAMES.get(tier, tier)}"
 
 
 def duration(hours: float) -> str:

@@ -10,23 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from colabtray.colab.models import CPU, HIGH_MEM, Runtime, is_one_line
+from colabtray.colab.kinds import kind_label as kind_label  # its home; imported from here too
+from colabtray.colab.kinds import shape_label as shape_label
+from colabtray.colab.models import Runtime, is_one_line
 from colabtray.core.jsonfile import read_json, write_json
-
-# TPU model names as Colab's web UI shows them.
-_TPU_LABELS = {"V28": "v2-8", "V5E1": "v5e", "V6E1": "v6e"}
-
-
-def kind_label(variant: str, accelerator: str | None) -> str:
-    """What the runtime is, accelerator first: "T4 GPU", "v5e TPU", "CPU"."""
-    if variant == CPU or not accelerator:
-        return variant if variant != CPU else "CPU"
-    model = _TPU_LABELS.get(accelerator, accelerator) if variant == "TPU" else accelerator
-    return f"{model} {variant}"
-
-
-def shape_label(shape: str) -> str:
-    return "High-RAM" if shape == HIGH_MEM else "Standard"
 
 
 def _numbered(base: str, taken: set[str]) -> str:

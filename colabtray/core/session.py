@@ -15,7 +15,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,7 @@ from colabtray.auth.identities import (
     Source,
     Token,
 )
+from colabtray.auth.state import AccountState as AccountState  # its home
 from colabtray.auth.tokens import SecretStore
 from colabtray.auth.userinfo import fetch_email
 from colabtray.core.jsonfile import read_json, write_json
@@ -48,11 +48,6 @@ log = logging.getLogger(__name__)
 
 # Refresh an access token this long before it expires (Google's own clients use 5 minutes).
 REFRESH_AHEAD_SECONDS = 300
-
-
-class AccountState(StrEnum):
-    SIGNED_IN = "signed-in"
-    NEEDS_SIGN_IN = "needs-sign-in"  # listed, but it gives no tokens until the person acts
 
 
 @dataclass(frozen=True)

@@ -39,3 +39,17 @@ def tighten_dir(path: Path) -> None:
         return
     if stat.S_ISDIR(info.st_mode) and info.st_uid == getuid() and info.st_mode & 0o077:
         os.chmod(path, stat.S_IMODE(info.st_mode) & PRIVATE)
+
+
+def app_dir(kind: str) -> Path:
+    """colabtray's ``config``, ``state`` or ``log`` directory as the settings have it:
+    ``COLABTRAY_<KIND>_DIR`` (its name in any case), else the platform's. Only the environment
+    sets these, never the settings file, so they are known without loading the settings
+    (pydantic, slow to import)."""
+    wanted = f"colabtray_{kind}_dir"
+    found = next((v for k, v in os.environ.items() if k.lower() == wanted and v), None)
+    if found:
+        return Path(found)
+    import platformdirs
+
+    return Path(getattr(platformdirs, f"user_{kind}_dir")("colabtray"))

@@ -49,7 +49,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from colabtray.core.jsonfile import read_json, write_atomically
 from colabtray.errors import UserError
 from colabtray.listen.connections import ConnectionGuard
 from colabtray.system.instance import (
@@ -146,6 +145,8 @@ class ControlServer:
             )
             self.path.chmod(0o600)
         else:
+            from colabtray.core.jsonfile import write_atomically  # the server's side only
+
             self._server = await loop.create_server(self._guard.protocols(protocol), "127.0.0.1", 0)
             self._secret = secrets.token_urlsafe(32)
             port = self._server.sockets[0].getsockname()[1]
@@ -455,8 +456,11 @@ async def _prove(
 
 def _address(path: Path) -> tuple[int, str]:
     """The port and secret in the instance's file; FileNotFoundError if there is none usable
-    (the instance is starting)."""
-    data = read_json(path)
+    (the instance is starting; written atomically, it is never half there)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise FileNotFoundError(path) from None
     if not isinstance(data, dict):
         raise FileNotFoundError(path)
     port, secret = data.get("port"), data.get("secret")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-from tests.fixtures.colab import cli_env, run_cli
+from tests.fixtures.colab import cli_env, headless_app, run_cli
 from tests.fixtures.emulator import Emulator
 
 
@@ -126,3 +129,34 @@ def test_open_prints_colabs_page_for_the_runtime_and_opens_it_with_browser(
 
     missing = run_cli(env, "open", "K80 GPU")
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1, missing.stderr
+
+
+def test_a_command_the_running_app_answers_loads_nothing_heavy(
+    headless_env: dict[str, str],
+) -> None:
+    """`colabtray status` answered by a running app goes through the control channel alone:
+    none of pydantic, httpx2, aiohttp, the settings or the core is imported (issue 25 item 10;
+    benchmarks/commands.py measures the time)."""
+    from tests.unit.test_imports import LOADED_HEAVY
+
+    status = f"from colabtray.launch import main\nassert main(['status']) == 0\n{LOADED_HEAVY}"
+    with headless_app(headless_env):
+        _wait_for_the_app(headless_env)
+        done = subprocess.run(
+            [sys.executable, "-c", status],
+            env=headless_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
+def _wait_for_the_app(env: dict[str, str], within: float = 60) -> None:
+    """Until the running app answers on its control channel (``url`` has no other way)."""
+    deadline = time.monotonic() + within
+    while "is not running" in run_cli(env, "url", "no such runtime").stderr:
+        assert time.monotonic() < deadline, "the app did not answer"
+        time.sleep(0.2)

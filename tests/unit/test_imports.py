@@ -42,3 +42,26 @@ def test_the_module_imports_on_its_own(module: str) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[-1] == "[]", "importing it set up logging"
+
+
+# What a command the running app carries out must not load (issue 25 item 10: each costs tens
+# of milliseconds at every `colabtray status`, and ssh's ProxyCommand runs per connection).
+HEAVY = ("pydantic", "httpx2", "aiohttp", "colabtray.core", "colabtray.settings")
+
+LOADED_HEAVY = f"""
+import sys
+print(sorted({{m for m in sys.modules for h in {HEAVY!r} if m == h or m.startswith(h + ".")}}))
+"""
+
+
+def test_importing_the_cli_loads_nothing_heavy() -> None:
+    """`import colabtray.cli` (as `colabtray --version` and every command do) loads none of
+    pydantic, httpx2, aiohttp, the settings or the core: each command imports its own needs."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"import colabtray.cli\n{LOADED_HEAVY}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.splitlines()[-1] == "[]"
