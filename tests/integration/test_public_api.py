@@ -4,6 +4,8 @@ where Google lets the OAuth client in (issue 24). Runtimes are real Jupyter serv
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,6 +152,16 @@ def test_the_app_the_cli_the_bridge_and_the_tools_on_the_public_api(
         assert copied.returncode == 0, copied.stderr
         endpoint = runtime["endpoint"]
         assert (content_dir(allowed, endpoint) / "data.csv").read_text() == "a,b\n1,2\n"
+        shell = subprocess.run(
+            [sys.executable, "-m", "colabtray", "shell", name],
+            input="echo lines=$(wc -l < data.csv)\n",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert shell.returncode == 0 and "lines=2" in shell.stdout, shell.stderr
         removed = run_cli(env, "remove", name)
         assert removed.returncode == 0, removed.stderr
         wait_for(lambda: not allowed.state()["runtimes"], 30)
