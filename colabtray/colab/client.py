@@ -266,7 +266,10 @@ class ColabClient:
         """Tell Colab the runtime is in use.
 
         A read timeout counts as success: the front end records the ping when the request
-        arrives and often never answers (docs/protocol.md §7). 404 raises RuntimeGoneError.
+        arrives and often never answers (docs/protocol.md §7). Any other failure to get an
+        answer (5xx, 429, a connect timeout, a broken connection) is tried again with backoff,
+        as the other idempotent calls are; a refusal (401, 403, 404) is not. 404 raises
+        RuntimeGoneError.
         """
         timeout = self._settings.keepalive_timeout
         try:
@@ -278,12 +281,16 @@ class ColabClient:
                 what=f"keeping runtime {endpoint} alive",
                 status_errors={404: lambda _: errors.RuntimeGoneError(endpoint)},
                 expect_json=False,
-                retry=False,
                 request_timeout=httpx2.Timeout(timeout, connect=timeout),
                 read_timeout_ok=True,
             )
         except _ReadTimedOut:
             log.debug("keep-alive for %s timed out reading; counted as sent", endpoint)
+
+    async def tokens_come_with_listing(self) -> bool:
+        """Whether a listing gives every runtime a fresh proxy token (``/tun/m``'s does), so
+        one listing renews them all; else :meth:`refresh_proxy_token` asks for one runtime's."""
+        return self._settings.listing_api != "gapi" and not await self._public_api()
 
     async def refresh_proxy_token(self, endpoint: str) -> RuntimeProxyInfo:
         """A fresh runtime proxy token (and URL); RuntimeGoneError if the runtime is gone."""

@@ -15,7 +15,9 @@ so a runtime made in a browser tab since closed is not kept for an hour on nobod
 An idle runtime's user is asked once: Keep running (extend and ping), Disconnect now
 (unassign), or no answer within the prompt window, which lets Colab reclaim it (no more pings
 until evidence is seen again). Runtimes whose kernels cannot be read are neither pinged on a
-guess nor prompted about; they are retried next tick.
+guess nor prompted about; they are retried next tick. A ping that does not get through (5xx,
+a timeout, a broken connection) is tried again within the tick, with the client's backoff; one
+Colab refuses (401, 403, 404) is not, and two refusals in a row are told once.
 """
 
 from __future__ import annotations

@@ -16,13 +16,15 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from colabtray.auth.errors import InvalidGrantError, NotSignedInError
 from colabtray.colab import errors
 from colabtray.colab.client import ColabClient
-from colabtray.colab.models import ComputeUnits, Eligibility, Runtime
+from colabtray.colab.models import ComputeUnits, Eligibility, Runtime, RuntimeProxyInfo
 from colabtray.core.listeners import Listeners
 from colabtray.core.naming import RuntimeNames
+from colabtray.system import tasks
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +154,8 @@ class RuntimeRegistry:
         self._removing: set[str] = set()
         self._refresh_lock = asyncio.Lock()
         self._token_locks: dict[str, asyncio.Lock] = {}
+        self._renewal: asyncio.Task[dict[str, Runtime]] | None = None  # a listing for tokens
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
         self._listed_at = -math.inf  # time.monotonic() of the last listing that succeeded
 
@@ -341,7 +345,7 @@ class RuntimeRegistry:
             if not force and runtime.proxy is not None and not runtime.proxy.expires_within(ahead):
                 return runtime
             try:
-                proxy = await self._client.refresh_proxy_token(endpoint)
+                proxy = await self._renewed_token(endpoint, force=force)
             except errors.RuntimeGoneError:
                 self.forget(endpoint)
                 raise
@@ -349,6 +353,36 @@ class RuntimeRegistry:
             if endpoint in self.state.runtimes:
                 self.state.runtimes[endpoint] = refreshed
             return refreshed
+
+    async def _renewed_token(self, endpoint: str, *, force: bool) -> RuntimeProxyInfo:
+        """A new proxy token for the runtime. A /tun/m listing mints one for every runtime, so
+        renewals due at the same time share one listing (a forced one, after the runtime
+        refused its token, sends its own) and it renews every runtime known; elsewhere (the
+        public API's GetRuntime, GAPI's token call) each runtime is asked for alone."""
+        if not await self._client.tokens_come_with_listing():
+            return await self._client.refresh_proxy_token(endpoint)
+        renewal = self._renewal
+        joined = not force and renewal is not None and not renewal.done()
+        if renewal is None or not joined:
+            renewal = self._renewal = tasks.held(
+                self._tasks, asyncio.create_task(self._renew_all(), name="token renewal")
+            )
+        listed = (await asyncio.shield(renewal)).get(endpoint)
+        if listed is None and joined:  # that listing may predate the runtime: one of its own
+            return await self._renewed_token(endpoint, force=True)
+        if listed is None or listed.proxy is None:
+            raise errors.RuntimeGoneError(endpoint)
+        return listed.proxy
+
+    async def _renew_all(self) -> dict[str, Runtime]:
+        """One listing; every known runtime takes its new token (before any caller resumes, so
+        none lists again for a token already renewed)."""
+        listed = {runtime.endpoint: runtime for runtime in await self._client.list_assignments()}
+        for endpoint, runtime in list(self.state.runtimes.items()):
+            fresh = listed.get(endpoint)
+            if fresh is not None and fresh.proxy is not None:
+                self.state.runtimes[endpoint] = runtime.with_proxy(fresh.proxy)
+        return listed
 
     def forget(self, endpoint: str) -> None:
         """The runtime is known to be gone (a 404 from keep-alive, say)."""
@@ -388,6 +422,7 @@ class RuntimeRegistry:
         self._created_here.clear()
         self._removing.clear()
         self._token_locks.clear()
+        self._renewal = None
         self._emit(StateChanged())
 
     def _emit(self, event: Event) -> None:

@@ -164,6 +164,9 @@ async def test_keep_alive_wire_shape_and_outcomes(scripted: ScriptedServer):
             await client.keep_alive("gone")
     (ping,) = scripted.of("GET", "/tun/m/m-s-1/keep-alive/")
     assert ping.headers["X-Colab-Tunnel"] == "Google" and ping.query == {"authuser": "0"}
+    # Neither a ping counted as sent nor a refused one is sent again.
+    assert len(scripted.of("GET", "/tun/m/slow/keep-alive/")) == 1
+    assert len(scripted.of("GET", "/tun/m/gone/keep-alive/")) == 1
 
 
 async def test_keep_alive_to_a_closed_port_is_an_error_not_a_success():
