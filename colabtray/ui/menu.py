@@ -377,6 +377,7 @@ class TrayMenu:
             submenu.insertAction(anchor, action)
             new.append(action)
         build.figures[endpoint] = (submenu, anchor, new)
+        _keep_on_screen(submenu)
 
     def forget_figures(self, endpoints: set[str]) -> None:
         """Drop figures of runtimes that are gone."""
@@ -481,3 +482,16 @@ def _label(text: str) -> str:
     """``text`` as a menu entry shows it: escaped, with ``&`` literal (Qt reads ``&x`` as a
     keyboard shortcut)."""
     return printable(text).replace("&", "&&")
+
+
+def _keep_on_screen(menu: QMenu) -> None:
+    """An open menu that grew (its figures came in) is moved up as far as it needs to stay on
+    its screen: Qt places a menu when it opens and leaves it there, so its last entries (such as
+    "Disconnect runtime…") could end up below the screen's edge."""
+    if not menu.isVisible():
+        return
+    menu.adjustSize()
+    screen = menu.screen().availableGeometry()
+    place = menu.geometry()
+    if place.bottom() > screen.bottom():
+        menu.move(place.x(), max(screen.top(), screen.bottom() - place.height() + 1))

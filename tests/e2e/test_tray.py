@@ -334,7 +334,13 @@ def test_the_tray_end_to_end(emulator: Emulator, start_app, dunst: Dunst, tmp_pa
     # The copied URL runs a cell (the bridge to the runtime's HTTPS proxy).
     assert asyncio.run(print_6_times_7(bridged)) == "42\n"
 
-    # "Disconnect runtime…" asks first; the confirmation's Disconnect removes it.
+    # "Disconnect runtime…" asks first; the confirmation's Disconnect removes it. Where it is
+    # is read again: the submenu grew when its figures came in and moved to stay on screen
+    # (it was left reaching below the screen's edge, Disconnect out of reach).
+    menu = app.wait_menu(
+        lambda m: any(i["text"].startswith("T4") and i.get("open") for i in runtime_items(m))
+    )
+    t4 = next(i for i in runtime_items(menu) if i["text"].startswith("T4"))
     disconnect = item(t4["submenu"], "disconnect")
     click(disconnect["at"])
     box = xdotool("search", "--sync", "--onlyvisible", "--name", "Disconnect runtime")
