@@ -77,7 +77,8 @@ class Place:
 
 
 class _Version(argparse.Action):
-    """``--version``: the installed version, read only when asked (importlib.metadata)."""
+    """``--version``: colabtray's version on stdout, as argparse's own version action prints
+    it (``colabtray.__version__``: importlib.metadata would cost a start ~10 ms)."""
 
     def __init__(self, option_strings: list[str], dest: str, help: str) -> None:
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
@@ -85,7 +86,8 @@ class _Version(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
         from colabtray import __version__
 
-        parser.exit(message=f"colabtray {__version__}\n")
+        print(f"colabtray {__version__}")
+        parser.exit()
 
 
 RUNTIME_HELP = 'the runtime: its name as colabtray status shows it ("T4 GPU"), or its endpoint'

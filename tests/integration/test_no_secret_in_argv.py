@@ -295,8 +295,10 @@ COVERED = {
     ("colabtray.core.autostart", "_run_checked"): "autostart: paths, on macOS and Windows",
     # A browser is given a web page to show: Google's sign-in page (its one-use `state` and
     # PKCE challenge; the verifier stays in memory) or a consent page; never a bridge URL.
-    ("colabtray.cli", "_open_in_browser"): "Google's sign-in page",
-    ("colabtray.cli", "_open"): "Colab's page for a runtime: its endpoint, no token",
+    ("colabtray.cli", "_browser"): (
+        "Google's sign-in page (its one-use state and PKCE challenge, never the verifier) and "
+        "Colab's page for a runtime (its endpoint, no token)"
+    ),
     ("colabtray.core.commands", "signin"): "Google's sign-in page",
     ("colabtray.ui.tray", "__init__"): "Google's sign-in page",
     ("colabtray.bridge.service", "__init__"): "Google's consent page, as Colab names it",
