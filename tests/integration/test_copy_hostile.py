@@ -28,8 +28,7 @@ from hypothesis import strategies as st
 from colabtray.errors import UserError
 from colabtray.settings import Settings, load_settings
 from colabtray.text import printable
-from colabtray.tools import copy as copy_module
-from colabtray.tools import listing
+from colabtray.tools import listing, runtime_files
 from colabtray.tools.copy import copy
 
 DATA = b"hostile\n"  # every file the stand-in serves
@@ -332,7 +331,7 @@ def test_a_listing_too_large_to_hold_is_refused(
     tmp_path: Path, config: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Read up to a bound, never whole: here 1 MiB (64 MiB in use) against a 2 MB listing."""
-    monkeypatch.setattr(copy_module, "ANSWER_LIMIT", 1024 * 1024)
+    monkeypatch.setattr(runtime_files, "ANSWER_LIMIT", 1024 * 1024)
     huge = folder(*(file(f"{n:06d}-{'x' * 40}") for n in range(20_000)))
     error, _contents = asyncio.run(copy_folder(config, [huge], tmp_path))
     assert error is not None
