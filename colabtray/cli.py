@@ -10,7 +10,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -346,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     place = Place(demo=args.demo)
     configure_logging(args.verbose, place.dirs["log_dir"])
-    handlers: dict[str, Callable[[argparse.Namespace, Place], Awaitable[int]]] = {
+    handlers: dict[str, Callable[[argparse.Namespace, Place], Coroutine[Any, Any, int]]] = {
         "signin": _signin,
         "signout": _signout,
         "status": _status,

@@ -128,7 +128,7 @@ def memory_secrets(service: str = "colabtray") -> SecretStore:
     from colabtray.auth.tokens import SecretStore
 
     class MemoryKeyring(keyring.backend.KeyringBackend):
-        priority = 1  # type: ignore[assignment]
+        priority = 1
 
         def __init__(self) -> None:
             super().__init__()

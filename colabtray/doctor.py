@@ -210,9 +210,9 @@ async def _host(name: str, url: str, settings: Settings, *, counts: bool) -> Che
     if parts.scheme == "https":
         verify = trust.verification(settings)
         context = verify if isinstance(verify, ssl.SSLContext) else ssl.create_default_context()
-    problem = await _connect(host, port, context)
-    if problem is not None:
-        return Check(name, False, problem, counts, details)
+    unreachable = await _connect(host, port, context)
+    if unreachable is not None:
+        return Check(name, False, unreachable, counts, details)
     how = "TLS verified" if context else "plain HTTP"
     return Check(name, True, f"{host}:{port} reachable ({how}, no proxy)", counts, details)
 

@@ -247,7 +247,7 @@ def load_settings(**overrides: object) -> Settings:
         log.warning("%s", problem)
     token = _FILE_VALUES.set(from_file.values)
     try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)
     finally:
         _FILE_VALUES.reset(token)
     settings._file_problems = from_file.problems

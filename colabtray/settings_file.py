@@ -17,7 +17,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -153,10 +153,7 @@ def _problem_with(name: str, value: Any, model: type[BaseModel]) -> str | None:
 
 
 def _adapter(name: str, model: type[BaseModel]) -> TypeAdapter[Any]:
-    field = model.model_fields[name]
-    if not field.metadata:
-        return TypeAdapter(field.annotation)
-    return TypeAdapter(Annotated[(field.annotation, *field.metadata)])  # type: ignore[arg-type]
+    return TypeAdapter(model.model_fields[name].rebuild_annotation())
 
 
 def _toml_value(value: Any) -> Any:

@@ -41,7 +41,7 @@ def usable(backend: keyring.backend.KeyringBackend) -> bool:
     if type(backend).__name__ == "ChainerBackend":
         return bool(getattr(backend, "backends", ()))
     try:
-        return float(backend.priority) > 0  # type: ignore[arg-type]
+        return float(backend.priority) > 0
     except Exception:
         return False
 

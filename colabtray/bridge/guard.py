@@ -132,10 +132,10 @@ def check(
         offered = True
         if same_secret(given, secret):
             return Verdict(True, by_query=True)
-    given = token_from_authorization(authorization)
-    if given is not None:
+    from_header = token_from_authorization(authorization)
+    if from_header is not None:
         offered = True
-        if same_secret(given, secret):
+        if same_secret(from_header, secret):
             return Verdict(True)
     cookies = tokens_from_cookie(cookie, port)
     if cookies:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from colabtray.bridge.discovery import Discovery
 from colabtray.bridge.kernel_messages import DRIVE_REPLY_WITHIN, Credentials
@@ -361,7 +361,7 @@ def bridge_registry(
     *,
     on_change: Callable[[], None] | None = None,
     asks: Asks | None = None,
-    **options: object,
+    **options: Any,  # Bridge's keywords
 ) -> Bridge:
     """Start a bridge that follows ``registry``; call it on the registry's loop.
 
@@ -370,8 +370,8 @@ def bridge_registry(
     ``on_change`` is called on that loop once the ports follow (URLs came or went).
     """
     loop = asyncio.get_running_loop()
-    backend = MainLoopBackend(registry, loop, asks=asks)  # type: ignore[arg-type]
-    bridge = Bridge(settings, backend, **options)  # type: ignore[arg-type]
+    backend = MainLoopBackend(registry, loop, asks=asks)
+    bridge = Bridge(settings, backend, **options)
     bridge.start()
 
     def synced(_done: object) -> None:

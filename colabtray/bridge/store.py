@@ -31,8 +31,9 @@ class AddressBook:
             for endpoint, entry in runtimes.items():
                 port = entry.get("port") if isinstance(entry, dict) else None
                 secret = entry.get("secret") if isinstance(entry, dict) else None
-                valid_port = isinstance(port, int) and 0 <= port < 65536
-                if valid_port and isinstance(secret, str) and len(secret) >= 32:
+                if not (isinstance(port, int) and 0 <= port < 65536):
+                    continue
+                if isinstance(secret, str) and len(secret) >= 32:
                     self._entries[str(endpoint)] = Address(port, secret)
 
     def get(self, endpoint: str) -> Address:

@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, SecretStr
 
 from colabtray.colab.models import (
     CPU,
@@ -81,7 +81,9 @@ class PublicRuntime(_Wire):
         """The same runtime as colabtray knows it from ``/tun/m``."""
         left = (self.connection.expire_time - datetime.now(UTC)).total_seconds()
         proxy = RuntimeProxyInfo(
-            url=self.connection.url, token=self.connection.token, ttl_seconds=max(1.0, left)
+            url=self.connection.url,
+            token=SecretStr(self.connection.token),
+            ttl_seconds=max(1.0, left),
         )
         return Runtime(
             endpoint=self.connection.endpoint,

@@ -435,7 +435,7 @@ class Core:
         """Sign out ``email`` (None: the active one) or everyone; a ready token in use is
         dropped first. Returns who was signed out, each with a note on what stayed."""
         if self.ready is not None and email is None and not everyone:
-            gone = [(self.ready.email or "the ready token", None)]
+            gone: list[tuple[str, str | None]] = [(self.ready.email or "the ready token", None)]
             self._drop_ready_token()
             return gone
         if self.ready is not None and everyone:

@@ -213,5 +213,6 @@ class SecretGate:
 
     def _record(self, key: tuple[str, str], done: Answer) -> None:
         del self._asking[key]
-        if not done.cancelled() and done.result() is not None:
-            self._decided[key] = done.result()
+        answer = None if done.cancelled() else done.result()
+        if answer is not None:
+            self._decided[key] = answer

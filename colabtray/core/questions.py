@@ -78,7 +78,11 @@ class Questions:
         self._asked[question.key] = question
         timer = loop.call_later(within, self._settle, question.key, None)
         waiting.add_done_callback(lambda _done: timer.cancel())
-        self.asker.ask(question, lambda yes: self.answer(question.key, yes))
+
+        def answered(yes: bool) -> None:
+            self.answer(question.key, yes)
+
+        self.asker.ask(question, answered)
         self._changed()
         return waiting
 

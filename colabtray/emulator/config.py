@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 from dataclasses import dataclass, field
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
 from colabtray.emulator.catalog import TIERS, Tier
 from colabtray.emulator.tokens import normalize_scopes
@@ -104,7 +104,7 @@ def _account(value: str) -> AccountSpec:
         raise argparse.ArgumentTypeError(f"{email!r} is not an e-mail address")
     if tier not in TIERS:
         raise argparse.ArgumentTypeError(f"tier must be one of {', '.join(TIERS)}")
-    return AccountSpec(email.lower(), cast(Tier, tier), _balance(balance) if balance else None)
+    return AccountSpec(email.lower(), tier, _balance(balance) if balance else None)
 
 
 def _balance(value: str) -> float:

@@ -141,9 +141,9 @@ class RuntimeSsh:
             return None
         return sshd
 
-    def _prepare(self, key: tuple[str, str]) -> tuple[Path, Path]:
-        """The runtime's sshd config (and host key, made on first use) and a file with just
-        this connection's key."""
+    def _prepare(self, key: tuple[str, str], authorized: Path) -> Path:
+        """The runtime's sshd config (and host key, made on first use); writes just this
+        connection's key to ``authorized``."""
         home = self._home
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         host_key = home / "host_ed25519_key"
@@ -160,17 +160,16 @@ class RuntimeSsh:
             config.write_text(CONFIG.format(host_key=host_key))
         if not PRIVSEP_DIR.is_dir():
             PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
-        authorized = home / f"authorized_keys.{next(self._numbers)}"
         authorized.write_text(f"{key[0]} {key[1]}\n")
         authorized.chmod(0o600)
-        return config, authorized
+        return config
 
     async def _connect(
         self, request: web.Request, sshd: str, key: tuple[str, str]
     ) -> web.StreamResponse:
-        authorized: Path | None = None
+        authorized = self._home / f"authorized_keys.{next(self._numbers)}"
         try:
-            config, authorized = await asyncio.to_thread(self._prepare, key)
+            config = await asyncio.to_thread(self._prepare, key, authorized)
             process = await asyncio.create_subprocess_exec(
                 *(sshd, "-i", "-f", str(config), "-E", str(self._home / "sshd.log")),
                 *("-o", f"AuthorizedKeysFile {authorized}"),
@@ -182,8 +181,7 @@ class RuntimeSsh:
             )
         except BaseException as exc:
             self._busy = False
-            if authorized is not None:
-                authorized.unlink(missing_ok=True)
+            authorized.unlink(missing_ok=True)
             if not isinstance(exc, OSError | ValueError | subprocess.CalledProcessError):
                 raise
             log.warning("runtime %s: sshd did not start: %s", self._runtime.endpoint, exc)

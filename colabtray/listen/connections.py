@@ -112,12 +112,10 @@ class ConnectionGuard:
     def open_connections(self) -> int:
         return len(self._open)
 
-    def protocols(
-        self, factory: Callable[[], asyncio.BaseProtocol]
-    ) -> Callable[[], asyncio.BaseProtocol]:
+    def protocols(self, factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         """``factory`` for a server call, with every connection it makes under this guard."""
 
-        def make() -> asyncio.BaseProtocol:
+        def make() -> asyncio.Protocol:
             return _Watched(factory(), self)
 
         return make
@@ -180,9 +178,7 @@ class ConnectionGuard:
     def _expire(self, connection: _Connection) -> None:
         connection.timer = None
         if connection.busy == 0 and connection.transport in self._open:
-            # abort, not close: an idle peer that reads nothing must not keep a closing
-            # connection (and its buffers) around either.
-            connection.transport.abort()
+            _abort(connection.transport)
 
     def _close_longest_idle(self) -> bool:
         idle = [c for c in self._open.values() if c.busy == 0]
@@ -193,7 +189,7 @@ class ConnectionGuard:
         oldest = min(idle, key=lambda c: (c.served, c.idle_since))
         self._open.pop(oldest.transport, None)
         _cancel(oldest)
-        oldest.transport.abort()
+        _abort(oldest.transport)
         return True
 
     def _flood_started(self) -> None:
@@ -207,6 +203,15 @@ class ConnectionGuard:
             )
 
 
+def _abort(transport: asyncio.BaseTransport) -> None:
+    """Abort, not close: an idle peer that reads nothing must not keep a closing connection
+    (and its buffers) around either. Every stream transport a server makes can."""
+    if isinstance(transport, asyncio.WriteTransport):
+        transport.abort()
+    else:
+        transport.close()
+
+
 def _cancel(connection: _Connection) -> None:
     if connection.timer is not None:
         connection.timer.cancel()
@@ -218,7 +223,7 @@ class _Watched(asyncio.Protocol):
 
     __slots__ = ("_guard", "_inner", "_refused", "_transport")
 
-    def __init__(self, inner: asyncio.BaseProtocol, guard: ConnectionGuard) -> None:
+    def __init__(self, inner: asyncio.Protocol, guard: ConnectionGuard) -> None:
         self._inner = inner
         self._guard = guard
         self._refused = False
@@ -239,12 +244,12 @@ class _Watched(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if not self._refused:
-            self._inner.data_received(data)  # type: ignore[attr-defined]
+            self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
         if self._refused:
             return None
-        return self._inner.eof_received()  # type: ignore[attr-defined, no-any-return]
+        return self._inner.eof_received()
 
     def pause_writing(self) -> None:
         if not self._refused:

@@ -479,6 +479,6 @@ def _read_reply(raw: bytes) -> dict[str, Any]:
     if not isinstance(reply, dict) or reply.get("v") != PROTOCOL_VERSION:
         raise IpcError("colabtray answered something this version cannot read; restart it.")
     if reply.get("ok") is True and isinstance(reply.get("result"), dict):
-        return reply["result"]  # type: ignore[no-any-return]
+        return reply["result"]
     error = reply.get("error")
     raise IpcError(error if isinstance(error, str) else "colabtray refused the command.")

@@ -18,13 +18,13 @@ the user only, in a directory only the user may enter.
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 import os
 import re
 import time
 from pathlib import Path
-from typing import TextIO
 
 from colabtray.system.dirs import private_dir
 from colabtray.text import printable
@@ -131,7 +131,7 @@ class Throttle(logging.Filter):
 class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """Each file it opens, the first and every one after a rollover, is 0600."""
 
-    def _open(self) -> TextIO:
+    def _open(self) -> io.TextIOWrapper:
         stream = super()._open()
         os.chmod(self.baseFilename, 0o600)
         return stream

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 from urllib.parse import urlsplit
-from urllib.request import getproxies_environment, proxy_bypass_environment
+from urllib.request import (  # type: ignore[attr-defined]  # in CPython, not in typeshed
+    getproxies_environment,
+    proxy_bypass_environment,
+)
 
 
 def environment_proxy(url: str) -> str | None:

@@ -11,6 +11,7 @@ click. It closes when the runtime is assigned.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -61,8 +62,8 @@ class NewRuntimeDialog(QDialog):
         self.plan.setObjectName("plan")
         self.plan.setWordWrap(True)
         self.choices = QWidget()
-        self.choices.setLayout(QVBoxLayout())
-        self.choices.layout().setContentsMargins(0, 0, 0, 0)
+        self._choices = QVBoxLayout(self.choices)
+        self._choices.setContentsMargins(0, 0, 0, 0)
         self.group = QButtonGroup(self)
         self.group.buttonToggled.connect(self._selection_changed)
         self.high_ram = QCheckBox("High-RAM machine")
@@ -79,7 +80,8 @@ class NewRuntimeDialog(QDialog):
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.fallbacks = QWidget()
         self.fallbacks.setObjectName("fallbacks")
-        QHBoxLayout(self.fallbacks).setContentsMargins(0, 0, 0, 0)
+        self._fallback_row = QHBoxLayout(self.fallbacks)
+        self._fallback_row.setContentsMargins(0, 0, 0, 0)
         self.fallbacks.hide()
         self.buttons = QDialogButtonBox()
         self.create_button = QPushButton("Create")
@@ -125,13 +127,12 @@ class NewRuntimeDialog(QDialog):
         self._eligibility = eligibility
         self._offers = offers(eligibility)
         self.plan.setText(plan_line(eligibility.tier))
-        layout = self.choices.layout()
         boxes: dict[str, QVBoxLayout] = {}
         for index, offer in enumerate(self._offers):
             if offer.variant not in boxes:
                 box = QGroupBox(_GROUP_TITLES.get(offer.variant, offer.variant))
                 boxes[offer.variant] = QVBoxLayout(box)
-                layout.addWidget(box)
+                self._choices.addWidget(box)
             text = offer.label if offer.available else f"{offer.label} ({offer.short_reason})"
             button = QRadioButton(text)
             button.setObjectName(f"offer:{offer.label}")
@@ -147,7 +148,10 @@ class NewRuntimeDialog(QDialog):
 
     def offer_buttons(self) -> dict[str, QRadioButton]:
         """Label → radio button (for tests and accessibility tools)."""
-        return {o.label: self.group.button(i) for i, o in enumerate(self._offers)}  # type: ignore[misc]
+        # The group holds only the offers' radio buttons (_fill).
+        return {
+            o.label: cast(QRadioButton, self.group.button(i)) for i, o in enumerate(self._offers)
+        }
 
     def fallback_buttons(self) -> dict[str, QPushButton]:
         """Label of the alternative → its "Try …" button, while alternatives are shown."""
@@ -237,7 +241,7 @@ class NewRuntimeDialog(QDialog):
             button.setObjectName(f"fallback:{label}")
             button.setAutoDefault(False)
             button.clicked.connect(lambda _=False, i=index: self._try_instead(i))
-            self.fallbacks.layout().addWidget(button)
+            self._fallback_row.addWidget(button)
             self._fallback_buttons[label] = button
         self.fallbacks.setVisible(bool(self._fallback_buttons))
 

@@ -102,7 +102,10 @@ class Notifier:
         title, body = printable(title), _as_body(printable(body))
 
         def relay(pressed: Callable[[], None]) -> Callable[[], None]:
-            return lambda: home.call_soon_threadsafe(pressed)
+            def on_home() -> None:
+                home.call_soon_threadsafe(pressed)
+
+            return on_home
 
         try:
             return await self._on_thread(

@@ -133,9 +133,9 @@ class SignInWindow(QDialog):
         found.setObjectName("found")
         found_layout = QVBoxLayout(found)
         found_layout.addWidget(self.looking)
-        for widget in (self.use_browser, self.use_gcloud, self.use_adc, self.make_adc):
-            widget.hide()
-            found_layout.addWidget(widget)
+        for button in (self.use_browser, self.use_gcloud, self.use_adc, self.make_adc):
+            button.hide()
+            found_layout.addWidget(button)
         self.adc_command.hide()
         found_layout.addWidget(self.adc_command)
 
@@ -210,7 +210,7 @@ class SignInWindow(QDialog):
         self.buttons.button(QDialogButtonBox.StandardButton.Close).setObjectName("close")
         self.buttons.rejected.connect(self.reject)
 
-        layout = QVBoxLayout(self)
+        layout = self._column = QVBoxLayout(self)
         shown = (intro, found, client, ready, self.status, self.url_box, self.problem)
         for widget in (*shown, self.buttons):
             layout.addWidget(widget)
@@ -252,7 +252,7 @@ class SignInWindow(QDialog):
     def _fit(self) -> None:
         """Be at least as tall as the lines need at this width (wrapped labels give their
         height for a width, which the layout's minimum size leaves out)."""
-        needed = self.layout().totalHeightForWidth(self.width())
+        needed = self._column.totalHeightForWidth(self.width())
         if needed > 0 and needed != self.minimumHeight():
             self.setMinimumHeight(needed)
         if self.height() < needed:

@@ -147,8 +147,8 @@ class Tray(QObject):
         self._render()
         live = self.core.endpoints()
         self.menu.forget_figures(live)
-        if self._confirming is not None and self._confirming not in live:
-            self.confirmation.close()  # type: ignore[union-attr]  # nothing left to confirm
+        if self.confirmation is not None and self._confirming not in live:
+            self.confirmation.close()  # nothing left to confirm
         self.menu.refresh_if_open()
 
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
@@ -391,7 +391,7 @@ class Tray(QObject):
         from colabtray.ui.secrets_window import SecretsWindow
 
         window = self._windows.get("secrets")
-        if window is None:
+        if not isinstance(window, SecretsWindow):
             window = SecretsWindow(self.core)
             self._windows["secrets"] = window
         window.refresh()
