@@ -48,9 +48,6 @@ class Grant:
     refresh_token: SecretStr | None
     scope: str
 
-    def expires_within(self, seconds: float) -> bool:
-        return datetime.now(UTC) + timedelta(seconds=seconds) >= self.expires_at
-
 
 class GoogleOAuth:
     """Sign-in with an OAuth client of the user's (:mod:`colabtray.auth.client_file` says

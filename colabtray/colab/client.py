@@ -78,12 +78,6 @@ class ApiChoice:
     why: str
 
 
-@dataclass(frozen=True)
-class AssignResult:
-    runtime: AssignedRuntime
-    is_new: bool
-
-
 def new_notebook_hash() -> str:
     """A fresh ``nbh``: a UUID with ``_`` for ``-``, padded with dots to 44 characters."""
     return str(uuid.uuid4()).replace("-", "_").ljust(44, ".")
@@ -186,7 +180,7 @@ class ColabClient:
         high_mem: bool = False,
         runtime_version: str | None = None,
         notebook_hash: str | None = None,
-    ) -> AssignResult:
+    ) -> AssignedRuntime:
         """Assign a runtime (GET for the XSRF ticket, then POST), or return the existing one.
 
         Raises TooManyRuntimesError (412), AcceleratorUnavailableError (503),
@@ -196,10 +190,9 @@ class ColabClient:
         what = "the new runtime"
         accelerator = accelerator.upper() if accelerator else None
         if await self._public_api():
-            runtime = await self._public.create(
+            return await self._public.create(
                 variant, accelerator, high_mem=high_mem, runtime_version=runtime_version
             )
-            return AssignResult(runtime, is_new=True)
         params = {"nbh": notebook_hash or new_notebook_hash()}
         if variant != CPU:
             params["variant"] = variant
@@ -213,7 +206,7 @@ class ColabClient:
         first = await self._backend("GET", "colab", "/tun/m/assign", params=params, what=what)
         ticket = try_parse(AssignTicket, first)
         if ticket is None:
-            return AssignResult(parse(AssignedRuntime, first, what), is_new=False)
+            return parse(AssignedRuntime, first, what)
 
         refused: dict[int, ErrorFactory] = {}
         if accelerator and accelerator != "NONE":  # Colab's 400 then means "not for you"
@@ -236,7 +229,7 @@ class ColabClient:
             raise errors.QuotaExceededError()
         if outcome == 5:
             raise errors.DenylistedError()
-        return AssignResult(parse(AssignedRuntime, reply, what), is_new=True)
+        return parse(AssignedRuntime, reply, what)
 
     async def unassign(self, endpoint: str) -> None:
         """Give the runtime back (GET for the XSRF token, then POST; DeleteRuntime on the

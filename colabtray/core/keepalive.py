@@ -133,12 +133,6 @@ class Verdict(StrEnum):
     UNKNOWN = "unknown"  # could not read the kernels
 
 
-def kernel_verdict(kernels: list[Kernel], since: datetime, now: datetime | None = None) -> Verdict:
-    """Active if any kernel is working or was active after ``since``."""
-    busy, last = kernel_use(kernels)
-    return Verdict.ACTIVE if busy or _after(last, since) else Verdict.IDLE
-
-
 def kernel_use(kernels: list[Kernel]) -> tuple[bool, datetime | None]:
     """Whether a kernel is working now, and the latest activity any kernel reports."""
     busy = any(kernel.execution_state in ACTIVE_STATES for kernel in kernels)
@@ -154,7 +148,6 @@ class _Track:
     let_go: bool = False  # the prompt went unanswered: no pings until activity returns
     verdict: Verdict = Verdict.UNKNOWN
     keeping: Keeping | None = None  # why it is (not) pinged, at the last look
-    last_ping: datetime | None = None
     refusals: int = 0  # pings Colab refused in a row
     told: bool = False  # the person was told of these refusals
 
@@ -263,8 +256,7 @@ class KeepAlive:
         except errors.ColabError as exc:
             log.info("first keep-alive for %s failed: %s", endpoint, exc.message)
         else:
-            track = self._tracks.setdefault(endpoint, _Track(first_seen=_now()))
-            track.last_ping = _now()
+            self._tracks.setdefault(endpoint, _Track(first_seen=_now()))
 
     # ---- the loop -------------------------------------------------------------------------
 
@@ -364,7 +356,6 @@ class KeepAlive:
             return
         track = self._tracks.get(endpoint)
         if track is not None:
-            track.last_ping = _now()
             track.refusals, track.told = 0, False
 
     def _refused(self, endpoint: str, error: errors.ColabError) -> None:

@@ -62,12 +62,6 @@ class RuntimeNames:
             self._save()
         return {r.endpoint: self.name_of(r) for r in runtimes}
 
-    def find(self, name_or_endpoint: str, runtimes: Iterable[Runtime]) -> Runtime | None:
-        """The runtime with that endpoint, or that name (case-insensitive)."""
-        by_endpoint = {r.endpoint: r for r in runtimes}
-        found = find_endpoint(name_or_endpoint, self.sync(by_endpoint.values()))
-        return by_endpoint.get(found) if found is not None else None
-
 
 def find_endpoint(query: str, names: Mapping[str, str]) -> str | None:
     """The endpoint ``query`` names among ``names`` (endpoint → name): an endpoint, or a

@@ -30,7 +30,6 @@ from colabtray.core.registry import (
 class Notice:
     title: str
     body: str
-    urgent: bool = False
     # What a face shows anyway (a runtime arriving or leaving, the account's state): one
     # without notifications, such as --headless, need not say it twice.
     shown_as_state: bool = False
@@ -71,13 +70,12 @@ def notice_for(event: Event) -> Notice | None:
                 f"{name} was disconnected",
                 "Colab reclaimed this runtime or it was disconnected elsewhere; "
                 "files and variables on it are gone.",
-                urgent=True,
                 shown_as_state=True,
             )
         case SignInNeeded(message=message):
-            return Notice("Sign in to Colab again", message, urgent=True, shown_as_state=True)
+            return Notice("Sign in to Colab again", message, shown_as_state=True)
         case BackendLost(message=message, untrusted=True):
-            return Notice("Colab's certificate is not trusted", message, urgent=True)
+            return Notice("Colab's certificate is not trusted", message)
         case BackendLost(message=message):
             return Notice(
                 "Colab is unreachable",
@@ -116,14 +114,12 @@ def low_units_notice(units: ComputeUnits) -> Notice:
         return Notice(
             "No compute units left",
             f"Your runtimes use {rate:.2f} compute units an hour and none are left. {advice}",
-            urgent=True,
             action=BUY_UNITS,
         )
     return Notice(
         "Compute units running low",
         f"{left:.2f} compute units left; your runtimes use {rate:.2f} an hour, so they last "
         f"{duration(left / rate)}. {advice}",
-        urgent=True,
         action=BUY_UNITS,
     )
 
@@ -137,7 +133,6 @@ def pings_refused_notice(refused: PingsRefused) -> Notice:
             f"{name} is gone from Colab",
             f"Colab answered keep-alive for {name} twice with HTTP 404: it no longer has this "
             "runtime. Save nothing more there; make a new runtime.",
-            urgent=True,
         )
     if isinstance(error, errors.SignedOutError):
         why = "HTTP 401: Google no longer accepts this sign-in"
@@ -155,5 +150,4 @@ def pings_refused_notice(refused: PingsRefused) -> Notice:
         f"{name} is not being kept alive",
         f"Colab refused keep-alive for {name} twice ({why}), so it will reclaim the runtime "
         f"within minutes. {act}.",
-        urgent=True,
     )

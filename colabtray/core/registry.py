@@ -289,10 +289,9 @@ class RuntimeRegistry:
         runtime_version: str | None = None,
     ) -> tuple[str, Runtime]:
         """Assign a runtime and list again; typed errors reach the caller as they are."""
-        result = await self._client.assign(
+        runtime = await self._client.assign(
             variant, accelerator, high_mem=high_mem, runtime_version=runtime_version
         )
-        runtime = result.runtime
         self.learn_plan(runtime.subscription_tier)
         self._created_here.add(runtime.endpoint)
         await self.refresh()

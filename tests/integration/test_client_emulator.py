@@ -23,9 +23,8 @@ from tests.fixtures.kernel import execute
 async def test_a_runtime_made_by_the_client_runs_code_only_with_its_token(
     emu_client: ColabClient,
 ):
-    result = await emu_client.assign(GPU, "T4")
-    runtime = result.runtime
-    assert result.is_new and (runtime.variant, runtime.accelerator) == (GPU, "T4")
+    runtime = await emu_client.assign(GPU, "T4")
+    assert (runtime.variant, runtime.accelerator) == (GPU, "T4")
     assert runtime.proxy.url.startswith("http://127.0.0.1:")
     token = runtime.proxy.token.get_secret_value()
 
@@ -47,8 +46,8 @@ async def test_a_runtime_made_by_the_client_runs_code_only_with_its_token(
 
 
 async def test_listing_refresh_keepalive_resources_and_unassign(emu_client: ColabClient):
-    cpu = (await emu_client.assign()).runtime
-    tpu = (await emu_client.assign(TPU, "V5E1", high_mem=True)).runtime
+    cpu = await emu_client.assign()
+    tpu = await emu_client.assign(TPU, "V5E1", high_mem=True)
     listed = {r.endpoint: r for r in await emu_client.list_assignments()}
     assert set(listed) == {cpu.endpoint, tpu.endpoint}
     assert (listed[cpu.endpoint].variant, listed[cpu.endpoint].shape) == (CPU, STANDARD)
@@ -76,7 +75,7 @@ async def test_listing_refresh_keepalive_resources_and_unassign(emu_client: Cola
 async def test_the_gapi_forms_read_the_same(emulator: Emulator, tmp_path: Path):
     settings = settings_for(emulator, tmp_path, listing_api="gapi", account_api="gapi")
     async with ColabClient(settings, ReadyToken(emulator.access_token)) as client:
-        runtime = (await client.assign(GPU, "A100", high_mem=True)).runtime
+        runtime = await client.assign(GPU, "A100", high_mem=True)
         (listed,) = await client.list_assignments()
         assert (listed.endpoint, listed.accelerator, listed.shape) == (
             runtime.endpoint,
@@ -140,7 +139,7 @@ async def test_an_outage_is_backend_unavailable_and_passes(emulator: Emulator, t
 
 async def test_the_wire_carries_what_google_expects(emulator: Emulator, emu_client: ColabClient):
     emulator.admin("DELETE", "requests")
-    runtime = (await emu_client.assign(GPU, "T4")).runtime
+    runtime = await emu_client.assign(GPU, "T4")
     await emu_client.keep_alive(runtime.endpoint)
     await emu_client.list_assignments()
     logged = emulator.admin("GET", "requests")["requests"]

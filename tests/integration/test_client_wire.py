@@ -64,8 +64,8 @@ async def test_assign_sends_get_then_post_with_the_xsrf_token(scripted: Scripted
     scripted.xssi("GET", "/tun/m/assign", ticket())
     scripted.xssi("POST", "/tun/m/assign", ASSIGNED_T4)
     async with make_client(scripted) as client:
-        result = await client.assign(GPU, "t4")
-    assert result.is_new and result.runtime.endpoint == "gpu-t4-s-1"
+        runtime = await client.assign(GPU, "t4")
+    assert runtime.endpoint == "gpu-t4-s-1"
     (get,) = scripted.of("GET", "/tun/m/assign")
     (post,) = scripted.of("POST", "/tun/m/assign")
     assert get.query == post.query
@@ -97,8 +97,8 @@ async def test_assign_cpu_sends_no_variant_and_high_mem_rules(scripted: Scripted
 async def test_assign_returns_an_existing_assignment_without_a_post(scripted: ScriptedServer):
     scripted.xssi("GET", "/tun/m/assign", ASSIGNED_T4)
     async with make_client(scripted) as client:
-        result = await client.assign(GPU, "T4", notebook_hash=new_notebook_hash())
-    assert not result.is_new and result.runtime.accelerator == "T4"
+        runtime = await client.assign(GPU, "T4", notebook_hash=new_notebook_hash())
+    assert runtime.accelerator == "T4"
     assert scripted.of("POST", "/tun/m/assign") == []
 
 

@@ -379,7 +379,7 @@ async def test_refused_pings_are_told_once_naming_the_runtime_and_what_to_do(
     endpoint = await pinged_rig.new_runtime()  # within its grace: pinged every tick
     await until(lambda: notices, 10)
     (notice,) = notices
-    assert notice.title == title and notice.urgent
+    assert notice.title == title
     assert "CPU" in notice.body and what_to_do in notice.body, notice.body
     if status != 404:
         assert f"HTTP {status}" in notice.body
@@ -456,7 +456,7 @@ async def test_low_compute_units_are_told_once_per_episode_and_the_line_warns(
         line = core.compute_units_line() or ""
         assert line.startswith("Compute units: 0.8") and "1.96/h" in line and warns(), line
         (notice,) = [n for n in notices if n.title == LOW]
-        assert "1.96 an hour" in notice.body and notice.urgent
+        assert "1.96 an hour" in notice.body
         await hold(10 * POLL, lambda: told() == 1)  # still low at every poll: no new notice
 
         balance(50.0)

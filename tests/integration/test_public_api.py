@@ -50,7 +50,7 @@ async def test_runtimes_live_and_go_through_the_public_api(
 ) -> None:
     mark = allowed.last_seq()
     async with client_for(allowed, tmp_path, runtime_api="public") as client:
-        made = (await client.assign(GPU, "T4")).runtime
+        made = await client.assign(GPU, "T4")
         assert (made.variant, made.accelerator) == (GPU, "T4")
         assert made.public_name and made.public_name.startswith("runtimes/")
         listed = await client.list_assignments()
@@ -115,7 +115,7 @@ async def test_auto_keeps_to_tun_where_the_api_refuses_and_asks_once(
 ) -> None:
     mark = emulator.last_seq()
     async with client_for(emulator, tmp_path) as client:
-        made = (await client.assign(CPU)).runtime
+        made = await client.assign(CPU)
         assert [r.endpoint for r in await client.list_assignments()] == [made.endpoint]
         choice = await client.api_choice()
         assert choice.api == "tun" and "allowlist" in choice.why

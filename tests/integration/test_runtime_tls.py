@@ -53,7 +53,7 @@ async def test_the_client_reads_a_runtime_it_trusts_and_names_the_one_it_does_no
     for name in TRUST_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     async with ColabClient(settings_for(emulator, tmp_path, ca_file=None), token) as distrusting:
-        runtime = (await distrusting.assign()).runtime  # the backend itself is plain HTTP
+        runtime = await distrusting.assign()  # the backend itself is plain HTTP
         assert runtime.proxy is not None and runtime.proxy.url.startswith("https://")
         seen = emulator.last_seq()
         with pytest.raises(UntrustedCertificateError) as refused:
@@ -78,7 +78,7 @@ async def https_stand_in(
         monkeypatch.delenv(name, raising=False)
     token = ReadyToken(emulator.access_token)
     async with ColabClient(settings_for(emulator, tmp_path), token) as client:
-        runtime = (await client.assign()).runtime
+        runtime = await client.assign()
     assert runtime.proxy is not None
     return runtime.proxy.url.rstrip("/")
 
