@@ -186,7 +186,10 @@ async def test_an_expired_sign_in_needs_attention_once(auto_emulator: Emulator, 
         await until(lambda: core.must_sign_in)
         assert core.tray_state() is TrayState.ATTENTION
         assert "ada@example.com needs to sign in again" in (core.problem() or "")
-        await asyncio.sleep(4 * POLL)  # no listing goes out until the person signs in
+        # Four poll intervals in which nothing goes to Colab until the person signs in (a
+        # signed-in core lists every 2 POLL), and no second notice.
+        mark = auto_emulator.last_seq()
+        await hold(4 * POLL, lambda: auto_emulator.requests(since=mark, host="colab") == [])
         assert titles(notices, "Sign in to Colab again") == 1
 
         await core.sign_in(follow, login_hint="ada@example.com")
