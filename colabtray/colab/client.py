@@ -138,14 +138,13 @@ class ColabClient:
             if self._choice is None:
                 try:
                     await self._public.plan()
-                except errors.PublicApiRefusedError as exc:
+                except errors.RequestRejectedError as exc:  # refused (403, 404, 501, …)
                     self._choice = ApiChoice("tun", exc.message)
-                except errors.BackendUnavailableError as exc:
-                    # No verdict (the network may be down): /tun/m for this call, ask again
-                    # on the next one (once, without retries: see PublicRuntimes.plan).
-                    return ApiChoice("tun", f"Colab's public API did not answer: {exc.message}")
-                except errors.MalformedResponseError as exc:
-                    self._choice = ApiChoice("tun", exc.message)
+                except (errors.BackendUnavailableError, errors.MalformedResponseError) as exc:
+                    # No verdict, but asking again before every call would make each one wait
+                    # out an unreachable host: /tun/m for this run (a new sign-in asks again).
+                    why = f"Colab's public API did not answer: {exc.message}"
+                    self._choice = ApiChoice("tun", why)
                 else:
                     self._choice = ApiChoice("public", "Colab's public API answers this account")
                 log.info("runtimes through %s: %s", self._choice.api, self._choice.why)

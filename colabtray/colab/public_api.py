@@ -67,6 +67,7 @@ class PublicRuntimes:
     def __init__(self, call: Call) -> None:
         self._call = call
         self._names: dict[str, str] = {}  # endpoint → runtimes/ID
+        self._plan: str | None = None  # as GetSubscription last named it
 
     async def _get(self, path: str, what: str, **kwargs: Any) -> Any:
         return await self._call("GET", "public", path, what=what, **kwargs)
@@ -80,7 +81,8 @@ class PublicRuntimes:
             status_errors=dict.fromkeys(REFUSING, refused),
             retry=False,  # asked on the way to another call: an outage must not slow it
         )
-        return str(parse(Subscription, body, "the plan").tier)
+        self._plan = str(parse(Subscription, body, "the plan").tier)
+        return self._plan
 
     async def list(self) -> list[Runtime]:
         body = await self._get("/v1beta/runtimes", "the runtime list")
@@ -128,12 +130,12 @@ class PublicRuntimes:
         *,
         high_mem: bool,
         runtime_version: str | None,
-        progress: Callable[[str], None] | None = None,
     ) -> AssignedRuntime:
         """CreateRuntime, then wait on its operation. A ``requestId`` makes the retried POST
         the same operation, so the call is retried like a read."""
         what = "the new runtime"
-        shape = high_mem and accelerator not in HIGH_MEM_ONLY and variant != TPU
+        # L4 and the TPUs exist only as high-memory machines, and are listed so.
+        shape = accelerator in HIGH_MEM_ONLY or (high_mem and variant != TPU)
         spec = {
             "variant": _VARIANTS.get(variant, f"VARIANT_{variant}"),
             "accelerator": accelerator or "NONE",
@@ -153,8 +155,6 @@ class PublicRuntimes:
         )
         operation = parse(Operation, reply, what)
         while not operation.done:
-            if progress is not None:
-                progress(f"Colab is making the runtime ({operation.name})…")
             reply = await self._get(
                 f"/v1/{operation.name}:wait",
                 what,
@@ -163,7 +163,7 @@ class PublicRuntimes:
             )
             operation = parse(Operation, reply, what)
         if operation.error is not None:
-            raise _operation_error(operation.name, operation.error, variant, accelerator)
+            raise _operation_error(operation.name, operation.error, accelerator)
         if operation.response is None:
             raise errors.MalformedResponseError(what, "a finished operation without a runtime")
         runtime = operation.response.runtime()
@@ -174,12 +174,10 @@ class PublicRuntimes:
         """What this account may create (ListRuntimeSpecs) and its plan (GetSubscription)."""
         body = await self._get("/v1beta/runtimespecs", "the account's eligible runtimes")
         specs = parse(RuntimeSpecs, body, "the account's eligible runtimes")
-        return specs.eligibility(await self.plan())
+        return specs.eligibility(self._plan or await self.plan())
 
 
-def _operation_error(
-    operation: str, status: Status, variant: str, accelerator: str | None
-) -> errors.ColabError:
+def _operation_error(operation: str, status: Status, accelerator: str | None) -> errors.ColabError:
     """The sentence colabtray already has for each of Google's reasons; else the operation,
     its code and its message."""
     reason = status.reason
@@ -191,7 +189,5 @@ def _operation_error(
         return errors.DenylistedError()
     if accelerator and status.code == 9:  # FAILED_PRECONDITION: not available right now
         return errors.AcceleratorUnavailableError(accelerator)
-    if accelerator and status.code == 7:  # PERMISSION_DENIED for a spec: not for this plan
-        return errors.AcceleratorRefusedError(variant, accelerator)
     return errors.OperationFailedError("the new runtime", operation, status.code, status.message)
 

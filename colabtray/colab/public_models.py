@@ -16,7 +16,6 @@ from pydantic import BeforeValidator, Field, SecretStr
 
 from colabtray.colab.models import (
     CPU,
-    HIGH_MEM,
     STANDARD,
     Accelerator,
     Eligibility,
@@ -130,13 +129,10 @@ class RuntimeSpecs(_Wire):
     def eligibility(self, tier: str | None) -> Eligibility:
         eligible: dict[str, list[str]] = {}
         ineligible: dict[str, list[str]] = {}
-        high_mem: dict[str, bool] = {}
         for spec in self.specs:
             name = spec.key.accelerator
             if spec.key.variant == CPU or name is None:
                 continue
-            if spec.key.shape == HIGH_MEM:
-                high_mem[name] = high_mem.get(name, False) or spec.eligible
             table = eligible if spec.eligible else ineligible
             if name not in table.setdefault(spec.key.variant, []):
                 table[spec.key.variant].append(name)

@@ -292,9 +292,11 @@ class PublicApi:
         specs = []
         for accelerator in ACCELERATORS.values():
             eligible = accelerator.name == CPU or accelerator.name in tier.eligible
+            if accelerator.high_mem_only:  # one shape only: the high-memory machine
+                specs.append({"key": _key(accelerator, 1), "eligible": eligible})
+                continue
             specs.append({"key": _key(accelerator, 0), "eligible": eligible})
-            if not accelerator.high_mem_only:
-                specs.append({"key": _key(accelerator, 1), "eligible": eligible and tier.high_mem})
+            specs.append({"key": _key(accelerator, 1), "eligible": eligible and tier.high_mem})
         return web.json_response({"runtimeSpecs": specs})
 
     async def subscription(self, request: web.Request) -> web.Response:
@@ -371,7 +373,9 @@ async def _requested(request: web.Request) -> tuple[Accelerator, bool, str | Non
         raise Rejected(
             _error(400, "INVALID_ARGUMENT", "runtime_spec names no runtime Colab offers.", None)
         )
-    if shape not in ("SHAPE_STANDARD", "SHAPE_HIGHMEM"):
+    if shape not in ("SHAPE_STANDARD", "SHAPE_HIGHMEM") or (
+        accelerator.high_mem_only and shape != "SHAPE_HIGHMEM"  # a key Colab does not list
+    ):
         raise Rejected(_error(400, "INVALID_ARGUMENT", f"Invalid shape {shape!r}.", None))
     version = body.get("version") or None
     if version is not None and not isinstance(version, str):

@@ -72,7 +72,8 @@ def test_plan_and_specs(allowed: Emulator) -> None:
     by_key = {(s["key"]["accelerator"], s["key"]["shape"]): s["eligible"] for s in specs}
     assert by_key[("T4", "SHAPE_HIGHMEM")] is True  # Pro has High-RAM
     assert by_key[("H100", "SHAPE_STANDARD")] is False  # Pro+ only
-    assert ("L4", "SHAPE_HIGHMEM") not in by_key  # L4 exists in one shape only
+    assert ("L4", "SHAPE_STANDARD") not in by_key  # L4 exists as a high-memory machine only
+    assert by_key[("L4", "SHAPE_HIGHMEM")] is True
 
 
 def test_create_is_an_operation_and_the_runtime_is_seen_by_both_apis(allowed: Emulator) -> None:
@@ -132,6 +133,7 @@ def test_refusals_end_the_operation_with_googles_reasons(allowed: Emulator) -> N
         ("", {}),
         ("", {"runtimeSpec": {"variant": "VARIANT_TPU", "accelerator": "T4"}}),
         ("", {"runtimeSpec": {**T4_SPEC, "shape": "SHAPE_HUGE"}}),
+        ("", {"runtimeSpec": {**T4_SPEC, "accelerator": "L4"}}),  # a shape L4 has not
     ],
 )
 def test_a_malformed_create_is_400(allowed: Emulator, query: str, body: Any) -> None:

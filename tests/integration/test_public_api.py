@@ -92,8 +92,9 @@ async def test_the_operations_reasons_are_colabtrays_sentences(
             assert unavailable.value.accelerator == "V5E1"
         finally:
             allowed.admin("POST", "unavailable", {"accelerators": []})
-        with pytest.raises(errors.AcceleratorRefusedError):
-            await client.assign(GPU, "H100")  # Pro+ only
+        with pytest.raises(errors.OperationFailedError) as refused:
+            await client.assign(GPU, "H100")  # Pro+ only: no reason of Google's to map
+        assert refused.value.code == 7 and "operations/" in refused.value.message
         allowed.admin("POST", f"accounts/{ADA}", {"denylisted": True})
         try:
             with pytest.raises(errors.DenylistedError):
