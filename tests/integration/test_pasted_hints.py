@@ -31,14 +31,21 @@ READ = (
 )
 
 
+# What a person who ran ./scripts/demo.sh can paste: .venv's colabtray, by its full path.
+PROGRAM = str(Path(sys.executable).parent / "colabtray")
+
+
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[tuple[dict[str, str], Lines]]:
-    """``colabtray --demo --headless`` whose runtimes go idle within seconds; its env (the
-    venv's bin first on PATH, as for a person who installed colabtray) and its stdout."""
+    """``colabtray --demo --headless`` whose runtimes go idle within seconds; its env (no
+    colabtray on PATH, as ./scripts/demo.sh leaves a person: the hints name .venv's by its
+    full path) and its stdout."""
     runtime_dir = Path(tempfile.mkdtemp(prefix="ct-"))  # short: the control socket's path
     env = isolated_env(
         tmp_path,
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        PATH=os.pathsep.join(
+            d for d in os.environ["PATH"].split(os.pathsep) if d != str(Path(sys.executable).parent)
+        ),
         XDG_RUNTIME_DIR=str(runtime_dir),
         JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"),
         PYTHONUNBUFFERED="1",
@@ -90,8 +97,8 @@ def test_each_hint_the_demo_prints_works_pasted(
     env, lines = demo
     assert lines.next_with("Signed in as") == "Signed in as ada@example.com."
     # Item 2: the headless demo names its next step, and then shows a URL for editors.
-    step = hint(lines.next_with("No runtime yet"), r"start one with (colabtray .+?) \(in")
-    assert step == "colabtray --demo new --cpu"
+    step = hint(lines.next_with("No runtime yet"), r"start one with (\S*colabtray .+?) \(in")
+    assert step == f"{PROGRAM} --demo new --cpu"
     made = pasted(env, step)
     assert made.returncode == 0, made.stderr
     ready = lines.next_with("is ready for editors at")
@@ -104,8 +111,8 @@ def test_each_hint_the_demo_prints_works_pasted(
     assert removed.returncode == 0, removed.stderr
     lines.next_with("CPU is gone")
     status = run_cli(env, "status", "--demo")
-    start = hint(status.stdout, r"Start one with: (colabtray .+)\n")
-    assert start == "colabtray --demo new --gpu T4"
+    start = hint(status.stdout, r"Start one with: (\S*colabtray .+)\n")
+    assert start == f"{PROGRAM} --demo new --gpu T4"
     made = pasted(env, start)
     assert made.returncode == 0, made.stderr
     made = pasted(env, step)
@@ -113,21 +120,21 @@ def test_each_hint_the_demo_prints_works_pasted(
     url = hint(lines.next_with("CPU (CPU) is ready"), r"at (http://\S+)$")
 
     # The idle line's keep.
-    keep = hint(lines.next_with("CPU is idle"), r"run (colabtray .+?) within")
-    assert keep == "colabtray --demo keep CPU"
+    keep = hint(lines.next_with("CPU is idle"), r"run (\S*colabtray .+?) within")
+    assert keep == f"{PROGRAM} --demo keep CPU"
     kept = pasted(env, keep)
     assert (kept.returncode, kept.stdout) == (0, "Keeping CPU running.\n"), kept.stderr
 
     # The secret question's allow.
-    stored = pasted(env, "colabtray --demo secret set HF_TOKEN", stdin="demo-value\n")
+    stored = pasted(env, f"{PROGRAM} --demo secret set HF_TOKEN", stdin="demo-value\n")
     assert stored.returncode == 0, stored.stderr
 
     async def read_it() -> str:
         async with KernelSession(url) as kernel:
             reading = asyncio.create_task(kernel.execute(READ, seconds=60))
             asked = await asyncio.to_thread(lines.next_with, "asks for the secret HF_TOKEN")
-            allow = hint(asked, r"answer with (colabtray .+?) \(then run")
-            assert allow == "colabtray --demo secret allow HF_TOKEN CPU"
+            allow = hint(asked, r"answer with (\S*colabtray .+?) \(then run")
+            assert allow == f"{PROGRAM} --demo secret allow HF_TOKEN CPU"
             allowed = await asyncio.to_thread(pasted, env, allow)
             assert allowed.returncode == 0, allowed.stderr
             await reading
