@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.fixtures.colab import cli_env, headless_app, run_cli
 from tests.fixtures.emulator import Emulator
+from tests.fixtures.waiting import wait_for
 
 
 def test_new_status_remove_round_trip(emulator: Emulator, tmp_path: Path):
@@ -156,7 +156,8 @@ def test_a_command_the_running_app_answers_loads_nothing_heavy(
 
 def _wait_for_the_app(env: dict[str, str], within: float = 60) -> None:
     """Until the running app answers on its control channel (``url`` has no other way)."""
-    deadline = time.monotonic() + within
-    while "is not running" in run_cli(env, "url", "no such runtime").stderr:
-        assert time.monotonic() < deadline, "the app did not answer"
-        time.sleep(0.2)
+    wait_for(
+        lambda: "is not running" not in run_cli(env, "url", "no such runtime").stderr,
+        within,
+        interval=0.2,
+    )

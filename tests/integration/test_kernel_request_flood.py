@@ -10,7 +10,6 @@ the emulator's ``google.colab`` stand-in sending the requests from inside a kern
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import statistics
@@ -23,7 +22,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.fixtures.colab import run_cli
+from tests.fixtures.colab import new_runtime, run_cli
 from tests.fixtures.emulator import Emulator
 from tests.fixtures.jupyter_client import KernelSession, split_url
 from tests.integration.test_bridge_flood import rss
@@ -89,12 +88,6 @@ def app(
         process.wait(60)
         assert process.stdout is not None
         process.stdout.close()
-
-
-def new_runtime(env: dict[str, str]) -> dict[str, str]:
-    made = run_cli(env, "new", "--cpu", "--json")
-    assert made.returncode == 0, made.stderr
-    return json.loads(made.stdout)  # type: ignore[no-any-return]
 
 
 async def flood_while_timing(

@@ -20,6 +20,15 @@ from colabtray.system.logs import configure_logging
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX modes")
 
 
+@pytest.fixture(autouse=True)
+def open_umask() -> object:
+    """A permissive umask, as many desktops have: under 077 every folder would come out 0700
+    without colabtray doing anything, and these tests could not fail."""
+    before = os.umask(0o022)
+    yield
+    os.umask(before)
+
+
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
