@@ -53,10 +53,13 @@ def is_bridge_cookie(name: str) -> bool:
 def set_cookie_name(value: str) -> str:
     """The name of the cookie a ``Set-Cookie: value`` header sets, as browsers read it: the
     text before the first ``=`` of its first ``;`` piece (a piece without ``=`` is a value
-    with an empty name, and that value is what browsers send back, so it counts as the name)."""
+    with an empty name, and that value is what browsers send back, so it counts as the name;
+    so does the rest of ``=colabtray-bridge-N=x``, which some browsers send back as it is)."""
     pair = value.split(";", 1)[0]
-    name, equals, _ = pair.partition("=")
-    return name.strip() if equals else pair.strip()
+    name, equals, rest = pair.partition("=")
+    if not equals:
+        return pair.strip()
+    return name.strip() or set_cookie_name(rest)
 
 
 def cookie_pairs(header: str) -> Iterator[tuple[str, str]]:

@@ -225,15 +225,21 @@ class _Copy:
         told = asyncio.ensure_future(self.files.get(path, hashed=hashed))
         try:
             digest = hashlib.sha256()
+            changed = f"{shown(path)} changed on {self.files.name} during the copy"
+            written = 0
             with os.fdopen(descriptor, "wb") as out:
 
                 def sink(piece: bytes) -> None:
+                    nonlocal written
+                    written += len(piece)
+                    if expected is not None and written > expected:
+                        # More than the listing said: stop before it can fill the disk.
+                        raise Refused(changed)
                     out.write(piece)
                     digest.update(piece)
                     self.progress.add(len(piece))
 
                 size = await self.files.fetch(path, sink)
-            changed = f"{shown(path)} changed on {self.files.name} during the copy"
             if expected is not None and size != expected:
                 raise Refused(changed)
             self._check(await told, path, size, digest, Path(part), changed)

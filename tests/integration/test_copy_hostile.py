@@ -364,3 +364,42 @@ def test_the_path_a_listing_claims_is_never_used_here(tmp_path: Path, config: Se
     assert (dest / "folder" / "x").read_bytes() == DATA
     assert [p.name for p in tmp_path.iterdir() if p.name != "app"] == ["dest"]
     assert "content/folder/x" in contents.paths
+
+
+@dataclass
+class Endless(Contents):
+    """A runtime whose file streams far more than its listing says (until the client hangs
+    up): a copy must not fill the disk with it."""
+
+    sent: int = 0
+
+    async def files(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        piece = b"x" * (1024 * 1024)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(256):
+                await response.write(piece)
+                self.sent += len(piece)
+        return response
+
+
+def test_a_file_longer_than_listed_stops_the_copy_at_once(
+    tmp_path: Path, config: Settings
+) -> None:
+    dest = tmp_path / "dest"
+    dest.mkdir()
+
+    async def run() -> tuple[UserError | None, Endless]:
+        async with serving(Endless([folder(file("big.bin"))])) as contents:
+            try:
+                async with asyncio.timeout(BOUNDED):
+                    await copy(config, "Fake:folder", str(dest), recursive=True, ask=contents.ask)
+            except UserError as exc:
+                return exc, contents
+        return None, contents
+
+    error, contents = asyncio.run(run())
+    assert error is not None and "big.bin changed on Fake during the copy" in error.message
+    assert contents.sent < 64 * 1024 * 1024  # the client hung up long before the 256 MiB
+    assert [p for p in dest.rglob("*") if p.is_file()] == []
