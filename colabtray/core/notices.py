@@ -140,7 +140,7 @@ def pings_refused_notice(refused: PingsRefused) -> Notice:
     elif isinstance(error, errors.ScopeNotPermittedError) or (
         isinstance(error, errors.RequestRejectedError) and error.status == 403
     ):
-        why = "HTTP 403: the sign-in lacks a scope Colab wants (userinfo.email)"
+        why = "HTTP 403: the sign-in lacks a scope Colab wants"
         act = f"Sign in again with {hints.command('signin')}, which asks for it"
     else:
         status = getattr(error, "status", None)

@@ -20,6 +20,7 @@ import hashlib
 import os
 import socket
 import stat
+import warnings
 from pathlib import Path
 
 import platformdirs
@@ -37,7 +38,11 @@ class InstanceError(UserError):
 
 def channel_dir() -> Path:
     """The private directory of lock and socket, created 0700 if missing, refused if not ours."""
-    path = Path(platformdirs.user_runtime_dir(APP_NAME))
+    with warnings.catch_warnings():
+        # Without XDG_RUNTIME_DIR (ssh, cron, containers) platformdirs warns on stderr and
+        # falls back to a private /tmp folder; the fallback is right, the warning is noise.
+        warnings.simplefilter("ignore")
+        path = Path(platformdirs.user_runtime_dir(APP_NAME))
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = path.lstat()
     uid = getattr(os, "getuid", None)  # POSIX; on Windows the profile's folder is the user's

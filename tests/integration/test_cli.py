@@ -161,3 +161,16 @@ def _wait_for_the_app(env: dict[str, str], within: float = 60) -> None:
         within,
         interval=0.2,
     )
+
+
+def test_without_xdg_runtime_dir_a_command_says_one_sentence(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """ssh sessions, cron and containers often have no XDG_RUNTIME_DIR: platformdirs then
+    warned on stderr before colabtray's own sentence."""
+    env = cli_env(emulator, tmp_path, with_token=False)
+    env.pop("XDG_RUNTIME_DIR", None)
+    result = run_cli(env, "url", "CPU")
+    assert result.returncode == 1
+    (sentence,) = result.stderr.splitlines()
+    assert sentence.startswith("colabtray: colabtray is not running"), result.stderr
