@@ -184,11 +184,6 @@ class KeepAlive:
         """
         self._sources.append((why, source))
 
-    def last_activity(self, endpoint: str) -> datetime | None:
-        """The latest use any source reports."""
-        last = self.last_use(endpoint)
-        return last[1] if last else None
-
     def last_use(self, endpoint: str) -> tuple[Why, datetime] | None:
         """The latest use any source reports, and its kind; a failing source is logged and
         counts as none, so one broken source cannot stop keep-alive for every runtime."""
