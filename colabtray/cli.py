@@ -175,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="if that GPU (or TPU) is not free, try the others your plan has, in turn",
     )
     new.add_argument("--runtime-version", metavar="LABEL", help="a pinned runtime version")
+    new.add_argument(
+        "--account",
+        metavar="EMAIL",
+        help="a signed-in account other than the active one (colabtray status lists them)",
+    )
     new.add_argument("--json", action="store_true", help="print the new runtime as JSON")
 
     remove = _add(commands, "remove", help="disconnect a runtime (give it back to Colab)")
@@ -483,7 +488,12 @@ async def _status(args: argparse.Namespace, place: Place) -> int:
         say(f"  also: {account['email']} ({note}; {switch})")
     if not data["runtimes"]:
         say(f"No runtimes. Start one with: {hints.command('new', '--gpu', 'T4')}")
+    several = bool(data["other_accounts"])  # then each account's runtimes under its email
+    heading = None
     for runtime in data["runtimes"]:
+        if several and runtime.get("account") != heading:
+            heading = runtime.get("account")
+            say(f"{heading or 'Account not known yet'}:")
         url = f"  {runtime['url']}" if runtime["url"] else ""
         say(
             f"  {runtime['name']:<16} {runtime['kind']}, {shape_label(runtime['shape'])}"
@@ -609,6 +619,7 @@ async def _new(args: argparse.Namespace, place: Place) -> int:
             "high_mem": args.high_mem,
             "runtime_version": args.runtime_version,
             "fallback": args.fallback,
+            "account": args.account,
         },
         demo=args.demo,
     )

@@ -64,7 +64,7 @@ class HeadlessFace:
         core.set_presenter(_Questions(self))
         core.set_asker(_Asker(self))
         core.subscribe(self._changed)
-        core.registry.subscribe(self._event)
+        core.fleet.subscribe(self._event)
         core.subscribe_notices(self._notice)
 
     def _notice(self, notice: Notice) -> None:
@@ -103,10 +103,10 @@ class HeadlessFace:
                 self.say(f"Sign in again: {core.problem()}")
             else:
                 self.say(f"Signed in as {core.email}.")
-        runtimes = core.registry.runtimes()
+        runtimes = core.fleet.runtimes()
         if runtimes or not core.signed_in:
             self._none_told = False
-        elif core.registry.state.loaded and not self._none_told:
+        elif core.fleet.state.loaded and not self._none_told:
             self._none_told = True
             self.say(
                 f"No runtime yet: start one with {hints.command('new', '--cpu')} (in another "
@@ -122,6 +122,9 @@ class HeadlessFace:
     def _event(self, event: Event) -> None:
         if isinstance(event, RuntimeRemoved):
             self._told.pop(event.endpoint, None)
+            if event.signed_out:
+                self.say(f"{event.name} is no longer served: its account was signed out.")
+                return
             why = "disconnected" if event.by_user else "reclaimed by Colab or removed elsewhere"
             self.say(f"{event.name} is gone ({why}).")
 

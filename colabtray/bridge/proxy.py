@@ -44,7 +44,7 @@ from colabtray.bridge.kernel_messages import (
     KernelChannel,
     RuntimeRequests,
 )
-from colabtray.bridge.upstream import Upstream
+from colabtray.bridge.upstream import GONE_SENTENCE, Upstream
 from colabtray.colab import errors
 from colabtray.colab.models import Runtime
 from colabtray.listen import targets
@@ -57,7 +57,6 @@ from colabtray.system.proxies import environment_proxy
 log = logging.getLogger(__name__)
 
 PROXY_TOKEN_HEADER = "X-Colab-Runtime-Proxy-Token"
-GONE_SENTENCE = "this Colab runtime was disconnected"
 UNTRUSTED_SENTENCE = (
     "the Colab runtime's TLS certificate is not trusted, so nothing was sent to it "
     "(the system's certificates and the ca_file setting decide)"
@@ -215,6 +214,7 @@ class RuntimeServer:
         self._on_activity = on_activity
         self._on_gone = on_gone
         self.gone = False
+        self._gone_why = GONE_SENTENCE
         self._runner: web.ServerRunner | None = None
         self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
         self._runtime_cookies: set[str] = {"_xsrf"}
@@ -251,12 +251,14 @@ class RuntimeServer:
         self.port = int(sock.getsockname()[1])
         self._upstream.start_refreshing()
 
-    def mark_gone(self) -> None:
-        """From now on every request is answered 502 (the runtime was disconnected)."""
+    def mark_gone(self, why: str = GONE_SENTENCE) -> None:
+        """From now on every request is answered 502 with ``why`` (the runtime was
+        disconnected, or its account signed out)."""
         if not self.gone:
             self.gone = True
+            self._gone_why = why
             for ws in list(self._sockets):
-                closing = ws.close(code=1001, message=GONE_SENTENCE.encode())
+                closing = ws.close(code=1001, message=why.encode())
                 tasks.held(self._closing, asyncio.create_task(closing))
 
     async def stop(self) -> None:
@@ -294,7 +296,7 @@ class RuntimeServer:
             )
             return refusal(403, f"Forbidden: {verdict.reason}")
         if self.gone:
-            return refusal(502, f"Bad Gateway: {GONE_SENTENCE}")
+            return refusal(502, f"Bad Gateway: {self._gone_why}")
         self._on_activity(self.endpoint)
         if headers.get("Expect", "").lower() == "100-continue":
             await _continue(request)

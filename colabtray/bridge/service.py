@@ -25,7 +25,7 @@ import shlex
 import socket
 import time
 import webbrowser
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +34,15 @@ from typing import TYPE_CHECKING, Any
 from colabtray.bridge.discovery import Discovery
 from colabtray.bridge.kernel_messages import DRIVE_REPLY_WITHIN, Credentials
 from colabtray.bridge.store import Address, AddressBook
-from colabtray.bridge.upstream import Asks, MainLoopBackend, RuntimeBackend, Upstream
+from colabtray.bridge.upstream import (
+    GONE_SENTENCE,
+    SIGNED_OUT_SENTENCE,
+    Asks,
+    MainLoopBackend,
+    RuntimeBackend,
+    Upstream,
+)
+from colabtray.core.registry import RuntimeRemoved
 from colabtray.listen.connections import ConnectionGuard, listening_socket
 from colabtray.settings import Settings
 from colabtray.system import tasks, trust
@@ -44,7 +52,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from colabtray.bridge.proxy import RuntimeServer
-    from colabtray.core.registry import RuntimeRegistry
+    from colabtray.core.fleet import Runtimes
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,7 @@ class _Port:
     secret: str
     server: RuntimeServer | None = None
     gone: bool = False
+    why: str = ""  # once gone: what its 502 says (the proxy's sentences)
 
 
 class Bridge:
@@ -127,17 +136,24 @@ class Bridge:
         self._discovery.withdraw_all()
 
     def sync(
-        self, runtimes: Mapping[str, str], *, complete: bool
+        self,
+        runtimes: Mapping[str, str],
+        *,
+        complete: bool,
+        signed_out: Collection[str] = (),
     ) -> concurrent.futures.Future[None]:
         """Bridge exactly these runtimes (endpoint → name).
 
         ``complete`` says the list is the backend's full answer, so remembered addresses of
-        runtimes not in it may be forgotten. Returns a future done once the ports listen.
+        runtimes not in it may be forgotten. Those of ``signed_out`` that go were not
+        disconnected: their account was signed out, and their 502 says so. Returns a future
+        done once the ports listen.
         """
         loop = self._runner.loop
         if loop is None:
             raise RuntimeError("the editor bridge is not running")
-        future = asyncio.run_coroutine_threadsafe(self._sync(dict(runtimes), complete), loop)
+        work = self._sync(dict(runtimes), complete, frozenset(signed_out))
+        future = asyncio.run_coroutine_threadsafe(work, loop)
         future.add_done_callback(_log_failure)
         return future
 
@@ -191,15 +207,20 @@ class Bridge:
     def _activity_seen(self, endpoint: str) -> None:
         self._activity[endpoint] = time.time()
 
-    async def _sync(self, runtimes: dict[str, str], complete: bool) -> None:
+    async def _sync(
+        self, runtimes: dict[str, str], complete: bool, signed_out: frozenset[str]
+    ) -> None:
         # One at a time: a sync that waits for a port to open must not race the next one
         # into opening a second server for the same runtime.
         async with self._sync_lock:
-            await self._sync_now(runtimes, complete)
+            await self._sync_now(runtimes, complete, signed_out)
 
-    async def _sync_now(self, runtimes: dict[str, str], complete: bool) -> None:
+    async def _sync_now(
+        self, runtimes: dict[str, str], complete: bool, signed_out: frozenset[str]
+    ) -> None:
         for endpoint in [ep for ep in self._ports if ep not in runtimes]:
-            self._retire(endpoint, forget_address=complete)
+            why = SIGNED_OUT_SENTENCE if endpoint in signed_out else GONE_SENTENCE
+            self._retire(endpoint, forget_address=complete, why=why)
         for endpoint, name in runtimes.items():
             entry = self._ports.get(endpoint)
             if entry is None:
@@ -267,7 +288,7 @@ class Bridge:
             connections=self._connections,
         )
         if entry.gone:
-            server.mark_gone()
+            server.mark_gone(entry.why)
         asyncio.get_running_loop().remove_reader(entry.sock.fileno())  # the server accepts now
         await server.start_on(entry.sock)
         entry.server = server
@@ -280,14 +301,15 @@ class Bridge:
         """A request found the runtime gone (before the registry told us)."""
         self._retire(endpoint, forget_address=True)
 
-    def _retire(self, endpoint: str, *, forget_address: bool) -> None:
+    def _retire(self, endpoint: str, *, forget_address: bool, why: str = GONE_SENTENCE) -> None:
         """Stop forwarding at once; answer 502 for a while; then close the port."""
         entry = self._ports.get(endpoint)
         if entry is None:
             return
-        entry.gone = True
+        if not entry.gone:
+            entry.gone, entry.why = True, why
         if entry.server is not None:
-            entry.server.mark_gone()
+            entry.server.mark_gone(entry.why)
         self._urls = {ep: v for ep, v in self._urls.items() if ep != endpoint}
         self._discovery.withdraw(endpoint)
         self._published.pop(endpoint, None)
@@ -357,7 +379,7 @@ def _log_failure(future: concurrent.futures.Future[None]) -> None:
 
 def bridge_registry(
     settings: Settings,
-    registry: RuntimeRegistry,
+    registry: Runtimes,
     *,
     on_change: Callable[[], None] | None = None,
     asks: Asks | None = None,
@@ -379,13 +401,20 @@ def bridge_registry(
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(on_change)
 
-    def follow(_event: object = None) -> None:
+    signed_out: set[str] = set()  # runtimes whose account was signed out, since last sync
+
+    def follow(event: object = None) -> None:
+        if isinstance(event, RuntimeRemoved) and event.signed_out:
+            signed_out.add(event.endpoint)
         if not bridge.running:
             return
         state = registry.state
         future = bridge.sync(
-            {ep: registry.name_of(ep) for ep in state.runtimes}, complete=state.loaded
+            {ep: registry.name_of(ep) for ep in state.runtimes},
+            complete=state.loaded,
+            signed_out=set(signed_out),
         )
+        signed_out.clear()
         future.add_done_callback(synced)
 
     registry.subscribe(follow)

@@ -21,6 +21,10 @@ from colabtray.colab.models import PropagationResult, Runtime
 
 log = logging.getLogger(__name__)
 
+# What a bridged runtime's URL answers (502) once it is no longer bridged, and why.
+GONE_SENTENCE = "this Colab runtime was disconnected"
+SIGNED_OUT_SENTENCE = "this Colab runtime's account was signed out of colabtray"
+
 T = TypeVar("T")
 
 # Refresh when this much of the token's life is left (at most Google's 5 minutes), so short
@@ -66,15 +70,12 @@ class Asks(Protocol):
 
 
 class RegistryLike(Protocol):
+    """The runtimes of every account (``core.fleet.Fleet``), or of one (a registry)."""
+
     async def fresh_runtime(
         self, endpoint: str, *, force: bool = False, ahead: float = ...
     ) -> Runtime: ...
 
-    @property
-    def client(self) -> ClientLike: ...
-
-
-class ClientLike(Protocol):
     async def propagate_credentials(
         self, endpoint: str, auth_type: str, dry_run: bool
     ) -> PropagationResult: ...
@@ -106,7 +107,7 @@ class MainLoopBackend:
         self, endpoint: str, auth_type: str, dry_run: bool
     ) -> PropagationResult:
         return await self._call(
-            lambda: self._registry.client.propagate_credentials(endpoint, auth_type, dry_run),
+            lambda: self._registry.propagate_credentials(endpoint, auth_type, dry_run),
             f"credentials for runtime {endpoint}",
         )
 

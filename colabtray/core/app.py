@@ -1,10 +1,12 @@
 """colabtray without a face: who is signed in, the runtimes, keep-alive, and their tasks.
 
-One :class:`Core` owns the session (or a ready token from ``COLABTRAY_ACCESS_TOKEN``), the
-Colab client, the runtime registry and keep-alive, and runs their loops while someone is
-signed in. When the signed-in identity changes (sign-in, switch, sign-out) the loops stop,
-the registry forgets the old account and polling starts again at once. The tray renders
-this object and turns clicks into its coroutines; ``colabtray --headless`` runs it alone.
+One :class:`Core` owns the session (and a ready token from ``COLABTRAY_ACCESS_TOKEN``, if
+set), and serves every signed-in account at once: each has its own Colab client and runtime
+registry in the :class:`~colabtray.core.fleet.Fleet`, listed, bridged, kept alive and asked
+about side by side. The *active* account is only the one that ``new`` and the New runtime
+dialog use (a sign-in or a switch chooses it); signing an account out ends its runtimes'
+service alone. The tray renders this object and turns clicks into its coroutines;
+``colabtray --headless`` runs it alone.
 
 The editor bridge plugs in through :meth:`Core.attach_bridge`. Until a bridge is attached,
 :meth:`Core.connection_url` answers None and the tray says why.
@@ -19,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from colabtray import hints
+from colabtray.auth.errors import NotSignedInError
 from colabtray.auth.identities import READY_FROM_ENVIRONMENT, READY_PASTED, ReadyToken, Source
 from colabtray.auth.tokens import SecretStore
 from colabtray.auth.userinfo import fetch_email
@@ -26,6 +30,7 @@ from colabtray.colab import errors
 from colabtray.colab.client import ColabClient, TokenSource
 from colabtray.colab.models import Eligibility, Resources, Runtime
 from colabtray.core import display, offers
+from colabtray.core.fleet import Fleet, Member
 from colabtray.core.keepalive import Choice, IdleQuestion, KeepAlive, PromptPresenter, Why
 from colabtray.core.listeners import Listeners
 from colabtray.core.naming import RuntimeNames, find_endpoint
@@ -42,6 +47,7 @@ from colabtray.settings import Settings
 log = logging.getLogger(__name__)
 
 NO_BRIDGE_REASON = "Editor connections need the editor bridge, which this version lacks."
+READY = "ready-token"  # the fleet's key for the ready token's account (others: their email)
 
 
 class Bridge(Protocol):
@@ -90,20 +96,6 @@ class _PresenterSlot:
         self.target.withdraw(endpoint)
 
 
-class _ActiveTokens:
-    """The client's TokenSource: whichever ``current()`` names at each call (the ready token
-    while one is set, else the session)."""
-
-    def __init__(self, current: Callable[[], TokenSource]) -> None:
-        self._current = current
-
-    async def access_token(self) -> str:
-        return await self._current().access_token()
-
-    async def token_rejected(self, token: str) -> str | None:
-        return await self._current().token_rejected(token)
-
-
 ErrorSink = Callable[[str], None]
 
 
@@ -129,35 +121,30 @@ class Core:
             self.notebook_secrets, self.questions, within=settings.idle_prompt_timeout
         )
         token = settings.access_token
-        # The identity in use when set (scripts, the demo); else the session's active account.
+        # Served beside the session's accounts (scripts, the demo), and active at first.
         self.ready = ReadyToken(token.get_secret_value(), ready_how) if token else None
-        self.client = ColabClient(settings, _ActiveTokens(lambda: self.ready or self.session))
-        self.registry = RuntimeRegistry(
-            self.client,
-            RuntimeNames(settings.state_dir / "runtime-names.json"),
-            poll_interval=settings.poll_interval,
-            remembered_plan=lambda: self.session.plans.of(self.email),
-            remember_plan=lambda tier: self.session.plans.remember(self.email, tier),
-        )
+        self.names = RuntimeNames(settings.state_dir / "runtime-names.json")  # one for all
+        self.fleet = Fleet()
+        self._served: dict[str, TokenSource] = {}  # fleet key → the tokens its client uses
+        self._session_active = self.session.active_email  # as last seen: a change is news
         self.bridge: Bridge | None = None
         self._presenter = _PresenterSlot(presenter or QuietPresenter())
         self.keepalive = KeepAlive(
             settings,
-            self.registry,
+            self.fleet,
             self._presenter,
             activity=[(Why.TOOL, self._tool_activity.get), (Why.EDITOR, self._bridge_activity)],
         )
         self._low_units = LowUnits()
         self._listeners = Listeners("the core")
         self._notice_listeners = Listeners("notices")
-        self._identity: tuple[str, str | None] | None = None
-        self._identity_lock = asyncio.Lock()
-        self._loops: list[asyncio.Task[Any]] = []
+        self._loops: list[asyncio.Task[Any]] = []  # keep-alive's and the wake-up watcher's
         self._spawned: set[asyncio.Task[Any]] = set()
         self._sign_in_task: asyncio.Task[str] | None = None
         self._running = False  # between start() and stop()
         self.session.subscribe(self._on_session_changed)
-        self.registry.subscribe(self._on_registry_event)
+        self.fleet.subscribe(self._on_registry_event)
+        self._follow_accounts()
         self.keepalive.subscribe(self._changed)
         self.keepalive.subscribe_refusals(
             lambda refused: self._notice_listeners.tell(pings_refused_notice(refused))
@@ -176,17 +163,23 @@ class Core:
     # ---- running --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start polling if someone is signed in; returns at once (no network wait)."""
+        """Start polling every signed-in account; returns at once (no network wait)."""
         self._running = True
         await self.session.check_stored()
-        self._follow_identity()
+        self._loops = [
+            self.spawn(self.keepalive.run()),
+            self.spawn(WakeWatcher(self._woke_up).run()),
+        ]
+        for member in self.fleet.members():
+            self._start_serving(member)
+        self._changed()
 
     async def stop(self) -> None:
-        """Stop every loop and pending call, and close the HTTP client."""
+        """Stop every loop and pending call, and close the HTTP clients."""
         self._running = False
-        self._identity = None
         self.cancel_sign_in()
-        tasks = [*self._loops, *self._spawned]
+        members = self.fleet.members()
+        tasks = [*self._loops, *self._spawned, *(t for m in members for t in m.loops)]
         if self._sign_in_task is not None:
             tasks.append(self._sign_in_task)
         for task in tasks:
@@ -195,7 +188,8 @@ class Core:
         self._loops.clear()
         if self.bridge is not None:
             await asyncio.to_thread(self.bridge.stop)
-        await self.client.aclose()
+        for member in members:
+            await member.registry.client.aclose()
 
     def spawn(
         self, coroutine: Coroutine[Any, Any, Any], on_error: ErrorSink | None = None
@@ -234,8 +228,8 @@ class Core:
     def attach_bridge(self, bridge: Bridge) -> None:
         """Use a started editor bridge: its URLs in the menu, its activity for keep-alive.
 
-        For example ``core.attach_bridge(bridge_registry(settings, core.registry))``. It
-        outlives account changes (it follows the registry); :meth:`stop` stops it.
+        For example ``core.attach_bridge(bridge_registry(settings, core.fleet))``. It
+        outlives account changes (it follows the fleet); :meth:`stop` stops it.
         """
         self.bridge = bridge
         self._changed()
@@ -252,12 +246,12 @@ class Core:
 
     async def notebook_secret(self, endpoint: str, name: str) -> dict[str, object]:
         """google.colab.userdata's reply for a runtime's request (asks the person if needed)."""
-        answer = await self.secret_gate.answer(endpoint, self.registry.name_of(endpoint), name)
+        answer = await self.secret_gate.answer(endpoint, self.fleet.name_of(endpoint), name)
         return answer.to_json()
 
     async def may_open_consent(self, endpoint: str, auth_type: str) -> bool:
         """Ask before a runtime sends the person to Google's consent page."""
-        runtime = self.registry.name_of(endpoint)
+        runtime = self.fleet.name_of(endpoint)
         drive = auth_type == "dfs_ephemeral"
         what = "mount your Google Drive" if drive else "use your Google credentials"
         # drive.mount gives up after 2 minutes (the bridge answers it before that).
@@ -299,8 +293,8 @@ class Core:
 
     @property
     def uses_ready_token(self) -> bool:
-        """Signed in with ``COLABTRAY_ACCESS_TOKEN`` (scripts, the demo), not the session."""
-        return self.ready is not None
+        """The active account is the ready token's (``COLABTRAY_ACCESS_TOKEN``, the demo)."""
+        return self.ready is not None and self.fleet.active == READY
 
     @property
     def signed_in(self) -> bool:
@@ -308,24 +302,43 @@ class Core:
 
     @property
     def email(self) -> str | None:
-        return self.ready.email if self.ready is not None else self.session.active_email
+        """The active account's email (None: nobody, or a ready token not yet asked)."""
+        return self._email_of(self.fleet.active) if self.fleet.active is not None else None
+
+    def _email_of(self, key: str) -> str | None:
+        return (self.ready.email if self.ready is not None else None) if key == READY else key
+
+    def _key_of(self, email: str) -> str:
+        return READY if self.ready is not None and self.ready.email == email else email
+
+    def account_of(self, endpoint: str) -> str | None:
+        """The email of the account a runtime belongs to (None: unknown yet)."""
+        key = self.fleet.account_of(endpoint)
+        return self._email_of(key) if key is not None else None
 
     @property
     def must_sign_in(self) -> bool:
         """The active account's sign-in was refused or lost; it must sign in again."""
-        if self.registry.state.signed_out:
+        if self.fleet.state.signed_out:
             return True
-        active = self.session.active_email
-        return self.ready is None and any(
-            a.email == active and a.state is AccountState.NEEDS_SIGN_IN
+        return not self.uses_ready_token and any(
+            a.email == self.email and a.state is AccountState.NEEDS_SIGN_IN
             for a in self.session.accounts()
         )
 
     def other_accounts(self) -> list[Account]:
-        """Signed-in accounts one may switch to."""
-        if self.ready is not None:
-            return list(self.session.accounts())
-        return [a for a in self.session.accounts() if not a.active]
+        """Signed-in accounts one may switch to (the ready token's too, once its email is
+        known)."""
+        others = [a for a in self.session.accounts() if a.email != self.email]
+        ready = self.ready
+        if (
+            ready is not None
+            and ready.email
+            and not self.uses_ready_token
+            and all(a.email != ready.email for a in others)
+        ):
+            others.insert(0, Account(ready.email, AccountState.SIGNED_IN, active=False))
+        return others
 
     @property
     def signing_in(self) -> bool:
@@ -334,7 +347,8 @@ class Core:
     async def sign_in(
         self, open_url: Callable[[str], object], login_hint: str | None = None
     ) -> str | None:
-        """Run Google's sign-in in the browser; the new email, or None if cancelled."""
+        """Run Google's sign-in in the browser; the new email (now active), or None if
+        cancelled. Accounts signed in before stay served."""
         if self.signing_in:
             raise errors.ColabError("A sign-in is already waiting for the browser.")
         task = asyncio.ensure_future(
@@ -354,7 +368,7 @@ class Core:
         finally:
             self._sign_in_task = None
             self._changed()
-        self._drop_ready_token()
+        self._activate(email)
         return email
 
     def cancel_sign_in(self) -> None:
@@ -364,18 +378,18 @@ class Core:
     async def sign_in_gcloud(self, account: str | None = None) -> str:
         """Use gcloud's sign-in (of ``account``, else gcloud's active one); the email."""
         email = await self.session.sign_in_gcloud(account)
-        self._drop_ready_token()
+        self._activate(email)
         return email
 
     async def sign_in_adc(self, path: Path) -> str:
         """Use the Application Default Credentials in ``path``; the email."""
         email = await self.session.sign_in_adc(path)
-        self._drop_ready_token()
+        self._activate(email)
         return email
 
     async def use_ready_token(self, token: str) -> str:
         """Use an access token the person pasted, for this run only (memory, never a file);
-        its email. SignedOutError if Google does not accept it."""
+        its email, now the active account. SignedOutError if Google does not accept it."""
         try:
             email = await fetch_email(self.settings, token.strip())
         except errors.SignedOutError:
@@ -383,11 +397,9 @@ class Core:
                 "Google does not accept this access token (expired, revoked or mistyped); "
                 "paste a fresh one."
             ) from None
-        token = token.strip()
-        self.ready = ReadyToken(token, READY_PASTED, email)
-        self._identity = None  # a new token is a new identity even with the same email
-        self._follow_identity()
-        self._changed()
+        self.ready = ReadyToken(token.strip(), READY_PASTED, email)  # replaces the one before
+        self._follow_accounts()
+        self._activate(email)
         return email
 
     async def diagnostics(self) -> str:
@@ -400,8 +412,10 @@ class Core:
     def reload_accounts(self) -> str | None:
         """Read the accounts again (another colabtray process signed in); the active one."""
         self.session.reload()
-        self._drop_ready_token()
-        return self.session.active_email
+        active = self.session.active_email
+        if active is not None:
+            self._activate(active)
+        return active
 
     async def learn_email(self) -> None:
         """Find out whose the ready token is, once (a failure leaves the email unknown)."""
@@ -412,18 +426,22 @@ class Core:
                 raise
             except errors.ColabError as exc:
                 log.warning("could not read the account's email: %s", exc.message)
-            self.registry.learn_plan(self.registry.known_plan)  # kept for this email, or recalled
+            self._email_learned()
 
     async def retry_sign_in(self, email: str) -> None:
         """Ask a gcloud or ADC account's source again, after the person fixed it there; then
-        list the runtimes at once."""
+        list its runtimes at once."""
         await self.session.retry(email)
-        self.registry.poke()
+        member = self.fleet.member(self._key_of(email))
+        if member is not None:
+            member.registry.poke()
 
     def switch(self, email: str) -> None:
-        """Make another signed-in account the active one."""
-        self.session.switch(email)
-        self._drop_ready_token()
+        """Make another signed-in account the active one (the one ``new`` uses); every
+        account stays served."""
+        if self._key_of(email) != READY:
+            self.session.switch(email)  # NotSignedInError if there is no such account
+        self._activate(email)
 
     async def sign_out(self) -> None:
         """Sign the active account out (revoking it); a ready token is just dropped."""
@@ -432,69 +450,118 @@ class Core:
     async def sign_out_of(
         self, email: str | None, *, everyone: bool = False
     ) -> list[tuple[str, str | None]]:
-        """Sign out ``email`` (None: the active one) or everyone; a ready token in use is
-        dropped first. Returns who was signed out, each with a note on what stayed."""
-        if self.ready is not None and email is None and not everyone:
-            gone: list[tuple[str, str | None]] = [(self.ready.email or "the ready token", None)]
-            self._drop_ready_token()
-            return gone
-        if self.ready is not None and everyone:
-            self._drop_ready_token()
-        return await self.session.sign_out(email, everyone=everyone)
+        """Sign out ``email`` (None: the active one) or everyone; a ready token is dropped.
+        Its runtimes are no longer served; other accounts' are untouched. Returns who was
+        signed out, each with a note on what stayed."""
+        ready = self.ready
+        gone: list[tuple[str, str | None]] = []
+        mine = self.uses_ready_token if email is None else self._key_of(email) == READY
+        if ready is not None and (everyone or mine):
+            gone.append((ready.email or "the ready token", None))
+            self.ready = None
+            self._follow_accounts()
+            self._changed()
+            if not everyone:
+                return gone
+        target = email if email is not None else self.email
+        return gone + await self.session.sign_out(target, everyone=everyone)
 
-    def _drop_ready_token(self) -> None:
-        self.ready = None
-        self._follow_identity()
+    def _activate(self, email: str) -> None:
+        """``email``'s account becomes the active one."""
+        self.fleet.active = self._key_of(email)
+        self._changed()
+
+    def _email_learned(self) -> None:
+        """The ready token's email is known: its plan is recalled, and a session account of
+        the same email is served through it rather than twice."""
+        member = self.fleet.member(READY)
+        if member is not None:
+            member.registry.learn_plan(member.registry.known_plan)
+        self._follow_accounts()
         self._changed()
 
     def _on_session_changed(self) -> None:
-        self._follow_identity()
+        self._follow_accounts()
+        active = self.session.active_email
+        if active != self._session_active:  # a sign-in, switch or sign-out chose another
+            self._session_active = active
+            if active is not None:
+                self.fleet.active = self._key_of(active)
         self._changed()
 
-    def _follow_identity(self) -> None:
-        """On a new identity: stop the loops and forget the runtimes now, then poll again.
+    def _follow_accounts(self) -> None:
+        """Serve exactly the signed-in accounts: the ready token's and each of the session's
+        (one whose email is the ready token's is served through it). An account that left
+        takes its runtimes with it; one that needs a sign-in again stays, and is listed at
+        once when it has signed in again."""
+        wanted: dict[str, TokenSource] = {}
+        if self.ready is not None:
+            wanted[READY] = self.ready
+        needs_sign_in = set()
+        for account in self.session.accounts():
+            if account.state is AccountState.NEEDS_SIGN_IN:
+                needs_sign_in.add(account.email)
+            if self._key_of(account.email) != READY:
+                wanted[account.email] = self.session.tokens_for(account.email)
+        for key in list(self._served):
+            if key not in wanted or (key == READY and wanted[key] is not self._served[key]):
+                self._stop_serving(key)
+        for key, tokens in wanted.items():
+            member = self.fleet.member(key)
+            if member is None:
+                self._serve(key, tokens)
+            elif member.registry.state.signed_out and key not in needs_sign_in:
+                member.registry.poke()  # signed in again: list now
+        if self.fleet.active not in self._served:
+            active = self.session.active_email
+            fallback = READY if self.ready is not None else active
+            self.fleet.active = self._key_of(active) if active in wanted else fallback
 
-        Cancelling here, synchronously, means a listing of the old account that is still in
-        flight can never be applied after the reset.
-        """
-        if not self._running:
+    def _serve(self, key: str, tokens: TokenSource) -> None:
+        registry = RuntimeRegistry(
+            ColabClient(self.settings, tokens),
+            self.names,
+            poll_interval=self.settings.poll_interval,
+            remembered_plan=lambda: self.session.plans.of(self._email_of(key)),
+            remember_plan=lambda tier: self.session.plans.remember(self._email_of(key), tier),
+            owner=key,
+        )
+        self._served[key] = tokens
+        member = self.fleet.join(key, registry)
+        if self._running:
+            self._start_serving(member)
+
+    def _start_serving(self, member: Member) -> None:
+        member.loops.append(self.spawn(member.registry.run()))
+        if member.key == READY and self.ready is not None and self.ready.email is None:
+            member.loops.append(self.spawn(self._learn_ready_email()))
+
+    def _stop_serving(self, key: str) -> None:
+        """Cancelled here, synchronously: nothing of the account's is applied afterwards."""
+        del self._served[key]
+        member = self.fleet.leave(key)
+        if member is None:
             return
-        identity = ("ready-token", None) if self.ready else ("session", self.session.active_email)
-        if identity == self._identity:
-            return
-        self._identity = identity
-        self.client.forget_api_choice()
-        old, self._loops = self._loops, []
-        for task in old:
+        for task in member.loops:
             task.cancel()
-        self.registry.reset()
-        self.spawn(self._start_loops(identity, old))
 
-    async def _start_loops(
-        self, identity: tuple[str, str | None], old: list[asyncio.Task[Any]]
-    ) -> None:
-        async with self._identity_lock:
-            await asyncio.gather(*old, return_exceptions=True)
-            if not self._running or identity != self._identity or not self.signed_in:
-                return  # stopped, or another identity came meanwhile and starts its own
-            self._loops = [
-                self.spawn(self.registry.run()),
-                self.spawn(self.keepalive.run()),
-                self.spawn(WakeWatcher(self._woke_up).run()),
-            ]
-            if self.ready is not None and self.ready.email is None:
-                self._loops.append(self.spawn(self._learn_ready_email()))
-            self._changed()
+        async def close() -> None:
+            try:
+                await asyncio.gather(*member.loops, return_exceptions=True)
+            finally:
+                await member.registry.client.aclose()
+
+        self.spawn(close())
 
     def _woke_up(self) -> None:
         """After a sleep: list the runtimes and ping what needs it now, not at the next tick."""
-        self.registry.poke()
+        self.fleet.poke()
         self.keepalive.poke()
 
     async def _learn_ready_email(self) -> None:
         """Whose the ready token is; retried with backoff while the network is down."""
         wait = 2.0
-        while (ready := self.ready) is not None:
+        while (ready := self.ready) is not None and ready.email is None:
             try:
                 ready.email = await fetch_email(self.settings, ready.token)
             except errors.SignedOutError:
@@ -504,32 +571,55 @@ class Core:
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, self.settings.poll_interval)
                 continue
-            self.registry.learn_plan(self.registry.known_plan)  # kept for this email, or recalled
-            self._changed()
+            self._email_learned()
             return
 
     # ---- runtimes -------------------------------------------------------------------------
 
     def rows(self) -> list[display.RuntimeRow]:
+        """Every served account's runtimes: the active account's first, each by name."""
         pending = self.keepalive.pending()
-        reachable = self.registry.state.reachable
-        return [
-            display.runtime_row(
-                name,
-                runtime,
-                self.keepalive.verdict(runtime.endpoint),
-                pending=runtime.endpoint in pending,
-                reachable=reachable,
-                keeping=self.keepalive.keeping(runtime.endpoint),
+        rows = []
+        for member in self.fleet.members():
+            state = member.registry.state
+            account = self._email_of(member.key)
+            for name, runtime in member.registry.runtimes():
+                rows.append(
+                    display.runtime_row(
+                        name,
+                        runtime,
+                        self.keepalive.verdict(runtime.endpoint),
+                        pending=runtime.endpoint in pending,
+                        reachable=state.reachable,
+                        needs_sign_in=state.signed_out,
+                        keeping=self.keepalive.keeping(runtime.endpoint),
+                        account=account,
+                    )
+                )
+        return rows
+
+    def _registry_for(self, account: str | None) -> RuntimeRegistry:
+        """The registry of ``account`` (an email; None: the active account's)."""
+        if account is None:
+            registry = self.fleet.active_registry
+        else:
+            member = self.fleet.member(self._key_of(account))
+            registry = member.registry if member is not None else None
+        if registry is None and account is not None:
+            known = ", ".join(e for e in (self._email_of(m.key) for m in self.fleet.members()) if e)
+            raise errors.ColabError(
+                f"{account} is not signed in to colabtray (signed in: {known or 'nobody'}); "
+                f"sign it in with '{hints.command('signin', '--account', account)}'."
             )
-            for name, runtime in self.registry.runtimes()
-        ]
+        if registry is None:
+            raise NotSignedInError()
+        return registry
 
     async def create(
         self, variant: str, accelerator: str | None, *, high_mem: bool = False
     ) -> tuple[str, Runtime]:
-        """Assign a runtime; the client's typed errors reach the caller."""
-        return await self.registry.create(variant, accelerator, high_mem=high_mem)
+        """Assign a runtime to the active account; the client's typed errors reach the caller."""
+        return await self._registry_for(None).create(variant, accelerator, high_mem=high_mem)
 
     async def create_checked(
         self,
@@ -540,15 +630,17 @@ class Core:
         runtime_version: str | None = None,
         fallback: bool = False,
         not_free: Collection[str] = (),
+        account: str | None = None,
     ) -> offers.Assigned:
-        """Assign a runtime unless the account's plan rules it out (a sentence saying so);
-        when the plan cannot be read, Colab has the last word.
+        """Assign a runtime to ``account`` (None: the active one) unless its plan rules it
+        out (a sentence saying so); when the plan cannot be read, Colab has the last word.
 
         When that accelerator is not free (503), ``fallback`` tries the plan's other ones of
         the same kind in turn (:func:`offers.alternatives`); without it the error names them.
         ``not_free`` are models found not free a moment ago: not named or tried again. When
         none is left, NoneFreeError lists every one tried."""
-        eligibility = await self._plan_for_checks()
+        registry = self._registry_for(account)
+        eligibility = await self._plan_for_checks(registry)
         if eligibility is not None:
             refused = offers.refusal(eligibility, variant, accelerator, high_mem=high_mem)
             if refused is not None:
@@ -557,7 +649,7 @@ class Core:
         current = accelerator
         while True:
             try:
-                name, runtime = await self.registry.create(
+                name, runtime = await registry.create(
                     variant, current, high_mem=high_mem, runtime_version=runtime_version
                 )
             except errors.AcceleratorUnavailableError:
@@ -569,16 +661,16 @@ class Core:
                 )
             else:
                 await self.keepalive.first_ping(runtime.endpoint)  # gives it back if refused
-                if self.email is None and self.registry.state.plan is not None:
+                if self.ready is not None and self.ready.email is None:
                     await self.learn_email()  # whose plan the assign reply named, to keep it
                 return offers.Assigned(name, runtime, accelerator, tuple(tried))
 
-    async def _plan_for_checks(self) -> Eligibility | None:
+    async def _plan_for_checks(self, registry: RuntimeRegistry) -> Eligibility | None:
         """The plan, or None when it cannot be read (then nothing is refused here)."""
         try:
-            if self.email is None:
-                await self.learn_email()  # a plan kept from an earlier run is kept by email
-            return await self.eligibility()
+            await self.learn_email()  # a plan kept from an earlier run is kept by email
+            known = registry.state.eligibility
+            return known if known is not None else await registry.read_eligibility()
         except errors.SignedOutError:
             raise
         except errors.ColabError as exc:
@@ -609,29 +701,34 @@ class Core:
     async def find_runtime(self, query: str) -> str | None:
         """The endpoint ``query`` names (a name in any case, or an endpoint); lists once more
         before saying there is none, so a runtime made a moment ago elsewhere is found."""
-        found = find_endpoint(query, self.registry.state.names)
+        found = find_endpoint(query, self.fleet.state.names)
         if found is None:
-            await self.registry.refresh()
-            found = find_endpoint(query, self.registry.state.names)
+            await self.fleet.refresh()
+            found = find_endpoint(query, self.fleet.state.names)
         return found
 
     async def fresh_listing(self, within: float = 5.0) -> None:
         """List again unless the last listing is younger than ``within`` seconds."""
-        if self.registry.age() > within:
-            await self.registry.refresh()
+        if self.fleet.age() > within:
+            await self.fleet.refresh()
 
     async def disconnect(self, endpoint: str) -> None:
-        await self.registry.remove(endpoint)
+        await self.fleet.remove(endpoint)
 
     async def resources(self, endpoint: str) -> Resources:
-        """Live RAM, disk and GPU figures of one runtime."""
-        runtime = await self.registry.fresh_runtime(endpoint)
-        return await self.client.resources(runtime)
+        """Live RAM, disk and GPU figures of one runtime (asked with its account's tokens)."""
+        runtime = await self.fleet.fresh_runtime(endpoint)
+        owner = self.fleet.registry_of(endpoint)
+        if owner is None:
+            raise errors.RuntimeGoneError(endpoint)
+        return await owner.client.resources(runtime)
 
-    async def eligibility(self) -> Eligibility:
-        """What this account may assign (read once, then from the registry's state)."""
-        known = self.registry.state.eligibility
-        return known if known is not None else await self.registry.read_eligibility()
+    async def eligibility(self, account: str | None = None) -> Eligibility:
+        """What ``account`` (None: the active one) may assign (read once, then from its
+        registry's state)."""
+        registry = self._registry_for(account)
+        known = registry.state.eligibility
+        return known if known is not None else await registry.read_eligibility()
 
     def connection_url(self, endpoint: str) -> str | None:
         return self.bridge.url_for(endpoint) if self.bridge is not None else None
@@ -644,14 +741,14 @@ class Core:
     @property
     def listed(self) -> bool:
         """A listing of the runtimes has come in (else the menu says it is looking)."""
-        return self.registry.state.loaded
+        return self.fleet.state.loaded
 
     def endpoints(self) -> set[str]:
-        return set(self.registry.state.runtimes)
+        return set(self.fleet.state.runtimes)
 
     def known_eligibility(self) -> Eligibility | None:
         """What the account may assign, if read already (no network)."""
-        return self.registry.state.eligibility
+        return self.fleet.state.eligibility
 
     def accounts(self) -> list[Account]:
         return self.session.accounts()
@@ -661,7 +758,7 @@ class Core:
 
     def list_now(self) -> None:
         """List the runtimes at once rather than at the next poll."""
-        self.registry.poke()
+        self.fleet.poke()
 
     def note_activity(self, endpoint: str) -> None:
         """A tool of colabtray's (shell, ssh, cp) is using the runtime now."""
@@ -674,24 +771,32 @@ class Core:
     # ---- what the icon says ---------------------------------------------------------------
 
     def tray_state(self) -> display.TrayState:
-        state = self.registry.state
+        state = self.fleet.state
         return display.tray_state(
             signed_in=self.signed_in,
-            must_sign_in=self.must_sign_in,
+            must_sign_in=self.must_sign_in or self._someone_must_sign_in(),
             pending=bool(self.keepalive.pending() or self.questions.pending()),
             reachable=state.reachable,
             runtimes=len(state.runtimes),
         )
 
+    def _someone_must_sign_in(self) -> bool:
+        """An account other than the active one needs a sign-in (its runtimes are not kept
+        alive meanwhile)."""
+        return any(m.registry.state.signed_out for m in self.fleet.members()) or any(
+            a.state is AccountState.NEEDS_SIGN_IN for a in self.session.accounts()
+        )
+
     def problem(self) -> str | None:
         """The sentence to show while something is wrong."""
         if self.must_sign_in:
-            why = next((a.problem for a in self.session.accounts() if a.active and a.problem), None)
-            return self.registry.state.problem or why or f"{self.email} needs to sign in again."
-        return self.registry.state.problem
+            mine = (a for a in self.session.accounts() if a.email == self.email and a.problem)
+            why = next((a.problem for a in mine), None)
+            return self.fleet.state.problem or why or f"{self.email} needs to sign in again."
+        return self.fleet.state.problem
 
     def compute_units_line(self) -> str | None:
-        return display.compute_units_line(self.registry.state.compute_units)
+        return display.compute_units_line(self.fleet.state.compute_units)
 
     def tooltip(self) -> str:
         return display.tooltip(
@@ -707,7 +812,7 @@ class Core:
     def _on_registry_event(self, event: Event) -> None:
         if isinstance(event, RuntimeRemoved):  # an "Allow" lasts as long as its runtime
             self.secret_gate.forget_runtime(event.endpoint)
-        units = self._low_units.notice(self.registry.state.compute_units)
+        units = self._low_units.notice(self.fleet.state.compute_units)
         for notice in (notice_for(event), units):
             if notice is not None:
                 self._notice_listeners.tell(notice)

@@ -7,10 +7,12 @@ same work with the same core objects for one call. One JSON line each way
 
 * ``show`` ``{}`` → what the face showed (the tray's menu or window; headless: its status)
 * ``menu`` ``{}`` → the tray's menu as text (tests; headless has none)
-* ``status`` ``{}`` → the account, other accounts, runtimes with their URLs, compute units
+* ``status`` ``{}`` → the active account, the other accounts, every account's runtimes (each
+  with its ``account`` and URL), the active account's compute units
 * ``url`` ``{"runtime"}`` → ``{"name", "endpoint", "url", "gateway_command"}``
 * ``urls`` ``{}`` → ``{"runtimes": {endpoint: {"name", "url"}}}``
-* ``new`` ``{"variant", "accelerator", "high_mem", "runtime_version", "fallback"}`` → the
+* ``new`` ``{"variant", "accelerator", "high_mem", "runtime_version", "fallback", "account"}``
+  (``account``: an email; the active account's when absent) → the
   runtime (as in ``status``), once it is bridged, plus ``"requested"`` (the accelerator asked
   for) and ``"not_free"`` (those tried first that were not free: with ``fallback``, the plan's
   other models of the kind are tried in turn)
@@ -76,10 +78,13 @@ async def carry_out_here(
         await core.stop()
 
 
-def runtime_json(runtime: Runtime, name: str, url: str | None = None) -> dict[str, Any]:
+def runtime_json(
+    runtime: Runtime, name: str, url: str | None = None, account: str | None = None
+) -> dict[str, Any]:
     """A runtime as ``status --json`` and ``new --json`` print it."""
     return {
         "name": name,
+        "account": account,  # the email of its account (None: not known yet)
         "endpoint": runtime.endpoint,
         "variant": runtime.variant,
         "accelerator": runtime.accelerator,
@@ -178,14 +183,14 @@ class Commands:
             again = f"Sign in again: run '{hints.command('signin')}'."
             raise errors.ColabError(self.core.problem() or again)
         if endpoint is None:
-            known = ", ".join(name for name, _ in self.core.registry.runtimes()) or "none"
+            known = ", ".join(name for name, _ in self.core.fleet.runtimes()) or "none"
             raise IpcError(f"No runtime named {query!r} (runtimes: {known}).")
         return endpoint
 
     async def url(self, args: dict[str, Any]) -> dict[str, Any]:
         core = self.core
         endpoint = await self._find(args)
-        name = core.registry.name_of(endpoint)
+        name = core.fleet.name_of(endpoint)
         address = await self._bridged_url(endpoint)
         if address is None:
             raise IpcError(f"{name} has no connection URL right now; try again in a moment.")
@@ -201,32 +206,33 @@ class Commands:
         return {
             "runtimes": {
                 rt.endpoint: {"name": name, "url": core.connection_url(rt.endpoint)}
-                for name, rt in core.registry.runtimes()
+                for name, rt in core.fleet.runtimes()
             }
         }
 
     async def status(self, _args: dict[str, Any]) -> dict[str, Any]:
         core = self.core
         await core.fresh_listing()
-        state = core.registry.state
+        state = core.fleet.state
         if not state.loaded and state.problem:
             raise errors.ColabError(state.problem)
         if not core.signed_in:
             raise NotSignedInError()
         await core.learn_email()
+        units = core.fleet.state.compute_units  # as the email just learned recalls its plan
         return {
             "account": {"email": core.email} if core.email else None,
             "other_accounts": [
                 {"email": a.email, "state": str(a.state)} for a in core.other_accounts()
             ],
             "runtimes": [
-                runtime_json(rt, name, core.connection_url(rt.endpoint))
+                runtime_json(
+                    rt, name, core.connection_url(rt.endpoint), core.account_of(rt.endpoint)
+                )
                 | {"keep_alive": keeping_json(core.keepalive, rt.endpoint)}
-                for name, rt in core.registry.runtimes()
+                for name, rt in core.fleet.runtimes()
             ],
-            "compute_units": compute_units_json(state.compute_units)
-            if state.compute_units
-            else None,
+            "compute_units": compute_units_json(units) if units else None,
         }
 
     async def new(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -240,27 +246,29 @@ class Commands:
                 high_mem=bool(args.get("high_mem")),
                 runtime_version=_optional(args, "runtime_version"),
                 fallback=fallback,
+                account=_optional(args, "account"),
             )
         except errors.AcceleratorUnavailableError as exc:
             if exc.alternatives and not fallback:  # this command's callers: the CLI's flag
                 raise exc.with_hint(FALLBACK_HINT) from None
             raise
         runtime = made.runtime
+        url = await self._bridged_url(runtime.endpoint)
         return {
-            **runtime_json(runtime, made.name, await self._bridged_url(runtime.endpoint)),
+            **runtime_json(runtime, made.name, url, core.account_of(runtime.endpoint)),
             "requested": made.requested,
             "not_free": list(made.not_free),
         }
 
     async def remove(self, args: dict[str, Any]) -> dict[str, Any]:
         endpoint = await self._find(args)
-        name = self.core.registry.name_of(endpoint)
+        name = self.core.fleet.name_of(endpoint)
         await self.core.disconnect(endpoint)
         return {"name": name, "endpoint": endpoint}
 
     async def keep(self, args: dict[str, Any]) -> dict[str, Any]:
         endpoint = await self._find(args)
-        name = self.core.registry.name_of(endpoint)
+        name = self.core.fleet.name_of(endpoint)
         if not self.core.answer_idle(endpoint, Choice.KEEP):
             raise IpcError(f"{name} is not waiting for an answer about being idle.")
         return {"name": name, "endpoint": endpoint}
@@ -291,11 +299,13 @@ class Commands:
         """Where a runtime is and a proxy token valid for a while: for colabtray's own tools
         (shell, ssh, cp) in another process of the same user; never printed by them."""
         endpoint = await self._find(args)
-        fresh = await self.core.registry.fresh_runtime(endpoint)
+        fresh = await self.core.fleet.fresh_runtime(endpoint)
         if fresh.proxy is None:
             raise errors.RuntimeAccessError(endpoint, 0)
         return {
-            **runtime_json(fresh, self.core.registry.name_of(endpoint)),
+            **runtime_json(
+                fresh, self.core.fleet.name_of(endpoint), account=self.core.account_of(endpoint)
+            ),
             "proxy_url": fresh.proxy.url,
             "proxy_token": fresh.proxy.token.get_secret_value(),
             "proxy_expires_at": fresh.proxy.expires_at.isoformat(),
@@ -305,7 +315,7 @@ class Commands:
         """Colab's web page attached to the runtime (``colabtray open``)."""
         endpoint = await self._find(args)
         link = open_in_colab(self.core.settings.colab_url, endpoint)
-        return {"name": self.core.registry.name_of(endpoint), "endpoint": endpoint, "link": link}
+        return {"name": self.core.fleet.name_of(endpoint), "endpoint": endpoint, "link": link}
 
     async def activity(self, args: dict[str, Any]) -> dict[str, Any]:
         """A tool (shell, ssh, cp) is using the runtime: keep-alive counts it as use."""
@@ -337,9 +347,9 @@ class Commands:
         if op in ("allow", "deny"):
             endpoint = await self._find(args)
             if not self.core.secret_gate.decide(endpoint, name, op == "allow"):
-                runtime = self.core.registry.name_of(endpoint)
+                runtime = self.core.fleet.name_of(endpoint)
                 raise IpcError(f"{runtime} is not waiting for an answer about {name}.")
-            return {"name": name, "runtime": self.core.registry.name_of(endpoint)}
+            return {"name": name, "runtime": self.core.fleet.name_of(endpoint)}
         raise IpcError(f"Unknown secret operation {op!r}.")
 
     async def signout(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -54,6 +54,7 @@ class RuntimeRow:
     state: str  # "in use", "idle", "asks: keep running?"…
     pending: bool  # an idle prompt waits for an answer
     keeping: str = ""  # why keep-alive pings it, or not (keeping_line)
+    account: str | None = None  # the email of its account (None: not known yet)
 
     @property
     def label(self) -> str:
@@ -64,9 +65,13 @@ class RuntimeRow:
         return printable(f"{' · '.join(parts)} — {self.state}")
 
 
-def runtime_state(verdict: Verdict, *, pending: bool, reachable: bool) -> str:
+def runtime_state(
+    verdict: Verdict, *, pending: bool, reachable: bool, needs_sign_in: bool = False
+) -> str:
     if pending:
         return "idle: keep running?"
+    if needs_sign_in:
+        return "its account must sign in again"
     if not reachable:
         return "status unknown"
     return {Verdict.ACTIVE: "in use", Verdict.IDLE: "idle"}.get(verdict, "running")
@@ -79,16 +84,21 @@ def runtime_row(
     *,
     pending: bool,
     reachable: bool,
+    needs_sign_in: bool = False,
     keeping: Keeping | None = None,
+    account: str | None = None,
 ) -> RuntimeRow:
     return RuntimeRow(
         endpoint=runtime.endpoint,
         name=name,
         kind=kind_label(runtime.variant, runtime.accelerator),
         shape=shape_label(runtime.shape),
-        state=runtime_state(verdict, pending=pending, reachable=reachable),
+        state=runtime_state(
+            verdict, pending=pending, reachable=reachable, needs_sign_in=needs_sign_in
+        ),
         pending=pending,
         keeping=keeping_line(keeping, pending=pending),
+        account=account,
     )
 
 

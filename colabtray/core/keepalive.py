@@ -33,6 +33,7 @@ from typing import Protocol
 
 from colabtray.colab import errors
 from colabtray.colab.models import Kernel
+from colabtray.core.fleet import Runtimes
 from colabtray.core.listeners import Listeners
 from colabtray.core.naming import kind_label
 from colabtray.core.registry import BackendBack, RuntimeRegistry, RuntimeRemoved
@@ -156,7 +157,7 @@ class KeepAlive:
     def __init__(
         self,
         settings: Settings,
-        registry: RuntimeRegistry,
+        registry: Runtimes,
         presenter: PromptPresenter,
         *,
         activity: Iterable[ActivitySource | tuple[Why, ActivitySource]] = (),
@@ -239,7 +240,7 @@ class KeepAlive:
         Colab refuses it for a missing scope, no ping ever will, so the runtime is given back
         at once and KeepAliveScopeError says why. Any other failure is left to the loop."""
         try:
-            await self._registry.client.keep_alive(endpoint)
+            await self._owner(endpoint).client.keep_alive(endpoint)
         except errors.ScopeNotPermittedError:
             name = self._registry.name_of(endpoint)
             try:
@@ -285,7 +286,8 @@ class KeepAlive:
         now = _now()
         try:
             runtime = await self._registry.fresh_runtime(endpoint)
-            kernels: list[Kernel] | None = await self._registry.client.kernels(runtime)
+            owner = self._owner(endpoint)
+            kernels: list[Kernel] | None = await owner.client.kernels(runtime)
         except errors.RuntimeGoneError:
             return
         except errors.ColabError as exc:
@@ -308,8 +310,8 @@ class KeepAlive:
         elif (
             not track.let_go
             and endpoint not in self._prompt_tasks
-            and self._registry.state.reachable
-            and not self._registry.state.signed_out
+            and owner.state.reachable
+            and not owner.state.signed_out
         ):
             self._prompt_tasks[endpoint] = asyncio.create_task(self._ask(endpoint))
 
@@ -341,8 +343,11 @@ class KeepAlive:
         return Keeping(Why.LET_GO if track.let_go else Why.IDLE)
 
     async def _ping(self, endpoint: str) -> None:
+        owner = self._registry.registry_of(endpoint)
+        if owner is None:
+            return  # gone meanwhile (or its account signed out)
         try:
-            await self._registry.client.keep_alive(endpoint)
+            await owner.client.keep_alive(endpoint)
         except REFUSALS as exc:
             self._refused(endpoint, exc)
             return
@@ -414,6 +419,13 @@ class KeepAlive:
             track.let_go = True
             track.keeping = Keeping(Why.LET_GO)
             self._changed()
+
+    def _owner(self, endpoint: str) -> RuntimeRegistry:
+        """The registry of the runtime's account, whose client pings it with its tokens."""
+        owner = self._registry.registry_of(endpoint)
+        if owner is None:
+            raise errors.RuntimeGoneError(endpoint)
+        return owner
 
     def _withdraw(self, endpoint: str) -> None:
         task = self._prompt_tasks.get(endpoint)

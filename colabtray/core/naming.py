@@ -3,6 +3,9 @@
 Colab knows runtimes only by endpoint. colabtray names each one after its kind the first
 time it sees it, numbering duplicates the way file managers do ("T4 GPU", "T4 GPU (1)"),
 and keeps the names in a small JSON file in the state directory (nothing secret in it).
+Every signed-in account's runtimes are named from the same file, so a name is unique across
+accounts; each entry records its account (``owner``), so that one account's listing only
+releases the names of its own runtimes that are gone.
 """
 
 from __future__ import annotations
@@ -26,23 +29,37 @@ def _numbered(base: str, taken: set[str]) -> str:
 
 
 class RuntimeNames:
-    """Endpoint → name, persisted; names of runtimes that are gone are released."""
+    """Endpoint → name, persisted with each name's account; names of runtimes that are gone
+    are released."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._names: dict[str, str] = self._load()
+        self._names: dict[str, str] = {}
+        self._owners: dict[str, str] = {}  # endpoint → account; absent: not known (old file)
+        self._load()
 
-    def _load(self) -> dict[str, str]:
+    def _load(self) -> None:
         data = read_json(self._path)
         if not isinstance(data, dict):
-            return {}
+            return
         # A name with a line break or control character (an edited file) is given anew.
-        return {str(k): v for k, v in data.items() if isinstance(v, str) and is_one_line(v)}
+        for endpoint, value in data.items():
+            # {"name", "owner"}; a bare name is the first format (one account, owner unknown)
+            entry = value if isinstance(value, dict) else {"name": value}
+            name, owner = entry.get("name"), entry.get("owner")
+            if isinstance(name, str) and is_one_line(name):
+                self._names[str(endpoint)] = name
+                if isinstance(owner, str):
+                    self._owners[str(endpoint)] = owner
 
     def _save(self) -> None:
-        write_json(self._path, self._names)
+        entries: dict[str, dict[str, str]] = {}
+        for endpoint, name in self._names.items():
+            owner = self._owners.get(endpoint)
+            entries[endpoint] = {"name": name} if owner is None else {"name": name, "owner": owner}
+        write_json(self._path, entries)
 
-    def name_of(self, runtime: Runtime) -> str:
+    def name_of(self, runtime: Runtime, owner: str = "") -> str:
         """The runtime's name, giving it one (and saving) if it has none yet."""
         name = self._names.get(runtime.endpoint)
         if name is None:
@@ -50,17 +67,24 @@ class RuntimeNames:
                 kind_label(runtime.variant, runtime.accelerator), set(self._names.values())
             )
             self._names[runtime.endpoint] = name
+            self._owners[runtime.endpoint] = owner
+            self._save()
+        elif self._owners.get(runtime.endpoint) != owner:
+            self._owners[runtime.endpoint] = owner
             self._save()
         return name
 
-    def sync(self, runtimes: Iterable[Runtime]) -> dict[str, str]:
-        """Forget runtimes that are gone, name new ones; returns endpoint → name."""
+    def sync(self, runtimes: Iterable[Runtime], owner: str = "") -> dict[str, str]:
+        """``owner``'s runtimes now: its runtimes that are gone (and names of unknown owner
+        not among them) are forgotten, new ones named; returns endpoint → name."""
         runtimes = list(runtimes)
         live = {r.endpoint for r in runtimes}
-        if set(self._names) - live:
-            self._names = {ep: name for ep, name in self._names.items() if ep in live}
+        gone = {ep for ep in self._names if ep not in live and self._owners.get(ep, owner) == owner}
+        if gone:
+            self._names = {ep: name for ep, name in self._names.items() if ep not in gone}
+            self._owners = {ep: who for ep, who in self._owners.items() if ep not in gone}
             self._save()
-        return {r.endpoint: self.name_of(r) for r in runtimes}
+        return {r.endpoint: self.name_of(r, owner) for r in runtimes}
 
 
 def find_endpoint(query: str, names: Mapping[str, str]) -> str | None:

@@ -65,6 +65,8 @@ def notice_for(event: Event) -> Notice | None:
                 "this account elsewhere (Colab in a browser, another app).",
                 shown_as_state=True,
             )
+        case RuntimeRemoved(signed_out=True):
+            return None  # the person signed its account out: not news to them
         case RuntimeRemoved(name=name, by_user=False):
             return Notice(
                 f"{name} was disconnected",

@@ -21,7 +21,13 @@ from typing import Any
 from colabtray.auth.errors import InvalidGrantError, NotSignedInError
 from colabtray.colab import errors
 from colabtray.colab.client import ColabClient
-from colabtray.colab.models import ComputeUnits, Eligibility, Runtime, RuntimeProxyInfo
+from colabtray.colab.models import (
+    ComputeUnits,
+    Eligibility,
+    PropagationResult,
+    Runtime,
+    RuntimeProxyInfo,
+)
 from colabtray.core.listeners import Listeners
 from colabtray.core.naming import RuntimeNames
 from colabtray.system import tasks
@@ -44,6 +50,7 @@ class RuntimeRemoved:
     endpoint: str
     name: str
     by_user: bool  # False: reclaimed by Colab or removed elsewhere
+    signed_out: bool = False  # its account was signed out of colabtray (it may still run)
 
 
 @dataclass(frozen=True)
@@ -141,8 +148,12 @@ class RuntimeRegistry:
         poll_interval: float = 60.0,
         remembered_plan: Callable[[], str | None] = lambda: None,
         remember_plan: Callable[[str], None] = lambda _tier: None,
+        owner: str = "",
     ) -> None:
+        """``owner``: the account whose runtimes these are, as the names file records it
+        (names are shared by every account's registry, so that they stay unique)."""
         self._client = client
+        self._owner = owner
         self._remembered_plan = remembered_plan  # what an earlier run learned, per account
         self._remember_plan = remember_plan
         self._names = names
@@ -168,6 +179,15 @@ class RuntimeRegistry:
 
     def name_of(self, endpoint: str) -> str:
         return self.state.names.get(endpoint, endpoint)
+
+    def registry_of(self, endpoint: str) -> RuntimeRegistry | None:
+        """Itself when it has the runtime (as :meth:`Fleet.registry_of
+        <colabtray.core.fleet.Fleet.registry_of>` answers for every account)."""
+        return self if endpoint in self.state.runtimes else None
+
+    def release_names(self) -> None:
+        """This account is no longer served: its runtimes' names may be given to others."""
+        self._names.sync([], self._owner)
 
     def runtimes(self) -> list[tuple[str, Runtime]]:
         """(name, runtime) pairs in a stable order: by name."""
@@ -257,7 +277,7 @@ class RuntimeRegistry:
     def _apply(self, listed: list[Runtime]) -> None:
         before = self.state.runtimes
         after = {runtime.endpoint: runtime for runtime in listed}
-        names = self._names.sync(listed)
+        names = self._names.sync(listed, self._owner)
         removed = [ep for ep in before if ep not in after]
         added = [ep for ep in after if ep not in before]
         if (removed or added) and self.state.loaded:
@@ -297,7 +317,7 @@ class RuntimeRegistry:
         await self.refresh()
         if runtime.endpoint not in self.state.runtimes:  # listing lagging or failing
             self.state.runtimes[runtime.endpoint] = runtime
-            self.state.names[runtime.endpoint] = self._names.name_of(runtime)
+            self.state.names[runtime.endpoint] = self._names.name_of(runtime, self._owner)
             self._emit(RuntimeAdded(runtime, self.state.names[runtime.endpoint], True))
         return self.name_of(runtime.endpoint), self.state.runtimes[runtime.endpoint]
 
@@ -318,6 +338,12 @@ class RuntimeRegistry:
         if endpoint in self.state.runtimes:  # the listing still has it; trust the unassign
             self._apply([rt for ep, rt in self.state.runtimes.items() if ep != endpoint])
             self._emit(StateChanged())
+
+    async def propagate_credentials(
+        self, endpoint: str, auth_type: str, dry_run: bool
+    ) -> PropagationResult:
+        """A runtime's request for this account's Google credentials (drive.mount, auth)."""
+        return await self._client.propagate_credentials(endpoint, auth_type, dry_run)
 
     async def _close_sessions(self, runtime: Runtime) -> None:
         try:
@@ -412,16 +438,6 @@ class RuntimeRegistry:
         if not self.state.signed_out:
             self.state.signed_out = True
             self._emit(SignInNeeded(message))
-        self._emit(StateChanged())
-
-    def reset(self) -> None:
-        """Forget everything (another account became active)."""
-        self.state = RegistryState()
-        self._listed_at = -math.inf
-        self._created_here.clear()
-        self._removing.clear()
-        self._token_locks.clear()
-        self._renewal = None
         self._emit(StateChanged())
 
     def _emit(self, event: Event) -> None:

@@ -74,7 +74,7 @@ async def run_core(
     try:
         face = make_face(core)
         bridge = bridge_registry(
-            core.settings, core.registry, on_change=core.bridge_changed, asks=core
+            core.settings, core.fleet, on_change=core.bridge_changed, asks=core
         )
         core.attach_bridge(bridge)  # core.stop() stops it
         Commands(core).register(server, show=face.show, menu=face.menu)

@@ -1,4 +1,4 @@
-"""Who is signed in, how, and the access token of the active account.
+"""Who is signed in, how, which account is active, and each account's access tokens.
 
 Accounts are listed in ``accounts.json`` in the config directory: each email with the way it
 was signed in (:class:`~colabtray.auth.identities.Source`), and which one is active; nothing
@@ -78,7 +78,7 @@ class _Entry:
 
 
 class Session:
-    """The accounts, the active one, and a ``TokenSource`` for the Colab client."""
+    """The accounts, the active one, and a ``TokenSource`` for each (:meth:`tokens_for`)."""
 
     def __init__(
         self, settings: Settings, store: SecretStore, oauth: GoogleOAuth | None = None
@@ -249,9 +249,21 @@ class Session:
 
     # ---- TokenSource ----------------------------------------------------------------------
 
+    def tokens_for(self, email: str) -> AccountTokens:
+        """A ``TokenSource`` for one account (each served account's Colab client has one)."""
+        return AccountTokens(self, email)
+
     async def access_token(self) -> str:
-        email = self._active
-        if email is None:
+        """The active account's access token (``colabtray doctor``)."""
+        if self._active is None:
+            raise NotSignedInError()
+        return await self.access_token_of(self._active)
+
+    async def token_rejected(self, token: str) -> str | None:
+        return await self.token_rejected_of(self._active, token) if self._active else None
+
+    async def access_token_of(self, email: str) -> str:
+        if email not in self._entries:
             raise NotSignedInError()
         if email in self._problems:
             raise SignInAgainError(email, self._problems[email])
@@ -260,9 +272,8 @@ class Session:
             token = await self._refresh(email)
         return token.value.get_secret_value()
 
-    async def token_rejected(self, token: str) -> str | None:
-        email = self._active
-        if email is None:
+    async def token_rejected_of(self, email: str, token: str) -> str | None:
+        if email not in self._entries:
             return None
         current = self._tokens.get(email)
         if current is not None and current.value.get_secret_value() != token:
@@ -361,6 +372,20 @@ class Session:
         if isinstance(old, dict) and isinstance(old.get(PLANS_KEY), dict):
             data[PLANS_KEY] = old[PLANS_KEY]  # kept by self.plans in the same file
         write_json(self._path, data)
+
+
+class AccountTokens:
+    """The access tokens of one account, as a Colab client asks for them (``TokenSource``)."""
+
+    def __init__(self, session: Session, email: str) -> None:
+        self._session = session
+        self.email = email
+
+    async def access_token(self) -> str:
+        return await self._session.access_token_of(self.email)
+
+    async def token_rejected(self, token: str) -> str | None:
+        return await self._session.token_rejected_of(self.email, token)
 
 
 def _entry(item: Any) -> _Entry | None:

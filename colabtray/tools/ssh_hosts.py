@@ -367,13 +367,13 @@ def follow(core: Core, *, demo: bool = False) -> None:
 
     def changed(_event: Event) -> None:
         nonlocal last, newest, writing
-        if not core.registry.state.loaded:
+        if not core.fleet.state.loaded:
             return
-        runtimes = [(name, rt.endpoint) for name, rt in core.registry.runtimes()]
+        runtimes = [(name, rt.endpoint) for name, rt in core.fleet.runtimes()]
         if runtimes == last:
             return
         last = newest = runtimes
         if writing is None or writing.done():
             writing = core.spawn(write_newest())
 
-    core.registry.subscribe(changed)
+    core.fleet.subscribe(changed)

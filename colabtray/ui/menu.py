@@ -218,7 +218,12 @@ class TrayMenu:
         rows = core.rows()
         if not rows:
             self._note(top, "No runtime" if core.listed else "Looking for runtimes…", "no-runtime")
+        several = bool(core.other_accounts())  # then each account's runtimes under its email
+        heading: object = None
         for row in rows:
+            if several and row.account != heading:
+                heading = row.account
+                self._note(top, row.account or "Account not known yet", "account-heading")
             self._runtime_menu(build, row)
         self._add(top, "New runtime…", "new-runtime", self.actions.new_runtime)
         units = core.compute_units_line()
@@ -263,11 +268,14 @@ class TrayMenu:
                     partial(self.actions.sign_in, account.email),
                 )
             else:
-                self._add(
+                entry = self._add(
                     submenu,
                     f"Switch to {account.email}",
                     "switch-to",
                     partial(self.actions.switch_to, account.email),
+                )
+                entry.setToolTip(
+                    "New runtimes go to this account; every account's runtimes stay served."
                 )
         if others:
             submenu.addSeparator()

@@ -50,7 +50,14 @@ class NewRuntimeDialog(QDialog):
         self._not_free: list[str] = []  # models Colab just said are not free, in order
         self._fallback_buttons: dict[str, QPushButton] = {}  # label → its "Try …" button
         self.setObjectName("new-runtime")
-        self.setWindowTitle("New Colab runtime")
+        # The account is the one active when the dialog opened, whatever happens meanwhile.
+        self._account = core.email
+        several = bool(core.other_accounts())
+        self.setWindowTitle(
+            f"New Colab runtime for {self._account}"
+            if several and self._account
+            else "New Colab runtime"
+        )
         self.setWindowIcon(icons.app_icon())
 
         intro = QLabel(
@@ -116,7 +123,7 @@ class NewRuntimeDialog(QDialog):
 
     async def _load(self) -> None:
         try:
-            eligibility = await self._core.eligibility()
+            eligibility = await self._core.eligibility(self._account)
         except ColabError as exc:
             self._fail(exc.message)
             return
@@ -208,6 +215,7 @@ class NewRuntimeDialog(QDialog):
             await self._core.create_checked(
                 offer.variant,
                 offer.accelerator,
+                account=self._account,
                 high_mem=high_mem,
                 not_free=tuple(self._not_free),
             )

@@ -89,7 +89,7 @@ class SecretsWindow(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, name)
             self.names.addItem(item)
         self.answers.clear()
-        for runtime, known in self._core.registry.runtimes():
+        for runtime, known in self._core.fleet.runtimes():
             endpoint = known.endpoint
             for name, allowed in sorted(self._core.secret_gate.decisions(endpoint).items()):
                 verdict = "allowed" if allowed else "denied"
@@ -142,7 +142,7 @@ class SecretsWindow(QWidget):
             return
         endpoint, name = item.data(Qt.ItemDataRole.UserRole)
         if self._core.secret_gate.decide(endpoint, name, allow):
-            runtime = self._core.registry.name_of(endpoint)
+            runtime = self._core.fleet.name_of(endpoint)
             verdict = "may read" if allow else "may not read"
             self.status.setText(printable(f"{runtime} {verdict} {name} now."))
         self.refresh()

@@ -446,7 +446,7 @@ async def test_low_compute_units_are_told_once_per_episode_and_the_line_warns(
 
     await core.start()
     try:
-        await until(lambda: core.registry.state.loaded, 10)
+        await until(lambda: core.fleet.state.loaded, 10)
         await core.create(GPU, "T4")  # burns 1.96 an hour
         await until(lambda: "1.96/h" in (core.compute_units_line() or ""), 10)
         assert told() == 0 and not warns()

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QApplication, QMenu
 from colabtray.auth.tokens import SecretStore
 from colabtray.colab.models import ComputeUnits, Runtime
 from colabtray.core.app import Core
+from colabtray.core.registry import RegistryState
 from colabtray.settings import load_settings
 from colabtray.ui import eventloop
 from colabtray.ui.tray import Tray
@@ -91,8 +92,15 @@ def runtime(endpoint: str, variant: str, accelerator: str | None, high_mem: bool
     )
 
 
+def active_state(core: Core) -> RegistryState:
+    """The active account's registry state, which a test sets (the fleet's is a view of it)."""
+    registry = core.fleet.active_registry
+    assert registry is not None, "nobody is signed in"
+    return registry.state
+
+
 def with_runtimes(core: Core, *runtimes: tuple[str, Runtime]) -> None:
-    state = core.registry.state
+    state = active_state(core)
     state.loaded = True
     state.runtimes = {rt.endpoint: rt for _, rt in runtimes}
     state.names = {rt.endpoint: name for name, rt in runtimes}

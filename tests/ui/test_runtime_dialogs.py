@@ -159,7 +159,7 @@ def test_create_look_and_disconnect_with_confirmation(
 
     async def scenario() -> None:
         await core.start()
-        await until(lambda: core.registry.state.loaded)
+        await until(lambda: core.fleet.state.loaded)
         tray.new_runtime()
         dialog = tray.dialog
         assert dialog is not None

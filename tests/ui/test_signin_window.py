@@ -249,7 +249,7 @@ def test_a_pasted_token_signs_in_and_a_refused_one_is_its_sentence(
         await until(lambda: not window.isVisible(), 30)
         assert core.email == ADA and core.uses_ready_token
         assert window.token.text() == "", "the window keeps no token"
-        await until(lambda: core.registry.state.loaded, 30)
+        await until(lambda: core.fleet.state.loaded, 30)
         tray.menu.rebuild()
         entries = texts(tray.menu.menu)
         assert entries[0][0] == ADA and "No runtime" in entries

@@ -24,6 +24,7 @@ from tests.fixtures.waiting import until
 from tests.ui.conftest import (
     UNREACHABLE,
     action,
+    active_state,
     offline_core,
     run,
     runtime,
@@ -247,7 +248,7 @@ def test_copy_ssh_command(qapp, tmp_path: Path, make_tray, monkeypatch: pytest.M
 def test_backend_unreachable(tmp_path: Path, make_tray) -> None:
     core = offline_core(tmp_path)
     with_runtimes(core, ("T4 GPU", T4))
-    state = core.registry.state
+    state = active_state(core)
     state.reachable = False
     state.problem = "Colab could not be reached for the runtime list (HTTP 503); try again later."
     tray = make_tray(core)
@@ -285,8 +286,8 @@ def test_accounts_switch_and_sign_in_again(qapp, tmp_path: Path, make_tray) -> N
     action(tray.menu.menu, "switch-to").trigger()
     assert core.email == "bob@example.com"
 
-    core.registry.state.signed_out = True  # Google refused bob's sign-in on the last poll
-    core.registry.state.problem = "bob@example.com needs to sign in again."
+    active_state(core).signed_out = True  # Google refused bob's sign-in on the last poll
+    active_state(core).problem = "bob@example.com needs to sign in again."
     tray.menu.rebuild()
     assert texts(tray.menu.menu)[2] == "Sign in again as bob@example.com…"
     assert core.tray_state() is TrayState.ATTENTION
@@ -303,7 +304,7 @@ def test_the_open_menu_follows_the_core(qapp, tmp_path: Path, make_tray) -> None
         await until(tray.menu.menu.isVisible)
         names = [a.objectName() for a in tray.menu.menu.actions()]
         assert f"runtime:{T4.endpoint}" in names
-        core.registry.forget(T4.endpoint)  # e.g. keep-alive learnt it is gone
+        core.fleet.forget(T4.endpoint)  # e.g. keep-alive learnt it is gone
         names = [a.objectName() for a in tray.menu.menu.actions()]
         assert f"runtime:{T4.endpoint}" not in names and f"runtime:{CPU_RT.endpoint}" in names
         before = tray.menu.menu.actions()
@@ -314,7 +315,7 @@ def test_the_open_menu_follows_the_core(qapp, tmp_path: Path, make_tray) -> None
         await until(tray.menu.menu.isVisible)
         before = tray.menu.menu.actions()
         # Only words change (units burn on every poll): same entries, new words, still open.
-        core.registry.state.compute_units = ComputeUnits(balance=97.25, rate_per_hour=0.07)
+        active_state(core).compute_units = ComputeUnits(balance=97.25, rate_per_hour=0.07)
         core._changed()
         assert tray.menu.menu.actions() == before and tray.menu.menu.isVisible()
         units = action(tray.menu.menu, "compute-units").text()
@@ -331,8 +332,8 @@ def test_icon_and_tooltip_follow_the_state(tmp_path: Path, make_tray) -> None:
     tray._render()
     assert tray.icon.toolTip().startswith("colabtray")
     assert "No runtime" in tray.icon.toolTip()
-    core.registry.state.runtimes = {T4.endpoint: T4}
-    core.registry.state.names = {T4.endpoint: "T4 GPU"}
+    active_state(core).runtimes = {T4.endpoint: T4}
+    active_state(core).names = {T4.endpoint: "T4 GPU"}
     core._changed()
     assert "1 runtime running: T4 GPU" in tray.icon.toolTip()
     assert tray.describe()["state"] == "running"
@@ -459,12 +460,12 @@ def test_a_runtime_made_elsewhere_appears_in_the_open_menu_within_2_s(
 
     async def scenario() -> None:
         await core.start()
-        await until(lambda: core.registry.state.loaded, 30)
+        await until(lambda: core.fleet.state.loaded, 30)
         made = await asyncio.to_thread(
             run_cli, cli_env(emulator, tmp_path / "elsewhere"), "new", "--cpu"
         )
         assert made.returncode == 0, made.stderr
-        await until(lambda: core.registry.age() > LOOKED_AT_WITHIN, 10)
+        await until(lambda: core.fleet.age() > LOOKED_AT_WITHIN, 10)
 
         def shows_cpu() -> bool:
             return any(

@@ -203,3 +203,24 @@ def test_a_name_file_with_a_line_break_in_a_name_gets_the_name_anew(tmp_path) ->
     runtimes.append(_runtime("m-c", "CPU", None))
     names = RuntimeNames(path).sync(runtimes)
     assert names == {"gpu-a": "My GPU", "gpu-b": "T4 GPU", "m-c": "CPU"}
+
+
+def test_names_are_unique_across_accounts_and_each_listing_releases_only_its_own(
+    tmp_path,
+) -> None:
+    """Every account's runtimes are named from one file: a second account's T4 is "T4 GPU (1)",
+    an account's listing without the other's runtimes leaves their names alone, and a name
+    released by its own account (the runtime went) is given again."""
+    path = tmp_path / "names.json"
+    ada_t4, bob_t4 = _runtime("gpu-ada", "GPU", "T4"), _runtime("gpu-bob", "GPU", "T4")
+    names = RuntimeNames(path)
+    assert names.sync([ada_t4], "ada@example.com") == {"gpu-ada": "T4 GPU"}
+    assert names.sync([bob_t4], "bob@example.com") == {"gpu-bob": "T4 GPU (1)"}
+    assert names.sync([ada_t4], "ada@example.com") == {"gpu-ada": "T4 GPU"}
+
+    again = RuntimeNames(path)  # another run reads whose each name is
+    assert again.sync([bob_t4], "bob@example.com") == {"gpu-bob": "T4 GPU (1)"}
+    assert again.sync([], "ada@example.com") == {}
+    new_t4 = _runtime("gpu-new", "GPU", "T4")
+    assert again.sync([new_t4], "ada@example.com") == {"gpu-new": "T4 GPU"}
+    assert again.sync([bob_t4], "bob@example.com") == {"gpu-bob": "T4 GPU (1)"}
