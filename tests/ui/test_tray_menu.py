@@ -294,6 +294,38 @@ def test_accounts_switch_and_sign_in_again(qapp, tmp_path: Path, make_tray) -> N
     assert "bob@example.com needs to sign in again." in core.tooltip()
 
 
+def test_every_accounts_runtimes_are_listed_under_their_email(
+    qapp, tmp_path: Path, make_tray
+) -> None:
+    core = offline_core(tmp_path, token=None, accounts=["ada@example.com", "bob@example.com"])
+    for email in ("ada@example.com", "bob@example.com"):
+        core.session._store.set(email, SecretStr("refresh-token"))  # the test's memory store
+    for email, name, made in (
+        ("ada@example.com", "T4 GPU", T4),
+        ("bob@example.com", "CPU", CPU_RT),
+    ):
+        member = core.fleet.member(email)
+        assert member is not None, f"{email} is not served"
+        member.registry.state.loaded = True
+        member.registry.state.runtimes = {made.endpoint: made}
+        member.registry.state.names = {made.endpoint: name}
+    bob = core.fleet.member("bob@example.com")
+    assert bob is not None
+    bob.registry.state.signed_out = True  # Google refused bob's sign-in on the last poll
+    tray = make_tray(core)
+    tray.menu.rebuild()
+    entries = [e[0] if isinstance(e, tuple) else e for e in texts(tray.menu.menu)]
+    start = entries.index("ada@example.com", 1)
+    assert entries[start : start + 4] == [
+        "ada@example.com",
+        "T4 GPU · High-RAM — running",
+        "bob@example.com",
+        "CPU · Standard — its account must sign in again",
+    ]
+    assert core.email == "ada@example.com" and not core.must_sign_in
+    assert core.tray_state() is TrayState.ATTENTION, "bob's runtime is not kept alive"
+
+
 def test_the_open_menu_follows_the_core(qapp, tmp_path: Path, make_tray) -> None:
     core = offline_core(tmp_path)
     with_runtimes(core, ("T4 GPU", T4), ("CPU", CPU_RT))
