@@ -393,7 +393,7 @@ async def _dbus_name_has_owner(name: str) -> bool:
 
 
 async def _notifications() -> Check:
-    from colabtray.ui.notifications import Notifier
+    from colabtray.system.notifications import Notifier
 
     notifier = Notifier()
     try:
@@ -415,6 +415,12 @@ async def _notifications() -> Check:
         counts=False,
         details={"capabilities": names},
     )
+
+
+async def diagnostics(settings: Settings, session: Session, ready: ReadyToken | None) -> str:
+    """What ``colabtray doctor`` prints for a running app's sign-in (the About box copies it
+    for a bug report)."""
+    return as_text(await run_checks(settings, identity_of(settings, session, ready)))
 
 
 def identity_of(

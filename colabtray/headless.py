@@ -23,7 +23,7 @@ from colabtray.core.naming import kind_label
 from colabtray.core.notices import Notice
 from colabtray.core.questions import Question
 from colabtray.core.registry import Event, RuntimeRemoved
-from colabtray.core.runner import run_core
+from colabtray.runner import run_core
 from colabtray.settings import Settings
 from colabtray.system.instance import InstanceLock
 from colabtray.system.ipc import ControlServer, IpcError

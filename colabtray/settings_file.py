@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from colabtray.core.jsonfile import write_atomically
 from colabtray.errors import UserError
+from colabtray.system.jsonfile import write_atomically
 
 FILE_NAME = "settings.toml"
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from colabtray.auth.errors import SignInError
-from colabtray.core.jsonfile import write_atomically
 from colabtray.settings import Settings
+from colabtray.system.jsonfile import write_atomically
 
 FILE_NAME = "oauth-client.json"
 CONSOLE_URL = "https://console.cloud.google.com/apis/credentials"

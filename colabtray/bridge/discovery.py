@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from colabtray import __version__
-from colabtray.core.jsonfile import write_atomically
+from colabtray.system.jsonfile import write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from colabtray.core.jsonfile import read_json, write_json
+from colabtray.system.jsonfile import read_json, write_json
 
 FILE_NAME = "bridge.json"
 

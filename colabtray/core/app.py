@@ -402,13 +402,6 @@ class Core:
         self._activate(email)
         return email
 
-    async def diagnostics(self) -> str:
-        """What ``colabtray doctor`` would print for this app's sign-in (for a bug report)."""
-        from colabtray import doctor
-
-        identity = doctor.identity_of(self.settings, self.session, self.ready)
-        return doctor.as_text(await doctor.run_checks(self.settings, identity))
-
     def reload_accounts(self) -> str | None:
         """Read the accounts again (another colabtray process signed in); the active one."""
         self.session.reload()

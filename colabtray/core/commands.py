@@ -49,7 +49,8 @@ from colabtray.core.display import keeping_json as keeping_words
 from colabtray.core.keepalive import Choice, KeepAlive
 from colabtray.core.naming import kind_label
 from colabtray.core.notebook_secrets import check_name
-from colabtray.system.ipc import ControlServer, IpcError
+from colabtray.errors import UserError
+from colabtray.system.ipc import ControlServer
 
 if TYPE_CHECKING:
     from colabtray.core.app import Core
@@ -112,10 +113,15 @@ def compute_units_json(units: ComputeUnits) -> dict[str, Any]:
     }
 
 
+class CommandRefused(UserError):
+    """A command that cannot be carried out as asked ("No runtime named…"): its sentence goes
+    back to the caller as the command's answer."""
+
+
 def _text(args: dict[str, Any], key: str, what: str) -> str:
     value = args.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise IpcError(f"Name {what}.")
+        raise CommandRefused(f"Name {what}.")
     return value.strip()
 
 
@@ -184,7 +190,7 @@ class Commands:
             raise errors.ColabError(self.core.problem() or again)
         if endpoint is None:
             known = ", ".join(name for name, _ in self.core.fleet.runtimes()) or "none"
-            raise IpcError(f"No runtime named {query!r} (runtimes: {known}).")
+            raise CommandRefused(f"No runtime named {query!r} (runtimes: {known}).")
         return endpoint
 
     async def url(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +199,7 @@ class Commands:
         name = core.fleet.name_of(endpoint)
         address = await self._bridged_url(endpoint)
         if address is None:
-            raise IpcError(f"{name} has no connection URL right now; try again in a moment.")
+            raise CommandRefused(f"{name} has no connection URL right now; try again in a moment.")
         return {
             "name": name,
             "endpoint": endpoint,
@@ -270,7 +276,7 @@ class Commands:
         endpoint = await self._find(args)
         name = self.core.fleet.name_of(endpoint)
         if not self.core.answer_idle(endpoint, Choice.KEEP):
-            raise IpcError(f"{name} is not waiting for an answer about being idle.")
+            raise CommandRefused(f"{name} is not waiting for an answer about being idle.")
         return {"name": name, "endpoint": endpoint}
 
     async def signin(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -287,12 +293,12 @@ class Commands:
         elif how == "browser":
             signed = await core.sign_in(webbrowser.open, account)
             if signed is None:
-                raise IpcError("Sign-in was cancelled in colabtray.")
+                raise CommandRefused("Sign-in was cancelled in colabtray.")
             email = signed
         elif how == "reload":  # another process signed in: read the accounts again
             email = core.reload_accounts() or ""
         else:
-            raise IpcError(f"Unknown way to sign in: {how!r}.")
+            raise CommandRefused(f"Unknown way to sign in: {how!r}.")
         return {"email": email}
 
     async def runtime(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -342,15 +348,15 @@ class Commands:
             return {"name": name, "place": secrets.place}
         if op == "remove":
             if not await secrets.remove(name):
-                raise IpcError(f"There is no secret named {name}.")
+                raise CommandRefused(f"There is no secret named {name}.")
             return {"name": name}
         if op in ("allow", "deny"):
             endpoint = await self._find(args)
             if not self.core.secret_gate.decide(endpoint, name, op == "allow"):
                 runtime = self.core.fleet.name_of(endpoint)
-                raise IpcError(f"{runtime} is not waiting for an answer about {name}.")
+                raise CommandRefused(f"{runtime} is not waiting for an answer about {name}.")
             return {"name": name, "runtime": self.core.fleet.name_of(endpoint)}
-        raise IpcError(f"Unknown secret operation {op!r}.")
+        raise CommandRefused(f"Unknown secret operation {op!r}.")
 
     async def signout(self, args: dict[str, Any]) -> dict[str, Any]:
         gone = await self.core.sign_out_of(

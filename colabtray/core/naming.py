@@ -16,7 +16,7 @@ from pathlib import Path
 from colabtray.colab.kinds import kind_label as kind_label  # its home; imported from here too
 from colabtray.colab.kinds import shape_label as shape_label
 from colabtray.colab.models import Runtime, is_one_line
-from colabtray.core.jsonfile import read_json, write_json
+from colabtray.system.jsonfile import read_json, write_json
 
 
 def _numbered(base: str, taken: set[str]) -> str:

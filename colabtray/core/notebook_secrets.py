@@ -30,9 +30,9 @@ from pydantic import SecretStr
 
 from colabtray import hints
 from colabtray.auth.tokens import SecretStore
-from colabtray.core.jsonfile import read_json, write_json
 from colabtray.core.questions import Answer, Question, Questions
 from colabtray.errors import UserError
+from colabtray.system.jsonfile import read_json, write_json
 
 SERVICE = "colabtray-secrets"
 INDEX = "secrets.json"

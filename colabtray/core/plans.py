@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 
 from colabtray.colab.models import FREE, PRO, PRO_PLUS
-from colabtray.core.jsonfile import read_json, write_json
+from colabtray.system.jsonfile import read_json, write_json
 
 log = logging.getLogger(__name__)
 

@@ -35,11 +35,11 @@ from colabtray.auth.identities import (
 from colabtray.auth.state import AccountState as AccountState  # its home
 from colabtray.auth.tokens import SecretStore
 from colabtray.auth.userinfo import fetch_email
-from colabtray.core.jsonfile import read_json, write_json
 from colabtray.core.listeners import Listeners
 from colabtray.core.plans import KEY as PLANS_KEY
 from colabtray.core.plans import Plans
 from colabtray.settings import Settings
+from colabtray.system.jsonfile import read_json, write_json
 
 if TYPE_CHECKING:  # imported when first needed: aiohttp and Authlib weigh ~25 MB resident
     from colabtray.auth.oauth import GoogleOAuth

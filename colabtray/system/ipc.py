@@ -145,7 +145,7 @@ class ControlServer:
             )
             self.path.chmod(0o600)
         else:
-            from colabtray.core.jsonfile import write_atomically  # the server's side only
+            from colabtray.system.jsonfile import write_atomically  # the server's side only
 
             self._server = await loop.create_server(self._guard.protocols(protocol), "127.0.0.1", 0)
             self._secret = secrets.token_urlsafe(32)

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from colabtray.colab.models import is_one_line, one_line
-from colabtray.core.jsonfile import write_atomically
 from colabtray.errors import UserError
 from colabtray.settings import Settings
+from colabtray.system.jsonfile import write_atomically
 
 if TYPE_CHECKING:
     from colabtray.core.app import Core

@@ -18,8 +18,8 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from colabtray.core.keepalive import Choice, IdleQuestion
+from colabtray.system.notifications import Notifier
 from colabtray.text import printable
-from colabtray.ui.notifications import Notifier
 
 log = logging.getLogger(__name__)
 

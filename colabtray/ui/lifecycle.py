@@ -41,7 +41,7 @@ async def run_tray(
         settings = await asyncio.to_thread(prepare)
         # The client stack and core: imported off the UI thread so the icon stays live.
         await asyncio.to_thread(importlib.import_module, "colabtray.ui.tray")
-        from colabtray.core.runner import run_core
+        from colabtray.runner import run_core
 
         await run_core(
             settings,

@@ -13,8 +13,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from colabtray.core.questions import Question
+from colabtray.system.notifications import Notifier
 from colabtray.text import printable
-from colabtray.ui.notifications import Notifier
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ runtime nothing has used yet), the bridge port, how colabtray asks.
 
 It shows the settings in effect, writes only what the user changed into ``settings.toml``
 (:func:`colabtray.settings.save_settings`, which keeps the rest of the file), and switches the
-login item (:mod:`colabtray.core.autostart`). A setting that an environment variable decides
+login item (:mod:`colabtray.system.autostart`). A setting that an environment variable decides
 is shown but disabled, with the variable named: saving it to the file would change nothing.
 Problems of the settings file, and errors while saving, are shown as sentences.
 
@@ -31,9 +31,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from colabtray.core.autostart import Autostart, AutostartError, for_platform
 from colabtray.settings import Settings, environment_overrides, save_settings
 from colabtray.settings_file import SettingsFileError
+from colabtray.system.autostart import Autostart, AutostartError, for_platform
 from colabtray.ui import icons
 
 NOTIFICATION_STYLES = {

@@ -27,11 +27,11 @@ from colabtray.colab.links import open_in_colab
 from colabtray.core.app import Core
 from colabtray.core.keepalive import Choice
 from colabtray.core.notices import Notice
+from colabtray.system.notifications import Notifier
 from colabtray.text import printable
 from colabtray.ui import icons
 from colabtray.ui.menu import TrayMenu, describe, rect_of
 from colabtray.ui.new_runtime import NewRuntimeDialog
-from colabtray.ui.notifications import Notifier
 from colabtray.ui.window import StatusWindow
 
 if TYPE_CHECKING:
@@ -471,7 +471,12 @@ class Tray(QObject):
 
         async def collect() -> None:
             # Only doctor's own text, masked there: nothing is added to it here.
-            QGuiApplication.clipboard().setText(await self.core.diagnostics())
+            from colabtray import doctor
+
+            core = self.core
+            ready = core.ready if core.uses_ready_token else None  # else the active account
+            text = await doctor.diagnostics(core.settings, core.session, ready)
+            QGuiApplication.clipboard().setText(text)
             say("Diagnostics copied to the clipboard; paste them into your bug report.")
 
         say("Collecting diagnostics (this takes a few seconds)…", done=False)

@@ -19,9 +19,9 @@ from colabtray.colab.client import ColabClient
 from colabtray.core.keepalive import KeepAlive
 from colabtray.core.naming import RuntimeNames
 from colabtray.core.registry import RuntimeRegistry, RuntimeRemoved
+from colabtray.system.notifications import Notifier
 from colabtray.ui.eventloop import run
 from colabtray.ui.idle_prompt import IdlePromptPresenter
-from colabtray.ui.notifications import Notifier
 from tests.fixtures.colab import settings_for
 from tests.fixtures.desktop import Dunst
 from tests.fixtures.waiting import hold, until

@@ -8,8 +8,8 @@ import unicodedata
 
 from colabtray.core.notices import notice_for
 from colabtray.core.registry import BackendLost
+from colabtray.system.notifications import Notifier
 from colabtray.text import HIDDEN
-from colabtray.ui.notifications import Notifier
 from tests.fixtures.desktop import Dunst
 from tests.fixtures.waiting import until
 

@@ -111,7 +111,7 @@ def test_the_installed_resources_are_readable_from_the_package(installed: Path) 
 
 def test_start_at_login_launches_the_installed_entry_point(installed: Path, tmp_path: Path) -> None:
     env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"))
-    code = "from colabtray.core.autostart import for_platform; for_platform().set_enabled(True)"
+    code = "from colabtray.system.autostart import for_platform; for_platform().set_enabled(True)"
     run([str(installed / "python"), "-c", code], env=env)
     entry = tmp_path / "config" / "autostart" / "colabtray.desktop"
     validate(entry)

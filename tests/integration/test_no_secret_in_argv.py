@@ -292,7 +292,7 @@ COVERED = {
     ("colabtray.emulator.terminal", "start"): "tmux with a session name and a shell",
     ("colabtray.emulator.terminal", "_kill_tmux"): "tmux kill-session with a session name",
     # macOS (launchctl) and Windows (PowerShell) only: a plist's or shortcut's path.
-    ("colabtray.core.autostart", "_run_checked"): "autostart: paths, on macOS and Windows",
+    ("colabtray.system.autostart", "_run_checked"): "autostart: paths, on macOS and Windows",
     # A browser is given a web page to show: Google's sign-in page (its one-use `state` and
     # PKCE challenge; the verifier stays in memory) or a consent page; never a bridge URL.
     ("colabtray.cli", "_browser"): (

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QMenu
 from colabtray.colab.models import CPU, GPU
 from colabtray.core.display import TrayState
 from colabtray.core.questions import Question, Questions
-from colabtray.ui.notifications import Notifier
+from colabtray.system.notifications import Notifier
 from colabtray.ui.questions import TrayAsker
 from tests.fixtures.waiting import until
 from tests.ui.conftest import action, offline_core, run, runtime, submenu, texts, with_runtimes

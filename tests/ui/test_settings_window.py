@@ -12,8 +12,8 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QDialogButtonBox, QFormLayout
 from pytestqt.qtbot import QtBot
 
-from colabtray.core.autostart import XdgAutostart
 from colabtray.settings import load_settings
+from colabtray.system.autostart import XdgAutostart
 from colabtray.ui.settings_window import SettingsWindow, show_settings_window
 from colabtray.ui.tray import Tray
 from tests.ui.conftest import offline_core

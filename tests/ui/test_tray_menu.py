@@ -18,7 +18,7 @@ from colabtray.colab.errors import ColabError
 from colabtray.colab.models import CPU, GPU, TPU, ComputeUnits
 from colabtray.core.app import NO_BRIDGE_REASON, Core
 from colabtray.core.display import TrayState
-from colabtray.core.runner import make_core
+from colabtray.runner import make_core
 from colabtray.ui.menu import LOOKED_AT_WITHIN
 from tests.fixtures.waiting import until
 from tests.ui.conftest import (

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from colabtray import __version__
-from colabtray.core import autostart
-from colabtray.core.autostart import (
+from colabtray.system import autostart
+from colabtray.system.autostart import (
     AutostartError,
     LaunchAgent,
     StartupShortcut,

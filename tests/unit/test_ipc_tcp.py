@@ -25,8 +25,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from colabtray.core.jsonfile import write_atomically
 from colabtray.system import instance, ipc
+from colabtray.system.jsonfile import write_atomically
 
 SECRET_VALUE = "hf_the-value-a-stranger-must-never-see-0123456789"
 

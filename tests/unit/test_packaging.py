@@ -7,7 +7,7 @@ import struct
 import tomllib
 from pathlib import Path
 
-from colabtray.core.autostart import APP_ID
+from colabtray.system.autostart import APP_ID
 from tests.unit.test_autostart import desktop_value, validate
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from colabtray.core.jsonfile import write_json
 from colabtray.settings import load_settings
 from colabtray.system.dirs import private_dir, tighten_dir
+from colabtray.system.jsonfile import write_json
 from colabtray.system.logs import configure_logging
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX modes")

@@ -21,8 +21,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from colabtray.core.jsonfile import write_atomically
 from colabtray.errors import UserError
+from colabtray.system.jsonfile import write_atomically
 
 APP_ID = "io.github.colabtray"
 NAME = "colabtray"
