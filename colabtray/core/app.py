@@ -27,18 +27,18 @@ from colabtray.auth.identities import READY_FROM_ENVIRONMENT, READY_PASTED, Read
 from colabtray.auth.tokens import SecretStore
 from colabtray.auth.userinfo import fetch_email
 from colabtray.colab import errors
-from colabtray.colab.client import ColabClient, TokenSource
 from colabtray.colab.models import Eligibility, Resources, Runtime
 from colabtray.core import display, offers
-from colabtray.core.fleet import Fleet, Member
+from colabtray.core.fleet import Fleet
 from colabtray.core.keepalive import Choice, IdleQuestion, KeepAlive, PromptPresenter, Why
 from colabtray.core.listeners import Listeners
-from colabtray.core.naming import RuntimeNames, find_endpoint
+from colabtray.core.naming import find_endpoint
 from colabtray.core.notebook_secrets import SERVICE as SECRETS_SERVICE
 from colabtray.core.notebook_secrets import NotebookSecrets, SecretGate
 from colabtray.core.notices import LowUnits, Notice, notice_for, pings_refused_notice
 from colabtray.core.questions import Asker, Question, Questions
 from colabtray.core.registry import Event, RuntimeRegistry, RuntimeRemoved
+from colabtray.core.serving import READY, ServedAccounts
 from colabtray.core.session import Account, AccountState, Session
 from colabtray.core.wakeup import WakeWatcher
 from colabtray.errors import UserError
@@ -47,7 +47,6 @@ from colabtray.settings import Settings
 log = logging.getLogger(__name__)
 
 NO_BRIDGE_REASON = "Editor connections need the editor bridge, which this version lacks."
-READY = "ready-token"  # the fleet's key for the ready token's account (others: their email)
 
 
 class Bridge(Protocol):
@@ -120,13 +119,7 @@ class Core:
         self.secret_gate = SecretGate(
             self.notebook_secrets, self.questions, within=settings.idle_prompt_timeout
         )
-        token = settings.access_token
-        # Served beside the session's accounts (scripts, the demo), and active at first.
-        self.ready = ReadyToken(token.get_secret_value(), ready_how) if token else None
-        self.names = RuntimeNames(settings.state_dir / "runtime-names.json")  # one for all
         self.fleet = Fleet()
-        self._served: dict[str, TokenSource] = {}  # fleet key → the tokens its client uses
-        self._session_active = self.session.active_email  # as last seen: a change is news
         self.bridge: Bridge | None = None
         self._presenter = _PresenterSlot(presenter or QuietPresenter())
         self.keepalive = KeepAlive(
@@ -141,10 +134,18 @@ class Core:
         self._loops: list[asyncio.Task[Any]] = []  # keep-alive's and the wake-up watcher's
         self._spawned: set[asyncio.Task[Any]] = set()
         self._sign_in_task: asyncio.Task[str] | None = None
-        self._running = False  # between start() and stop()
-        self.session.subscribe(self._on_session_changed)
         self.fleet.subscribe(self._on_registry_event)
-        self._follow_accounts()
+        token = settings.access_token
+        self.serving = ServedAccounts(
+            settings,
+            self.session,
+            self.fleet,
+            # Served beside the session's accounts (scripts, the demo), and active at first.
+            ready=ReadyToken(token.get_secret_value(), ready_how) if token else None,
+            spawn=self.spawn,
+            changed=self._changed,
+        )
+        self.session.subscribe(self._on_session_changed)
         self.keepalive.subscribe(self._changed)
         self.keepalive.subscribe_refusals(
             lambda refused: self._notice_listeners.tell(pings_refused_notice(refused))
@@ -164,19 +165,17 @@ class Core:
 
     async def start(self) -> None:
         """Start polling every signed-in account; returns at once (no network wait)."""
-        self._running = True
         await self.session.check_stored()
         self._loops = [
             self.spawn(self.keepalive.run()),
             self.spawn(WakeWatcher(self._woke_up).run()),
         ]
-        for member in self.fleet.members():
-            self._start_serving(member)
+        self.serving.start()
         self._changed()
 
     async def stop(self) -> None:
         """Stop every loop and pending call, and close the HTTP clients."""
-        self._running = False
+        self.serving.running = False
         self.cancel_sign_in()
         members = self.fleet.members()
         tasks = [*self._loops, *self._spawned, *(t for m in members for t in m.loops)]
@@ -292,9 +291,14 @@ class Core:
     # ---- who is signed in -----------------------------------------------------------------
 
     @property
+    def ready(self) -> ReadyToken | None:
+        """The ready token (``COLABTRAY_ACCESS_TOKEN``, a pasted one, the demo's), if any."""
+        return self.serving.ready
+
+    @property
     def uses_ready_token(self) -> bool:
         """The active account is the ready token's (``COLABTRAY_ACCESS_TOKEN``, the demo)."""
-        return self.ready is not None and self.fleet.active == READY
+        return self.serving.ready_is_active
 
     @property
     def signed_in(self) -> bool:
@@ -303,18 +307,12 @@ class Core:
     @property
     def email(self) -> str | None:
         """The active account's email (None: nobody, or a ready token not yet asked)."""
-        return self._email_of(self.fleet.active) if self.fleet.active is not None else None
-
-    def _email_of(self, key: str) -> str | None:
-        return (self.ready.email if self.ready is not None else None) if key == READY else key
-
-    def _key_of(self, email: str) -> str:
-        return READY if self.ready is not None and self.ready.email == email else email
+        return self.serving.active_email
 
     def account_of(self, endpoint: str) -> str | None:
         """The email of the account a runtime belongs to (None: unknown yet)."""
         key = self.fleet.account_of(endpoint)
-        return self._email_of(key) if key is not None else None
+        return self.serving.email_of(key) if key is not None else None
 
     @property
     def must_sign_in(self) -> bool:
@@ -368,7 +366,7 @@ class Core:
         finally:
             self._sign_in_task = None
             self._changed()
-        self._activate(email)
+        self.serving.activate(email)
         return email
 
     def cancel_sign_in(self) -> None:
@@ -378,13 +376,13 @@ class Core:
     async def sign_in_gcloud(self, account: str | None = None) -> str:
         """Use gcloud's sign-in (of ``account``, else gcloud's active one); the email."""
         email = await self.session.sign_in_gcloud(account)
-        self._activate(email)
+        self.serving.activate(email)
         return email
 
     async def sign_in_adc(self, path: Path) -> str:
         """Use the Application Default Credentials in ``path``; the email."""
         email = await self.session.sign_in_adc(path)
-        self._activate(email)
+        self.serving.activate(email)
         return email
 
     async def use_ready_token(self, token: str) -> str:
@@ -397,9 +395,8 @@ class Core:
                 "Google does not accept this access token (expired, revoked or mistyped); "
                 "paste a fresh one."
             ) from None
-        self.ready = ReadyToken(token.strip(), READY_PASTED, email)  # replaces the one before
-        self._follow_accounts()
-        self._activate(email)
+        self.serving.use_ready(ReadyToken(token.strip(), READY_PASTED, email))
+        self.serving.activate(email)
         return email
 
     def reload_accounts(self) -> str | None:
@@ -407,34 +404,27 @@ class Core:
         self.session.reload()
         active = self.session.active_email
         if active is not None:
-            self._activate(active)
+            self.serving.activate(active)
         return active
 
     async def learn_email(self) -> None:
         """Find out whose the ready token is, once (a failure leaves the email unknown)."""
-        if self.ready is not None and self.ready.email is None:
-            try:
-                self.ready.email = await fetch_email(self.settings, self.ready.token)
-            except errors.SignedOutError:
-                raise
-            except errors.ColabError as exc:
-                log.warning("could not read the account's email: %s", exc.message)
-            self._email_learned()
+        await self.serving.learn_email()
 
     async def retry_sign_in(self, email: str) -> None:
         """Ask a gcloud or ADC account's source again, after the person fixed it there; then
         list its runtimes at once."""
         await self.session.retry(email)
-        member = self.fleet.member(self._key_of(email))
+        member = self.fleet.member(self.serving.key_of(email))
         if member is not None:
             member.registry.poke()
 
     def switch(self, email: str) -> None:
         """Make another signed-in account the active one (the one ``new`` uses); every
         account stays served."""
-        if self._key_of(email) != READY:
+        if self.serving.key_of(email) != READY:
             self.session.switch(email)  # NotSignedInError if there is no such account
-        self._activate(email)
+        self.serving.activate(email)
 
     async def sign_out(self) -> None:
         """Sign the active account out (revoking it); a ready token is just dropped."""
@@ -448,124 +438,23 @@ class Core:
         signed out, each with a note on what stayed."""
         ready = self.ready
         gone: list[tuple[str, str | None]] = []
-        mine = self.uses_ready_token if email is None else self._key_of(email) == READY
+        mine = self.uses_ready_token if email is None else self.serving.key_of(email) == READY
         if ready is not None and (everyone or mine):
             gone.append((ready.email or "the ready token", None))
-            self.ready = None
-            self._follow_accounts()
-            self._changed()
+            self.serving.use_ready(None)
             if not everyone:
                 return gone
         target = email if email is not None else self.email
         return gone + await self.session.sign_out(target, everyone=everyone)
 
-    def _activate(self, email: str) -> None:
-        """``email``'s account becomes the active one."""
-        self.fleet.active = self._key_of(email)
-        self._changed()
-
-    def _email_learned(self) -> None:
-        """The ready token's email is known: its plan is recalled, and a session account of
-        the same email is served through it rather than twice."""
-        member = self.fleet.member(READY)
-        if member is not None:
-            member.registry.learn_plan(member.registry.known_plan)
-        self._follow_accounts()
-        self._changed()
-
     def _on_session_changed(self) -> None:
-        self._follow_accounts()
-        active = self.session.active_email
-        if active != self._session_active:  # a sign-in, switch or sign-out chose another
-            self._session_active = active
-            if active is not None:
-                self.fleet.active = self._key_of(active)
+        self.serving.session_changed()
         self._changed()
-
-    def _follow_accounts(self) -> None:
-        """Serve exactly the signed-in accounts: the ready token's and each of the session's
-        (one whose email is the ready token's is served through it). An account that left
-        takes its runtimes with it; one that needs a sign-in again stays, and is listed at
-        once when it has signed in again."""
-        wanted: dict[str, TokenSource] = {}
-        if self.ready is not None:
-            wanted[READY] = self.ready
-        needs_sign_in = set()
-        for account in self.session.accounts():
-            if account.state is AccountState.NEEDS_SIGN_IN:
-                needs_sign_in.add(account.email)
-            if self._key_of(account.email) != READY:
-                wanted[account.email] = self.session.tokens_for(account.email)
-        for key in list(self._served):
-            if key not in wanted or (key == READY and wanted[key] is not self._served[key]):
-                self._stop_serving(key)
-        for key, tokens in wanted.items():
-            member = self.fleet.member(key)
-            if member is None:
-                self._serve(key, tokens)
-            elif member.registry.state.signed_out and key not in needs_sign_in:
-                member.registry.poke()  # signed in again: list now
-        if self.fleet.active not in self._served:
-            active = self.session.active_email
-            fallback = READY if self.ready is not None else active
-            self.fleet.active = self._key_of(active) if active in wanted else fallback
-
-    def _serve(self, key: str, tokens: TokenSource) -> None:
-        registry = RuntimeRegistry(
-            ColabClient(self.settings, tokens),
-            self.names,
-            poll_interval=self.settings.poll_interval,
-            remembered_plan=lambda: self.session.plans.of(self._email_of(key)),
-            remember_plan=lambda tier: self.session.plans.remember(self._email_of(key), tier),
-            owner=key,
-        )
-        self._served[key] = tokens
-        member = self.fleet.join(key, registry)
-        if self._running:
-            self._start_serving(member)
-
-    def _start_serving(self, member: Member) -> None:
-        member.loops.append(self.spawn(member.registry.run()))
-        if member.key == READY and self.ready is not None and self.ready.email is None:
-            member.loops.append(self.spawn(self._learn_ready_email()))
-
-    def _stop_serving(self, key: str) -> None:
-        """Cancelled here, synchronously: nothing of the account's is applied afterwards."""
-        del self._served[key]
-        member = self.fleet.leave(key)
-        if member is None:
-            return
-        for task in member.loops:
-            task.cancel()
-
-        async def close() -> None:
-            try:
-                await asyncio.gather(*member.loops, return_exceptions=True)
-            finally:
-                await member.registry.client.aclose()
-
-        self.spawn(close())
 
     def _woke_up(self) -> None:
         """After a sleep: list the runtimes and ping what needs it now, not at the next tick."""
         self.fleet.poke()
         self.keepalive.poke()
-
-    async def _learn_ready_email(self) -> None:
-        """Whose the ready token is; retried with backoff while the network is down."""
-        wait = 2.0
-        while (ready := self.ready) is not None and ready.email is None:
-            try:
-                ready.email = await fetch_email(self.settings, ready.token)
-            except errors.SignedOutError:
-                return  # the registry's polling reports it as "sign in again"
-            except errors.ColabError as exc:
-                log.info("could not read the account's email: %s", exc.message)
-                await asyncio.sleep(wait)
-                wait = min(wait * 2, self.settings.poll_interval)
-                continue
-            self._email_learned()
-            return
 
     # ---- runtimes -------------------------------------------------------------------------
 
@@ -575,7 +464,7 @@ class Core:
         rows = []
         for member in self.fleet.members():
             state = member.registry.state
-            account = self._email_of(member.key)
+            account = self.serving.email_of(member.key)
             for name, runtime in member.registry.runtimes():
                 rows.append(
                     display.runtime_row(
@@ -596,10 +485,11 @@ class Core:
         if account is None:
             registry = self.fleet.active_registry
         else:
-            member = self.fleet.member(self._key_of(account))
+            member = self.fleet.member(self.serving.key_of(account))
             registry = member.registry if member is not None else None
         if registry is None and account is not None:
-            known = ", ".join(e for e in (self._email_of(m.key) for m in self.fleet.members()) if e)
+            emails = (self.serving.email_of(m.key) for m in self.fleet.members())
+            known = ", ".join(email for email in emails if email)
             raise errors.ColabError(
                 f"{account} is not signed in to colabtray (signed in: {known or 'nobody'}); "
                 f"sign it in with '{hints.command('signin', '--account', account)}'."

@@ -278,7 +278,7 @@ _OS_STARTERS = ("exec", "spawn", "posix_spawn", "system", "popen", "startfile")
 # added here with its test.
 COVERED = {
     ("colabtray.auth.gcloud", "_run"): "test_gcloud_is_asked_for_a_token_without_one_on_its…",
-    ("colabtray.cli", "_signin_adc"): "adc_login_command: scopes only (test_gcloud_…)",
+    ("colabtray.cli.accounts", "_signin_adc"): "adc_login_command: scopes only (test_gcloud_…)",
     ("colabtray.auth.vault", "_ask"): "test_the_keyring_helper_gets_the_refresh_token_on_stdin",
     ("colabtray.tools.ssh_keys", "_public_line"): "test_ssh_keygen_derives_a_public_key_…",
     ("colabtray.tools.ssh", "ssh"): "test_ssh_gets_the_runtime_by_name_never_its_token",
@@ -295,7 +295,7 @@ COVERED = {
     ("colabtray.system.autostart", "_run_checked"): "autostart: paths, on macOS and Windows",
     # A browser is given a web page to show: Google's sign-in page (its one-use `state` and
     # PKCE challenge; the verifier stays in memory) or a consent page; never a bridge URL.
-    ("colabtray.cli", "_browser"): (
+    ("colabtray.cli.place", "browser"): (
         "Google's sign-in page (its one-use state and PKCE challenge, never the verifier) and "
         "Colab's page for a runtime (its endpoint, no token)"
     ),

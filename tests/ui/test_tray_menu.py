@@ -114,7 +114,9 @@ def test_signed_in_without_runtimes(tmp_path: Path, make_tray) -> None:
     assert core.tray_state() is TrayState.IDLE
 
 
-def test_the_demo_says_it_is_signed_in_with_the_demos_account(tmp_path: Path, make_tray) -> None:
+def test_the_demo_says_it_is_signed_in_with_the_demos_account(
+    qapp, tmp_path: Path, make_tray
+) -> None:
     """The demo's ready token comes from its emulator, not from a COLABTRAY_ACCESS_TOKEN the
     person set (issue 25, item 8b); a pasted token is no such variable either."""
     core = make_core(offline_core(tmp_path).settings, demo=True)  # as the demo makes its own
@@ -128,7 +130,11 @@ def test_the_demo_says_it_is_signed_in_with_the_demos_account(tmp_path: Path, ma
         "Signed in with the demo's account, on the local emulator (no Google account)",
     )
 
-    core.ready = ReadyToken("pasted-token", READY_PASTED, "ada@example.com")
+    async def paste() -> None:  # as the sign-in window does, on the app's loop
+        core.serving.use_ready(ReadyToken("pasted-token", READY_PASTED, "ada@example.com"))
+        await core.stop()  # and with it the demo token's client, which closes on the loop
+
+    run(qapp, paste())
     tray.menu.rebuild()
     assert texts(tray.menu.menu)[0][1][0] == "Signed in with a ready access token (memory only)"
 
