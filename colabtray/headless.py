@@ -18,7 +18,6 @@ from typing import Any, TextIO
 
 from colabtray import hints
 from colabtray.core.app import Core
-from colabtray.core.keepalive import Choice, IdleQuestion
 from colabtray.core.naming import kind_label
 from colabtray.core.notices import Notice
 from colabtray.core.questions import Question
@@ -61,7 +60,6 @@ class HeadlessFace:
         self._told: dict[str, str] = {}  # endpoint → URL already printed
         self._account: tuple[str | None, bool] | None = None
         self._none_told = False  # "no runtime yet" said since the last runtime went
-        core.set_presenter(_Questions(self))
         core.set_asker(_Asker(self))
         core.subscribe(self._changed)
         core.fleet.subscribe(self._event)
@@ -128,34 +126,11 @@ class HeadlessFace:
             why = "disconnected" if event.by_user else "reclaimed by Colab or removed elsewhere"
             self.say(f"{event.name} is gone ({why}).")
 
-    # ---- the idle question, answered with `colabtray keep|remove` ------------------------
-
-    def ask(self, question: IdleQuestion) -> None:
-        self.say(
-            f"{question.name} is idle: run {hints.command('keep', question.name)} within "
-            f"{question.seconds:.0f} s to keep it running, or "
-            f"{hints.command('remove', question.name)} to give it back now; otherwise Colab "
-            "will reclaim it."
-        )
-
-
-class _Questions:
-    """The idle question on stdout; the answer comes through the control channel's ``keep``
-    (or ``remove``), which keep-alive takes directly."""
-
-    def __init__(self, face: HeadlessFace) -> None:
-        self._face = face
-
-    def show(self, question: IdleQuestion, answer: Callable[[Choice], None]) -> None:
-        self._face.ask(question)
-
-    def withdraw(self, endpoint: str) -> None:
-        pass  # it became busy or went away: the next line about it says so
-
 
 class _Asker:
-    """A runtime's question on stdout with the commands that answer it. Nobody can click a
-    consent page here, so that one is let through: the browser itself asks."""
+    """A question on stdout with the commands that answer it (the idle question: ``colabtray
+    keep`` or ``remove``). Nobody can click a consent page here, so that one is let through:
+    the browser itself asks."""
 
     def __init__(self, face: HeadlessFace) -> None:
         self._face = face
@@ -165,7 +140,7 @@ class _Asker:
             self._face.say(f"{question.title}: opening the browser for it.")
             answer(True)
             return
-        self._face.say(f"{question.title}: answer with {question.commands}")
+        self._face.say(f"{question.title}: {question.commands}")
 
     def withdraw(self, key: str) -> None:
         pass

@@ -30,7 +30,7 @@ from colabtray.colab import errors
 from colabtray.colab.models import Eligibility, Resources, Runtime
 from colabtray.core import display, offers
 from colabtray.core.fleet import Fleet
-from colabtray.core.keepalive import Choice, IdleQuestion, KeepAlive, PromptPresenter, Why
+from colabtray.core.keepalive import IDLE_KEY, Choice, KeepAlive, Why
 from colabtray.core.listeners import Listeners
 from colabtray.core.naming import find_endpoint
 from colabtray.core.notebook_secrets import SERVICE as SECRETS_SERVICE
@@ -69,32 +69,6 @@ class Bridge(Protocol):
         ...
 
 
-class QuietPresenter:
-    """An idle-prompt presenter that shows nothing (``--headless``, or before the UI has one).
-
-    Without an answer keep-alive lets the idle runtime go, as it would if nobody looked.
-    """
-
-    def show(self, question: IdleQuestion, answer: Callable[[Choice], None]) -> None:
-        log.warning("%s (no prompt to ask with; it will be let go)", question.title)
-
-    def withdraw(self, endpoint: str) -> None:
-        pass
-
-
-class _PresenterSlot:
-    """Keep-alive is built before the UI; the UI puts its presenter in later."""
-
-    def __init__(self, presenter: PromptPresenter) -> None:
-        self.target = presenter
-
-    def show(self, question: IdleQuestion, answer: Callable[[Choice], None]) -> None:
-        self.target.show(question, answer)
-
-    def withdraw(self, endpoint: str) -> None:
-        self.target.withdraw(endpoint)
-
-
 ErrorSink = Callable[[str], None]
 
 
@@ -105,7 +79,6 @@ class Core:
         *,
         secrets: SecretStore | None = None,
         notebook_store: SecretStore | None = None,
-        presenter: PromptPresenter | None = None,
         ready_how: str = READY_FROM_ENVIRONMENT,
     ) -> None:
         self.settings = settings
@@ -121,11 +94,10 @@ class Core:
         )
         self.fleet = Fleet()
         self.bridge: Bridge | None = None
-        self._presenter = _PresenterSlot(presenter or QuietPresenter())
         self.keepalive = KeepAlive(
             settings,
             self.fleet,
-            self._presenter,
+            self.questions,
             activity=[(Why.TOOL, self._tool_activity.get), (Why.EDITOR, self._bridge_activity)],
         )
         self._low_units = LowUnits()
@@ -187,8 +159,7 @@ class Core:
         self._loops.clear()
         if self.bridge is not None:
             await asyncio.to_thread(self.bridge.stop)
-        for member in members:
-            await member.registry.client.aclose()
+        await self.serving.aclose()
 
     def spawn(
         self, coroutine: Coroutine[Any, Any, Any], on_error: ErrorSink | None = None
@@ -219,10 +190,6 @@ class Core:
 
         task.add_done_callback(done)
         return task
-
-    def set_presenter(self, presenter: PromptPresenter) -> None:
-        """Where idle questions go from now on (the UI's prompt; quiet until then)."""
-        self._presenter.target = presenter
 
     def attach_bridge(self, bridge: Bridge) -> None:
         """Use a started editor bridge: its URLs in the menu, its activity for keep-alive.
@@ -270,8 +237,9 @@ class Core:
 
     def waiting_questions(self) -> list[Question]:
         """The runtimes' questions waiting for an answer (secrets, consent), oldest first; a
-        dismissed notification leaves its question here until it is answered or expires."""
-        return self.questions.waiting()
+        dismissed notification leaves its question here until it is answered or expires. The
+        idle questions are not among them: each runtime's own entries answer those."""
+        return [q for q in self.questions.waiting() if not q.key.startswith(IDLE_KEY)]
 
     def answer_question(self, key: str, yes: bool) -> bool:
         """Answer a waiting question as its notification would; False if none is open."""
@@ -283,10 +251,7 @@ class Core:
 
     def answer_idle(self, endpoint: str, choice: Choice) -> bool:
         """Answer a runtime's pending idle question; False if none is waiting."""
-        if endpoint not in self.keepalive.pending():
-            return False
-        self.keepalive.answer(endpoint, choice)
-        return True
+        return self.keepalive.answer(endpoint, choice)
 
     # ---- who is signed in -----------------------------------------------------------------
 

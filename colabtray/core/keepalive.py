@@ -29,13 +29,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
 
+from colabtray import hints
 from colabtray.colab import errors
 from colabtray.colab.models import Kernel
 from colabtray.core.fleet import Runtimes
 from colabtray.core.listeners import Listeners
 from colabtray.core.naming import kind_label
+from colabtray.core.questions import Question, Questions
 from colabtray.core.registry import BackendBack, RuntimeRegistry, RuntimeRemoved
 from colabtray.settings import Settings
 
@@ -98,34 +99,33 @@ class Choice(StrEnum):
     DISCONNECT = "disconnect"
 
 
-@dataclass(frozen=True)
-class IdleQuestion:
-    endpoint: str
-    name: str
-    kind: str  # "T4 GPU"
-    seconds: float  # how long the question stands
+IDLE_KEY = "idle:"  # + endpoint: the key of a runtime's idle question
+KEEP_LABEL = "Cancel"  # cancels the disconnect: the runtime keeps running
+DISCONNECT_LABEL = "Disconnect now"
 
-    @property
-    def title(self) -> str:
-        return f"'{self.name}' is idle and will be disconnected"
 
-    @property
-    def body(self) -> str:
-        minutes = "a minute" if self.seconds <= 60 else f"{self.seconds / 60:.0f} minutes"
-        return (
-            f"Nothing has run on this {self.kind} runtime for a while. Cancel to keep it "
+def idle_question(endpoint: str, name: str, kind: str, seconds: float) -> Question:
+    """The question keep-alive asks about an idle runtime: yes keeps it (Cancel), no gives it
+    back now; no answer within ``seconds`` lets Colab reclaim it."""
+    minutes = "a minute" if seconds <= 60 else f"{seconds / 60:.0f} minutes"
+    return Question(
+        key=f"{IDLE_KEY}{endpoint}",
+        title=f"'{name}' is idle and will be disconnected",
+        body=(
+            f"Nothing has run on this {kind} runtime for a while. Cancel to keep it "
             f"running, or disconnect it now to save compute units. Without an answer within "
-            f"{minutes}, "
-            "colabtray stops keeping it alive and Colab will reclaim it."
-        )
-
-
-class PromptPresenter(Protocol):
-    """Shows an idle question somewhere the user sees it (a notification, a window…)."""
-
-    def show(self, question: IdleQuestion, answer: Callable[[Choice], None]) -> None: ...
-
-    def withdraw(self, endpoint: str) -> None: ...
+            f"{minutes}, colabtray stops keeping it alive and Colab will reclaim it."
+        ),
+        yes=KEEP_LABEL,
+        no=DISCONNECT_LABEL,
+        commands=(
+            f"run {hints.command('keep', name)} within {seconds:.0f} s to keep it running, or "
+            f"{hints.command('remove', name)} to give it back now; otherwise Colab will "
+            "reclaim it"
+        ),
+        seconds=seconds,
+        countdown="Disconnecting in {} unless you cancel.",
+    )
 
 
 class Verdict(StrEnum):
@@ -158,19 +158,19 @@ class KeepAlive:
         self,
         settings: Settings,
         registry: Runtimes,
-        presenter: PromptPresenter,
+        questions: Questions,
         *,
         activity: Iterable[ActivitySource | tuple[Why, ActivitySource]] = (),
     ) -> None:
         """``activity``: sources of use, each alone or with the kind it is (Why.EDITOR…)."""
         self._settings = settings
         self._registry = registry
-        self._presenter = presenter
+        self._questions = questions  # the idle question is asked as every other one
         self._sources: list[tuple[Why, ActivitySource]] = [
             source if isinstance(source, tuple) else (Why.USE, source) for source in activity
         ]
         self._tracks: dict[str, _Track] = {}
-        self._pending: dict[str, asyncio.Future[Choice]] = {}
+        self._asking: set[str] = set()  # endpoints whose idle question is open
         self._prompt_tasks: dict[str, asyncio.Task[None]] = {}
         self._listeners = Listeners("keep-alive")
         self._refusals = Listeners("keep-alive refusals")
@@ -214,7 +214,7 @@ class KeepAlive:
 
     def pending(self) -> set[str]:
         """Endpoints with an idle question waiting for an answer."""
-        return {ep for ep, fut in self._pending.items() if not fut.done()}
+        return set(self._asking)
 
     def verdict(self, endpoint: str) -> Verdict:
         track = self._tracks.get(endpoint)
@@ -225,11 +225,10 @@ class KeepAlive:
         track = self._tracks.get(endpoint)
         return track.keeping if track else None
 
-    def answer(self, endpoint: str, choice: Choice) -> None:
-        """The user answered (from the notification, the window or the tray menu)."""
-        future = self._pending.get(endpoint)
-        if future is not None and not future.done():
-            future.set_result(choice)
+    def answer(self, endpoint: str, choice: Choice) -> bool:
+        """The person answered (the tray menu, ``colabtray keep``); False if no question about
+        the runtime is open. The notification and the window answer through the question."""
+        return self._questions.answer(f"{IDLE_KEY}{endpoint}", choice is Choice.KEEP)
 
     def poke(self) -> None:
         """Tick now (woken from sleep, network back)."""
@@ -374,29 +373,24 @@ class KeepAlive:
         runtime = self._registry.state.runtimes.get(endpoint)
         if runtime is None:
             return
-        question = IdleQuestion(
-            endpoint=endpoint,
-            name=self._registry.name_of(endpoint),
-            kind=kind_label(runtime.variant, runtime.accelerator),
-            seconds=self._settings.idle_prompt_timeout,
+        question = idle_question(
+            endpoint,
+            self._registry.name_of(endpoint),
+            kind_label(runtime.variant, runtime.accelerator),
+            self._settings.idle_prompt_timeout,
         )
-        future: asyncio.Future[Choice] = asyncio.get_running_loop().create_future()
-        self._pending[endpoint] = future
-        self._presenter.show(question, lambda choice: self.answer(endpoint, choice))
+        self._asking.add(endpoint)
         self._changed()
         try:
-            async with asyncio.timeout(question.seconds):
-                choice = await future
-        except TimeoutError:
-            choice = None
+            answer = await asyncio.shield(self._questions.open(question, question.seconds))
         except asyncio.CancelledError:  # withdrawn: the runtime became active or went away
-            self._presenter.withdraw(endpoint)
+            self._questions.close(question.key)
             raise
         finally:
-            self._pending.pop(endpoint, None)
+            self._asking.discard(endpoint)
             self._prompt_tasks.pop(endpoint, None)
             self._changed()
-        self._presenter.withdraw(endpoint)
+        choice = None if answer is None else Choice.KEEP if answer else Choice.DISCONNECT
         await self._apply(endpoint, choice)
 
     async def _apply(self, endpoint: str, choice: Choice | None) -> None:

@@ -202,8 +202,8 @@ class SecretGate:
             yes="Allow",
             no="Deny",
             commands=(
-                f"{hints.command('secret', 'allow', name, runtime_name)} (then run the cell "
-                f"again) / {hints.command('secret', 'deny', name, runtime_name)}"
+                f"answer with {hints.command('secret', 'allow', name, runtime_name)} (then run "
+                f"the cell again) / {hints.command('secret', 'deny', name, runtime_name)}"
             ),
         )
         asking = self._questions.open(question, self._within)

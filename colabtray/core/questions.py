@@ -1,11 +1,13 @@
-"""Yes-or-no questions a runtime makes the app ask the person: may it read a secret, may it
-open Google's consent page. Asked once per key while open, however often a runtime asks (a
-flood of requests shows one question), through whatever the face offers (a notification with
-two buttons, a small window, a line on stdout with the commands that answer it); answered by a
-click or by ``colabtray secret allow|deny`` / the control channel. A question stays open for
-the time it was opened with; no answer by then is no answer (``None``), which callers take as no.
-The open questions stay readable (:meth:`Questions.waiting`, the tray menu's entries), so one
-whose notification was dismissed can still be answered until it expires.
+"""Yes-or-no questions the app asks the person: may a runtime read a secret, may it open
+Google's consent page, keep an idle runtime or give it back (keep-alive's question). Asked
+once per key while open, however often a runtime asks (a flood of requests shows one
+question), through whatever the face offers (a notification with two buttons, a small window,
+a line on stdout with the commands that answer it); answered by a click, by the tray menu, or
+by ``colabtray secret allow|deny`` / ``keep`` / ``remove`` through the control channel. A
+question stays open for the time it was opened with; no answer by then is no answer
+(``None``), which callers take as no (the idle question: let Colab reclaim it). The open
+questions stay readable (:meth:`Questions.waiting`, the tray menu's entries), so one whose
+notification was dismissed can still be answered until it expires.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ class Question:
     key: str  # what is being asked, e.g. "secret:<endpoint>:HF_TOKEN" (one question at a time)
     title: str
     body: str
-    yes: str  # the button that says yes ("Allow", "Open consent page")
-    no: str  # the button that says no ("Deny")
-    commands: str = ""  # how to answer from a terminal (headless)
+    yes: str  # the button that says yes ("Allow", "Open consent page", "Cancel")
+    no: str  # the button that says no ("Deny", "Disconnect now")
+    commands: str = ""  # how to answer from a terminal, a phrase (headless prints it)
+    seconds: float = 0.0  # how long it stands, where the face counts down (0: it does not)
+    countdown: str = ""  # what the countdown says, "{}" the time left ("Disconnecting in {}…")
 
 
 class Asker(Protocol):

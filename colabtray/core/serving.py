@@ -28,6 +28,7 @@ from colabtray.core.naming import RuntimeNames
 from colabtray.core.registry import RuntimeRegistry
 from colabtray.core.session import AccountState, Session
 from colabtray.settings import Settings
+from colabtray.system import tasks
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class ServedAccounts:
         self.ready = ready
         self.names = RuntimeNames(settings.state_dir / "runtime-names.json")  # one for all
         self._served: dict[str, TokenSource] = {}  # fleet key → the tokens its client uses
+        self._closing: set[asyncio.Task[Any]] = set()  # clients of accounts that left
         self._session_active = session.active_email  # as last seen: a change is news
         self.running = False  # polling (between the core's start and stop)
         self.follow()
@@ -174,12 +176,18 @@ class ServedAccounts:
             task.cancel()
 
         async def close() -> None:
-            try:
-                await asyncio.gather(*member.loops, return_exceptions=True)
-            finally:
-                await member.registry.client.aclose()
+            await asyncio.gather(*member.loops, return_exceptions=True)
+            await member.registry.client.aclose()
 
-        self._spawn(close())
+        # Not the core's task: its stop waits for this one to end, rather than cutting a
+        # closing connection short.
+        tasks.held(self._closing, asyncio.create_task(close(), name=f"close {key}"))
+
+    async def aclose(self) -> None:
+        """Close every account's client (after the loops were cancelled)."""
+        await asyncio.gather(*self._closing, return_exceptions=True)
+        for member in self._fleet.members():
+            await member.registry.client.aclose()
 
     async def learn_email(self) -> None:
         """Find out whose the ready token is, once (a failure leaves the email unknown)."""

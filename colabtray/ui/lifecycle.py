@@ -60,25 +60,21 @@ async def run_tray(
 
 
 class _TrayFace:
-    """The tray as the core's face: the icon and menu, the idle prompt, notifications."""
+    """The tray as the core's face: the icon and menu, the questions, notifications."""
 
     def __init__(
         self, core: Core, starting: _StartingIcon, quit_requested: asyncio.Event, *, demo: bool
     ) -> None:
-        from colabtray.ui.idle_prompt import IdlePromptPresenter
         from colabtray.ui.questions import TrayAsker
         from colabtray.ui.tray import Tray
 
         self.tray = Tray(core, icon=starting.icon, quit=quit_requested.set, demo=demo)
-        core.set_presenter(
-            IdlePromptPresenter(
+        core.set_asker(
+            TrayAsker(
                 self.tray.notifier,
                 anchor=self.tray.anchor,
                 window_only=core.settings.notifications == "window",
             )
-        )
-        core.set_asker(
-            TrayAsker(self.tray.notifier, window_only=core.settings.notifications == "window")
         )
         self.tray.show()
 

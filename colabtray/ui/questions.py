@@ -1,5 +1,6 @@
-"""A runtime's yes-or-no question (a secret, a consent page), asked in the tray's way: a desktop
-notification with the two buttons, else a small message box; the answer goes back to the core.
+"""A yes-or-no question (a secret, a consent page, an idle runtime), asked in the tray's way: a
+desktop notification with the two buttons, else a small window (one that counts down, for a
+question that does); the answer goes back to the core.
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from colabtray.core.questions import Question
 from colabtray.system.notifications import Notifier
 from colabtray.text import printable
+from colabtray.ui.countdown import CountdownWindow
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +24,19 @@ log = logging.getLogger(__name__)
 class TrayAsker:
     """The core's Asker for the tray."""
 
-    def __init__(self, notifier: Notifier, *, window_only: bool = False) -> None:
+    def __init__(
+        self,
+        notifier: Notifier,
+        anchor: Callable[[], QPoint | None] = lambda: None,
+        *,
+        window_only: bool = False,  # the "notifications = window" setting
+    ) -> None:
         self._notifier = notifier
+        self._anchor = anchor  # where the tray icon is, for a window that counts down
         self._window_only = window_only
         self._notifications: dict[str, str] = {}
         self.boxes: dict[str, QMessageBox] = {}  # tests answer these
+        self.windows: dict[str, CountdownWindow] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def ask(self, question: Question, answer: Callable[[bool], None]) -> None:
@@ -44,6 +54,14 @@ class TrayAsker:
             if identifier is not None:
                 self._notifications[question.key] = identifier
                 return
+        log.info("no notification with buttons here; asking in a window")
+        if question.seconds:
+            window = CountdownWindow(question, answer, self._anchor())
+            window.destroyed.connect(lambda: self.windows.pop(question.key, None))
+            self.windows[question.key] = window
+            window.show()
+            window.raise_()
+            return
         box = QMessageBox(
             QMessageBox.Icon.Question, printable(question.title), printable(question.body)
         )
@@ -66,3 +84,7 @@ class TrayAsker:
         if box is not None:
             with contextlib.suppress(RuntimeError):  # already deleted by Qt
                 box.done(0)
+        window = self.windows.pop(key, None)
+        if window is not None:
+            with contextlib.suppress(RuntimeError):
+                window.close()

@@ -18,10 +18,11 @@ from colabtray.auth.identities import ReadyToken
 from colabtray.colab.client import ColabClient
 from colabtray.core.keepalive import KeepAlive
 from colabtray.core.naming import RuntimeNames
+from colabtray.core.questions import Questions
 from colabtray.core.registry import RuntimeRegistry, RuntimeRemoved
 from colabtray.system.notifications import Notifier
 from colabtray.ui.eventloop import run
-from colabtray.ui.idle_prompt import IdlePromptPresenter
+from colabtray.ui.questions import TrayAsker
 from tests.fixtures.colab import settings_for
 from tests.fixtures.desktop import Dunst
 from tests.fixtures.waiting import hold, until
@@ -45,8 +46,8 @@ def scenario(emulator_factory, tmp_path: Path, body, prompt_seconds: float = 20.
         async with ColabClient(settings, ReadyToken(emulator.access_token)) as client:
             registry = RuntimeRegistry(client, RuntimeNames(tmp_path / "names.json"))
             notifier = Notifier()
-            presenter = IdlePromptPresenter(notifier)
-            keepalive = KeepAlive(settings, registry, presenter)
+            presenter = TrayAsker(notifier)  # as the tray asks every question
+            keepalive = KeepAlive(settings, registry, Questions(presenter))
             _, runtime = await registry.create("GPU", "T4")
             task = asyncio.create_task(keepalive.run())
             try:
@@ -108,16 +109,18 @@ def test_without_a_notification_service_a_window_asks(
     qapp, bus_without_notifications, emulator_factory, tmp_path
 ):
     async def body(emulator, registry, presenter, keepalive, endpoint):
-        await until(lambda: presenter.window_for(endpoint) is not None, 15)
-        window = presenter.window_for(endpoint)
+        key = f"idle:{endpoint}"
+        await until(lambda: presenter.windows.get(key) is not None, 15)
+        window = presenter.windows[key]
         await until(window.isVisible, 5)
         assert window.windowFlags() & Qt.WindowType.WindowStaysOnTopHint
         first = window.countdown.text()
         assert first.startswith("Disconnecting in ")
         await until(lambda: window.countdown.text() != first, 3)  # it counts down
-        QTest.mouseClick(window.keep_button, Qt.MouseButton.LeftButton)
+        assert window.yes_button.text() == "Cancel"
+        QTest.mouseClick(window.yes_button, Qt.MouseButton.LeftButton)
         await until(lambda: not keepalive.pending(), 5)
-        await until(lambda: presenter.window_for(endpoint) is None, 5)
+        await until(lambda: key not in presenter.windows, 5)
         await hold(3 * IDLE_TIMEOUT, lambda: endpoint in live(emulator))
 
     scenario(emulator_factory, tmp_path, body)

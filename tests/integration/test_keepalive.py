@@ -27,9 +27,10 @@ from colabtray.colab.client import ColabClient
 from colabtray.colab.models import GPU
 from colabtray.core.app import Core
 from colabtray.core.display import keeping_line
-from colabtray.core.keepalive import Choice, IdleQuestion, KeepAlive, Verdict, Why
+from colabtray.core.keepalive import Choice, KeepAlive, Verdict, Why
 from colabtray.core.naming import RuntimeNames
 from colabtray.core.notices import Notice, pings_refused_notice
+from colabtray.core.questions import Question, Questions
 from colabtray.core.registry import RuntimeRegistry
 from colabtray.settings import Settings
 from tests.fixtures.bridge import bridge_on
@@ -57,20 +58,31 @@ def short_settings(emulator: Emulator, tmp_path: Path) -> Settings:
     )
 
 
-class RecordingPresenter:
-    """Shows nothing; remembers questions and withdrawals; answers when told to."""
+class RecordingAsker:
+    """Shows nothing; remembers questions and withdrawals (by endpoint: keep-alive only asks
+    the idle question); answers when told to."""
 
     def __init__(self) -> None:
-        self.shown: list[IdleQuestion] = []
+        self.shown: list[Question] = []
         self.withdrawn: list[str] = []
-        self.answers: dict[str, Callable[[Choice], None]] = {}
+        self.answers: dict[str, Callable[[bool], None]] = {}
 
-    def show(self, question: IdleQuestion, answer: Callable[[Choice], None]) -> None:
+    def ask(self, question: Question, answer: Callable[[bool], None]) -> None:
         self.shown.append(question)
-        self.answers[question.endpoint] = answer
+        self.answers[endpoint_of(question)] = answer
 
-    def withdraw(self, endpoint: str) -> None:
-        self.withdrawn.append(endpoint)
+    def withdraw(self, key: str) -> None:
+        self.withdrawn.append(key.removeprefix("idle:"))
+
+
+def endpoint_of(question: Question) -> str:
+    assert question.key.startswith("idle:"), question.key
+    return question.key.removeprefix("idle:")
+
+
+def asking(asker: RecordingAsker) -> Questions:
+    """What keep-alive asks through (the core's, in the app)."""
+    return Questions(asker)
 
 
 class Rig:
@@ -79,12 +91,12 @@ class Rig:
         emulator: Emulator,
         registry: RuntimeRegistry,
         keepalive: KeepAlive,
-        presenter: RecordingPresenter,
+        presenter: RecordingAsker,
     ) -> None:
         self.emulator = emulator
         self.registry = registry
         self.keepalive = keepalive
-        self.presenter = presenter
+        self.asker = presenter
 
     def live(self) -> set[str]:
         return {r["endpoint"] for r in self.emulator.state()["runtimes"]}
@@ -96,10 +108,10 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def running_rig(emulator: Emulator, settings: Settings, names: Path) -> AsyncIterator[Rig]:
-    presenter = RecordingPresenter()
+    presenter = RecordingAsker()
     async with ColabClient(settings, ReadyToken(emulator.access_token)) as client:
         registry = RuntimeRegistry(client, RuntimeNames(names))
-        keepalive = KeepAlive(settings, registry, presenter)
+        keepalive = KeepAlive(settings, registry, asking(presenter))
         task = asyncio.create_task(keepalive.run())
         try:
             yield Rig(emulator, registry, keepalive, presenter)
@@ -144,7 +156,7 @@ async def test_a_busy_runtime_outlives_several_idle_timeouts(rig: Rig):
     endpoint = await rig.new_runtime()
     await start_long_cell(rig, endpoint, 60)
     await hold(4 * IDLE_TIMEOUT, lambda: endpoint in rig.live())
-    assert rig.presenter.shown == []
+    assert rig.asker.shown == []
 
 
 async def test_a_recently_used_runtime_is_kept_without_asking(rig: Rig):
@@ -163,25 +175,25 @@ async def test_a_recently_used_runtime_is_kept_without_asking(rig: Rig):
         await hold(3 * IDLE_TIMEOUT, lambda: endpoint in rig.live())
     finally:
         user.cancel()
-    assert rig.presenter.shown == []
+    assert rig.asker.shown == []
 
 
 async def test_an_idle_runtime_is_asked_about_once_and_keep_extends(rig: Rig):
     endpoint = await rig.new_runtime()
-    await until(lambda: rig.presenter.shown, 10)
-    (question,) = rig.presenter.shown
-    assert question.endpoint == endpoint and question.name == "CPU"
+    await until(lambda: rig.asker.shown, 10)
+    (question,) = rig.asker.shown
+    assert endpoint_of(question) == endpoint and "'CPU'" in question.title
     assert question.title == "'CPU' is idle and will be disconnected"
     assert rig.keepalive.pending() == {endpoint}
-    rig.presenter.answers[endpoint](Choice.KEEP)
+    rig.asker.answers[endpoint](True)  # Cancel: keep it
     await until(lambda: not rig.keepalive.pending(), 5)
     await hold(3 * IDLE_TIMEOUT, lambda: endpoint in rig.live())
-    assert len(rig.presenter.shown) == 1, "asked again during the extension"
+    assert len(rig.asker.shown) == 1, "asked again during the extension"
 
 
 async def test_disconnect_now_unassigns_at_once(rig: Rig):
     endpoint = await rig.new_runtime()
-    await until(lambda: rig.presenter.shown, 10)
+    await until(lambda: rig.asker.shown, 10)
     rig.keepalive.answer(endpoint, Choice.DISCONNECT)  # as the tray menu does
     await until(lambda: endpoint not in rig.live(), 5)
     await until(lambda: endpoint not in rig.registry.state.runtimes, 5)
@@ -193,26 +205,26 @@ async def test_no_answer_lets_colab_reclaim_it(rig: Rig):
         lambda e: removed.append(e) if type(e).__name__ == "RuntimeRemoved" else None
     )
     endpoint = await rig.new_runtime()
-    await until(lambda: rig.presenter.shown, 10)
+    await until(lambda: rig.asker.shown, 10)
     await until(lambda: endpoint not in rig.live(), 4 * IDLE_TIMEOUT)
     await until(lambda: endpoint not in rig.registry.state.runtimes, 5)
-    assert len(rig.presenter.shown) == 1, "asked again after no answer"
+    assert len(rig.asker.shown) == 1, "asked again after no answer"
     assert [e.by_user for e in removed] == [False]
 
 
 async def test_two_idle_runtimes_get_one_prompt_each(rig: Rig):
     first, second = await rig.new_runtime(), await rig.new_runtime()
-    await until(lambda: len(rig.presenter.shown) == 2, 10)
-    await hold(1.0, lambda: len(rig.presenter.shown) == 2)
-    assert {q.endpoint for q in rig.presenter.shown} == {first, second}
-    assert {q.name for q in rig.presenter.shown} == {"CPU", "CPU (1)"}
+    await until(lambda: len(rig.asker.shown) == 2, 10)
+    await hold(1.0, lambda: len(rig.asker.shown) == 2)
+    assert {endpoint_of(q) for q in rig.asker.shown} == {first, second}
+    assert {q.title.split("'")[1] for q in rig.asker.shown} == {"CPU", "CPU (1)"}
 
 
 async def test_a_prompt_is_withdrawn_when_its_runtime_gets_busy(rig: Rig):
     endpoint = await rig.new_runtime()
-    await until(lambda: rig.presenter.shown, 10)
+    await until(lambda: rig.asker.shown, 10)
     await start_long_cell(rig, endpoint, 30)
-    await until(lambda: endpoint in rig.presenter.withdrawn, 5)
+    await until(lambda: endpoint in rig.asker.withdrawn, 5)
     assert not rig.keepalive.pending()
     await hold(2 * IDLE_TIMEOUT, lambda: endpoint in rig.live())
 
@@ -220,7 +232,7 @@ async def test_a_prompt_is_withdrawn_when_its_runtime_gets_busy(rig: Rig):
 async def test_an_outage_during_a_tick_asks_nothing(rig: Rig):
     await rig.new_runtime()
     rig.emulator.admin("POST", "faults", {"fault_rate": 1.0})
-    await hold(4.0, lambda: rig.presenter.shown == [])
+    await hold(4.0, lambda: rig.asker.shown == [])
     assert not rig.registry.state.reachable
     rig.emulator.admin("POST", "faults", {"fault_rate": 0.0})
     await until(lambda: rig.registry.state.reachable, 10)
@@ -231,10 +243,10 @@ async def test_the_network_coming_back_runs_a_tick_at_once(emulator_factory, tmp
     settings = settings_for(
         emulator, tmp_path, keepalive_interval=600.0, idle_grace=1.0, retry_attempts=1
     )
-    presenter = RecordingPresenter()
+    presenter = RecordingAsker()
     async with ColabClient(settings, ReadyToken(emulator.access_token)) as client:
         registry = RuntimeRegistry(client, RuntimeNames(tmp_path / "names.json"), poll_interval=0.3)
-        keepalive = KeepAlive(settings, registry, presenter)
+        keepalive = KeepAlive(settings, registry, asking(presenter))
         await registry.create("CPU")
         tasks = [asyncio.create_task(keepalive.run()), asyncio.create_task(registry.run())]
         try:
@@ -261,7 +273,7 @@ async def test_quitting_right_after_a_wake_up_stops_keep_alive(
     settings = settings_for(emulator, tmp_path, keepalive_interval=600.0)
     async with ColabClient(settings, ReadyToken(emulator.access_token)) as client:
         registry = RuntimeRegistry(client, RuntimeNames(tmp_path / "names.json"))
-        keepalive = KeepAlive(settings, registry, RecordingPresenter())
+        keepalive = KeepAlive(settings, registry, asking(RecordingAsker()))
         ticked = asyncio.Event()
         keepalive.subscribe(ticked.set)  # told at the end of a tick: it waits next
         task = asyncio.create_task(keepalive.run())
@@ -290,11 +302,11 @@ def pinged(emulator: Emulator, endpoint: str) -> bool:
 
 async def test_a_runtime_nobody_uses_is_asked_about_after_the_grace_not_the_hour(rig: Rig):
     endpoint = await rig.new_runtime()
-    await hold(GRACE - 0.5, lambda: rig.presenter.shown == [])
+    await hold(GRACE - 0.5, lambda: rig.asker.shown == [])
     assert pinged(rig.emulator, endpoint), "not kept alive through its grace"
-    await until(lambda: rig.presenter.shown, GRACE + 5)  # the idle threshold is an hour
-    (question,) = rig.presenter.shown
-    assert question.endpoint == endpoint
+    await until(lambda: rig.asker.shown, GRACE + 5)  # the idle threshold is an hour
+    (question,) = rig.asker.shown
+    assert endpoint_of(question) == endpoint
     assert rig.keepalive.pending() == {endpoint}
 
 
@@ -304,9 +316,9 @@ async def test_editor_traffic_keeps_a_runtime_and_the_untouched_one_is_asked(
     emulator = emulator_factory("--idle-timeout", str(IDLE_TIMEOUT))
     async with bridge_on(emulator, tmp_path) as bridged:
         settings = short_settings(emulator, tmp_path).model_copy(update={"idle_grace": 5.0})
-        presenter = RecordingPresenter()
+        presenter = RecordingAsker()
         keepalive = KeepAlive(
-            settings, bridged.registry, presenter, activity=[bridged.bridge.last_activity]
+            settings, bridged.registry, asking(presenter), activity=[bridged.bridge.last_activity]
         )
         tasks = [asyncio.create_task(keepalive.run())]
         try:
@@ -315,7 +327,7 @@ async def test_editor_traffic_keeps_a_runtime_and_the_untouched_one_is_asked(
             untouched, _ = await bridged.runtime()
             await until(lambda: presenter.shown, 5.0 + 10)
             await hold(2 * IDLE_TIMEOUT, lambda: edited in live(emulator))
-            assert [q.endpoint for q in presenter.shown] == [untouched]
+            assert [endpoint_of(q) for q in presenter.shown] == [untouched]
             assert keepalive.verdict(edited) is Verdict.ACTIVE
         finally:
             for task in tasks:
@@ -346,9 +358,9 @@ async def test_a_source_the_core_adds_later_counts_and_a_broken_one_harms_nothin
     used = await rig.new_runtime()
     open_sessions.add(used)
     unused = await rig.new_runtime()
-    await until(lambda: rig.presenter.shown, GRACE + 10)
+    await until(lambda: rig.asker.shown, GRACE + 10)
     await hold(2 * IDLE_TIMEOUT, lambda: used in rig.live())
-    assert [q.endpoint for q in rig.presenter.shown] == [unused]
+    assert [endpoint_of(q) for q in rig.asker.shown] == [unused]
 
 
 # ---- pings Colab refuses ---------------------------------------------------------------------
@@ -476,11 +488,11 @@ async def test_each_runtime_says_why_it_is_kept_or_that_it_is_asked(
     emulator = emulator_factory("--idle-timeout", str(IDLE_TIMEOUT))
     async with bridge_on(emulator, tmp_path) as bridged:
         settings = short_settings(emulator, tmp_path).model_copy(update={"idle_grace": 5.0})
-        presenter = RecordingPresenter()
+        presenter = RecordingAsker()
         keepalive = KeepAlive(
             settings,
             bridged.registry,
-            presenter,
+            asking(presenter),
             activity=[(Why.EDITOR, bridged.bridge.last_activity)],
         )
 
@@ -524,7 +536,7 @@ async def test_a_failed_ping_is_tried_again_within_the_tick_and_a_refused_one_is
     settings = settings_for(emulator, tmp_path, idle_grace=600.0, retry_attempts=10)
     async with ColabClient(settings, ReadyToken(emulator.access_token)) as client:
         registry = RuntimeRegistry(client, RuntimeNames(tmp_path / "names.json"))
-        keepalive = KeepAlive(settings, registry, RecordingPresenter())
+        keepalive = KeepAlive(settings, registry, asking(RecordingAsker()))
         endpoints = {(await registry.create("CPU"))[1].endpoint for _ in range(3)}
         paths = {f"/tun/m/{endpoint}/keep-alive/" for endpoint in endpoints}
         emulator.admin("POST", "faults", {"fault_rate": 0.3})
@@ -559,7 +571,7 @@ async def test_short_proxy_tokens_of_many_runtimes_are_renewed_by_one_listing(
     settings = settings_for(emulator, tmp_path, idle_grace=600.0)
     async with ColabClient(settings, ReadyToken(emulator.access_token)) as client:
         registry = RuntimeRegistry(client, RuntimeNames(tmp_path / "names.json"))
-        keepalive = KeepAlive(settings, registry, RecordingPresenter())
+        keepalive = KeepAlive(settings, registry, asking(RecordingAsker()))
         endpoints = [(await registry.create("CPU"))[1].endpoint for _ in range(4)]
 
         mark = emulator.last_seq()

@@ -120,7 +120,7 @@ def test_each_hint_the_demo_prints_works_pasted(
     url = hint(lines.next_with("CPU (CPU) is ready"), r"at (http://\S+)$")
 
     # The idle line's keep.
-    keep = hint(lines.next_with("CPU is idle"), r"run (\S*colabtray .+?) within")
+    keep = hint(lines.next_with("'CPU' is idle"), r"run (\S*colabtray .+?) within")
     assert keep == f"{PROGRAM} --demo keep CPU"
     kept = pasted(env, keep)
     assert (kept.returncode, kept.stdout) == (0, "Keeping CPU running.\n"), kept.stderr
