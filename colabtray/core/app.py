@@ -36,7 +36,7 @@ from colabtray.core.naming import find_endpoint
 from colabtray.core.notebook_secrets import SERVICE as SECRETS_SERVICE
 from colabtray.core.notebook_secrets import NotebookSecrets, SecretGate
 from colabtray.core.notices import LowUnits, Notice, notice_for, pings_refused_notice
-from colabtray.core.questions import Asker, Question, Questions
+from colabtray.core.questions import Asker, Question, Questions, consent_question
 from colabtray.core.registry import Event, RuntimeRegistry, RuntimeRemoved
 from colabtray.core.serving import READY, ServedAccounts
 from colabtray.core.session import Account, AccountState, Session
@@ -217,22 +217,7 @@ class Core:
 
     async def may_open_consent(self, endpoint: str, auth_type: str) -> bool:
         """Ask before a runtime sends the person to Google's consent page."""
-        runtime = self.fleet.name_of(endpoint)
-        drive = auth_type == "dfs_ephemeral"
-        what = "mount your Google Drive" if drive else "use your Google credentials"
-        # drive.mount gives up after 2 minutes (the bridge answers it before that).
-        late = " drive.mount waits 2 minutes: if you allow it later, run the cell again."
-        late = late if drive else ""
-        question = Question(
-            key=f"consent:{endpoint}:{auth_type}",
-            title=f"{runtime} asks to {what}",
-            body=(
-                f"A notebook on {runtime} asks to {what}. Open Google's consent page in your "
-                f"browser to decide there, or deny it here.{late}"
-            ),
-            yes="Open consent page",
-            no="Deny",
-        )
+        question = consent_question(endpoint, self.fleet.name_of(endpoint), auth_type)
         return await self.questions.ask(question, self.question_time)
 
     def waiting_questions(self) -> list[Question]:
@@ -504,7 +489,7 @@ class Core:
                 if current is None or eligibility is None:
                     raise  # CPU, or a plan unread: nothing to fall back to
                 tried.append(current.upper())
-                current = self._next_to_try(
+                current = offers.next_to_try(
                     eligibility, variant, accelerator, tried, not_free, fallback=fallback
                 )
             else:
@@ -524,27 +509,6 @@ class Core:
         except errors.ColabError as exc:
             log.warning("could not read what this account may have: %s", exc.message)
             return None
-
-    @staticmethod
-    def _next_to_try(
-        eligibility: Eligibility,
-        variant: str,
-        requested: str | None,
-        tried: list[str],
-        not_free: Collection[str],
-        *,
-        fallback: bool,
-    ) -> str:
-        """The model to ask for after ``tried[-1]`` was not free; else the error to show:
-        the alternatives left (without ``fallback``), or, with none left, all that failed."""
-        earlier = [m.upper() for m in not_free if m.upper() not in tried]
-        left = offers.alternatives(eligibility, variant, requested, exclude=[*earlier, *tried])
-        if not left and len(earlier) + len(tried) > 1:
-            raise errors.NoneFreeError(variant, [*earlier, *tried])
-        if not left or not fallback:
-            raise errors.AcceleratorUnavailableError(tried[-1], left)
-        log.info("%s was not free; trying %s", tried[-1], left[0])
-        return left[0]
 
     async def find_runtime(self, query: str) -> str | None:
         """The endpoint ``query`` names (a name in any case, or an endpoint); lists once more

@@ -10,11 +10,15 @@ plan's other models of the same kind, in the plan's order (docs/protocol.md §4)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
+from colabtray.colab import errors
 from colabtray.colab.models import CPU, FREE, GPU, HIGH_MEM, STANDARD, TPU, Eligibility, Runtime
 from colabtray.core.naming import kind_label
+
+log = logging.getLogger(__name__)
 
 NOT_ON_PLAN = "Not available on this account's Colab plan."
 NOT_ON_PLAN_SHORT = "not on your plan"
@@ -121,3 +125,25 @@ class Assigned:
     runtime: Runtime
     requested: str | None
     not_free: tuple[str, ...] = ()
+
+
+def next_to_try(
+    eligibility: Eligibility,
+    variant: str,
+    requested: str | None,
+    tried: list[str],
+    not_free: Collection[str],
+    *,
+    fallback: bool,
+) -> str:
+    """The model to ask for after ``tried[-1]`` was not free; else the error to show: the
+    alternatives left (without ``fallback``), or, with none left, all that failed.
+    ``not_free``: models found not free a moment ago, not tried again."""
+    earlier = [m.upper() for m in not_free if m.upper() not in tried]
+    left = alternatives(eligibility, variant, requested, exclude=[*earlier, *tried])
+    if not left and len(earlier) + len(tried) > 1:
+        raise errors.NoneFreeError(variant, [*earlier, *tried])
+    if not left or not fallback:
+        raise errors.AcceleratorUnavailableError(tried[-1], left)
+    log.info("%s was not free; trying %s", tried[-1], left[0])
+    return left[0]

@@ -31,6 +31,24 @@ class Question:
     countdown: str = ""  # what the countdown says, "{}" the time left ("Disconnecting in {}…")
 
 
+def consent_question(endpoint: str, runtime: str, auth_type: str) -> Question:
+    """May the runtime send the person to Google's consent page (``drive.mount``, ``auth``)?"""
+    drive = auth_type == "dfs_ephemeral"
+    what = "mount your Google Drive" if drive else "use your Google credentials"
+    # drive.mount gives up after 2 minutes (the bridge answers it before that).
+    late = " drive.mount waits 2 minutes: if you allow it later, run the cell again."
+    return Question(
+        key=f"consent:{endpoint}:{auth_type}",
+        title=f"{runtime} asks to {what}",
+        body=(
+            f"A notebook on {runtime} asks to {what}. Open Google's consent page in your "
+            f"browser to decide there, or deny it here.{late if drive else ''}"
+        ),
+        yes="Open consent page",
+        no="Deny",
+    )
+
+
 class Asker(Protocol):
     """Shows questions (the tray: a notification or a window; headless: stdout)."""
 
