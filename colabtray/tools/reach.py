@@ -8,6 +8,8 @@ proxy token for it, asked of the running app (or a core made for the call) with 
     runtime.headers                             # {"X-Colab-Runtime-Proxy-Token": …}
     async with in_use(settings, runtime.endpoint):
         ...                                     # the app hears "in use" now and once a minute
+    async with runtime_session(settings) as http:  # the one way a tool's HTTP client is made
+        runtime, socket = await open_socket(http, runtime, ask, "T4 GPU", "/colab/tty")
 
 The token is a secret: never log or show a URL from ``websocket_url`` (Colab demands the
 token in the query of its WebSocket paths, so there it has to be).
@@ -18,17 +20,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from yarl import URL
 
+from colabtray import __version__
 from colabtray.colab.client import RUNTIME_TOKEN_HEADER
 from colabtray.errors import UserError
 from colabtray.settings import Settings
-from colabtray.system import ipc
+from colabtray.system import ipc, trust
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +105,54 @@ async def in_use(settings: Settings, endpoint: str) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def runtime_session(settings: Settings, **options: Any) -> aiohttp.ClientSession:
+    """An HTTP client for reaching runtimes, as every tool makes one: the app's trust (the
+    demo's CA file too), the environment's proxy (``HTTPS_PROXY``…), no cookies kept, and
+    colabtray's User-Agent. ``options`` go to aiohttp (timeouts, more headers…)."""
+    headers = {"User-Agent": f"colabtray/{__version__}", **options.pop("headers", {})}
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=trust.verification(settings)),
+        headers=headers,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trust_env=True,
+        **options,
+    )
+
+
+async def open_socket(
+    http: aiohttp.ClientSession,
+    runtime: Reached,
+    ask: Ask,
+    query: str,
+    path: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    token_header: bool = False,
+) -> tuple[Reached, aiohttp.ClientWebSocketResponse]:
+    """The runtime's WebSocket at ``path`` (its token in the query, as Colab demands; with
+    ``token_header`` in a header too), asked once more with a fresh token if the first is
+    refused (401): the runtime as last reached, and the socket.
+
+    A refusal after that raises ``aiohttp.WSServerHandshakeError`` (its text names the URL,
+    token and all: never show it; its ``status`` says why); a failed connection its
+    ``aiohttp.ClientError``, ``OSError`` or ``TimeoutError``. Each tool words them."""
+    for attempt in range(2):
+        sent = {**(headers or {}), **(runtime.headers if token_header else {})}
+        try:
+            socket = await http.ws_connect(
+                runtime.websocket_url(path),  # secret: never logged or shown
+                headers=sent,
+                max_msg_size=0,
+                compress=0,
+                autoping=True,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status != 401 or attempt:
+                raise
+            runtime = await reach(ask, query)
+            continue
+        return runtime, socket
+    raise AssertionError("unreachable")

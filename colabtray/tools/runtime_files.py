@@ -17,12 +17,10 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from colabtray import __version__
 from colabtray.colab import errors
 from colabtray.colab.client import RUNTIME_TOKEN_HEADER
 from colabtray.errors import UserError
 from colabtray.settings import Settings
-from colabtray.system import trust
 from colabtray.tools import listing, reach
 from colabtray.tools.copy_errors import Lost, Refused
 from colabtray.tools.copy_paths import shown
@@ -52,15 +50,13 @@ class RuntimeFiles:
         self._base = ""
         self._token = ""
         self._expires = datetime.max.replace(tzinfo=UTC)
-        self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=trust.verification(settings)),
+        self._http = reach.runtime_session(
+            settings,
             timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=settings.request_timeout, sock_read=READ_TIMEOUT
             ),
-            headers={"User-Agent": f"colabtray/{__version__}", "Accept-Encoding": "identity"},
+            headers={"Accept-Encoding": "identity"},
             auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=True,  # HTTPS_PROXY and the like, as every client of colabtray
         )
 
     async def aclose(self) -> None:

@@ -20,13 +20,12 @@ from pathlib import Path
 
 import aiohttp
 
-from colabtray import __version__, hints
+from colabtray import hints
 from colabtray.errors import UserError
 from colabtray.settings import Settings
-from colabtray.system import trust
 from colabtray.system.dirs import private_dir
 from colabtray.tools import ssh_hosts
-from colabtray.tools.reach import Ask, Reached, in_use, reach
+from colabtray.tools.reach import Ask, Reached, in_use, open_socket, reach, runtime_session
 from colabtray.tools.ssh_keys import Identity, identity
 from colabtray.tools.stdin import StdinPieces
 
@@ -68,12 +67,7 @@ async def proxy(settings: Settings, query: str, key: Path | None, ask: Ask) -> i
     """Relay stdin and stdout to the runtime's ``/colab/ssh`` until either side ends."""
     chosen = identity(key)  # a sentence before any network
     runtime = await reach(ask, query)
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=trust.verification(settings)),
-        headers={"User-Agent": f"colabtray/{__version__}"},
-        cookie_jar=aiohttp.DummyCookieJar(),
-        trust_env=True,
-    ) as http:
+    async with runtime_session(settings) as http:
         socket = await _open(http, runtime, chosen, ask, query)
         try:
             async with in_use(settings, runtime.endpoint):
@@ -88,24 +82,21 @@ async def _open(
     http: aiohttp.ClientSession, runtime: Reached, chosen: Identity, ask: Ask, query: str
 ) -> aiohttp.ClientWebSocketResponse:
     """The upgraded socket (once more with a new token if the first was refused)."""
-    for attempt in range(2):
-        try:
-            return await http.ws_connect(
-                runtime.websocket_url("/colab/ssh"),  # secret: never logged or shown
-                headers={PUBKEY_HEADER: chosen.public, **runtime.headers},
-                max_msg_size=0,
-                compress=0,
-                autoping=True,
-                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
-            )
-        except aiohttp.WSServerHandshakeError as exc:  # its text names the URL: never shown
-            if exc.status == 401 and not attempt:
-                runtime = await reach(ask, query)
-                continue
-            raise SshError(refusal(exc.status, runtime.name, chosen.private)) from None
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise SshError(f"Could not reach {runtime.name} ({type(exc).__name__}).") from None
-    raise SshError(refusal(401, runtime.name, chosen.private))
+    try:
+        _runtime, socket = await open_socket(
+            http,
+            runtime,
+            ask,
+            query,
+            "/colab/ssh",
+            headers={PUBKEY_HEADER: chosen.public},
+            token_header=True,
+        )
+    except aiohttp.WSServerHandshakeError as exc:  # its text names the URL: never shown
+        raise SshError(refusal(exc.status, runtime.name, chosen.private)) from None
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise SshError(f"Could not reach {runtime.name} ({type(exc).__name__}).") from None
+    return socket
 
 
 async def _relay(socket: aiohttp.ClientWebSocketResponse) -> None:

@@ -31,11 +31,10 @@ from typing import Any
 
 import aiohttp
 
-from colabtray import __version__, hints
+from colabtray import hints
 from colabtray.colab import errors
 from colabtray.errors import UserError
 from colabtray.settings import Settings
-from colabtray.system import trust
 from colabtray.tools import reach
 from colabtray.tools.stdin import StdinPieces
 
@@ -60,12 +59,8 @@ async def shell(settings: Settings, query: str, ask: reach.Ask) -> int:
     if os.name == "nt":
         raise ShellError("colabtray shell needs a POSIX terminal (Linux or macOS) for now.")
     runtime = await reach.reach(ask, query)
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=trust.verification(settings)),
-        headers={"User-Agent": f"colabtray/{__version__}"},
-        cookie_jar=aiohttp.DummyCookieJar(),
-        trust_env=True,
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=settings.request_timeout),
+    async with reach.runtime_session(
+        settings, timeout=aiohttp.ClientTimeout(total=None, sock_connect=settings.request_timeout)
     ) as http:
         runtime, socket = await _open(http, runtime, ask, query)
         try:
@@ -92,34 +87,22 @@ async def _open(
     http: aiohttp.ClientSession, runtime: reach.Reached, ask: reach.Ask, query: str
 ) -> tuple[reach.Reached, aiohttp.ClientWebSocketResponse]:
     """The upgraded socket (once more with a new token if the first was refused)."""
-    for attempt in range(2):
-        try:
-            socket = await http.ws_connect(
-                runtime.websocket_url(PATH),
-                max_msg_size=0,
-                compress=0,
-                autoping=True,
-                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
-            )
-            return runtime, socket
-        except aiohttp.WSServerHandshakeError as exc:  # its text names the URL: never shown
-            if exc.status == 401 and not attempt:
-                runtime = await reach.reach(ask, query)
-                continue
-            if exc.status in (401, 404):
-                raise ShellError(
-                    f"The terminal session on {runtime.name} was lost (HTTP {exc.status}); "
-                    f"check it with {hints.command('status')} and try again."
-                ) from None
-            raise ShellError(f"{runtime.name} refused a terminal (HTTP {exc.status}).") from None
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            failed = errors.connection_failed(f"runtime {runtime.name}", exc, type(exc).__name__)
-            if isinstance(failed, errors.UntrustedCertificateError):
-                raise failed from None
+    try:
+        return await reach.open_socket(http, runtime, ask, query, PATH)
+    except aiohttp.WSServerHandshakeError as exc:  # its text names the URL: never shown
+        if exc.status in (401, 404):
             raise ShellError(
-                f"Could not reach {runtime.name}'s terminal ({type(exc).__name__})."
+                f"The terminal session on {runtime.name} was lost (HTTP {exc.status}); "
+                f"check it with {hints.command('status')} and try again."
             ) from None
-    raise AssertionError("unreachable")
+        raise ShellError(f"{runtime.name} refused a terminal (HTTP {exc.status}).") from None
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        failed = errors.connection_failed(f"runtime {runtime.name}", exc, type(exc).__name__)
+        if isinstance(failed, errors.UntrustedCertificateError):
+            raise failed from None
+        raise ShellError(
+            f"Could not reach {runtime.name}'s terminal ({type(exc).__name__})."
+        ) from None
 
 
 async def _answers(http: aiohttp.ClientSession, runtime: reach.Reached) -> bool:
