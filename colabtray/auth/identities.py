@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from colabtray.auth import gcloud
 from colabtray.auth.errors import InvalidGrantError, SignInAgainError
 from colabtray.auth.tokens import SecretStore
+from colabtray.colab.wire import expires_within
 
 if TYPE_CHECKING:
     from colabtray.auth.adc import AdcCredentials
@@ -57,7 +58,7 @@ class Token:
     expires_at: datetime
 
     def expires_within(self, seconds: float) -> bool:
-        return datetime.now(UTC) + timedelta(seconds=seconds) >= self.expires_at
+        return expires_within(self.expires_at, seconds)
 
 
 class Identity(Protocol):

@@ -47,6 +47,7 @@ from colabtray.bridge.kernel_messages import (
 from colabtray.bridge.upstream import GONE_SENTENCE, Upstream
 from colabtray.colab import errors
 from colabtray.colab.models import Runtime
+from colabtray.colab.wire import RUNTIME_TOKEN_HEADER, RUNTIME_TOKEN_QUERY
 from colabtray.listen import targets
 from colabtray.listen.connections import ConnectionGuard
 from colabtray.listen.http import GuardedSite, guarded, refusal, server_log
@@ -56,7 +57,6 @@ from colabtray.system.proxies import environment_proxy
 
 log = logging.getLogger(__name__)
 
-PROXY_TOKEN_HEADER = "X-Colab-Runtime-Proxy-Token"
 UNTRUSTED_SENTENCE = (
     "the Colab runtime's TLS certificate is not trusted, so nothing was sent to it "
     "(the system's certificates and the ca_file setting decide)"
@@ -95,7 +95,7 @@ _REQUEST_DROP = _HOP_BY_HOP | {
     "origin",
     "referer",
     "expect",
-    PROXY_TOKEN_HEADER.lower(),
+    RUNTIME_TOKEN_HEADER.lower(),
 }
 _WS_DROP = _REQUEST_DROP | {
     "sec-websocket-key",
@@ -104,9 +104,9 @@ _WS_DROP = _REQUEST_DROP | {
     "sec-websocket-protocol",
     "content-length",
 }
-_RESPONSE_DROP = _HOP_BY_HOP | {PROXY_TOKEN_HEADER.lower()}
+_RESPONSE_DROP = _HOP_BY_HOP | {RUNTIME_TOKEN_HEADER.lower()}
 # Query parameters that would carry the bridge secret or a runtime token from the client.
-_QUERY_DROP = frozenset({guard.TOKEN_PARAM, "colab-runtime-proxy-token"})
+_QUERY_DROP = frozenset({guard.TOKEN_PARAM, RUNTIME_TOKEN_QUERY})
 _KERNEL_CHANNELS = re.compile(r"^/api/kernels/([^/]+)/channels$")
 
 
@@ -330,7 +330,7 @@ class RuntimeServer:
         if cookies:
             headers["Cookie"] = cookies
         assert runtime.proxy is not None
-        headers[PROXY_TOKEN_HEADER] = runtime.proxy.token.get_secret_value()
+        headers[RUNTIME_TOKEN_HEADER] = runtime.proxy.token.get_secret_value()
         headers["X-Colab-Client-Agent"] = self._client_agent
         return headers
 

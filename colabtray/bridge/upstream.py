@@ -18,6 +18,7 @@ from typing import Protocol, TypeVar
 
 from colabtray.colab import errors
 from colabtray.colab.models import PropagationResult, Runtime
+from colabtray.colab.wire import PROXY_TOKEN_LEAD
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,10 @@ SIGNED_OUT_SENTENCE = "this Colab runtime's account was signed out of colabtray"
 
 T = TypeVar("T")
 
-# Refresh when this much of the token's life is left (at most Google's 5 minutes), so short
+# Refresh when this much of the token's life is left (at most the renewal lead), so short
 # test tokens (20 s) are refreshed at 5 s left rather than on every request.
 AHEAD_SHARE = 0.25
-AHEAD_MAX = 300.0
+AHEAD_MAX = PROXY_TOKEN_LEAD
 # A broken connection to the runtime asks the backend whether it still exists, at most this
 # often (seconds).
 VERIFY_EVERY = 10.0

@@ -17,7 +17,6 @@ log = logging.getLogger("colabtray")
 
 
 # What people type for TPUs → Colab's model names.
-_TPU_ALIASES = {"V5E": "V5E1", "V5E-1": "V5E1", "V6E": "V6E1", "V6E-1": "V6E1", "V2-8": "V28"}
 
 
 class _Version(argparse.Action):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from colabtray import hints
 from colabtray.auth.state import AccountState
-from colabtray.colab.kinds import CPU, GPU, TPU, kind_label, plan_line, shape_label
+from colabtray.colab.kinds import CPU, GPU, TPU, kind_label, plan_line, shape_label, tpu_model
 from colabtray.text import say
 
 # Each command imports what it needs when it runs: a command the running app carries out
@@ -17,7 +17,6 @@ from colabtray.text import say
 if TYPE_CHECKING:
     pass
 
-from colabtray.cli.parser import _TPU_ALIASES
 from colabtray.cli.place import Place, ask_running_app, browser, run_command
 
 log = logging.getLogger("colabtray")
@@ -108,8 +107,7 @@ def _requested_kind(args: argparse.Namespace) -> tuple[str, str | None]:
     if args.gpu:
         return GPU, args.gpu.strip().upper()
     if args.tpu:
-        model = args.tpu.strip().upper()
-        return TPU, _TPU_ALIASES.get(model, model)
+        return TPU, tpu_model(args.tpu)
     return CPU, None
 
 

@@ -43,13 +43,13 @@ from colabtray.colab.models import (
 )
 from colabtray.colab.public_api import PublicRuntimes
 from colabtray.colab.replies import parse, try_parse
+from colabtray.colab.wire import RUNTIME_TOKEN_HEADER
 from colabtray.settings import Settings
 from colabtray.system import trust
 
 log = logging.getLogger(__name__)
 
 XSSI_PREFIX = ")]}'\n"
-RUNTIME_TOKEN_HEADER = "X-Colab-Runtime-Proxy-Token"
 XSRF_HEADER = "X-Goog-Colab-Token"
 
 Host = Literal["colab", "gapi", "public"]

@@ -13,6 +13,17 @@ FREE, PRO, PRO_PLUS = "free", "pro", "pro_plus"
 
 # TPU model names as Colab's web UI shows them.
 _TPU_LABELS = {"V28": "v2-8", "V5E1": "v5e", "V6E1": "v6e"}
+PLAN_UNKNOWN = "Plan unknown: Colab names it when a runtime is assigned."
+
+
+def tpu_model(typed: str) -> str:
+    """Colab's name of a TPU model as a person types it: "v5e", "v5e-1", "V2-8" → "V5E1",
+    "V5E1", "V28" (its label as shown, that label with its chip count, or Colab's name)."""
+    wanted = typed.strip().upper()
+    for model, label in _TPU_LABELS.items():
+        if wanted in (label.upper(), f"{label.upper()}-1"):
+            return model
+    return wanted
 
 _PLAN_NAMES = {FREE: "free (no subscription)", PRO: "Pro", PRO_PLUS: "Pro+"}
 
@@ -33,5 +44,5 @@ def plan_line(tier: str | None) -> str:
     """The account's Colab plan as Colab named it: what High-RAM depends on, so the person
     sees why it is (not) offered. Never derived from the compute-unit balance."""
     if tier is None:
-        return "Plan unknown: Colab names it when a runtime is assigned."
+        return PLAN_UNKNOWN
     return f"Colab plan: {_PLAN_NAMES.get(tier, tier)}"

@@ -38,6 +38,7 @@ from pydantic import (
 )
 
 from colabtray.colab.kinds import CPU, FREE, GPU, HIGH_MEM, PRO, PRO_PLUS, STANDARD, TPU
+from colabtray.colab.wire import expires_within
 
 DEFAULT_TOKEN_TTL = 3600.0
 
@@ -205,7 +206,7 @@ class RuntimeProxyInfo(_Wire):
         return self.received_at + timedelta(seconds=self.ttl_seconds)
 
     def expires_within(self, seconds: float) -> bool:
-        return datetime.now(UTC) + timedelta(seconds=seconds) >= self.expires_at
+        return expires_within(self.expires_at, seconds)
 
 
 class Runtime(_Wire):
@@ -281,12 +282,16 @@ class ComputeUnits(BaseModel):
         return self if tier in (None, self.tier) else self.model_copy(update={"tier": tier})
 
     @property
+    def left(self) -> float:
+        """The units there are to spend: paid plus free."""
+        return (self.balance or 0.0) + (self.free_remaining or 0.0)
+
+    @property
     def hours_left(self) -> float | None:
         """Hours until paid plus free units run out at the current rate, if it burns at all."""
         if not self.rate_per_hour or self.rate_per_hour <= 0:
             return None
-        total = (self.balance or 0.0) + (self.free_remaining or 0.0)
-        return total / self.rate_per_hour
+        return self.left / self.rate_per_hour
 
 
 class Eligibility(BaseModel):

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 from colabtray.colab import errors
 from colabtray.colab.models import PropagationResult, Runtime
+from colabtray.colab.wire import PROXY_TOKEN_LEAD
 from colabtray.core.listeners import Listeners
 from colabtray.core.registry import (
-    TOKEN_REFRESH_AHEAD,
     Event,
     RegistryState,
     RuntimeRegistry,
@@ -165,7 +165,7 @@ class Fleet:
             member.registry.poke()
 
     async def fresh_runtime(
-        self, endpoint: str, *, force: bool = False, ahead: float = TOKEN_REFRESH_AHEAD
+        self, endpoint: str, *, force: bool = False, ahead: float = PROXY_TOKEN_LEAD
     ) -> Runtime:
         """The runtime with a proxy token from its own account (RuntimeGoneError if none has
         it)."""

@@ -110,7 +110,7 @@ class LowUnits:
 def low_units_notice(units: ComputeUnits) -> Notice:
     """What to say when the units left will not last the running runtimes an hour."""
     rate = units.rate_per_hour or 0.0
-    left = (units.balance or 0.0) + (units.free_remaining or 0.0)
+    left = units.left
     advice = "Disconnect the runtimes you do not need, or buy more compute units from Colab."
     if left <= 0:
         return Notice(

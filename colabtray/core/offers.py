@@ -14,7 +14,7 @@ import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from colabtray.colab import errors
+from colabtray.colab import errors, kinds
 from colabtray.colab.models import CPU, FREE, GPU, HIGH_MEM, STANDARD, TPU, Eligibility, Runtime
 from colabtray.core.naming import kind_label
 
@@ -24,8 +24,8 @@ NOT_ON_PLAN = "Not available on this account's Colab plan."
 NOT_ON_PLAN_SHORT = "not on your plan"
 HIGH_RAM_NEEDS_PLAN = "High-RAM machines need a Colab Pro or Pro+ plan."
 PLAN_UNKNOWN = (
-    "Plan unknown: Colab names it when a runtime is assigned. High-RAM needs Pro or Pro+, and "
-    "Colab gives a standard machine otherwise."
+    f"{kinds.PLAN_UNKNOWN} High-RAM needs Pro or Pro+, and Colab gives a standard machine "
+    "otherwise."
 )
 HIGH_RAM_ONLY = "This accelerator runs on High-RAM machines only."
 TPU_NO_SHAPE = "TPU machines come with the memory they have; there is no High-RAM choice."

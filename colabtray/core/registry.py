@@ -28,14 +28,13 @@ from colabtray.colab.models import (
     Runtime,
     RuntimeProxyInfo,
 )
+from colabtray.colab.wire import PROXY_TOKEN_LEAD
 from colabtray.core.listeners import Listeners
 from colabtray.core.naming import RuntimeNames
 from colabtray.system import tasks
 
 log = logging.getLogger(__name__)
 
-# Refresh a runtime's proxy token when less than this is left (Google's extension: 5 min).
-TOKEN_REFRESH_AHEAD = 300.0
 
 
 @dataclass(frozen=True)
@@ -356,7 +355,7 @@ class RuntimeRegistry:
     # ---- runtime proxy tokens -------------------------------------------------------------
 
     async def fresh_runtime(
-        self, endpoint: str, *, force: bool = False, ahead: float = TOKEN_REFRESH_AHEAD
+        self, endpoint: str, *, force: bool = False, ahead: float = PROXY_TOKEN_LEAD
     ) -> Runtime:
         """The runtime with a proxy token valid for at least ``ahead`` seconds.
 

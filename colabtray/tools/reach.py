@@ -29,14 +29,13 @@ import aiohttp
 from yarl import URL
 
 from colabtray import __version__
-from colabtray.colab.client import RUNTIME_TOKEN_HEADER
+from colabtray.colab.wire import RUNTIME_TOKEN_HEADER, RUNTIME_TOKEN_QUERY
 from colabtray.errors import UserError
 from colabtray.settings import Settings
 from colabtray.system import ipc, trust
 
 log = logging.getLogger(__name__)
 
-TOKEN_QUERY = "colab-runtime-proxy-token"
 ACTIVITY_EVERY = 60.0
 
 # A control command carried out for a tool: the CLI's (running app, or a core for the call).
@@ -62,7 +61,7 @@ class Reached:
         WebSocket paths (``/colab/tty``, ``/colab/ssh``). Secret: never log it."""
         url = self.url(path)
         scheme = {"https": "wss", "http": "ws"}.get(url.scheme, url.scheme)
-        return url.with_scheme(scheme).update_query({TOKEN_QUERY: self.token})
+        return url.with_scheme(scheme).update_query({RUNTIME_TOKEN_QUERY: self.token})
 
     @property
     def headers(self) -> dict[str, str]:

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -18,7 +18,7 @@ import aiohttp
 from yarl import URL
 
 from colabtray.colab import errors
-from colabtray.colab.client import RUNTIME_TOKEN_HEADER
+from colabtray.colab.wire import RUNTIME_TOKEN_HEADER, TOOL_TOKEN_LEAD, expires_within
 from colabtray.errors import UserError
 from colabtray.settings import Settings
 from colabtray.tools import listing, reach
@@ -31,7 +31,6 @@ MIB = 1024 * 1024
 SLICE = 256 * 1024  # what is handed to the connection at a time
 ANSWER_LIMIT = 64 * MIB  # a contents API reply (a listing of MAX_ENTRIES is about 30 MB)
 READ_TIMEOUT = 120.0  # a runtime silent this long mid-transfer is not coming back
-TOKEN_AHEAD = timedelta(seconds=60)  # renew the proxy token this long before it expires
 WHY_LOST_WITHIN = 8.0  # how long to find out whether a silent runtime was disconnected
 
 
@@ -75,7 +74,7 @@ class RuntimeFiles:
             raise Lost(exc.message) from None
 
     async def _headers(self) -> dict[str, str]:
-        if datetime.now(UTC) + TOKEN_AHEAD >= self._expires:
+        if expires_within(self._expires, TOOL_TOKEN_LEAD):
             await self._renew()
         return {RUNTIME_TOKEN_HEADER: self._token}
 
