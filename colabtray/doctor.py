@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-from colabtray import __version__
+from colabtray import __version__, hints
 from colabtray.auth.client_file import ClientFileError, configured_client
 from colabtray.auth.identities import SOURCE_LABELS, ReadyToken, Source
 from colabtray.auth.methods import READY_VARIABLE, discover, ways
@@ -33,6 +33,7 @@ from colabtray.colab import errors
 from colabtray.colab.client import ColabClient, TokenSource
 from colabtray.core import display
 from colabtray.core.session import Session
+from colabtray.errors import describe_os_error
 from colabtray.settings import SCOPE_COLAB, SCOPE_EMAIL, Settings
 from colabtray.system import trust
 from colabtray.system.logs import mask_secrets
@@ -158,7 +159,8 @@ async def _token(settings: Settings, tokens: TokenSource) -> tuple[Check, str | 
         sentence = (
             f"This token lacks userinfo.email (it has: {short}), so Colab will refuse it "
             "(401). Sign in again in a way that grants it (colabtray's own sign-in and "
-            "gcloud do; for ADC run the gcloud command that 'colabtray signin --adc' shows)."
+            f"gcloud do; for ADC run the gcloud command that '{hints.command('signin', '--adc')}'"
+            " shows)."
         )
         return Check("token", False, sentence, details=details), token
     if "gapi" in (settings.listing_api, settings.account_api) and SCOPE_COLAB not in scopes:
@@ -258,7 +260,7 @@ def _why(exc: BaseException) -> str:
         return f"no answer in {TIMEOUT:.0f} s"
     if isinstance(exc, OSError) and exc.errno and not isinstance(exc, socket.gaierror):
         return os.strerror(exc.errno)  # asyncio's own text is "Connect call failed (…)"
-    return getattr(exc, "strerror", None) or type(exc).__name__
+    return describe_os_error(exc) if isinstance(exc, OSError) else type(exc).__name__
 
 
 async def _backend_calls(settings: Settings, tokens: TokenSource) -> list[Check]:

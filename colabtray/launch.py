@@ -166,7 +166,7 @@ def _hand_over(config_dir: Path) -> int:
 
 def _sentence(exc: BaseException) -> str | None:
     """A sentence for errors a person can act on (typed errors, bad settings), else None."""
-    from colabtray.errors import UserError
+    from colabtray.errors import UserError, describe_os_error
 
     if isinstance(exc, UserError):
         return exc.message
@@ -176,5 +176,5 @@ def _sentence(exc: BaseException) -> str | None:
         name = "COLABTRAY_" + str(first["loc"][0]).upper() if first.get("loc") else "a setting"
         return f"{name} is invalid: {first['msg']}."
     if isinstance(exc, OSError):
-        return f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)
+        return f"{describe_os_error(exc)} ({exc.filename})" if exc.filename else str(exc)
     return None

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from colabtray.errors import UserError
+from colabtray.errors import UserError, describe_os_error
 from colabtray.system.jsonfile import write_atomically
 
 FILE_NAME = "settings.toml"
@@ -57,7 +57,7 @@ def read(path: Path, model: type[BaseModel]) -> FileValues:
     except FileNotFoundError:
         return FileValues(path, {})
     except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        reason = describe_os_error(exc) if isinstance(exc, OSError) else "not text"
         return FileValues(
             path,
             {},

@@ -18,6 +18,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from colabtray.auth.errors import SignInError
+from colabtray.errors import describe_os_error
 from colabtray.settings import Settings
 from colabtray.system.jsonfile import write_atomically
 
@@ -50,7 +51,7 @@ def read_client_file(path: Path) -> OAuthClient:
     except FileNotFoundError:
         raise ClientFileError(f"There is no file {shown}.") from None
     except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
+        reason = describe_os_error(exc) if isinstance(exc, OSError) else "not text"
         raise ClientFileError(f"Cannot read {shown} ({reason}).") from None
     try:
         data = json.loads(text)

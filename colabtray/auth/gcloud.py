@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from colabtray.auth.errors import CredentialsRefusedError, SignInError
+from colabtray.errors import describe_os_error
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ async def _run(args: Sequence[str], within: float, *, keep_stdout: bool) -> tupl
             env={**os.environ, "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"},
         )
     except OSError as exc:
-        raise GcloudError(f"gcloud could not be started ({exc.strerror or exc}).") from None
+        raise GcloudError(f"gcloud could not be started ({describe_os_error(exc)}).") from None
     try:
         async with asyncio.timeout(within):
             out, err = await process.communicate()

@@ -16,19 +16,28 @@ from colabtray.auth.client_file import CONSOLE_URL, ClientFileError, OAuthClient
 from colabtray.settings import Settings
 
 READY_VARIABLE = "COLABTRAY_ACCESS_TOKEN"
-OTHER_WAYS = (
-    "Sign in another way: 'colabtray signin --gcloud' (the Google Cloud CLI's sign-in), "
-    "'colabtray signin --adc' (Application Default Credentials), "
-    "'colabtray signin --client-file PATH' (an OAuth client of your own, of type Desktop app), "
-    "or set COLABTRAY_ACCESS_TOKEN to a ready access token."
-)
 
-CLIENT_HOW_TO = (
-    "1. In the Google Cloud console, open a project and set up its OAuth consent screen "
-    '(user type "External", publishing status "Testing") and add yourself as a test user.',
-    '2. Under APIs & Services → Credentials, create an OAuth client ID of type "Desktop app".',
-    "3. Download its JSON file and choose it here (or run: colabtray signin --client-file PATH).",
-)
+
+def other_ways() -> str:
+    """The ways to sign in besides colabtray's own, when it has no OAuth client (as pasted:
+    with ``--demo`` in the demo, by full path where PATH finds no colabtray)."""
+    return (
+        f"Sign in another way: '{hints.command('signin', '--gcloud')}' (the Google Cloud "
+        f"CLI's sign-in), '{hints.command('signin', '--adc')}' (Application Default "
+        f"Credentials), '{hints.command('signin', '--client-file', 'PATH')}' (an OAuth client "
+        f"of your own, of type Desktop app), or set {READY_VARIABLE} to a ready access token."
+    )
+
+
+def client_how_to() -> tuple[str, ...]:
+    """How to make an OAuth client of one's own, step by step."""
+    return (
+        "1. In the Google Cloud console, open a project and set up its OAuth consent screen "
+        '(user type "External", publishing status "Testing") and add yourself as a test user.',
+        '2. Under APIs & Services → Credentials, create an OAuth client ID of type "Desktop app".',
+        "3. Download its JSON file and choose it here (or run: "
+        f"{hints.command('signin', '--client-file', 'PATH')}).",
+    )
 
 
 @dataclass(frozen=True)

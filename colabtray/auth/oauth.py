@@ -56,9 +56,9 @@ class GoogleOAuth:
     def __init__(self, settings: Settings, client: OAuthClient | None = None) -> None:
         client = client or configured_client(settings)
         if client is None:
-            from colabtray.auth.methods import OTHER_WAYS
+            from colabtray.auth.methods import other_ways
 
-            raise NoSignInMethodError(OTHER_WAYS)
+            raise NoSignInMethodError(other_ways())
         self._settings = settings
         self.client = client
         # The endpoints a setting names win; else the client file's; else Google's.

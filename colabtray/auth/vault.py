@@ -19,6 +19,8 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
+from colabtray.errors import describe_os_error
+
 if TYPE_CHECKING:
     import keyring.backend
 
@@ -131,7 +133,7 @@ class ChildVault:
         except subprocess.TimeoutExpired:
             raise KeyringUnavailable("no answer in time") from None
         except OSError as exc:
-            raise KeyringUnavailable(f"could not start ({exc.strerror})") from None
+            raise KeyringUnavailable(f"could not start ({describe_os_error(exc)})") from None
         try:
             reply = json.loads(done.stdout)
         except ValueError:

@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from colabtray.errors import UserError
+from colabtray.errors import UserError, describe_os_error
 from colabtray.system.jsonfile import write_atomically
 
 APP_ID = "io.github.colabtray"
@@ -77,7 +77,7 @@ class Autostart(ABC):
                 self.path.unlink(missing_ok=True)
         except (OSError, subprocess.SubprocessError) as exc:
             action = "add colabtray to" if enabled else "remove colabtray from"
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            reason = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
             raise AutostartError(
                 f"Could not {action} the programs started at login ({self.path}: {reason})."
             ) from exc

@@ -49,7 +49,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from colabtray.errors import UserError
+from colabtray.errors import UserError, describe_os_error
 from colabtray.listen.connections import ConnectionGuard
 from colabtray.system.instance import (
     InstanceError,
@@ -403,7 +403,7 @@ async def _connect(
     try:
         running = instance_running(config_dir)
     except OSError as exc:
-        sentence = f"colabtray's lock in {path.parent} cannot be read ({exc.strerror})."
+        sentence = f"colabtray's lock in {path.parent} cannot be read ({describe_os_error(exc)})."
         raise IpcError(sentence) from None
     if not running:
         raise NotRunningError()

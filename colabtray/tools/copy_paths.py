@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from colabtray.errors import describe_os_error
 from colabtray.tools import listing
 from colabtray.tools.copy_errors import CopyError, Refused
 
@@ -136,4 +137,4 @@ def local_reason(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "This machine's disk is full"
     where = f" {exc.filename}" if exc.filename else ""
-    return f"This machine could not use{where} ({exc.strerror or type(exc).__name__})"
+    return f"This machine could not use{where} ({describe_os_error(exc)})"

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from colabtray.colab.models import is_one_line, one_line
-from colabtray.errors import UserError
+from colabtray.errors import UserError, describe_os_error
 from colabtray.settings import Settings
 from colabtray.system.jsonfile import write_atomically
 
@@ -331,7 +331,7 @@ def _write(path: Path, text: str) -> None:
         write_atomically(path, text)
     except OSError as exc:
         raise UserError(
-            f"colabtray could not write {path} ({exc.strerror or type(exc).__name__}); "
+            f"colabtray could not write {path} ({describe_os_error(exc)}); "
             "check that its folder is yours and writable."
         ) from None
 

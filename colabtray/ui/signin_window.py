@@ -50,9 +50,10 @@ from colabtray.auth.client_file import (
     configured_client,
     install_client_file,
 )
-from colabtray.auth.methods import CLIENT_HOW_TO, Methods, discover
+from colabtray.auth.methods import Methods, client_how_to, discover
 from colabtray.colab.errors import ColabError
 from colabtray.core.app import Core
+from colabtray.errors import describe_os_error
 from colabtray.text import printable
 from colabtray.ui import icons
 
@@ -146,7 +147,7 @@ class SignInWindow(QDialog):
         self.client_problem = _label("client-problem", "")
         self.client_problem.hide()
         client_layout.addWidget(self.client_problem)
-        for number, line in enumerate(CLIENT_HOW_TO, 1):
+        for number, line in enumerate(client_how_to(), 1):
             client_layout.addWidget(_label(f"how-to-{number}", line))
         self.open_console = _button("open-console", "Open Google Cloud console")
         self.open_console.setToolTip(CONSOLE_URL)
@@ -355,7 +356,7 @@ class SignInWindow(QDialog):
         except OSError as exc:
             self._failed(
                 f"Could not keep a copy of the client file in {config_dir} "
-                f"({exc.strerror or type(exc).__name__})."
+                f"({describe_os_error(exc)})."
             )
             return
         self.client_problem.hide()

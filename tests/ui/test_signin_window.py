@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QLabel, QLineEdit, QPushButton, QWidget
 
 from colabtray.auth.client_file import CONSOLE_URL, FILE_NAME, ClientFileError, read_client_file
 from colabtray.auth.identities import Source
-from colabtray.auth.methods import CLIENT_HOW_TO
+from colabtray.auth.methods import client_how_to
 from colabtray.auth.tokens import SecretStore
 from colabtray.core.app import Core
 from colabtray.system.logs import QUIET_LOGGERS
@@ -156,7 +156,7 @@ def test_with_nothing_configured_sign_in_opens_the_window(
             assert window.looking.text() == NOTHING_FOUND
         assert ways(window) == expected
         how_to = [window.findChild(QLabel, f"how-to-{n}").text() for n in (1, 2, 3)]
-        assert how_to == list(CLIENT_HOW_TO)
+        assert how_to == list(client_how_to())
         assert window.token.echoMode() is QLineEdit.EchoMode.Password
 
         seen = _Opened()
