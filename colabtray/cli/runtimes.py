@@ -51,15 +51,8 @@ async def status(args: argparse.Namespace, place: Place) -> int:
     units = data["compute_units"]
     if units:
         say(plan_line(units["tier"]))
-    if units and units["rate_per_hour"] is not None:
-        hours = units["hours_left"]
-        left = f", about {hours:.1f} h left" if hours is not None else ""
-        balance = (
-            f"{units['balance']:.2f} compute units"
-            if units["balance"] is not None
-            else "no paid compute units"
-        )
-        say(f"Compute units: {balance}, using {units['rate_per_hour']:.2f}/h{left}")
+    if units and units.get("line"):
+        say(units["line"])  # as the tray's menu says it
     return 0
 
 

@@ -45,6 +45,7 @@ from colabtray.auth.errors import NotSignedInError
 from colabtray.colab import errors
 from colabtray.colab.links import open_in_colab
 from colabtray.colab.models import ComputeUnits, Runtime
+from colabtray.core.display import compute_units_line
 from colabtray.core.display import keeping_json as keeping_words
 from colabtray.core.keepalive import Choice, KeepAlive
 from colabtray.core.naming import kind_label
@@ -104,6 +105,7 @@ def keeping_json(keepalive: KeepAlive, endpoint: str) -> dict[str, object] | Non
 
 def compute_units_json(units: ComputeUnits) -> dict[str, Any]:
     return {
+        "line": compute_units_line(units),  # the tray menu's words (the CLI prints them)
         "tier": units.tier,
         "balance": units.balance,
         "rate_per_hour": units.rate_per_hour,

@@ -40,6 +40,9 @@ def test_new_status_remove_round_trip(emulator: Emulator, tmp_path: Path):
 
     text = run_cli(env, "status")
     assert "Signed in as ada@example.com" in text.stdout and "v5e TPU, High-RAM" in text.stdout
+    line = data["compute_units"]["line"]  # the tray menu's words, said alike by the CLI
+    assert line.startswith("Compute units: ") and "/h · about " in line, line
+    assert text.stdout.splitlines()[-1].startswith("Compute units: "), text.stdout
 
     assert run_cli(env, "remove", "t4 gpu").returncode == 0  # by name, any case
     assert run_cli(env, "remove", by_name["v5e TPU"]["endpoint"]).returncode == 0  # by endpoint
