@@ -70,9 +70,8 @@ def run_app(
     from colabtray.system.instance import InstanceError, InstanceLock
     from colabtray.system.logs import configure_logging
 
-    config_dir, state_dir, log_dir = app_dir("config"), app_dir("state"), app_dir("log")
-    if demo:  # the demo's own: the user's accounts and runtime names stay untouched
-        config_dir, state_dir, log_dir = (d / "demo" for d in (config_dir, state_dir, log_dir))
+    # The demo's own, with demo: the user's accounts and runtime names stay untouched.
+    config_dir, state_dir, log_dir = (app_dir(k, demo=demo) for k in ("config", "state", "log"))
     configure_logging(verbose, log_dir)
     hints.set_demo(demo)
     if not headless and _no_display():

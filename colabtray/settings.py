@@ -18,7 +18,6 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-import platformdirs
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -32,11 +31,10 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from colabtray import settings_file
-from colabtray.system.dirs import tighten_dir
+from colabtray.system.dirs import app_dir, platform_dir, tighten_dir
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "colabtray"
 
 SCOPE_EMAIL = "https://www.googleapis.com/auth/userinfo.email"
 SCOPE_COLAB = "https://www.googleapis.com/auth/colaboratory"
@@ -120,9 +118,9 @@ class Settings(BaseModel):
     # where the desktop has no notification service with buttons), or always the window.
     notifications: Literal["desktop", "window"] = "desktop"
 
-    config_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_config_dir(APP_NAME)))
-    state_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_state_dir(APP_NAME)))
-    log_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_log_dir(APP_NAME)))
+    config_dir: Path = Field(default_factory=lambda: platform_dir("config"))
+    state_dir: Path = Field(default_factory=lambda: platform_dir("state"))
+    log_dir: Path = Field(default_factory=lambda: platform_dir("log"))
 
     # What was wrong with the settings file when these settings were loaded (sentences).
     _file_problems: tuple[str, ...] = PrivateAttr(default=())
@@ -227,9 +225,7 @@ def settings_path(config_dir: Path | str | None = None) -> Path:
     """The settings file of ``config_dir``, else of ``COLABTRAY_CONFIG_DIR``, else the
     platform's config directory."""
     if config_dir is None:
-        config_dir = os.environ.get("COLABTRAY_CONFIG_DIR") or platformdirs.user_config_dir(
-            APP_NAME
-        )
+        config_dir = app_dir("config")
     return Path(config_dir) / settings_file.FILE_NAME
 
 

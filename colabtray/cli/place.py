@@ -45,7 +45,7 @@ class Place:
 
     def __init__(self, *, demo: bool) -> None:
         kinds = ("config", "state", "log")
-        self.dirs = {f"{k}_dir": app_dir(k) / "demo" if demo else app_dir(k) for k in kinds}
+        self.dirs = {f"{k}_dir": app_dir(k, demo=demo) for k in kinds}
         self.config_dir = self.dirs["config_dir"]
         self._settings: Settings | None = None
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 PRIVATE = 0o700
 
+APP_NAME = "colabtray"  # the name of its directories, its keyring service and more
+
 
 def private_dir(path: Path, *, tighten: bool = True) -> Path:
     """``path``, made if missing (0700, its missing parents too); with ``tighten``, an
@@ -41,15 +43,19 @@ def tighten_dir(path: Path) -> None:
         os.chmod(path, stat.S_IMODE(info.st_mode) & PRIVATE)
 
 
-def app_dir(kind: str) -> Path:
+def app_dir(kind: str, *, demo: bool = False) -> Path:
     """colabtray's ``config``, ``state`` or ``log`` directory as the settings have it:
-    ``COLABTRAY_<KIND>_DIR`` (its name in any case), else the platform's. Only the environment
-    sets these, never the settings file, so they are known without loading the settings
-    (pydantic, slow to import)."""
+    ``COLABTRAY_<KIND>_DIR`` (its name in any case), else the platform's; the demo's own is
+    ``demo`` in it. Only the environment sets these, never the settings file, so they are known
+    without loading the settings (pydantic, slow to import)."""
     wanted = f"colabtray_{kind}_dir"
     found = next((v for k, v in os.environ.items() if k.lower() == wanted and v), None)
-    if found:
-        return Path(found)
+    where = Path(found) if found else platform_dir(kind)
+    return where / "demo" if demo else where
+
+
+def platform_dir(kind: str) -> Path:
+    """The platform's ``config``, ``state``, ``log`` or ``runtime`` directory for colabtray."""
     import platformdirs
 
-    return Path(getattr(platformdirs, f"user_{kind}_dir")("colabtray"))
+    return Path(getattr(platformdirs, f"user_{kind}_dir")(APP_NAME))

@@ -23,13 +23,10 @@ import stat
 import warnings
 from pathlib import Path
 
-import platformdirs
 from filelock import FileLock, Timeout
 
 from colabtray.errors import UserError
-
-# colabtray.settings.APP_NAME, not imported: that module pulls in pydantic.
-APP_NAME = "colabtray"
+from colabtray.system.dirs import platform_dir
 
 
 class InstanceError(UserError):
@@ -42,7 +39,7 @@ def channel_dir() -> Path:
         # Without XDG_RUNTIME_DIR (ssh, cron, containers) platformdirs warns on stderr and
         # falls back to a private /tmp folder; the fallback is right, the warning is noise.
         warnings.simplefilter("ignore")
-        path = Path(platformdirs.user_runtime_dir(APP_NAME))
+        path = platform_dir("runtime")
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = path.lstat()
     uid = getattr(os, "getuid", None)  # POSIX; on Windows the profile's folder is the user's
