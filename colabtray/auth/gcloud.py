@@ -92,10 +92,16 @@ async def make_adc(scopes: tuple[str, ...], within: float) -> None:
     last = err.strip().splitlines()[-1:]
     log.info("gcloud's ADC login ended with %s: %s", status, " ".join(last))
     if status != 0:
-        raise GcloudError(
-            f"gcloud did not make Application Default Credentials (it ended with status "
-            f"{status}); run {' '.join(command)} in a terminal to see why."
-        )
+        raise adc_not_made(command, status)
+
+
+def adc_not_made(command: list[str], status: int = 0) -> GcloudError:
+    """gcloud's ADC login ended without a file: with its status, or (0) fine but no file."""
+    how = f"it ended with status {status}" if status else "it ended, but made no file"
+    return GcloudError(
+        f"gcloud did not make Application Default Credentials ({how}); run "
+        f"{' '.join(command)} in a terminal to see why."
+    )
 
 
 async def _run(args: Sequence[str], within: float, *, keep_stdout: bool) -> tuple[int, str, str]:

@@ -114,7 +114,7 @@ async def _signin_adc(place: Place, *, demo: bool) -> int:
         import asyncio
         import subprocess
 
-        from colabtray.auth.gcloud import adc_login_command, find_gcloud
+        from colabtray.auth.gcloud import adc_login_command, adc_not_made, find_gcloud
 
         command = adc_login_command(place.settings().oauth_scopes)
         shown = " ".join(command)
@@ -134,10 +134,11 @@ async def _signin_adc(place: Place, *, demo: bool) -> int:
                 err=True,
             )
             return 2
+        # In this terminal: gcloud's own words show (the link to open, where no browser can).
         done = await asyncio.to_thread(subprocess.run, command, check=False)
         path = adc_file()
         if done.returncode != 0 or path is None:
-            raise errors.ColabError("gcloud did not make Application Default Credentials.")
+            raise adc_not_made(command, done.returncode)
     reply = await run_command(place, "signin", {"how": "adc", "path": str(path)}, demo=demo)
     say(f"Signed in as {reply['email']} with the Application Default Credentials in {path}.")
     return 0

@@ -24,7 +24,6 @@ from colabtray import __version__
 from colabtray.colab import errors
 from colabtray.colab.models import (
     CPU,
-    HIGH_MEM_ONLY,
     AssignedRuntime,
     AssignmentList,
     AssignTicket,
@@ -40,6 +39,7 @@ from colabtray.colab.models import (
     RuntimeProxyInfo,
     UserInfo,
     XsrfTicket,
+    chooses_high_mem,
 )
 from colabtray.colab.public_api import PublicRuntimes
 from colabtray.colab.replies import parse, try_parse
@@ -197,7 +197,7 @@ class ColabClient:
             params["variant"] = variant
         if accelerator:
             params["accelerator"] = accelerator
-        if high_mem and accelerator not in HIGH_MEM_ONLY and variant != "TPU":
+        if chooses_high_mem(variant, accelerator, high_mem):
             params["shape"] = "hm"
         if runtime_version:
             params["runtime_version_label"] = runtime_version

@@ -42,8 +42,15 @@ from colabtray.colab.wire import expires_within
 
 DEFAULT_TOKEN_TTL = 3600.0
 
-# Accelerators that only exist as high-memory machines: never send shape=hm for them.
+# Accelerators that only exist as high-memory machines (L4 and the TPUs): they come as they
+# are, and the person's High-RAM choice is not asked for them.
 HIGH_MEM_ONLY = frozenset({"L4", "V28", "V5E1", "V6E1"})
+
+
+def chooses_high_mem(variant: str, accelerator: str | None, high_mem: bool) -> bool:
+    """Whether the person's High-RAM choice is sent with an assign: never for a TPU (a TPU
+    comes with the memory it has) nor an accelerator that only exists as High-RAM."""
+    return high_mem and variant != TPU and accelerator not in HIGH_MEM_ONLY
 
 _VARIANTS = {
     0: CPU,

@@ -27,6 +27,7 @@ from colabtray.colab.models import (
     Eligibility,
     Runtime,
     RuntimeProxyInfo,
+    chooses_high_mem,
 )
 from colabtray.colab.public_models import (
     Operation,
@@ -135,7 +136,7 @@ class PublicRuntimes:
         the same operation, so the call is retried like a read."""
         what = "the new runtime"
         # L4 and the TPUs exist only as high-memory machines, and are listed so.
-        shape = accelerator in HIGH_MEM_ONLY or (high_mem and variant != TPU)
+        shape = accelerator in HIGH_MEM_ONLY or chooses_high_mem(variant, accelerator, high_mem)
         spec = {
             "variant": _VARIANTS.get(variant, f"VARIANT_{variant}"),
             "accelerator": accelerator or "NONE",

@@ -15,7 +15,17 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from colabtray.colab import errors, kinds
-from colabtray.colab.models import CPU, FREE, GPU, HIGH_MEM, STANDARD, TPU, Eligibility, Runtime
+from colabtray.colab.models import (
+    CPU,
+    FREE,
+    GPU,
+    HIGH_MEM,
+    STANDARD,
+    TPU,
+    Eligibility,
+    Runtime,
+    chooses_high_mem,
+)
 from colabtray.core.naming import kind_label
 
 log = logging.getLogger(__name__)
@@ -71,8 +81,8 @@ def offers(eligibility: Eligibility) -> list[Offer]:
     for variant in (GPU, TPU):
         for model in eligibility.eligible.get(variant, ()):
             shapes = eligibility.shapes_for(model)
-            if variant == TPU and shapes != (HIGH_MEM,):
-                shapes = (STANDARD,)  # the client never sends shape=hm for a TPU
+            if not chooses_high_mem(variant, model, True) and shapes != (HIGH_MEM,):
+                shapes = (STANDARD,)  # no choice is sent for it: it comes as it is
             result.append(Offer(variant, model, True, shapes=shapes))
         for model in eligibility.ineligible.get(variant, ()):
             if model not in eligibility.eligible.get(variant, ()):

@@ -51,7 +51,6 @@ from colabtray.auth.client_file import (
     install_client_file,
 )
 from colabtray.auth.methods import Methods, client_how_to, discover
-from colabtray.colab.errors import ColabError
 from colabtray.core.app import Core
 from colabtray.errors import describe_os_error
 from colabtray.text import printable
@@ -380,10 +379,7 @@ class SignInWindow(QDialog):
         methods = await discover(settings)
         self._show(methods)
         if methods.adc is None:
-            raise ColabError(
-                "gcloud ended, but no Application Default Credentials are there; run "
-                f"{methods.adc_command} in a terminal to see why."
-            )
+            raise gcloud.adc_not_made(gcloud.adc_login_command(settings.oauth_scopes))
         return await self._core.sign_in_adc(methods.adc)
 
     # ---- trying one way at a time ---------------------------------------------------------
