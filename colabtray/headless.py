@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from colabtray import hints
+from colabtray.auth.methods import not_signed_in
 from colabtray.core.app import Core
 from colabtray.core.naming import kind_label
 from colabtray.core.notices import Notice
@@ -95,8 +96,7 @@ class HeadlessFace:
         if account != self._account and (core.email or not core.signed_in):
             self._account = account
             if not core.signed_in:
-                signin = hints.command("signin")
-                self.say(f"Not signed in: run '{signin}' (it lists the ways to sign in).")
+                self.say(not_signed_in())
             elif core.must_sign_in:
                 self.say(f"Sign in again: {core.problem()}")
             else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from colabtray import hints
 from colabtray.colab.errors import ColabError
 
 
@@ -39,9 +38,9 @@ class InvalidGrantError(CredentialsRefusedError):
 
 class NotSignedInError(SignInError):
     def __init__(self) -> None:
-        super().__init__(
-            f"Not signed in. Run '{hints.command('signin')}' (or set COLABTRAY_ACCESS_TOKEN)."
-        )
+        from colabtray.auth.methods import not_signed_in  # it imports these errors
+
+        super().__init__(not_signed_in())
 
 
 class NoSignInMethodError(SignInError):
@@ -55,9 +54,7 @@ class SignInAgainError(NotSignedInError):
     """The account is listed but gives no tokens any more (``reason`` says why, if known)."""
 
     def __init__(self, email: str, reason: str | None = None) -> None:
+        from colabtray.auth.methods import sign_in_again
+
         self.email = email
-        SignInError.__init__(
-            self,
-            reason
-            or f"{email} needs to sign in again: run '{hints.command('signin')}' or use the tray.",
-        )
+        SignInError.__init__(self, reason or sign_in_again(email))

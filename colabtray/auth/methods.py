@@ -18,6 +18,18 @@ from colabtray.settings import Settings
 READY_VARIABLE = "COLABTRAY_ACCESS_TOKEN"
 
 
+def not_signed_in() -> str:
+    """Nobody is signed in: what to do (the CLI's error, headless's line)."""
+    return f"Not signed in. Run '{hints.command('signin')}' (or set {READY_VARIABLE})."
+
+
+def sign_in_again(email: str | None) -> str:
+    """An account gives no tokens any more and must sign in again (its source's own remedy,
+    gcloud's or ADC's, is said by the account's problem instead)."""
+    who = email or "This account"
+    return f"{who} needs to sign in again: run '{hints.command('signin')}' or use the tray."
+
+
 def other_ways() -> str:
     """The ways to sign in besides colabtray's own, when it has no OAuth client (as pasted:
     with ``--demo`` in the demo, by full path where PATH finds no colabtray)."""

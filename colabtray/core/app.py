@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from colabtray import hints
 from colabtray.auth.errors import NotSignedInError
 from colabtray.auth.identities import READY_FROM_ENVIRONMENT, READY_PASTED, ReadyToken, Source
+from colabtray.auth.methods import sign_in_again
 from colabtray.auth.tokens import SecretStore
 from colabtray.auth.userinfo import fetch_email
 from colabtray.colab import errors
@@ -604,7 +605,7 @@ class Core:
         if self.must_sign_in:
             mine = (a for a in self.session.accounts() if a.email == self.email and a.problem)
             why = next((a.problem for a in mine), None)
-            return self.fleet.state.problem or why or f"{self.email} needs to sign in again."
+            return self.fleet.state.problem or why or sign_in_again(self.email)
         return self.fleet.state.problem
 
     def compute_units_line(self) -> str | None:

@@ -40,8 +40,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from colabtray import hints
 from colabtray.auth.errors import NotSignedInError
+from colabtray.auth.methods import sign_in_again
 from colabtray.colab import errors
 from colabtray.colab.links import open_in_colab
 from colabtray.colab.models import ComputeUnits, Runtime
@@ -188,7 +188,7 @@ class Commands:
             raise NotSignedInError()
         endpoint = await self.core.find_runtime(query)
         if endpoint is None and self.core.must_sign_in:
-            again = f"Sign in again: run '{hints.command('signin')}'."
+            again = sign_in_again(self.core.email)
             raise errors.ColabError(self.core.problem() or again)
         if endpoint is None:
             known = ", ".join(name for name, _ in self.core.fleet.runtimes()) or "none"

@@ -31,7 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "demo": {"auth", "system"},
     "emulator": {"listen", "system"},
     "runner": {"auth", "bridge", "core", "demo", "hints", "settings", "system", "tools"},
-    "headless": {"core", "hints", "runner", "settings", "system"},
+    "headless": {"auth", "core", "hints", "runner", "settings", "system"},
     "ui": {"auth", "colab", "core", "doctor", "runner", "settings", "settings_file", "system"}
     | {"tools"},
     "cli": {"auth", "colab", "core", "doctor", "emulator", "hints", "settings", "system", "tools"},
