@@ -15,6 +15,14 @@ def describe_os_error(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else type(exc).__name__
 
 
+def bug_sentence(doing: str, error: str = "", *, details: str = "see its log") -> str:
+    """colabtray itself failed (a bug): what it failed to do, the kind of error (never its
+    text, which may carry a token or a path) and where the details are."""
+    what = f" {doing}" if doing else ""
+    kind = f" ({error})" if error else ""
+    return f"colabtray failed{what}{kind}, which is a bug; {details}."
+
+
 class UserError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)

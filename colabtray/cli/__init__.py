@@ -22,7 +22,7 @@ from colabtray.cli.place import (
     keyring_warnings,
     sessions_made,
 )
-from colabtray.errors import UserError
+from colabtray.errors import UserError, bug_sentence
 from colabtray.text import say
 
 log = logging.getLogger("colabtray")
@@ -90,10 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     except Exception as exc:  # a bug: say so in one line, keep the details for --verbose
         log.debug("unexpected error", exc_info=True)
-        say(
-            f"colabtray: unexpected {type(exc).__name__}; run again with --verbose for details.",
-            err=True,
-        )
+        why = bug_sentence("", type(exc).__name__, details="run again with --verbose for details")
+        say(why, err=True)  # it begins "colabtray failed"
         return 1
     finally:
         keyring_warnings(sessions_made.get())

@@ -42,7 +42,7 @@ from colabtray.core.registry import Event, RuntimeRegistry, RuntimeRemoved
 from colabtray.core.serving import READY, ServedAccounts
 from colabtray.core.session import Account, AccountState, Session
 from colabtray.core.wakeup import WakeWatcher
-from colabtray.errors import UserError
+from colabtray.errors import UserError, bug_sentence
 from colabtray.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ class Core:
                 log.info("%s", sentence)
             else:
                 log.error("unexpected error", exc_info=exc)
-                sentence = f"Something went wrong in colabtray ({type(exc).__name__}); see its log."
+                sentence = bug_sentence("at a task of its own", type(exc).__name__)
             if on_error is not None:
                 on_error(sentence)
 

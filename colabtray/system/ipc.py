@@ -49,7 +49,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from colabtray.errors import UserError, describe_os_error
+from colabtray.errors import UserError, bug_sentence, describe_os_error
 from colabtray.listen.connections import ConnectionGuard
 from colabtray.system.instance import (
     InstanceError,
@@ -186,7 +186,7 @@ class ControlServer:
                 reply = await self._answer(reader, writer)
             except Exception:  # a bug of ours: still an answer, and the traceback in the log
                 log.exception("control request failed")
-                reply = _error("colabtray failed to answer; see its log.")
+                reply = _error(bug_sentence("to answer"))
             writer.write(_line(reply))
             async with asyncio.timeout(READ_TIMEOUT):
                 await writer.drain()
@@ -239,10 +239,10 @@ class ControlServer:
             return _error(exc.message)
         except Exception as exc:
             log.error("control command %s failed", name, exc_info=exc)
-            return _error(f"colabtray failed to run {name!r}; see its log.")
+            return _error(bug_sentence(f"to run {name!r}", type(exc).__name__))
         if not isinstance(result, dict):
             log.error("control command %s returned %s", name, type(result).__name__)
-            return _error(f"colabtray failed to run {name!r}; see its log.")
+            return _error(bug_sentence(f"to run {name!r}"))
         return {"v": PROTOCOL_VERSION, "ok": True, "result": result}
 
     def _validate(self, line: bytes, proof: str | None) -> tuple[str, dict[str, Any]]:
@@ -278,7 +278,7 @@ def _line(reply: Reply) -> bytes:
         return json.dumps(reply).encode() + b"\n"
     except (TypeError, ValueError):  # a handler's result JSON cannot carry
         log.exception("control reply could not be sent as JSON")
-        return json.dumps(_error("colabtray failed to answer; see its log.")).encode() + b"\n"
+        return json.dumps(_error(bug_sentence("to answer"))).encode() + b"\n"
 
 
 def _parse(line: bytes) -> dict[str, Any]:

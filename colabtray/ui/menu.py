@@ -29,6 +29,7 @@ from colabtray.colab.errors import ColabError
 from colabtray.core.app import NO_BRIDGE_REASON, Core
 from colabtray.core.display import RuntimeRow, resource_lines
 from colabtray.core.session import AccountState
+from colabtray.errors import bug_sentence
 from colabtray.text import printable
 from colabtray.ui import icons
 
@@ -359,7 +360,7 @@ class TrayMenu:
             lines, why = [CANNOT_READ], exc.message
         except Exception:
             log.exception("reading the resources of %s failed", endpoint)
-            lines, why = [CANNOT_READ], "colabtray failed to read them; see its log."
+            lines, why = [CANNOT_READ], bug_sentence("to read them")
         finally:
             self._loading.discard(endpoint)
         self._figures[endpoint] = (time.monotonic(), lines, why)
