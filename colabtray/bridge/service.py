@@ -401,7 +401,7 @@ def bridge_registry(
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(on_change)
 
-    signed_out: set[str] = set()  # runtimes whose account was signed out, since last sync
+    signed_out: set[str] = set()  # runtimes whose account was signed out, not yet retired
 
     def follow(event: object = None) -> None:
         if isinstance(event, RuntimeRemoved) and event.signed_out:
@@ -409,12 +409,9 @@ def bridge_registry(
         if not bridge.running:
             return
         state = registry.state
-        future = bridge.sync(
-            {ep: registry.name_of(ep) for ep in state.runtimes},
-            complete=state.loaded,
-            signed_out=set(signed_out),
-        )
-        signed_out.clear()
+        runtimes = {ep: registry.name_of(ep) for ep in state.runtimes}
+        future = bridge.sync(runtimes, complete=state.loaded, signed_out=set(signed_out))
+        signed_out.intersection_update(runtimes)  # kept until they have left the list
         future.add_done_callback(synced)
 
     registry.subscribe(follow)

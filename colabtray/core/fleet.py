@@ -66,13 +66,16 @@ class Fleet:
 
     def leave(self, key: str) -> Member | None:
         """Stop serving an account: each of its runtimes is told as removed (``signed_out``)."""
-        member = self._members.pop(key, None)
+        member = self._members.get(key)
         if member is None:
             return None
         registry = member.registry
+        # Told while the fleet still lists them, so that whoever follows the whole list (the
+        # bridge) retires them all at the StateChanged below, each knowing why.
         for endpoint in list(registry.state.runtimes):
             name = registry.name_of(endpoint)
             self._listeners.tell(RuntimeRemoved(endpoint, name, by_user=False, signed_out=True))
+        del self._members[key]
         registry.release_names()
         self._listeners.tell(StateChanged())
         return member

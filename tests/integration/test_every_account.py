@@ -153,16 +153,18 @@ async def test_signing_one_account_out_leaves_the_other_untouched(
     await core.sign_in(follow)
     _, ada_runtime = await core.create(CPU, None)
     await core.sign_in(follow, login_hint=FREE)
-    _, free_runtime = await core.create(CPU, None)
+    free_runtimes = [(await core.create(CPU, None))[1] for _ in range(2)]
+    free_runtime = free_runtimes[0]
     ada_url = await connection_url(core, ada_runtime.endpoint)
-    free_url = await connection_url(core, free_runtime.endpoint)
+    free_urls = [await connection_url(core, r.endpoint) for r in free_runtimes]
 
     await core.sign_out_of(FREE)
     assert core.email == ADA and core.signed_in
     assert core.endpoints() == {ada_runtime.endpoint}
-    status, text = await kernels_status(free_url)
-    assert status == 502 and "account was signed out of colabtray" in text, text
-    assert "disconnected" not in text, "a signed-out account's runtime is still assigned"
+    for free_url in free_urls:  # each of them, not only the first one told
+        status, text = await kernels_status(free_url)
+        assert status == 502 and "account was signed out of colabtray" in text, text
+        assert "disconnected" not in text, "a signed-out account's runtime is still assigned"
     assert (await kernels_status(ada_url))[0] == 200
     listed = {r["endpoint"] for r in auto_emulator.state()["runtimes"]}
     assert free_runtime.endpoint in listed, "signing out gave the runtime back"
