@@ -26,8 +26,10 @@ def not_signed_in() -> str:
 def sign_in_again(email: str | None) -> str:
     """An account gives no tokens any more and must sign in again (its source's own remedy,
     gcloud's or ADC's, is said by the account's problem instead)."""
-    who = email or "This account"
-    return f"{who} needs to sign in again: run '{hints.command('signin')}' or use the tray."
+    if email is None:
+        return f"This account needs to sign in again: run '{hints.command('signin')}'."
+    again = hints.command("signin", "--account", email)  # Google is told which account
+    return f"{email} needs to sign in again: run '{again}' or use the tray."
 
 
 def other_ways() -> str:

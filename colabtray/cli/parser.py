@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--account", metavar="EMAIL", help="the account (default: the active one)")
     who.add_argument("--all", action="store_true", help="every account")
 
-    status = _add(commands, "status", help="show the account and its runtimes")
+    status = _add(commands, "status", help="show the accounts and their runtimes")
     status.add_argument("--json", action="store_true", help="print one JSON object")
 
     new = _add(commands, "new", help="assign a new runtime")
