@@ -178,6 +178,10 @@ async def test_signing_one_account_out_leaves_the_other_untouched(
     )
     assert core.endpoints() == {ada_runtime.endpoint}
 
+    # The signed-out account's names are given again ("CPU (1)" was one of free's).
+    name, _ = await core.create(CPU, None)
+    assert name == "CPU (1)", name
+
 
 async def test_a_refused_sign_in_marks_only_that_accounts_runtimes(
     core: Core, auto_emulator: Emulator
