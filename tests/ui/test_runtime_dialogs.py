@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx2
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
@@ -347,5 +348,37 @@ def test_the_plan_not_the_balance_decides_high_ram(
             assert dialog.high_ram_note.text() == (note or "")
         dialog.close()
         await core.stop()
+
+    run(qapp, scenario())
+
+
+def test_the_dialog_makes_the_runtime_for_the_account_it_opened_for(
+    qapp, qtbot, emulator_factory, tmp_path: Path
+):
+    """With two accounts signed in, the dialog names the active one in its title and makes
+    the runtime there, even if another account became active while it was open."""
+    emulator = emulator_factory("--auto-approve")  # its consent page signs in login_hint
+    core = emulator_core(emulator, tmp_path, access_token=None)
+
+    def follow(url: str) -> None:  # the browser, once the person allowed
+        with httpx2.Client(follow_redirects=True, timeout=30) as http:
+            http.get(url)
+
+    async def scenario() -> None:
+        await core.start()
+        try:
+            await core.sign_in(follow, login_hint="ada@example.com")
+            await core.sign_in(follow, login_hint="free@example.com")
+            dialog = _dialog(qtbot, core)
+            assert dialog.windowTitle() == "New Colab runtime for free@example.com"
+            await until(lambda: dialog.offer_buttons())
+            core.switch("ada@example.com")
+            dialog.offer_buttons()["CPU"].click()
+            QTest.mouseClick(dialog.create_button, Qt.MouseButton.LeftButton)
+            await until(lambda: not dialog.isVisible(), 60)
+            (made,) = core.rows()
+            assert made.account == "free@example.com", made
+        finally:
+            await core.stop()
 
     run(qapp, scenario())
