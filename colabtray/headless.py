@@ -99,6 +99,11 @@ class HeadlessFace:
                 self.say(not_signed_in())
             elif core.must_sign_in:
                 self.say(f"Sign in again: {core.problem()}")
+            elif others := [a.email for a in core.other_accounts()]:
+                served = ", ".join(others)
+                self.say(
+                    f"Active account: {core.email} (new runtimes go to it); also served: {served}."
+                )
             else:
                 self.say(f"Signed in as {core.email}.")
         runtimes = core.fleet.runtimes()

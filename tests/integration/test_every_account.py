@@ -212,7 +212,8 @@ def test_the_cli_and_the_running_app_serve_both_accounts(
     beside it; `new` goes to free, `new --account` to ada, every command takes either's
     runtime, and signing free out leaves ada's served."""
     env = {**headless_env, **gcloud.env}
-    with headless_app(env):
+    said = tmp_path / "headless.out"
+    with headless_app(env, said):
         wait_for(lambda: run_cli(env, "status").returncode == 0, 60, interval=0.5)
         gcloud.login(FREE)
         signed = run_cli(env, "signin", "--gcloud")
@@ -242,3 +243,12 @@ def test_the_cli_and_the_running_app_serve_both_accounts(
         assert status["account"] == {"email": ADA}
         assert [r["name"] for r in status["runtimes"]] == [hers["name"]]
         assert run_cli(env, "url", hers["name"]).returncode == 0
+        lines = said.read_text()
+        assert f"Active account: {FREE} (new runtimes go to it); also served: {ADA}." in lines
+        wait_for(
+            lambda: (
+                f"{mine['name']} is no longer served: its account was signed out."
+                in said.read_text()
+            ),
+            10,
+        )
